@@ -1,0 +1,55 @@
+/**
+ * @module aead
+ * The content layer of SPEC.md §7.4 and §7.5: ChaCha20-Poly1305 chunks, chunk-key wraps under
+ * revision wrap keys, telemetry encryption.
+ */
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { abytes, ascii, concatBytes, u64be } from './bytes.js';
+import { LmError, Reason } from './errors.js';
+
+export const TAG_LENGTH = 16;
+
+function nonceOf(j: number): Uint8Array {
+  return concatBytes(new Uint8Array(4), u64be(j));
+}
+
+function open(key: Uint8Array, nonce: Uint8Array, ct: Uint8Array, aad: Uint8Array, what: string): Uint8Array {
+  if (ct.length < TAG_LENGTH) throw new LmError(Reason.auth, `${what}: ${ct.length} bytes is shorter than the tag`);
+  try {
+    return chacha20poly1305(key, nonce, aad).decrypt(ct);
+  } catch {
+    throw new LmError(Reason.auth, `${what}: authentication tag does not verify`);
+  }
+}
+
+const chunkAad = (sid: Uint8Array, j: number): Uint8Array => concatBytes(ascii('lm1 chunk'), abytes('sid', sid, 16), u64be(j));
+const wrapAad = (sid: Uint8Array, j: number): Uint8Array => concatBytes(ascii('lm1 wrap'), abytes('sid', sid, 16), u64be(j));
+const telAad = (sid: Uint8Array, seq: number): Uint8Array => concatBytes(ascii('lm1 telemetry'), abytes('sid', sid, 16), u64be(seq));
+
+/** ct_j of [LM-AEAD-1]. */
+export function sealChunk(chunkKey: Uint8Array, sid: Uint8Array, j: number, plaintext: Uint8Array): Uint8Array {
+  return chacha20poly1305(abytes('chunk key', chunkKey, 32), nonceOf(j), chunkAad(sid, j)).encrypt(plaintext);
+}
+
+export function openChunk(chunkKey: Uint8Array, sid: Uint8Array, j: number, ct: Uint8Array): Uint8Array {
+  return open(abytes('chunk key', chunkKey, 32), nonceOf(j), ct, chunkAad(sid, j), `chunk ${j} ([LM-AEAD-4])`);
+}
+
+/** The wrapped chunk key of [LM-AEAD-2]: 48 bytes. */
+export function wrapChunkKey(wk: Uint8Array, sid: Uint8Array, j: number, chunkKey: Uint8Array): Uint8Array {
+  return chacha20poly1305(abytes('wrap key', wk, 32), nonceOf(j), wrapAad(sid, j)).encrypt(abytes('chunk key', chunkKey, 32));
+}
+
+export function unwrapChunkKey(wk: Uint8Array, sid: Uint8Array, j: number, wrapped: Uint8Array): Uint8Array {
+  abytes('wrapped key', wrapped, 48);
+  return open(abytes('wrap key', wk, 32), nonceOf(j), wrapped, wrapAad(sid, j), `key wrap of chunk ${j} ([LM-AEAD-2])`);
+}
+
+/** Telemetry ciphertext of [LM-TEL-1]. */
+export function sealTelemetry(wk: Uint8Array, sid: Uint8Array, seq: number, payload: Uint8Array): Uint8Array {
+  return chacha20poly1305(abytes('wrap key', wk, 32), nonceOf(seq), telAad(sid, seq)).encrypt(payload);
+}
+
+export function openTelemetry(wk: Uint8Array, sid: Uint8Array, seq: number, ct: Uint8Array): Uint8Array {
+  return open(abytes('wrap key', wk, 32), nonceOf(seq), ct, telAad(sid, seq), `telemetry ${seq} ([LM-TEL-2])`);
+}

@@ -1,0 +1,54 @@
+/**
+ * @module bytes
+ * Small byte helpers shared by the reference modules.
+ */
+import { LmError, Reason } from './errors.js';
+
+export { concatBytes, randomBytes } from '@noble/hashes/utils.js';
+
+const te = new TextEncoder();
+export const ascii = (s: string): Uint8Array => te.encode(s);
+
+export function u32be(x: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, x >>> 0);
+  return b;
+}
+
+export function u64be(x: number): Uint8Array {
+  if (!Number.isSafeInteger(x) || x < 0) throw new LmError(Reason.schema, `u64be: ${x} is not a safe non-negative integer`);
+  const b = new Uint8Array(8);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(0, Math.floor(x / 0x100000000));
+  dv.setUint32(4, x >>> 0);
+  return b;
+}
+
+/** Constant-time equality of byte strings ([LM-SEC-2]). */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= (a[i] as number) ^ (b[i] as number);
+  return d === 0;
+}
+
+/** Overwrites with zeros ([LM-KEY-4]). */
+export function wipe(...arrays: (Uint8Array | undefined)[]): void {
+  for (const a of arrays) a?.fill(0);
+}
+
+export function toHex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+export function fromHex(s: string): Uint8Array {
+  if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) throw new LmError(Reason.schema, `not a hex string: "${s.slice(0, 32)}"`);
+  return new Uint8Array(Buffer.from(s, 'hex'));
+}
+
+/** Asserts a byte string of an exact length, with a labelled message (TypeError/RangeError style). */
+export function abytes(label: string, b: unknown, len?: number): Uint8Array {
+  if (!(b instanceof Uint8Array)) throw new LmError(Reason.schema, `"${label}" expected Uint8Array, got ${typeof b}`);
+  if (len !== undefined && b.length !== len) throw new LmError(Reason.schema, `"${label}" expected Uint8Array of length ${len}, got length=${b.length}`);
+  return b;
+}

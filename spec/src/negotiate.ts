@@ -1,0 +1,70 @@
+/**
+ * @module negotiate
+ * Capability negotiation (SPEC.md §12): from a device's reported capabilities to session
+ * parameters.
+ */
+import { LmError, Reason } from './errors.js';
+import type { Caps } from './frames.js';
+import { RANGES, type SessionParams, type SuiteId, minHintLength, validateParams } from './params.js';
+
+/** Bytes per table entry that [LM-CAP-2] budgets. */
+export const TABLE_BYTES_PER_ENTRY = 5;
+/** [LM-CAP-3] */
+export const SUITE_PREFERENCE: readonly SuiteId[] = [3, 2, 1];
+
+export interface NegotiationPolicy {
+  /** CPU share of the device the table building may take, default 0.25 */
+  share?: number;
+  /** revision period to use, ms; default 1000 */
+  period?: number;
+  /** a suite the operator insists on */
+  suite?: SuiteId;
+  /** upper bound on w the gateway wants, default 24 */
+  wmax?: number;
+  chunk?: number;
+  symbolsPerFrame?: number;
+  wt?: number;
+}
+
+/** The largest w satisfying [LM-CAP-2] for a rate, memory and period; null if none ≥ 8. */
+export function largestWidth(rate: number, mem: number, wmax: number, period: number, share: number): number | null {
+  for (let w = Math.min(RANGES.w[1], wmax); w >= RANGES.w[0]; w--) {
+    if (2 ** w / rate <= (share * period) / 1000 && TABLE_BYTES_PER_ENTRY * 2 ** w <= mem) return w;
+  }
+  return null;
+}
+
+/**
+ * Chooses suite, w, L and P for a device ([LM-CAP-2], [LM-CAP-3], [LM-PARAM-4]). The caller
+ * supplies `now` for the epoch and r0. Throws `params` when nothing fits.
+ */
+export function negotiate(caps: Caps, now: number, policy: NegotiationPolicy = {}): SessionParams {
+  const share = policy.share ?? 0.25;
+  if (!(share > 0 && share <= 1)) throw new LmError(Reason.params, `CPU share ${share} must be in (0, 1]`);
+  const rates = new Map(caps.suites);
+  const order = policy.suite !== undefined ? [policy.suite] : SUITE_PREFERENCE;
+  const wCap = Math.min(caps.wmax, policy.wmax ?? RANGES.w[1]);
+  const periods = policy.period !== undefined ? [policy.period] : [1000, 2000, 5000, 10000, 30000, 60000];
+  for (const period of periods) {
+    for (const suite of order) {
+      const rate = rates.get(suite);
+      if (rate === undefined || rate <= 0) continue;
+      const w = largestWidth(rate, caps.mem, wCap, period, share);
+      if (w === null) continue;
+      const epoch = Math.floor(now / period) * period;
+      return validateParams({
+        suite,
+        w,
+        L: minHintLength(w),
+        period,
+        epoch,
+        grace: Math.floor(period / 4),
+        r0: Math.floor((now - epoch) / period),
+        chunk: policy.chunk ?? 4096,
+        symbolsPerFrame: policy.symbolsPerFrame ?? 1024,
+        wt: policy.wt ?? 16,
+      });
+    }
+  }
+  throw new LmError(Reason.params, `no parameters fit this device (suites ${JSON.stringify(caps.suites)}, mem ${caps.mem} bytes, wmax ${caps.wmax}) within a ${share * 100}% CPU share ([LM-CAP-2])`);
+}

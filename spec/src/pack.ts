@@ -1,0 +1,72 @@
+/**
+ * @module pack
+ * Packing a byte string into w-bit symbols and back (SPEC.md §5.2).
+ */
+import { LmError, Reason } from './errors.js';
+
+/** Number of symbols for n bytes at width w: ceil(8n / w) ([LM-PACK-1]). */
+export function symbolCount(n: number, w: number): number {
+  return Math.ceil((8 * n) / w);
+}
+
+function checkWidth(w: number): void {
+  if (!Number.isInteger(w) || w < 1 || w > 32) throw new LmError(Reason.params, `w=${w} out of range 1..32`);
+}
+
+/**
+ * Packs bytes into w-bit symbols, most significant bit first, the last symbol padded with
+ * zero bits in its low positions ([LM-PACK-1], [LM-PACK-2]).
+ * @example pack(new Uint8Array([0xab]), 12) // Uint32Array [0xab0]
+ */
+export function pack(bytes: Uint8Array, w: number): Uint32Array {
+  checkWidth(w);
+  const m = symbolCount(bytes.length, w);
+  const out = new Uint32Array(m);
+  let acc = 0; // bit accumulator, at most w + 7 bits < 2^40; kept below 2^53
+  let bits = 0;
+  let j = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    acc = acc * 256 + (bytes[i] as number);
+    bits += 8;
+    if (bits >= w) {
+      bits -= w;
+      const div = 2 ** bits;
+      out[j++] = Math.floor(acc / div);
+      acc = acc % div;
+    }
+  }
+  if (bits > 0) out[j++] = acc * 2 ** (w - bits); // [LM-PACK-2] zero padding
+  return out;
+}
+
+/**
+ * Unpacks m symbols into exactly n bytes; refuses a wrong count, an out-of-range symbol or
+ * non-zero padding with reason `padding` ([LM-PACK-3]).
+ */
+export function unpack(symbols: ArrayLike<number>, w: number, n: number): Uint8Array {
+  checkWidth(w);
+  if (!Number.isSafeInteger(n) || n < 0) throw new LmError(Reason.padding, `byte length ${n} is not a non-negative integer`);
+  const m = symbolCount(n, w);
+  if (symbols.length !== m) {
+    throw new LmError(Reason.padding, `${symbols.length} symbols for ${n} bytes at w=${w}; expected ${m} ([LM-PACK-3])`);
+  }
+  const out = new Uint8Array(n);
+  const limit = 2 ** w;
+  let acc = 0;
+  let bits = 0;
+  let o = 0;
+  for (let j = 0; j < m; j++) {
+    const s = symbols[j] as number;
+    if (!Number.isInteger(s) || s < 0 || s >= limit) throw new LmError(Reason.padding, `symbol ${s} at index ${j} is not below 2^${w} ([LM-PACK-3])`);
+    acc = acc * limit + s;
+    bits += w;
+    while (bits >= 8 && o < n) {
+      bits -= 8;
+      const div = 2 ** bits;
+      out[o++] = Math.floor(acc / div);
+      acc = acc % div;
+    }
+  }
+  if (acc !== 0) throw new LmError(Reason.padding, `last symbol has ${bits} non-zero padding bits ([LM-PACK-3])`);
+  return out;
+}
