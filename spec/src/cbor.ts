@@ -197,7 +197,8 @@ class Reader {
         if (canonical && arg < 0x100000000) throw new LmError(Reason.noncanonical, `argument ${arg} not in shortest form at offset ${at}`);
       }
     } else if (ai === 31) {
-      if (major === 0 || major === 1 || major === 6) {
+      if (major === 0 || major === 1 || major === 6 || major === 7) {
+        // major 7 with 31 is a "break" outside any indefinite-length item.
         throw new LmError(Reason.malformed, `indefinite length is not allowed for major type ${major} at offset ${at}`);
       }
       // Well-formed indefinite length (or break) but outside the profile.

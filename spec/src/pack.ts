@@ -28,7 +28,7 @@ export function pack(bytes: Uint8Array, w: number): Uint32Array {
   for (let i = 0; i < bytes.length; i++) {
     acc = acc * 256 + (bytes[i] as number);
     bits += 8;
-    if (bits >= w) {
+    while (bits >= w) {
       bits -= w;
       const div = 2 ** bits;
       out[j++] = Math.floor(acc / div);

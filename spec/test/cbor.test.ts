@@ -84,7 +84,7 @@ describe('deterministic CBOR (SPEC.md §6)', () => {
   });
 
   it('refuses truncated input and reserved encodings [LM-CBOR-5]', () => {
-    for (const h of ['18', '19ff', '59ffff', '82', 'a101', '1c', '3f', 'f818']) {
+    for (const h of ['18', '19ff', '59ffff', '82', 'a101', '1c', '3f', 'f818', 'ff', '81ff']) {
       expect(code(() => dec(h))).toBe(Reason.malformed);
     }
     expect(code(() => decodeCbor(new Uint8Array(0)))).toBe(Reason.malformed);

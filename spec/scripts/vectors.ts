@@ -1,0 +1,468 @@
+/**
+ * Builds the test vectors of SPEC.md §14 from fixed inputs. Pure: the same bytes every run.
+ * `gen-vectors.ts` writes them; the vector tests rebuild them and compare with the files.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { expand } from '@noble/hashes/hkdf.js';
+import {
+  type AnyFrame, type Bodies, type CborValue, type FrameTypeId, type Signer, type SuiteId, FRAME_TYPE_NAMES, FrameType, LmError,
+  Ratchet, ReferenceTable, SUITE_NAMES, ascii, blake3Message, createTx, decodeCbor, decodeFrame, deriveSessionKeys, ecdh,
+  encodeCbor, encodeFrame, hintDigest, hintInput, identityKeyPair, openChunk, openLicence, pack, reasonName, sealChunk,
+  sealTelemetry, toHex, transcriptHash, unpack, verifyTx, wrapChunkKey, x25519KeyPair, Reason, type ReasonCode,
+  verifyFrame as verifyFrameFn, fromHex as fromHexLocal, concatBytes as concat, frameMac,
+} from '../src/index.js';
+
+/** Deterministic bytes for a label. */
+export function det(label: string, n = 32): Uint8Array {
+  return expand(sha256, sha256(ascii('livematrix/1 vectors')), ascii(label), n);
+}
+
+export interface VectorTest {
+  tcId: number;
+  comment: string;
+  result: 'valid' | 'invalid';
+  flags: string[];
+  requirements: string[];
+  [k: string]: unknown;
+}
+export interface VectorGroup {
+  [k: string]: unknown;
+  tests: VectorTest[];
+}
+export interface VectorFile {
+  algorithm: string;
+  version: 1;
+  generator: string;
+  notes: Record<string, string>;
+  numberOfTests: number;
+  testGroups: VectorGroup[];
+}
+
+function file(algorithm: string, notes: Record<string, string>, groups: VectorGroup[]): VectorFile {
+  let id = 1;
+  for (const g of groups) for (const t of g.tests) t.tcId = id++;
+  return { algorithm, version: 1, generator: 'spec/scripts/gen-vectors.ts', notes, numberOfTests: id - 1, testGroups: groups };
+}
+
+const errorName = (f: () => unknown): string => {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof LmError) return reasonName(e.code);
+    throw e;
+  }
+  throw new Error('expected an LmError');
+};
+
+/** JSON form of a CBOR value: bytes as hex strings, maps as objects. */
+export function jsonOf(v: unknown): unknown {
+  if (v instanceof Uint8Array) return toHex(v);
+  if (Array.isArray(v)) return v.map(jsonOf);
+  if (v instanceof Map) return Object.fromEntries([...v.entries()].map(([k, x]) => [String(k), jsonOf(x)]));
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonOf(x)]));
+  return v;
+}
+
+// ---- hints ---------------------------------------------------------------------------------
+
+function hintVectors(): VectorFile {
+  const groups: VectorGroup[] = [];
+  const suites: SuiteId[] = [1, 2, 3];
+  for (const suite of suites) {
+    const tests: VectorTest[] = [];
+    const hk = det(`hint key ${suite}`);
+    for (const [w, L] of [[8, 2], [12, 3], [16, 3], [20, 4], [24, 4], [24, 5], [16, 32]] as const) {
+      for (const g of [0, 1, 2 ** w - 1, Number(BigInt('0x' + toHex(det(`g ${suite} ${w} ${L}`, 4))) % BigInt(2 ** w))]) {
+        const d = hintDigest(suite, hk, w, g);
+        tests.push({
+          tcId: 0, comment: `w=${w} L=${L} g=${g}`, result: 'valid', flags: [], requirements: ['LM-HINT-1'],
+          hk: toHex(hk), w, L, g,
+          input: toHex(suite === 3 ? blake3Message(w, g) : hintInput(hk, w, g)),
+          digest: toHex(d), hint: toHex(d.subarray(0, L)),
+        });
+      }
+    }
+    for (const [w, g] of [[8, 256], [16, 65536], [24, 2 ** 24]] as const) {
+      tests.push({
+        tcId: 0, comment: `symbol ${g} is not below 2^${w}`, result: 'invalid', flags: ['SymbolOutOfRange'], requirements: ['LM-HINT-1', 'LM-PACK-3'],
+        hk: toHex(hk), w, L: 4, g, error: errorName(() => hintDigest(suite, hk, w, g)),
+      });
+    }
+    groups.push({
+      type: 'HintTest', suite, suiteName: SUITE_NAMES[suite],
+      inputLayout: suite === 3 ? 'BLAKE3 keyed: key = hk, message = u32be(w) || u32be(g)' : 'hash of hk || u32be(w) || u32be(g)',
+      tests,
+    });
+  }
+  // Lookup semantics: w = 8 with L = 1 (below the rule on purpose) forces ambiguities.
+  for (const suite of suites) {
+    const hk = det(`table key ${suite}`);
+    const t = new ReferenceTable(suite, hk, 8, 1);
+    const lookups = [];
+    for (let h = 0; h < 256; h++) {
+      const r = t.lookup(Uint8Array.of(h));
+      lookups.push(r.kind === 'symbol' ? r.symbol : r.kind);
+    }
+    groups.push({
+      type: 'TableTest', suite, suiteName: SUITE_NAMES[suite],
+      tests: [{
+        tcId: 0, comment: 'every 1-byte hint value of a w=8, L=1 table: symbol, "ambiguous" or "absent"', result: 'valid', flags: ['BelowMinimumL'],
+        requirements: ['LM-HINT-2', 'LM-HINT-3', 'LM-HINT-4'], hk: toHex(hk), w: 8, L: 1, ambiguousValues: t.ambiguousCount(), lookup: lookups,
+      }],
+    });
+  }
+  return file('LIVEMATRIX-HINT', {
+    BelowMinimumL: 'L below ceil((w+8)/8), only to exercise ambiguity; a gateway never offers it',
+    SymbolOutOfRange: 'the symbol does not fit in w bits',
+  }, groups);
+}
+
+// ---- packing -------------------------------------------------------------------------------
+
+function packVectors(): VectorFile {
+  const tests: VectorTest[] = [];
+  const inputs: [string, Uint8Array][] = [
+    ['empty', new Uint8Array(0)],
+    ['one byte', Uint8Array.of(0xa5)],
+    ['two bytes', Uint8Array.of(0xde, 0xad)],
+    ['three bytes', Uint8Array.of(0x01, 0x02, 0x03)],
+    ['seven bytes', det('pack 7', 7)],
+    ['G-code line', ascii('G1 X10.5 Y20 E0.4\n')],
+  ];
+  for (const w of [8, 12, 16, 20, 24]) {
+    for (const [name, b] of inputs) {
+      tests.push({
+        tcId: 0, comment: `${name} at w=${w}${(8 * b.length) % w ? ' (padded)' : ''}`, result: 'valid',
+        flags: (8 * b.length) % w ? ['Padding'] : [], requirements: ['LM-PACK-1', 'LM-PACK-2', 'LM-PACK-3'],
+        w, n: b.length, bytes: toHex(b), symbols: [...pack(b, w)],
+      });
+    }
+  }
+  const bad: [string, number, number, number[]][] = [
+    ['non-zero padding bits', 12, 1, [0xa51]],
+    ['one symbol too many', 8, 1, [1, 2]],
+    ['one symbol too few', 16, 3, [1]],
+    ['symbol not below 2^w', 8, 1, [256]],
+    ['symbols for an empty string', 16, 0, [0]],
+    ['non-zero padding at w=24', 24, 2, [0x010203]],
+  ];
+  for (const [comment, w, n, symbols] of bad) {
+    tests.push({ tcId: 0, comment, result: 'invalid', flags: ['BadPacking'], requirements: ['LM-PACK-3'], w, n, symbols, error: errorName(() => unpack(symbols, w, n)) });
+  }
+  return file('LIVEMATRIX-PACK', { Padding: 'the last symbol carries zero padding bits', BadPacking: 'an unpacker must refuse it' }, [{ type: 'PackTest', tests }]);
+}
+
+// ---- key schedule ----------------------------------------------------------------------------
+
+export function keyFixture() {
+  const gw = x25519KeyPair(det('gateway ephemeral'));
+  const dev = x25519KeyPair(det('device ephemeral'));
+  const licence = det('licence');
+  const offer = det('offer frame bytes', 48);
+  const accept = det('accept frame bytes', 40);
+  return { gw, dev, licence, offer, accept };
+}
+
+function keyVectors(): VectorFile {
+  const { gw, dev, licence, offer, accept } = keyFixture();
+  const z = ecdh(gw.secretKey, dev.publicKey);
+  const zD = ecdh(dev.secretKey, gw.publicKey);
+  if (toHex(z) !== toHex(zD)) throw new Error('ECDH mismatch');
+  const th = transcriptHash(offer, accept);
+  const keys = deriveSessionKeys(z, licence, th);
+  const r0 = 1_000_000;
+  const revisions = [r0, r0 + 1, r0 + 2, r0 + 3, r0 + 10, r0 + 1000];
+  const chain = (ck: Uint8Array) => {
+    const rc = new Ratchet(ck, r0);
+    return revisions.map((r) => {
+      const k = rc.keysFor(r);
+      return { revision: r, hk: toHex(k.hk), wk: toHex(k.wk) };
+    });
+  };
+  const valid: VectorTest = {
+    tcId: 0, comment: 'session keys and both chains through r0..r0+3, then jumps to r0+10 and r0+1000', result: 'valid', flags: ['Jump'],
+    requirements: ['LM-KEY-1', 'LM-KEY-2', 'LM-KEY-3'],
+    gatewayEphemeralSecret: toHex(gw.secretKey), gatewayEphemeralPublic: toHex(gw.publicKey),
+    deviceEphemeralSecret: toHex(dev.secretKey), deviceEphemeralPublic: toHex(dev.publicKey),
+    licence: toHex(licence), offer: toHex(offer), accept: toHex(accept),
+    z: toHex(z), th: toHex(th), ckG2d0: toHex(keys.ckG2d), ckD2g0: toHex(keys.ckD2g), fkG2d: toHex(keys.fkG2d), fkD2g: toHex(keys.fkD2g),
+    r0, g2d: chain(keys.ckG2d), d2g: chain(keys.ckD2g),
+  };
+  const lowOrder = new Uint8Array(32); // u = 0: X25519 output is all zero
+  const invalid: VectorTest = {
+    tcId: 0, comment: 'peer public key of low order (u = 0): all-zero shared secret', result: 'invalid', flags: ['LowOrderPoint'],
+    requirements: ['LM-KEY-1'], secret: toHex(gw.secretKey), peerPublic: toHex(lowOrder), error: errorName(() => ecdh(gw.secretKey, lowOrder)),
+  };
+  const rc = new Ratchet(keys.ckG2d, r0);
+  rc.keysFor(r0 + 2);
+  const erased: VectorTest = {
+    tcId: 0, comment: 'after deriving r0+2, the keys of r0+1 can no longer be derived: its chain key is erased', result: 'invalid', flags: ['Erased'],
+    requirements: ['LM-KEY-4'], ckG2d0: toHex(keys.ckG2d), r0, derived: r0 + 2, asked: r0 + 1, error: errorName(() => rc.keysFor(r0 + 1)),
+  };
+  return file('LIVEMATRIX-KEYS', {
+    Jump: 'a revision reached by iterating the chain over skipped revisions',
+    LowOrderPoint: 'X25519 with a low-order point gives zero; refused',
+    Erased: 'chain keys are erased once stepped',
+  }, [{ type: 'KeyScheduleTest', tests: [valid, invalid, erased] }]);
+}
+
+// ---- AEAD ------------------------------------------------------------------------------------
+
+function aeadVectors(): VectorFile {
+  const sid = det('sid', 16);
+  const tests: VectorTest[] = [];
+  for (const [j, pt] of [[0, ascii('G28 ; home all axes\nG1 Z0.3 F3000\n')], [1, new Uint8Array(0)], [2 ** 32 + 5, det('chunk plaintext', 100)]] as const) {
+    const key = det(`chunk key ${j}`);
+    tests.push({ tcId: 0, comment: `chunk ${j}`, result: 'valid', flags: [], requirements: ['LM-AEAD-1'], kind: 'chunk', key: toHex(key), sid: toHex(sid), index: j, plaintext: toHex(pt), ciphertext: toHex(sealChunk(key, sid, j, pt)) });
+  }
+  const key0 = det('chunk key 0');
+  const ct0 = sealChunk(key0, sid, 0, ascii('G28\n'));
+  const tampered = ct0.slice();
+  tampered[0] = (tampered[0] as number) ^ 1;
+  tests.push({ tcId: 0, comment: 'chunk ciphertext with one bit flipped', result: 'invalid', flags: ['Tampered'], requirements: ['LM-AEAD-4'], kind: 'chunk', key: toHex(key0), sid: toHex(sid), index: 0, ciphertext: toHex(tampered), error: errorName(() => openChunk(key0, sid, 0, tampered)) });
+  tests.push({ tcId: 0, comment: 'chunk opened under the wrong index', result: 'invalid', flags: ['WrongIndex'], requirements: ['LM-AEAD-1', 'LM-AEAD-4'], kind: 'chunk', key: toHex(key0), sid: toHex(sid), index: 1, ciphertext: toHex(ct0), error: errorName(() => openChunk(key0, sid, 1, ct0)) });
+  const wk = det('wrap key');
+  for (const j of [0, 7]) {
+    const ck = det(`chunk key ${j}`);
+    tests.push({ tcId: 0, comment: `key wrap of chunk ${j}`, result: 'valid', flags: [], requirements: ['LM-AEAD-2'], kind: 'wrap', wrapKey: toHex(wk), sid: toHex(sid), index: j, chunkKey: toHex(ck), wrapped: toHex(wrapChunkKey(wk, sid, j, ck)) });
+  }
+  const payload = encodeCbor(new Map<string, CborValue>([['nozzle_mC', 215000], ['bed_mC', 60000], ['progress_ppm', 125000]]));
+  tests.push({ tcId: 0, comment: 'telemetry payload', result: 'valid', flags: [], requirements: ['LM-TEL-1'], kind: 'telemetry', wrapKey: toHex(wk), sid: toHex(sid), seq: 3, plaintext: toHex(payload), ciphertext: toHex(sealTelemetry(wk, sid, 3, payload)) });
+  return file('LIVEMATRIX-AEAD', { Tampered: 'authentication must fail', WrongIndex: 'the index is bound by nonce and AAD' }, [{ type: 'AeadTest', tests }]);
+}
+
+// ---- frames ----------------------------------------------------------------------------------
+
+export function frameFixture() {
+  const device = identityKeyPair(det('device identity'));
+  const gateway = identityKeyPair(det('gateway identity'));
+  const sid = det('sid', 16);
+  const fkG2d = det('frame key g2d');
+  const fkD2g = det('frame key d2g');
+  return { device, gateway, sid, fkG2d, fkD2g };
+}
+
+function frameVectors(txBytes: Uint8Array): VectorFile {
+  const { device, gateway, sid, fkG2d, fkD2g } = frameFixture();
+  const t = 1_764_000_000_000;
+  const sigD: Signer = { kind: 'sig', secretKey: device.secretKey };
+  const sigG: Signer = { kind: 'sig', secretKey: gateway.secretKey };
+  const macG: Signer = { kind: 'mac', key: fkG2d };
+  const macD: Signer = { kind: 'mac', key: fkD2g };
+  const params = { suite: 3 as const, w: 20, L: 4, period: 1000, epoch: t - 5000, grace: 250, r0: 5, chunk: 4096, symbolsPerFrame: 1024, wt: 16 };
+  const samples: { [K in FrameTypeId]: [Bodies[K], Signer] } = {
+    1: [{ device: 'printer-01', idpk: device.publicKey, caps: { suites: [[3, 24_000_000], [2, 9_000_000], [1, 9_000_000]], mem: 256 * 2 ** 20, wmax: 24, workers: 2 }, time: t, software: 'livematrix-device/0.1', online: true }, sigD],
+    2: [{ sid, tx: txBytes, epk: det('offer epk'), params, gwpk: gateway.publicKey, time: t }, sigG],
+    3: [{ sid, epk: det('accept epk'), oh: det('offer hash'), window: 65536 }, sigD],
+    4: [{ sid, t1: t }, macD],
+    5: [{ sid, t1: t, t2: t + 3, t3: t + 4 }, macG],
+    6: [{ sid, seq: 0, rev: 6, chunk: 0, off: 0, ctlen: 4112, hints: det('hints', 12) }, macG],
+    7: [{ sid, chunk: 0, rev: 6, wrapped: det('wrapped', 48) }, macG],
+    8: [{ sid, cum: 3, sack: [[5, 7]], nack: [[4, Reason.ambiguous, [17, 900]]], consumed: 8192, credit: 57344 }, macD],
+    9: [{ sid, op: 1, reason: 0 }, macG],
+    10: [{ sid, seq: 2, rev: 7, ctlen: 40, hints: det('telemetry hints', 60) }, macD],
+    11: [{ sid, bytes: 205508, chunks: 51, frames: 800, digest: det('end digest') }, macG],
+    12: [{ sid, jd: det('job digest'), bytes: 205508, digest: det('job digest'), time: t + 60000, device: 'printer-01', txh: det('tx hash') }, sigD],
+    13: [{ sid, code: Reason.rate, detail: 'consumed 2000000 bytes in 10 s; allowed 100000 bytes/s', time: t, observed: 200000, limit: 100000 }, macG],
+    14: [{ code: Reason.unknownSession, detail: 'no such session', seq: 12 }, { kind: 'none' }],
+    15: [{ who: 'printer-01', reason: Reason.offline }, { kind: 'none' }],
+  };
+  const valid: VectorTest[] = [];
+  const keyFor = (s: Signer) => (s.kind === 'sig' ? { signerPublic: toHex(s === sigD ? device.publicKey : gateway.publicKey) } : s.kind === 'mac' ? { macKey: toHex(s.key) } : {});
+  for (const type of Object.keys(samples).map(Number) as FrameTypeId[]) {
+    const [body, signer] = samples[type] as [never, Signer];
+    const bytes = encodeFrame(type, body, signer);
+    const f = decodeFrame(bytes);
+    valid.push({ tcId: 0, comment: FRAME_TYPE_NAMES[type], result: 'valid', flags: [], requirements: ['LM-FRAME-1', 'LM-FRAME-2', 'LM-CBOR-1'], type, name: FRAME_TYPE_NAMES[type], authKind: signer.kind, ...keyFor(signer), hex: toHex(bytes), decoded: jsonOf(f.body) });
+  }
+  // Extension key 16 is ignored ([LM-FRAME-4]).
+  const ext = rewriteBody(encodeFrame(FrameType.TIME_REQ, { sid, t1: t }, macD), (m) => m.set(16, 'extension'), fkD2g);
+  valid.push({ tcId: 0, comment: 'TIME_REQ with extension key 16', result: 'valid', flags: ['Extension'], requirements: ['LM-FRAME-4'], type: 4, name: 'TIME_REQ', authKind: 'mac', macKey: toHex(fkD2g), hex: toHex(ext), decoded: jsonOf(decodeFrame(ext).body) });
+
+  const invalid: VectorTest[] = [];
+  const bad = (comment: string, flags: string[], requirements: string[], bytes: Uint8Array, verifyWith?: Record<string, string>) => {
+    let error: string;
+    try {
+      const f = decodeFrame(bytes);
+      if (!verifyWith) throw new Error(`vector "${comment}" decodes`);
+      error = errorName(() => verifyFrameJson(f, verifyWith));
+    } catch (e) {
+      if (!(e instanceof LmError)) throw e;
+      error = reasonName(e.code);
+    }
+    invalid.push({ tcId: 0, comment, result: 'invalid', flags, requirements, hex: toHex(bytes), ...(verifyWith ?? {}), error });
+  };
+  const hintsFrame = encodeFrame(FrameType.HINTS, samples[6][0], macG);
+  bad('truncated by one byte', ['Truncated'], ['LM-CBOR-5'], hintsFrame.subarray(0, hintsFrame.length - 1));
+  bad('one trailing byte', ['Trailing'], ['LM-CBOR-4'], concat(hintsFrame, Uint8Array.of(0)));
+  bad('version 2', ['Version'], ['LM-ROLE-2'], rewriteArray(hintsFrame, (a) => { a[0] = 2; }));
+  bad('unknown type 99', ['UnknownType'], ['LM-FRAME-1'], rewriteArray(hintsFrame, (a) => { a[1] = 99; }));
+  bad('seq is a text string', ['WrongType'], ['LM-FRAME-1'], rewriteBody(hintsFrame, (m) => m.set(1, 'zero'), fkG2d));
+  bad('sid of 15 bytes', ['WrongType'], ['LM-FRAME-1'], rewriteBody(hintsFrame, (m) => m.set(0, sid.subarray(0, 15)), fkG2d));
+  bad('missing field ctlen', ['MissingField'], ['LM-FRAME-1'], rewriteBody(hintsFrame, (m) => m.delete(5), fkG2d));
+  bad('unknown key 9 below the extension range', ['UnknownKey'], ['LM-FRAME-4'], rewriteBody(hintsFrame, (m) => m.set(9, 1), fkG2d));
+  bad('idx not increasing', ['WrongType'], ['LM-FRAME-1'], rewriteBody(hintsFrame, (m) => m.set(7, [3, 3]), fkG2d));
+  bad('auth of 15 bytes', ['AuthLength'], ['LM-FRAME-3'], rewriteArray(hintsFrame, (a) => { a[3] = new Uint8Array(15); }));
+  bad('HINTS with empty auth (NONE not allowed)', ['AuthLength'], ['LM-FRAME-3', 'LM-FRAME-5'], rewriteArray(hintsFrame, (a) => { a[3] = new Uint8Array(0); }));
+  bad('body is an array', ['WrongType'], ['LM-FRAME-1'], rewriteArray(hintsFrame, (a) => { a[2] = []; }));
+  bad('frame is a map', ['WrongType'], ['LM-FRAME-1'], encodeCbor(new Map([[1, 1]])));
+  bad('frame of 3 items', ['WrongType'], ['LM-FRAME-1'], encodeCbor([1, 6, new Map()]));
+  bad('seq 0 encoded in two bytes', ['NonCanonical'], ['LM-CBOR-3'], nonCanonicalSeq(hintsFrame));
+  bad('map keys out of order', ['NonCanonical'], ['LM-CBOR-1', 'LM-CBOR-3'], swapFirstTwoKeys(hintsFrame));
+  bad('a float in the body', ['Float'], ['LM-CBOR-2'], replaceBytes(encodeCbor([1, 4, new Map<number, CborValue>([[0, sid], [1, 7]]), new Uint8Array(16)]), Uint8Array.of(0x01, 0x07), Uint8Array.of(0x01, 0xf9, 0x47, 0x00)));
+  bad('frame over 65536 bytes', ['Oversize'], ['LM-FRAME-1', 'LM-CBOR-5'], oversize());
+  // [1, 8, {16: [[[[[[[[1]]]]]]]]}, h'00..'] built by hand: the encoder refuses it too.
+  bad('nesting deeper than 8', ['TooDeep'], ['LM-CBOR-5'], fromHexLocal('840108a110' + '81'.repeat(8) + '01' + '50' + '00'.repeat(16)));
+  const flipped = hintsFrame.slice();
+  flipped[flipped.length - 1] = (flipped[flipped.length - 1] as number) ^ 0x80;
+  bad('HINTS with a wrong MAC', ['BadAuth'], ['LM-FRAME-2'], flipped, { macKey: toHex(fkG2d) });
+  bad('HINTS verified with the other direction\'s key', ['BadAuth'], ['LM-FRAME-2'], hintsFrame, { macKey: toHex(fkD2g) });
+  const offer = encodeFrame(FrameType.OFFER, samples[2][0], sigG);
+  bad('OFFER signed by the gateway, verified with the device key', ['BadAuth'], ['LM-FRAME-2', 'LM-FRAME-6'], offer, { signerPublic: toHex(device.publicKey) });
+  const tamperedOffer = rewriteBodyKeepAuth(offer, (m) => m.set(5, t + 1));
+  bad('OFFER with its time changed after signing', ['BadAuth'], ['LM-FRAME-2'], tamperedOffer, { signerPublic: toHex(gateway.publicKey) });
+  return file('LIVEMATRIX-FRAMES', {
+    Extension: 'keys of 16 and above are ignored',
+    Truncated: 'input ends inside a data item', Trailing: 'bytes after the frame', Version: 'unsupported version', UnknownType: 'no such frame type',
+    WrongType: 'a field or the envelope has the wrong type', MissingField: 'a required field is absent', UnknownKey: 'a body key below 16 that the type does not define',
+    AuthLength: 'auth length fits no allowed kind', NonCanonical: 'not deterministic CBOR', Float: 'floats are outside the profile', Oversize: 'over the frame limit',
+    TooDeep: 'over the depth limit', BadAuth: 'decodes, but its MAC or signature does not verify',
+  }, [{ type: 'FrameTest', tests: valid }, { type: 'InvalidFrameTest', tests: invalid }]);
+}
+
+/** Verifies a frame with keys given as hex (the vectors' form). */
+export function verifyFrameJson(f: AnyFrame, keys: Record<string, string>): void {
+  const mac = keys['macKey'];
+  const signer = keys['signerPublic'];
+  verifyFrameFn(f, { ...(mac ? { mac: fromHexLocal(mac) } : {}), ...(signer ? { signer: fromHexLocal(signer) } : {}) });
+}
+
+function rewriteArray(bytes: Uint8Array, f: (a: CborValue[]) => void): Uint8Array {
+  const a = [...(decodeCbor(bytes) as CborValue[])];
+  f(a);
+  return encodeCbor(a);
+}
+/** Changes the body and re-computes the MAC, so only the change is wrong. */
+function rewriteBody(bytes: Uint8Array, f: (m: Map<number | string, CborValue>) => void, macKey: Uint8Array): Uint8Array {
+  const a = [...(decodeCbor(bytes) as CborValue[])];
+  const m = new Map(a[2] as Map<number | string, CborValue>);
+  f(m);
+  const tba = concat(ascii('livematrix/1 frame'), Uint8Array.of(0), encodeCbor([a[0] as CborValue, a[1] as CborValue, m]));
+  return encodeCbor([a[0] as CborValue, a[1] as CborValue, m, frameMac(macKey, tba)]);
+}
+function rewriteBodyKeepAuth(bytes: Uint8Array, f: (m: Map<number | string, CborValue>) => void): Uint8Array {
+  const a = [...(decodeCbor(bytes) as CborValue[])];
+  const m = new Map(a[2] as Map<number | string, CborValue>);
+  f(m);
+  a[2] = m;
+  return encodeCbor(a);
+}
+function replaceBytes(hay: Uint8Array, needle: Uint8Array, repl: Uint8Array): Uint8Array {
+  const h = toHex(hay);
+  const n = toHex(needle);
+  const i = h.lastIndexOf(n);
+  if (i < 0 || i % 2) throw new Error('needle not found');
+  return fromHexLocal(h.slice(0, i) + toHex(repl) + h.slice(i + n.length));
+}
+function nonCanonicalSeq(frame: Uint8Array): Uint8Array {
+  // body map starts with key 0 (sid) then key 1 (seq = 0): "01 00" -> "01 18 00"
+  return replaceFirst(frame, '0100', '011800');
+}
+function swapFirstTwoKeys(frame: Uint8Array): Uint8Array {
+  // The body begins a8 00 50 <sid16> 01 00 ...: move "01 00" in front of the sid.
+  const h = toHex(frame);
+  const i = h.indexOf('0050');
+  const sidPart = h.slice(i, i + 4 + 32);
+  const seqPart = h.slice(i + 36, i + 40);
+  if (seqPart !== '0100') throw new Error('unexpected layout');
+  return fromHexLocal(h.slice(0, i) + seqPart + sidPart + h.slice(i + 40));
+}
+function replaceFirst(b: Uint8Array, from: string, to: string): Uint8Array {
+  const h = toHex(b);
+  let i = h.indexOf(from);
+  while (i >= 0 && i % 2) i = h.indexOf(from, i + 1);
+  if (i < 0) throw new Error('pattern not found');
+  return fromHexLocal(h.slice(0, i) + to + h.slice(i + from.length));
+}
+function oversize(): Uint8Array {
+  const f = encodeCbor([1, 6, new Map<number, CborValue>([[6, new Uint8Array(65536)]]), new Uint8Array(16)]);
+  return f;
+}
+
+// ---- transactions ----------------------------------------------------------------------------
+
+export function txFixture() {
+  const operator = identityKeyPair(det('operator identity'));
+  const { device, gateway } = frameFixture();
+  const other = identityKeyPair(det('other device identity'));
+  const plaintext = ascii('G28\nG1 X10 Y10 F3000\nM104 S215\n');
+  const nbf = 1_764_000_000_000;
+  const made = createTx({
+    job: 'calib_cube', plaintext: { digest: sha256(plaintext), size: plaintext.length }, device: 'printer-01', devicePublic: device.publicKey,
+    operatorSecret: operator.secretKey, operatorPublic: operator.publicKey, notBefore: nbf, notAfter: nbf + 24 * 3600 * 1000,
+    rate: 2000, burst: 65536, prints: 1, gatewayPublic: gateway.publicKey,
+    fixed: { licence: det('tx licence'), ephemeral: det('tx licence ephemeral'), nonce: det('tx nonce', 16) },
+  });
+  return { operator, device, gateway, other, plaintext, nbf, ...made };
+}
+
+function txVectors(): VectorFile {
+  const { operator, device, gateway, other, nbf, tx, licence } = txFixture();
+  const ctx = { now: nbf + 1000, trustedOperators: [toHex(operator.publicKey)], device: { id: 'printer-01', publicKey: toHex(device.publicKey) }, gatewayPublic: toHex(gateway.publicKey), printsUsed: 0 };
+  const check = (bytes: Uint8Array, c: typeof ctx) => errorName(() => verifyTx(bytes, {
+    now: c.now, trustedOperators: c.trustedOperators.map(fromHexLocal), device: { id: c.device.id, publicKey: fromHexLocal(c.device.publicKey) }, gatewayPublic: fromHexLocal(c.gatewayPublic), printsUsed: c.printsUsed,
+  }));
+  const opened = openLicence(tx.body.lic, device.secretKey, device.publicKey, tx.body.jd);
+  if (toHex(opened) !== toHex(licence)) throw new Error('licence does not open');
+  const tests: VectorTest[] = [{
+    tcId: 0, comment: 'valid transaction; the device opens the sealed licence', result: 'valid', flags: [], requirements: ['LM-TX-1', 'LM-TX-2', 'LM-TX-4', 'LM-TX-5'],
+    tx: toHex(tx.bytes), txh: toHex(tx.hash), decoded: jsonOf(tx.body), context: ctx, deviceSecret: toHex(device.secretKey), licence: toHex(licence),
+  }];
+  const sigFlip = tx.bytes.slice();
+  sigFlip[sigFlip.length - 1] = (sigFlip[sigFlip.length - 1] as number) ^ 1;
+  const cases: [string, string[], string[], Uint8Array, typeof ctx][] = [
+    ['signature with one bit flipped', ['BadSignature'], ['LM-TX-2'], sigFlip, ctx],
+    ['body changed after signing (rate raised)', ['BadSignature'], ['LM-TX-2'], resignedBody(tx.bytes, 10, 2_000_000), ctx],
+    ['unsigned: empty transaction', ['Unsigned'], ['LM-TX-2'], new Uint8Array(0), ctx],
+    ['expired: now after naf', ['Expired'], ['LM-TX-4'], tx.bytes, { ...ctx, now: tx.body.naf + 1 }],
+    ['not yet valid: now before nbf', ['Expired'], ['LM-TX-4'], tx.bytes, { ...ctx, now: nbf - 1 }],
+    ['for another device', ['WrongDevice'], ['LM-TX-5'], tx.bytes, { ...ctx, device: { id: 'printer-02', publicKey: toHex(other.publicKey) } }],
+    ['operator not trusted', ['Untrusted'], ['LM-TX-3'], tx.bytes, { ...ctx, trustedOperators: [toHex(other.publicKey)] }],
+    ['print count exhausted', ['Count'], ['LM-TX-7'], tx.bytes, { ...ctx, printsUsed: 1 }],
+    ['for another gateway', ['WrongGateway'], ['LM-FRAME-6'], tx.bytes, { ...ctx, gatewayPublic: toHex(other.publicKey) }],
+    ['not CBOR', ['Malformed'], ['LM-TX-2'], Uint8Array.of(0xff, 0x00), ctx],
+  ];
+  for (const [comment, flags, requirements, bytes, c] of cases) {
+    tests.push({ tcId: 0, comment, result: 'invalid', flags, requirements, tx: toHex(bytes), context: c, error: check(bytes, c) });
+  }
+  return file('LIVEMATRIX-TX', {
+    BadSignature: 'the operator signature does not verify', Unsigned: 'no transaction', Expired: 'outside nbf..naf', WrongDevice: 'names another device or key',
+    Untrusted: 'signed by an operator key the verifier does not trust', Count: 'prints used up', WrongGateway: 'names another gateway key', Malformed: 'not a transaction',
+  }, [{ type: 'TransactionTest', operatorPublic: toHex(operator.publicKey), tests }]);
+}
+
+function resignedBody(bytes: Uint8Array, key: number, value: number): Uint8Array {
+  const [body, sig] = decodeCbor(bytes) as [Map<number, CborValue>, Uint8Array];
+  const m = new Map(body);
+  m.set(key, value);
+  return encodeCbor([m, sig]);
+}
+
+/** All vector files by name. */
+export function buildVectors(): Record<string, VectorFile> {
+  const { tx } = txFixture();
+  return {
+    'hint.json': hintVectors(),
+    'pack.json': packVectors(),
+    'keys.json': keyVectors(),
+    'aead.json': aeadVectors(),
+    'frames.json': frameVectors(tx.bytes),
+    'tx.json': txVectors(),
+  };
+}
+
+export function renderVectorFile(v: VectorFile): string {
+  return JSON.stringify(v, null, 1) + '\n';
+}
+
+export type { ReasonCode };

@@ -1,0 +1,70 @@
+import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  type AckBody, FrameType, type HintsBody, LmError, Reason, SCHEMAS, checkPublishTopicFrames, decodeFrame, encodeFrame, identityKeyPair, randomBytes, verifyFrame,
+} from './helpers.js';
+
+describe('frames (SPEC.md §7)', () => {
+  const fk = randomBytes(32);
+  const sid = randomBytes(16);
+
+  it('HINTS round-trips and verifies under its direction key only [LM-FRAME-2]', () => {
+    fc.assert(
+      fc.property(
+        fc.record({ seq: fc.maxSafeNat(), rev: fc.maxSafeNat(), chunk: fc.nat(), off: fc.nat(), ctlen: fc.nat(65552), hints: fc.uint8Array({ minLength: 1, maxLength: 400 }) }),
+        fc.option(fc.uniqueArray(fc.nat(5000), { minLength: 1, maxLength: 50 }).map((a) => a.sort((x, y) => x - y)), { nil: undefined }),
+        (b, idx) => {
+          const body: HintsBody = { sid, ...b, ...(idx ? { idx } : {}) };
+          const bytes = encodeFrame(FrameType.HINTS, body, { kind: 'mac', key: fk });
+          const f = decodeFrame(bytes);
+          expect(f.type).toBe(FrameType.HINTS);
+          expect(f.body).toEqual(body);
+          expect(verifyFrame(f, { mac: fk })).toBe(true);
+          expect(() => verifyFrame(f, { mac: randomBytes(32) })).toThrow(LmError);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('ACK round-trips [LM-DLV-2]', () => {
+    const ack: AckBody = { sid, cum: 5, sack: [[7, 9], [11, 11]], nack: [[6, Reason.ambiguous, [1, 2]], [10, Reason.revExpired, []]], consumed: 1234, credit: 65536 };
+    const f = decodeFrame(encodeFrame(FrameType.ACK, ack, { kind: 'mac', key: fk }));
+    expect(f.body).toEqual(ack);
+  });
+
+  it('SIG frames verify with the signer key only [LM-FRAME-2] [LM-FRAME-7]', () => {
+    const dev = identityKeyPair();
+    const bytes = encodeFrame(FrameType.ACCEPT, { sid, epk: randomBytes(32), oh: randomBytes(32), window: 4096 }, { kind: 'sig', secretKey: dev.secretKey });
+    const f = decodeFrame(bytes);
+    expect(verifyFrame(f, { signer: dev.publicKey })).toBe(true);
+    expect(() => verifyFrame(f, { signer: identityKeyPair().publicKey })).toThrow(/signature does not verify/);
+  });
+
+  it('refuses an authentication kind the type does not allow [LM-FRAME-5]', () => {
+    expect(() => encodeFrame(FrameType.HINTS, { sid, seq: 0, rev: 0, chunk: 0, off: 0, ctlen: 1, hints: Uint8Array.of(1) }, { kind: 'none' })).toThrow(LmError);
+    const bye = decodeFrame(encodeFrame(FrameType.BYE, { who: 'dev-1', reason: Reason.offline }, { kind: 'none' }));
+    expect(verifyFrame(bye, {})).toBe(false); // advisory
+  });
+
+  it('every frame type has a schema and a topic [LM-MQTT-1]', () => {
+    for (const t of Object.values(FrameType)) {
+      expect(SCHEMAS[t]).toBeDefined();
+      expect(checkPublishTopicFrames(t)).toBe(true);
+    }
+  });
+
+  it('frames.cddl and the codec define the same body keys per type', () => {
+    const cddl = readFileSync(join(import.meta.dirname, '..', 'frames.cddl'), 'utf8');
+    const names: Record<number, string> = { 1: 'hello', 2: 'offer', 3: 'accept', 4: 'time-req', 5: 'time-resp', 6: 'hints', 7: 'key', 8: 'ack', 9: 'control', 10: 'telemetry', 11: 'end', 12: 'receipt', 13: 'alarm', 14: 'error', 15: 'bye' };
+    for (const [t, name] of Object.entries(names)) {
+      const m = new RegExp(`^${name}\\s*=\\s*\\[version, ${t}, \\{([\\s\\S]*?)\\}, `, 'm').exec(cddl);
+      expect(m, name).not.toBeNull();
+      const keys = [...m![1]!.matchAll(/(\?\s*)?(\d+) =>/g)].map((x) => `${x[1] ? '?' : ''}${x[2]}`);
+      const schema = SCHEMAS[Number(t) as keyof typeof SCHEMAS].map((f) => `${f.optional ? '?' : ''}${f.key}`);
+      expect(keys, name).toEqual(schema);
+    }
+  });
+});

@@ -1,0 +1,211 @@
+/**
+ * The checked-in vectors (SPEC.md §14): current with the generator, and each one checked
+ * against the reference code and, where one exists here, an independent implementation.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { keccak_256 } from '@noble/hashes/sha3.js';
+import { describe, expect, it } from 'vitest';
+import {
+  LmError, Ratchet, ReferenceTable, decodeFrame, deriveSessionKeys, ecdh, fromHex, hint, openChunk, openLicence, openTelemetry,
+  pack, reasonName, toHex, transcriptHash, unpack, unwrapChunkKey, verifyFrame, verifyTx, sealChunk, wrapChunkKey, type SuiteId,
+} from '../src/index.js';
+import { buildVectors, jsonOf, renderVectorFile, type VectorFile, type VectorTest } from '../scripts/vectors.js';
+
+const dir = join(import.meta.dirname, '..', 'vectors', 'v1');
+const load = (name: string): VectorFile => JSON.parse(readFileSync(join(dir, name), 'utf8')) as VectorFile;
+const tests = (f: VectorFile, type?: string): VectorTest[] => f.testGroups.filter((g) => !type || g['type'] === type).flatMap((g) => g.tests);
+const errName = (f: () => unknown): string | null => {
+  try {
+    f();
+    return null;
+  } catch (e) {
+    if (e instanceof LmError) return reasonName(e.code);
+    throw e;
+  }
+};
+const s = (t: VectorTest, k: string): string => t[k] as string;
+const n = (t: VectorTest, k: string): number => t[k] as number;
+
+describe('vectors are current (SPEC.md §14)', () => {
+  const built = buildVectors();
+  for (const [name, v] of Object.entries(built)) {
+    it(`${name} equals what npm run spec:vectors writes`, () => {
+      expect(readFileSync(join(dir, name), 'utf8')).toBe(renderVectorFile(v));
+    });
+  }
+  it('every test has a unique tcId, a result and requirement IDs', () => {
+    const ids = new Set((JSON.parse(readFileSync(join(import.meta.dirname, '..', 'requirements.json'), 'utf8')) as { requirements: { id: string }[] }).requirements.map((r) => r.id));
+    for (const name of Object.keys(built)) {
+      const f = load(name);
+      const all = tests(f);
+      expect(all.length).toBe(f.numberOfTests);
+      expect(new Set(all.map((t) => t.tcId)).size).toBe(all.length);
+      for (const t of all) {
+        expect(['valid', 'invalid']).toContain(t.result);
+        expect(t.requirements.length).toBeGreaterThan(0);
+        for (const r of t.requirements) expect(ids.has(r), `${name} #${t.tcId} cites ${r}`).toBe(true);
+        if (t.result === 'invalid') expect(typeof t['error']).toBe('string');
+      }
+    }
+  });
+});
+
+describe('hint vectors [LM-HINT-1]', () => {
+  const f = load('hint.json');
+  it('match the reference hint function', () => {
+    for (const g of f.testGroups.filter((x) => x['type'] === 'HintTest')) {
+      for (const t of g.tests) {
+        const run = () => hint(g['suite'] as SuiteId, fromHex(s(t, 'hk')), n(t, 'w'), n(t, 'L'), n(t, 'g'));
+        if (t.result === 'valid') expect(toHex(run())).toBe(s(t, 'hint'));
+        else expect(errName(run)).toBe(t['error']);
+      }
+    }
+  });
+  it('sha3-256 vectors match node:crypto', () => {
+    const g = f.testGroups.find((x) => x['suite'] === 2 && x['type'] === 'HintTest')!;
+    for (const t of g.tests.filter((x) => x.result === 'valid')) {
+      expect(createHash('sha3-256').update(fromHex(s(t, 'input'))).digest('hex')).toBe(s(t, 'digest'));
+    }
+  });
+  it('keccak-256 vectors match a plain Keccak-256 over the input bytes', () => {
+    const g = f.testGroups.find((x) => x['suite'] === 1 && x['type'] === 'HintTest')!;
+    for (const t of g.tests.filter((x) => x.result === 'valid')) {
+      expect(toHex(keccak_256(fromHex(s(t, 'input'))))).toBe(s(t, 'digest'));
+      expect(s(t, 'input').slice(0, 64)).toBe(s(t, 'hk'));
+    }
+  });
+  const b3 = spawnSync('b3sum', ['--version']).status === 0;
+  if (!b3) console.warn('b3sum is not installed: the keyed BLAKE3 vectors are checked against the reference only (apt-get install b3sum; .ci/run installs it)');
+  it.runIf(b3 || process.env['CI'] === 'true')('blake3 vectors match b3sum --keyed', () => {
+    const g = f.testGroups.find((x) => x['suite'] === 3 && x['type'] === 'HintTest')!;
+    const tmp = mkdtempSync(join(tmpdir(), 'lm-b3-'));
+    for (const t of g.tests.filter((x) => x.result === 'valid')) {
+      const msg = join(tmp, `m${t.tcId}`);
+      writeFileSync(msg, fromHex(s(t, 'input')));
+      const out = execFileSync('b3sum', ['--keyed', '--no-names', '--length', String(n(t, 'L')), msg], { input: fromHex(s(t, 'hk')) }).toString().trim();
+      expect(out).toBe(s(t, 'hint'));
+    }
+  });
+  it('table vectors: lookup results and ambiguity [LM-HINT-2] [LM-HINT-3] [LM-HINT-4]', () => {
+    for (const g of f.testGroups.filter((x) => x['type'] === 'TableTest')) {
+      const t = g.tests[0]!;
+      const table = new ReferenceTable(g['suite'] as SuiteId, fromHex(s(t, 'hk')), 8, 1);
+      const got = Array.from({ length: 256 }, (_, h) => {
+        const r = table.lookup(Uint8Array.of(h));
+        return r.kind === 'symbol' ? r.symbol : r.kind;
+      });
+      expect(got).toEqual(t['lookup']);
+      expect(got.filter((x) => x === 'ambiguous').length).toBe(t['ambiguousValues']);
+      expect(n(t, 'ambiguousValues')).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('pack vectors [LM-PACK-1] [LM-PACK-2] [LM-PACK-3]', () => {
+  it('pack and unpack as the vectors say', () => {
+    for (const t of tests(load('pack.json'))) {
+      if (t.result === 'valid') {
+        expect([...pack(fromHex(s(t, 'bytes')), n(t, 'w'))]).toEqual(t['symbols']);
+        expect(toHex(unpack(t['symbols'] as number[], n(t, 'w'), n(t, 'n')))).toBe(s(t, 'bytes'));
+      } else {
+        expect(errName(() => unpack(t['symbols'] as number[], n(t, 'w'), n(t, 'n')))).toBe(t['error']);
+      }
+    }
+  });
+});
+
+describe('key schedule vectors [LM-KEY-1] [LM-KEY-2] [LM-KEY-3] [LM-KEY-4]', () => {
+  const [valid, lowOrder, erased] = tests(load('keys.json')) as [VectorTest, VectorTest, VectorTest];
+  it('derives the same keys from the fixed inputs, on both sides', () => {
+    const zG = ecdh(fromHex(s(valid, 'gatewayEphemeralSecret')), fromHex(s(valid, 'deviceEphemeralPublic')));
+    const zD = ecdh(fromHex(s(valid, 'deviceEphemeralSecret')), fromHex(s(valid, 'gatewayEphemeralPublic')));
+    expect(toHex(zG)).toBe(s(valid, 'z'));
+    expect(toHex(zD)).toBe(s(valid, 'z'));
+    const th = transcriptHash(fromHex(s(valid, 'offer')), fromHex(s(valid, 'accept')));
+    expect(toHex(th)).toBe(s(valid, 'th'));
+    const k = deriveSessionKeys(zG, fromHex(s(valid, 'licence')), th);
+    expect([toHex(k.ckG2d), toHex(k.ckD2g), toHex(k.fkG2d), toHex(k.fkD2g)]).toEqual([s(valid, 'ckG2d0'), s(valid, 'ckD2g0'), s(valid, 'fkG2d'), s(valid, 'fkD2g')]);
+    for (const [dirKey, ck] of [['g2d', k.ckG2d], ['d2g', k.ckD2g]] as const) {
+      const rc = new Ratchet(ck, n(valid, 'r0'));
+      for (const r of valid[dirKey] as { revision: number; hk: string; wk: string }[]) {
+        const got = rc.keysFor(r.revision);
+        expect({ revision: r.revision, hk: toHex(got.hk), wk: toHex(got.wk) }).toEqual(r);
+      }
+    }
+  });
+  it('refuses a low-order peer key', () => {
+    expect(errName(() => ecdh(fromHex(s(lowOrder, 'secret')), fromHex(s(lowOrder, 'peerPublic'))))).toBe(lowOrder['error']);
+  });
+  it('cannot go back to an erased revision', () => {
+    const rc = new Ratchet(fromHex(s(erased, 'ckG2d0')), n(erased, 'r0'));
+    rc.keysFor(n(erased, 'derived'));
+    expect(errName(() => rc.keysFor(n(erased, 'asked')))).toBe(erased['error']);
+  });
+});
+
+describe('AEAD vectors [LM-AEAD-1] [LM-AEAD-2] [LM-AEAD-4] [LM-TEL-1]', () => {
+  it('seal and open as the vectors say', () => {
+    for (const t of tests(load('aead.json'))) {
+      const sid = fromHex(s(t, 'sid'));
+      if (t['kind'] === 'chunk') {
+        const key = fromHex(s(t, 'key'));
+        const j = n(t, 'index');
+        if (t.result === 'valid') {
+          expect(toHex(sealChunk(key, sid, j, fromHex(s(t, 'plaintext'))))).toBe(s(t, 'ciphertext'));
+          expect(toHex(openChunk(key, sid, j, fromHex(s(t, 'ciphertext'))))).toBe(s(t, 'plaintext'));
+        } else expect(errName(() => openChunk(key, sid, j, fromHex(s(t, 'ciphertext'))))).toBe(t['error']);
+      } else if (t['kind'] === 'wrap') {
+        const wk = fromHex(s(t, 'wrapKey'));
+        expect(toHex(wrapChunkKey(wk, sid, n(t, 'index'), fromHex(s(t, 'chunkKey'))))).toBe(s(t, 'wrapped'));
+        expect(toHex(unwrapChunkKey(wk, sid, n(t, 'index'), fromHex(s(t, 'wrapped'))))).toBe(s(t, 'chunkKey'));
+      } else {
+        expect(toHex(openTelemetry(fromHex(s(t, 'wrapKey')), sid, n(t, 'seq'), fromHex(s(t, 'ciphertext'))))).toBe(s(t, 'plaintext'));
+      }
+    }
+  });
+});
+
+describe('frame vectors [LM-FRAME-1] [LM-FRAME-2] [LM-FRAME-3] [LM-FRAME-4] [LM-CBOR-3]', () => {
+  const f = load('frames.json');
+  it('every frame type has a valid vector', () => {
+    const types = new Set(tests(f, 'FrameTest').map((t) => t['type']));
+    for (let t = 1; t <= 15; t++) expect(types.has(t)).toBe(true);
+  });
+  it('valid frames decode to the given form and verify', () => {
+    for (const t of tests(f, 'FrameTest')) {
+      const fr = decodeFrame(fromHex(s(t, 'hex')));
+      expect(fr.type).toBe(t['type']);
+      expect(jsonOf(fr.body)).toEqual(t['decoded']);
+      const keys = { ...(t['macKey'] ? { mac: fromHex(s(t, 'macKey')) } : {}), ...(t['signerPublic'] ? { signer: fromHex(s(t, 'signerPublic')) } : {}) };
+      expect(verifyFrame(fr, keys)).toBe(t['authKind'] !== 'none');
+    }
+  });
+  it('invalid frames fail with the given reason', () => {
+    for (const t of tests(f, 'InvalidFrameTest')) {
+      const got = errName(() => {
+        const fr = decodeFrame(fromHex(s(t, 'hex')));
+        verifyFrame(fr, { ...(t['macKey'] ? { mac: fromHex(s(t, 'macKey')) } : {}), ...(t['signerPublic'] ? { signer: fromHex(s(t, 'signerPublic')) } : {}) });
+      });
+      expect(got, `#${t.tcId} ${t.comment}`).toBe(t['error']);
+    }
+  });
+});
+
+describe('transaction vectors [LM-TX-1] .. [LM-TX-7]', () => {
+  it('verify or fail as the vectors say', () => {
+    for (const t of tests(load('tx.json'))) {
+      const c = t['context'] as { now: number; trustedOperators: string[]; device: { id: string; publicKey: string }; gatewayPublic: string; printsUsed: number };
+      const run = () => verifyTx(fromHex(s(t, 'tx')), { now: c.now, trustedOperators: c.trustedOperators.map(fromHex), device: { id: c.device.id, publicKey: fromHex(c.device.publicKey) }, gatewayPublic: fromHex(c.gatewayPublic), printsUsed: c.printsUsed });
+      if (t.result === 'valid') {
+        const tx = run();
+        expect(toHex(tx.hash)).toBe(t['txh']);
+        expect(jsonOf(tx.body)).toEqual(t['decoded']);
+        expect(toHex(openLicence(tx.body.lic, fromHex(s(t, 'deviceSecret')), tx.body.dpk, tx.body.jd))).toBe(t['licence']);
+      } else expect(errName(run), t.comment).toBe(t['error']);
+    }
+  });
+});
