@@ -17,3 +17,4 @@ export * from './tx.js';
 export * from './timesync.js';
 export * from './negotiate.js';
 export * from './topics.js';
+export * from './engine/index.js';

@@ -1,0 +1,177 @@
+/**
+ * @module engine/pipeline
+ * The revision pipeline ([LM-REV-3], [LM-REV-4]): driven by the revision clock, it builds the
+ * next revision's table while the current one serves, holds at most the current and previous
+ * revisions (plus the one being built), and zero-fills and releases expired tables and keys.
+ */
+import { EventEmitter } from 'node:events';
+import { wipe } from '../bytes.js';
+import type { RevisionKeys } from '../keys.js';
+import { revisionAt } from '../params.js';
+import type { SuiteId } from '../params.js';
+import type { BuildReport, MatrixEngine } from './engine.js';
+import { RevisionTable, type TableMemory, allocTable } from './table.js';
+
+export interface PipelineOptions {
+  engine: MatrixEngine;
+  suite: SuiteId;
+  w: number;
+  L: number;
+  epoch: number;
+  period: number;
+  /** keys of a revision; called once per revision, in increasing order (a ratchet) */
+  keysFor: (r: number) => RevisionKeys;
+  /** clock in Unix ms; default Date.now */
+  now?: () => number;
+  /** first revision that has keys */
+  r0: number;
+}
+
+export interface BuiltEvent extends BuildReport {
+  revision: number;
+  /** ms the table was ready after its revision began (0 when early) */
+  lateness: number;
+}
+
+interface Slot {
+  revision: number;
+  mem: TableMemory;
+  table?: RevisionTable;
+  keys?: RevisionKeys;
+}
+
+export interface PipelineEvents {
+  built: [BuiltEvent];
+  expired: [number];
+  error: [Error];
+}
+
+/**
+ * @example
+ * const p = new RevisionPipeline({ engine, suite: 3, w: 20, L: 4, epoch, period: 1000, r0, keysFor: (r) => ratchet.keysFor(r) });
+ * await p.start(); const t = p.table(rev); ... p.stop();
+ */
+export class RevisionPipeline extends EventEmitter<PipelineEvents> {
+  private readonly o: Required<PipelineOptions>;
+  private readonly slots = new Map<number, Slot>();
+  private readonly free: TableMemory[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private building: Promise<void> | undefined;
+  private lastBuilt = -1;
+  private running = false;
+  /** Build reports, newest last (at most 64). */
+  readonly history: BuiltEvent[] = [];
+
+  constructor(opts: PipelineOptions) {
+    super();
+    this.o = { now: Date.now, ...opts };
+  }
+
+  /** Current revision on the clock. */
+  current(): number {
+    return revisionAt(this.o.now(), this.o.epoch, this.o.period);
+  }
+
+  /** Starts the clock and waits until the current revision's table is ready. */
+  async start(): Promise<void> {
+    this.running = true;
+    this.tick();
+    await this.building;
+  }
+
+  /** Stops, and erases every table and key ([LM-REV-3], [LM-KEY-5]). */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.building?.catch(() => undefined);
+    for (const r of [...this.slots.keys()]) this.release(r);
+    for (const m of this.free) {
+      new Uint8Array(m.entries).fill(0);
+      new Uint8Array(m.offsets).fill(0);
+    }
+    this.free.length = 0;
+  }
+
+  /** The table of revision r when it is held and ready. */
+  table(r: number): RevisionTable | undefined {
+    return this.slots.get(r)?.table;
+  }
+
+  /** The keys of revision r when held. */
+  keys(r: number): RevisionKeys | undefined {
+    return this.slots.get(r)?.keys;
+  }
+
+  /** Revisions held (ready or building). */
+  held(): number[] {
+    return [...this.slots.keys()].sort((a, b) => a - b);
+  }
+
+  /** Resolves when revision r's table is ready (or immediately if it is, or will never be). */
+  async ready(r: number): Promise<RevisionTable | undefined> {
+    while (this.running) {
+      const s = this.slots.get(r);
+      if (s?.table) return s.table;
+      if (r < this.current() - 1) return undefined;
+      if (this.building) await this.building;
+      else await new Promise((res) => setTimeout(res, 5));
+    }
+    return undefined;
+  }
+
+  private tick(): void {
+    if (!this.running) return;
+    const c = this.current();
+    // Release everything below c - 1 ([LM-REV-3]).
+    for (const r of [...this.slots.keys()]) if (r < c - 1) this.release(r);
+    if (!this.building) {
+      // Build the current revision if missing (start, or we fell behind), else the next one.
+      const target = this.slots.get(c)?.table || this.slots.has(c) ? c + 1 : Math.max(c, this.o.r0);
+      if (target > this.lastBuilt && !this.slots.has(target)) this.building = this.build(target).finally(() => (this.building = undefined)).then(() => this.tick());
+    }
+    const next = this.o.epoch + (c + 1) * this.o.period;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.tick(), Math.max(1, next - this.o.now()));
+  }
+
+  private async build(r: number): Promise<void> {
+    const mem = this.free.pop() ?? allocTable(this.o.w);
+    const slot: Slot = { revision: r, mem };
+    this.slots.set(r, slot);
+    try {
+      const keys = this.o.keysFor(r);
+      slot.keys = keys;
+      const { table, report } = await this.o.engine.buildTable(this.o.suite, this.o.w, this.o.L, keys.hk, mem);
+      if (!this.slots.has(r)) {
+        // expired while building
+        table.wipe();
+        return;
+      }
+      slot.table = table;
+      this.lastBuilt = r;
+      const lateness = Math.max(0, this.o.now() - (this.o.epoch + r * this.o.period));
+      const ev: BuiltEvent = { ...report, revision: r, lateness };
+      this.history.push(ev);
+      if (this.history.length > 64) this.history.shift();
+      this.emit('built', ev);
+    } catch (e) {
+      this.release(r);
+      this.emit('error', e as Error);
+    }
+  }
+
+  private release(r: number): void {
+    const s = this.slots.get(r);
+    if (!s) return;
+    this.slots.delete(r);
+    s.table?.wipe();
+    if (!s.table) {
+      new Uint8Array(s.mem.entries).fill(0);
+      new Uint8Array(s.mem.offsets).fill(0);
+    }
+    if (s.keys) wipe(s.keys.hk, s.keys.wk);
+    if (this.free.length < 1) this.free.push(s.mem);
+    this.emit('expired', r);
+  }
+}

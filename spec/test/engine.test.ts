@@ -1,0 +1,225 @@
+/**
+ * The live matrix engine against the reference: kernels on the vectors and random samples,
+ * whole-table digests at w = 20 for every suite, exact ambiguity semantics, scan mode, the
+ * revision pipeline and the self-benchmark.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ABSENT, AMBIGUOUS, Kernel, MatrixEngine, Ratchet, ReferenceTable, RevisionPipeline, type SuiteId, fromHex, hint, hintDigest, randomBytes, tableBytes, toHex,
+} from '../src/index.js';
+
+const suites: SuiteId[] = [1, 2, 3];
+let engine: MatrixEngine;
+beforeAll(async () => {
+  engine = new MatrixEngine({ workers: 2 });
+  await engine.start();
+});
+afterAll(async () => {
+  await engine.stop();
+});
+
+/** Resolution the reference gives to every candidate's own 4-byte hint: g, or AMBIGUOUS when another candidate shares it. */
+function referenceResolutions(suite: SuiteId, hk: Uint8Array, w: number): { hints: Uint8Array; expect: Int32Array } {
+  const n = 2 ** w;
+  const hints = new Uint8Array(n * 4);
+  const vals = new Float64Array(n);
+  const dv = new DataView(hints.buffer);
+  for (let g = 0; g < n; g++) {
+    hints.set(hint(suite, hk, w, 4, g), g * 4);
+    vals[g] = dv.getUint32(g * 4) * n + g;
+  }
+  vals.sort();
+  const expect = new Int32Array(n);
+  const keyAt = (i: number) => Math.floor((vals[i] as number) / n);
+  for (let i = 0; i < n; i++) {
+    const k = keyAt(i);
+    const g = (vals[i] as number) - k * n;
+    expect[g] = (i > 0 && keyAt(i - 1) === k) || (i + 1 < n && keyAt(i + 1) === k) ? AMBIGUOUS : g;
+  }
+  return { hints, expect };
+}
+
+describe('kernels equal the reference [LM-HINT-1]', () => {
+  const kernel = new Kernel();
+  it('on every hint vector', () => {
+    const v = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors', 'v1', 'hint.json'), 'utf8')) as { testGroups: { type: string; suite: SuiteId; tests: { result: string; hk: string; w: number; g: number; digest: string }[] }[] };
+    let n = 0;
+    for (const g of v.testGroups.filter((x) => x.type === 'HintTest')) {
+      for (const t of g.tests.filter((x) => x.result === 'valid')) {
+        kernel.setKey(fromHex(t.hk));
+        expect(toHex(kernel.digest(g.suite, t.w, t.g))).toBe(t.digest);
+        const keys = new Uint32Array(8);
+        kernel.keys(g.suite, t.w, t.g, 1, keys, 0);
+        expect(keys[0]).toBe(Buffer.from(fromHex(t.digest)).readUInt32BE(0));
+        n++;
+      }
+    }
+    expect(n).toBeGreaterThan(60);
+  });
+  it('on random keys, widths and symbols, for single digests and batched keys', () => {
+    for (const suite of suites) {
+      for (let i = 0; i < 50; i++) {
+        const hk = randomBytes(32);
+        const w = 8 + (i % 17);
+        const start = Math.floor(Math.random() * (2 ** w - 100));
+        kernel.setKey(hk);
+        expect(kernel.digest(suite, w, start)).toEqual(hintDigest(suite, hk, w, start));
+        const keys = new Uint32Array(37);
+        kernel.keys(suite, w, start, 37, keys, 0);
+        for (let j = 0; j < 37; j += 9) expect(keys[j]).toBe(Buffer.from(hintDigest(suite, hk, w, start + j)).readUInt32BE(0));
+      }
+    }
+  });
+});
+
+describe('revision tables [LM-HINT-2] [LM-HINT-3] [LM-HINT-4]', () => {
+  for (const suite of suites) {
+    it(`a whole w = 20 table resolves exactly as the reference (suite ${suite})`, async () => {
+      const hk = randomBytes(32);
+      const w = 20;
+      const L = 4;
+      const ref = referenceResolutions(suite, hk, w);
+      const { table, report } = await engine.buildTable(suite, w, L, hk);
+      const got = table.lookupMany(ref.hints, new Int32Array(2 ** w));
+      const digest = (a: Int32Array) => createHash('sha256').update(new Uint8Array(a.buffer)).digest('hex');
+      expect(digest(got)).toBe(digest(ref.expect));
+      // the slow path agrees with the fast path
+      for (let g = 0; g < 2 ** w; g += 4099) expect(table.lookup(ref.hints, g * L)).toBe(got[g]);
+      expect(report.totalSeconds).toBeGreaterThan(0);
+      table.wipe();
+    });
+  }
+
+  it('every possible hint value of a small table resolves as the reference table, ambiguity included (L = 1, 2)', async () => {
+    for (const suite of suites) {
+      for (const [w, L] of [[8, 1], [12, 1], [12, 2], [16, 2]] as const) {
+        const hk = randomBytes(32);
+        const ref = new ReferenceTable(suite, hk, w, L);
+        const { table } = await engine.buildTable(suite, w, L, hk);
+        let amb = 0;
+        let absent = 0;
+        for (let v = 0; v < 2 ** (8 * L); v++) {
+          const h = L === 1 ? Uint8Array.of(v) : Uint8Array.of(v >> 8, v & 0xff);
+          const r = ref.lookup(h);
+          const expected = r.kind === 'symbol' ? r.symbol : r.kind === 'ambiguous' ? AMBIGUOUS : ABSENT;
+          const got = table.lookup(h);
+          if (got !== expected) expect.fail(`suite ${suite} w=${w} L=${L} hint ${v}: ${got} != ${expected}`);
+          if (got === AMBIGUOUS) amb++;
+          if (got === ABSENT) absent++;
+        }
+        expect(amb).toBeGreaterThan(0);
+        if (8 * L > w) expect(absent).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('hints longer than 4 bytes are confirmed on the full digest (L = 5, 8)', async () => {
+    for (const suite of suites) {
+      for (const L of [5, 8]) {
+        const hk = randomBytes(32);
+        const { table } = await engine.buildTable(suite, 16, L, hk);
+        for (let g = 0; g < 2 ** 16; g += 257) {
+          const h = hint(suite, hk, 16, L, g);
+          expect(table.lookup(h)).toBe(g);
+          const wrong = h.slice();
+          wrong[L - 1] = (wrong[L - 1] as number) ^ 1; // same 4-byte key, different tail
+          expect(table.lookup(wrong)).toBe(ABSENT);
+        }
+      }
+    }
+  });
+
+  it('a hint from another revision key is absent, not resolved [LM-HINT-4]', async () => {
+    const { table } = await engine.buildTable(3, 20, 4, randomBytes(32));
+    const other = randomBytes(32);
+    let found = 0;
+    const hs = new Uint8Array(4 * 2000);
+    for (let i = 0; i < 2000; i++) hs.set(hint(3, other, 20, 4, i), 4 * i);
+    for (const r of table.lookupMany(hs, new Int32Array(2000))) if (r !== ABSENT) found++;
+    expect(found).toBeLessThan(10); // 2^20 / 2^32 per stray hint
+  });
+
+  it('takes at most 5 bytes per entry plus a bucket index of 1/64 byte per entry', () => {
+    expect(tableBytes(24)).toBeLessThanOrEqual(5 * 2 ** 24 + 2 ** 24 / 64 + 4);
+    expect(tableBytes(20) / 2 ** 20).toBeLessThan(5.02);
+  });
+});
+
+describe('scan mode [LM-HINT-5]', () => {
+  it('equals the table lookup on a batch, ambiguity and absence included', async () => {
+    for (const suite of suites) {
+      for (const [w, L] of [[16, 2], [20, 4], [16, 5]] as const) {
+        const hk = randomBytes(32);
+        const { table } = await engine.buildTable(suite, w, L, hk);
+        const n = 300;
+        const hs = new Uint8Array(n * L);
+        for (let i = 0; i < n; i++) hs.set(i % 10 === 9 ? randomBytes(L) : hint(suite, hk, w, L, Math.floor(Math.random() * 2 ** w)), i * L);
+        const scanned = await engine.scan(suite, w, L, hk, hs);
+        const looked = new Int32Array(n);
+        for (let i = 0; i < n; i++) looked[i] = table.lookup(hs, i * L);
+        expect(scanned).toEqual(looked);
+      }
+    }
+  });
+});
+
+describe('revision pipeline [LM-REV-3] [LM-REV-4] [LM-KEY-4]', () => {
+  it('builds ahead, holds at most current, previous and next, wipes what expires', async () => {
+    const period = 250;
+    const epoch = Date.now() - 10 * period;
+    const r0 = Math.floor((Date.now() - epoch) / period);
+    const ratchet = new Ratchet(randomBytes(32), r0);
+    const issued: { r: number; hk: Uint8Array; wk: Uint8Array }[] = [];
+    const p = new RevisionPipeline({
+      engine, suite: 3, w: 16, L: 3, epoch, period, r0,
+      keysFor: (r) => {
+        const k = ratchet.keysFor(r);
+        issued.push({ r, hk: k.hk, wk: k.wk });
+        return k;
+      },
+    });
+    const expired: number[] = [];
+    p.on('expired', (r) => expired.push(r));
+    let maxHeld = 0;
+    await p.start();
+    const c0 = p.current();
+    expect(p.table(c0)).toBeDefined();
+    const t0 = Date.now();
+    while (Date.now() - t0 < 6 * period) {
+      maxHeld = Math.max(maxHeld, p.held().length);
+      const c = p.current();
+      for (const r of p.held()) expect(r).toBeGreaterThanOrEqual(c - 1);
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    const c = p.current();
+    // the current revision was built ahead of time and is ready
+    expect(p.table(c) ?? (await p.ready(c))).toBeDefined();
+    expect(maxHeld).toBeLessThanOrEqual(3);
+    expect(expired.length).toBeGreaterThanOrEqual(3);
+    // keys of expired revisions are zero-filled
+    for (const k of issued.filter((x) => expired.includes(x.r))) {
+      expect(k.hk.every((b) => b === 0)).toBe(true);
+      expect(k.wk.every((b) => b === 0)).toBe(true);
+    }
+    // tables of the current revision resolve its hints
+    const hk = p.keys(c)!.hk;
+    expect(p.table(c)!.lookup(hint(3, hk, 16, 3, 4242))).toBe(4242);
+    const built = p.history;
+    expect(built.length).toBeGreaterThanOrEqual(5);
+    expect(built.every((b) => b.totalSeconds < period / 1000)).toBe(true);
+    await p.stop();
+    expect(p.held()).toEqual([]);
+  });
+});
+
+describe('self-benchmark [LM-CAP-1]', () => {
+  it('measures a rate for every suite within about a second', async () => {
+    const t = performance.now();
+    const rates = await engine.benchmark(200);
+    expect(performance.now() - t).toBeLessThan(1500);
+    for (const s of suites) expect(rates.get(s)).toBeGreaterThan(100_000);
+  });
+});
