@@ -1,12 +1,8 @@
 /**
  * @module @livematrix/device-sdk
- * The machine side of Live Matrix. This release exposes the protocol primitives a device uses,
- * from the shared reference code; the MQTT session, revision pipeline and consumer API are
- * built on them (see the project's issues).
+ * The machine side of Live Matrix: `Device.start(...)` connects to any MQTT 3.1.1 or 5 broker,
+ * announces the device, accepts signed streams and hands their bytes to the machine in order.
  */
-export {
-  decodeFrame, encodeFrame, verifyFrame, FrameType, Ratchet, deriveSessionKeys, ecdh, x25519KeyPair,
-  transcriptHash, unpack, openChunk, unwrapChunkKey, sealTelemetry, pack, hintSymbols, ReferenceTable,
-  scanResolve, checkRevision, verifyTx, openLicence, syncResult, bestSample, checkSkew, identityKeyPair,
-  topics, LmError, Reason,
-} from '@livematrix/spec';
+export { Device, IncomingStream, SOFTWARE, type DeviceOptions, type DeviceEvents, type StreamEvents, type ProgressEvent, type RejectEvent } from './device.js';
+export { FrameLink, type LinkOptions, type LinkStats } from './link.js';
+export { createIdentityFile, readIdentityFile, type IdentityFile } from './keyfile.js';

@@ -1,11 +1,6 @@
 /**
  * @module @livematrix/gateway
- * The sender side of Live Matrix. This release exposes the protocol primitives a gateway uses,
- * from the shared reference code; jobs, streaming and telemetry are built on them (see the
- * project's issues).
+ * The sender side of Live Matrix: `Gateway.start(...)`, then `gateway.stream(device, job, tx,
+ * licence)` streams a signed job to a device as hints and resolves with a report.
  */
-export {
-  decodeFrame, encodeFrame, verifyFrame, FrameType, Ratchet, deriveSessionKeys, ecdh, x25519KeyPair,
-  transcriptHash, pack, hintSymbols, sealChunk, wrapChunkKey, openTelemetry, senderRevision, negotiate,
-  createTx, verifyTx, identityKeyPair, topics, LmError, Reason,
-} from '@livematrix/spec';
+export { Gateway, GatewayStream, type GatewayOptions, type StreamOptions, type StreamReport, type GatewayEvents, type GatewayStreamEvents } from './gateway.js';

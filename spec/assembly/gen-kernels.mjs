@@ -82,6 +82,21 @@ export function blake3Keys(w: u32, start: u32, count: u32, out: usize): void {
   }
 }
 
+/** Keys of count symbols read (u32 each) from inp; count % 8 == 0. For a sender's hints. */
+export function blake3List(w: u32, inp: usize, count: u32, out: usize): void {
+  ${keyLoads}
+  const m0 = i32x4.splat(bswap32(w));
+  for (let i: u32 = 0; i < count; i += 8) {
+    const m1_a = bswap32x4(v128.load(inp + (i << 2)));
+    const m1_b = bswap32x4(v128.load(inp + (i << 2) + 16));
+    ${blake3Init('a')}
+    ${blake3Init('b')}
+    ${blake3Body(['a', 'b'])}
+    v128.store(out + (i << 2), bswap32x4(v128.xor(v0_a, v8_a)));
+    v128.store(out + (i << 2) + 16, bswap32x4(v128.xor(v0_b, v8_b)));
+  }
+}
+
 /** Full 32-byte digest of one candidate, written at DIGEST_PTR. */
 export function blake3Digest(w: u32, g: u32): void {
   ${keyLoads}
@@ -148,6 +163,19 @@ export function keccakKeys(w: u32, start: u32, count: u32, out: usize, pad: u32)
   for (let i: u32 = 0; i < count; i += 2) {
     const g0 = start + i;
     ${keccakInit('i64x2(wlo | (<i64>bswap32(g0) << 32), wlo | (<i64>bswap32(g0 + 1) << 32))')}
+    ${keccakRounds()}
+    store<u32>(out + (i << 2), bswap32(<u32>i64x2.extract_lane(a0, 0)));
+    store<u32>(out + (i << 2) + 4, bswap32(<u32>i64x2.extract_lane(a0, 1)));
+  }
+}
+
+/** Keys of count symbols read (u32 each) from inp; count % 2 == 0. */
+export function keccakList(w: u32, inp: usize, count: u32, out: usize, pad: u32): void {
+  const h0 = load<i64>(KEY_PTR); const h1 = load<i64>(KEY_PTR + 8); const h2 = load<i64>(KEY_PTR + 16); const h3 = load<i64>(KEY_PTR + 24);
+  const wlo = <i64>bswap32(w);
+  ${decl('a', 25)} ${decl('b', 25)} ${decl('c', 5)} ${decl('d', 5)}
+  for (let i: u32 = 0; i < count; i += 2) {
+    ${keccakInit('i64x2(wlo | (<i64>bswap32(load<u32>(inp + (i << 2))) << 32), wlo | (<i64>bswap32(load<u32>(inp + (i << 2) + 4)) << 32))')}
     ${keccakRounds()}
     store<u32>(out + (i << 2), bswap32(<u32>i64x2.extract_lane(a0, 0)));
     store<u32>(out + (i << 2) + 4, bswap32(<u32>i64x2.extract_lane(a0, 1)));

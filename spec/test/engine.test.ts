@@ -223,3 +223,21 @@ describe('self-benchmark [LM-CAP-1]', () => {
     for (const s of suites) expect(rates.get(s)).toBeGreaterThan(100_000);
   });
 });
+
+describe('sender hints from the kernel [LM-HINT-1]', () => {
+  it('hintList equals the reference for every suite and L', () => {
+    const kernel = new Kernel();
+    for (const suite of suites) {
+      for (const L of [2, 3, 4, 5]) {
+        const hk = randomBytes(32);
+        kernel.setKey(hk);
+        const w = 20;
+        const symbols = Array.from({ length: 1000 + L }, () => Math.floor(Math.random() * 2 ** w));
+        const got = kernel.hintList(suite, w, L, symbols);
+        const want = new Uint8Array(symbols.length * L);
+        symbols.forEach((g, i) => want.set(hint(suite, hk, w, L, g), i * L));
+        expect(got).toEqual(want);
+      }
+    }
+  });
+});

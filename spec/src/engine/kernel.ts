@@ -26,6 +26,8 @@ interface KernelExports {
   initKeccak(): void;
   blake3Keys(w: number, start: number, count: number, out: number): void;
   blake3Digest(w: number, g: number): void;
+  blake3List(w: number, inp: number, count: number, out: number): void;
+  keccakList(w: number, inp: number, count: number, out: number, pad: number): void;
   keccakKeys(w: number, start: number, count: number, out: number, pad: number): void;
   keccakDigest(w: number, g: number, pad: number): void;
 }
@@ -101,6 +103,41 @@ export class Kernel {
       done += n;
     }
   }
+  /**
+   * Hints of a list of symbols, concatenated (n·L bytes), as a sender needs them ([LM-HINT-1]).
+   * L ≤ 4 runs in the kernel in batches; longer hints take one digest per symbol.
+   */
+  hintList(suite: SuiteId, w: number, L: number, symbols: ArrayLike<number>): Uint8Array {
+    const n = symbols.length;
+    const out = new Uint8Array(n * L);
+    if (L > 4) {
+      for (let i = 0; i < n; i++) out.set(this.digest(suite, w, symbols[i] as number).subarray(0, L), i * L);
+      return out;
+    }
+    const half = KERNEL_BATCH / 2; // inputs in the first half of the output area, keys in the second
+    const inView = new Uint32Array(this.x.memory.buffer, OUT_PTR, half);
+    const keyView = new Uint32Array(this.x.memory.buffer, OUT_PTR + half * 4, half);
+    for (let done = 0; done < n; done += half) {
+      const m = Math.min(half, n - done);
+      for (let i = 0; i < m; i++) inView[i] = symbols[done + i] as number;
+      const padded = (m + 7) & ~7;
+      inView.fill(0, m, padded);
+      if (suite === 3) this.x.blake3List(w, OUT_PTR, padded, OUT_PTR + half * 4);
+      else this.x.keccakList(w, OUT_PTR, padded, OUT_PTR + half * 4, PAD[suite]);
+      for (let i = 0; i < m; i++) {
+        const k = keyView[i] as number;
+        const o = (done + i) * L;
+        out[o] = k >>> 24;
+        if (L > 1) out[o + 1] = (k >>> 16) & 0xff;
+        if (L > 2) out[o + 2] = (k >>> 8) & 0xff;
+        if (L > 3) out[o + 3] = k & 0xff;
+      }
+    }
+    inView.fill(0);
+    keyView.fill(0);
+    return out;
+  }
+
   /** The full 32-byte digest D(HK, w, g) of SPEC.md §5.1. */
   digest(suite: SuiteId, w: number, g: number): Uint8Array {
     if (suite === 3) this.x.blake3Digest(w, g);

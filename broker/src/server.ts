@@ -1,0 +1,45 @@
+/**
+ * @module server
+ * An embedded aedes broker on a TCP port (loopback by default), for the demo, the tests and
+ * `livematrix broker`.
+ */
+import { createServer, type Server } from 'node:net';
+import { Aedes, type AedesOptions } from 'aedes';
+
+export interface BrokerOptions {
+  /** TCP port; 0 picks a free one */
+  port?: number;
+  host?: string;
+  aedes?: AedesOptions;
+  /** hook to wire plugins onto the instance before it listens */
+  setup?: (broker: Aedes) => void | Promise<void>;
+}
+
+export interface RunningBroker {
+  aedes: Aedes;
+  server: Server;
+  port: number;
+  host: string;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startBroker(o: BrokerOptions = {}): Promise<RunningBroker> {
+  const aedes = await Aedes.createBroker(o.aedes ?? {});
+  await o.setup?.(aedes);
+  const server = createServer(aedes.handle);
+  const host = o.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 0, host, () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : (o.port ?? 0);
+  return {
+    aedes, server, port, host, url: `mqtt://${host}:${port}`,
+    close: async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => aedes.close(() => r()));
+    },
+  };
+}

@@ -1,0 +1,745 @@
+/**
+ * @module device
+ * The machine side of a Live Matrix stream: identity and capabilities on the broker, offer and
+ * transaction checks, session keys, time sync, the revision pipeline, hints back to ciphertext,
+ * chunk decryption, in-order delivery to a consumer with back-pressure, receipts, telemetry.
+ */
+import { EventEmitter } from 'node:events';
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  type AckBody, type AnyFrame, type Caps, ControlOp, type Frame, FrameType, type FrameTypeId, Kernel, LmError, MatrixEngine, PROTOCOL_VERSION, Ratchet,
+  Reason, type ReasonCode, type RevisionKeys, RevisionPipeline, type SessionKeys, type SessionParams, type SignedTx, type Signer, type SuiteId,
+  type TimeSample, bestSample, checkRevision, checkSkew, decodeFrame, deriveSessionKeys, digest, ecdh, encodeCbor, encodeFrame, equalBytes,
+  minHintLength, openChunk, openLicence, pack, randomBytes, reasonName, sealTelemetry, senderRevision, symbolCount, topics, transcriptHash,
+  type CborValue, unpack, unwrapChunkKey, validateParams, verifyFrame, verifyTx, wipe, x25519KeyPair, type IdentityKeyPair,
+} from '@livematrix/spec';
+import { FrameLink } from './link.js';
+
+export const SOFTWARE = 'livematrix-device/0.1';
+
+export interface DeviceOptions {
+  /** broker URL, e.g. mqtt://127.0.0.1:1883 */
+  url: string;
+  fleet: string;
+  id: string;
+  identity: IdentityKeyPair;
+  /** operator keys whose transactions this device accepts ([LM-TX-3]) */
+  trustedOperators: readonly Uint8Array[];
+  /** hashing workers; default one per core */
+  workers?: number;
+  /** bytes for revision tables; default 512 MiB */
+  memory?: number;
+  /** largest w; default 24 */
+  wmax?: number;
+  /** receive buffer in plaintext bytes ([LM-DLV-5]); default 256 KiB */
+  window?: number;
+  /** the device's clock in Unix ms; default Date.now (tests shift it to test skew) */
+  clock?: () => number;
+  /** MQTT protocol version; default 4 (3.1.1) */
+  protocolVersion?: 4 | 5;
+  /** capabilities to report instead of measuring them (tests) */
+  caps?: Caps;
+  /** number of streams already started per transaction hash (hex), for print counts ([LM-TX-7]) */
+  printCounts?: Map<string, number>;
+}
+
+export interface ProgressEvent {
+  bytes: number;
+  total: number;
+  revision: number;
+}
+export interface RejectEvent {
+  code: ReasonCode;
+  reason: string;
+  type: FrameTypeId;
+  detail: string;
+}
+export interface StreamEvents {
+  progress: [ProgressEvent];
+  alarm: [{ code: number; detail: string }];
+  error: [LmError];
+  reject: [RejectEvent];
+  end: [{ bytes: number; digest: Uint8Array }];
+}
+
+/** A stream the device accepted: read it with `lines()` or `bytes()`. */
+export class IncomingStream extends EventEmitter<StreamEvents> {
+  readonly job: string;
+  readonly size: number;
+  private readonly queue: Uint8Array[] = [];
+  private waiter: (() => void) | undefined;
+  private failure: LmError | undefined;
+  private finished = false;
+  private reading = false;
+  /** @internal */
+  constructor(private readonly s: DeviceSession) {
+    super();
+    this.job = s.tx.body.job;
+    this.size = s.tx.body.size;
+  }
+  get params(): SessionParams {
+    return this.s.params;
+  }
+  get sid(): Uint8Array {
+    return this.s.sid;
+  }
+  /** @internal */
+  push(b: Uint8Array): void {
+    this.queue.push(b);
+    this.wake();
+  }
+  /** @internal */
+  fail(e: LmError): void {
+    if (this.finished || this.failure) return;
+    this.failure = e;
+    this.emit('error', e);
+    this.wake();
+  }
+  /** @internal */
+  finish(): void {
+    this.finished = true;
+    this.wake();
+  }
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+  /**
+   * The plaintext in order, piece by piece. A piece counts as consumed (and is acknowledged,
+   * [LM-DLV-4]) when the loop asks for the next one. Throws LmError if the stream fails; ends
+   * only after the end digest verified ([LM-DLV-6]).
+   */
+  async *bytes(): AsyncGenerator<Uint8Array, void, undefined> {
+    if (this.reading) throw new LmError(Reason.internal, 'a stream can be read once');
+    this.reading = true;
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const b = this.queue.shift();
+      if (b) {
+        yield b;
+        this.s.consumed(b);
+        continue;
+      }
+      if (this.finished) return;
+      await new Promise<void>((r) => (this.waiter = r));
+    }
+  }
+  /** The plaintext as lines (without their '\n'), in order, with the same guarantees. */
+  async *lines(): AsyncGenerator<string, void, undefined> {
+    const td = new TextDecoder();
+    let rest = '';
+    for await (const b of this.bytes()) {
+      const text = rest + td.decode(b, { stream: true });
+      const parts = text.split('\n');
+      rest = parts.pop() ?? '';
+      for (const p of parts) yield p;
+    }
+    rest += td.decode();
+    if (rest) yield rest;
+  }
+  /** Asks the gateway to stop sending until resume() ([LM-DLV-9]). */
+  pause(): Promise<void> {
+    return this.s.control(ControlOp.pause);
+  }
+  resume(): Promise<void> {
+    return this.s.control(ControlOp.resume);
+  }
+  /** Ends the session on both sides and erases its keys. */
+  abort(): Promise<void> {
+    return this.s.control(ControlOp.abort);
+  }
+}
+
+interface ChunkState {
+  ctlen: number;
+  m: number;
+  symbols: Uint32Array;
+  have: Uint8Array;
+  missing: number;
+  key?: Uint8Array;
+}
+
+interface FrameState {
+  chunk: number;
+  off: number;
+  n: number;
+  missing: Set<number>;
+}
+
+const TAMPER_LIMIT = 3; // [LM-ALARM-3]
+const TAMPER_WINDOW_MS = 60_000;
+
+/** One session on the device. @internal */
+class DeviceSession {
+  readonly stream: IncomingStream;
+  private readonly fk: SessionKeys;
+  private readonly d2g: Ratchet;
+  private d2gKeys: RevisionKeys | undefined;
+  readonly pipeline: RevisionPipeline;
+  private readonly chunks = new Map<number, ChunkState>();
+  private readonly frames = new Map<number, FrameState>();
+  private readonly done = new Set<number>();
+  private cum = 0;
+  private nacks: [number, number, number[]][] = [];
+  private nextChunk = 0;
+  private deliveredBytes = 0;
+  private consumedBytes = 0;
+  private readonly hash = sha256.create();
+  private end: { bytes: number; digest: Uint8Array } | undefined;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private samples: TimeSample[] = [];
+  private synced = false;
+  private closed = false;
+  private telemetrySeq = 0;
+  private tamper: number[] = [];
+  private readonly gwpk: Uint8Array;
+
+  constructor(
+    private readonly dev: Device,
+    readonly sid: Uint8Array,
+    readonly tx: SignedTx,
+    readonly params: SessionParams,
+    keys: SessionKeys,
+    gwpk: Uint8Array,
+  ) {
+    this.fk = keys;
+    this.gwpk = gwpk;
+    const g2d = new Ratchet(keys.ckG2d, params.r0);
+    this.d2g = new Ratchet(keys.ckD2g, params.r0);
+    wipe(keys.ckG2d, keys.ckD2g);
+    this.pipeline = new RevisionPipeline({
+      engine: dev.engine, suite: params.suite, w: params.w, L: params.L, epoch: params.epoch, period: params.period, r0: params.r0,
+      keysFor: (r) => g2d.keysFor(r), now: dev.clock,
+    });
+    this.pipeline.on('error', (e) => this.fail(new LmError(Reason.internal, `revision pipeline: ${e.message}`)));
+    this.stream = new IncomingStream(this);
+  }
+
+  private get outTopic(): string {
+    return topics.deviceOut(this.dev.o.fleet, this.dev.o.id);
+  }
+  private mac(): Signer {
+    return { kind: 'mac', key: this.fk.fkD2g };
+  }
+
+  async begin(): Promise<void> {
+    await this.pipeline.start();
+    this.startSync();
+  }
+
+  // ---- time sync ([LM-TIME-1]..[LM-TIME-3]) ----
+  private startSync(): void {
+    this.samples = [];
+    let sent = 0;
+    const send = () => {
+      if (this.closed) return;
+      if (sent < 4) {
+        sent++;
+        void this.send(FrameType.TIME_REQ, { sid: this.sid, t1: this.dev.clock() });
+        this.syncTimer = setTimeout(send, 40);
+      } else {
+        this.syncTimer = setTimeout(() => this.judgeSync(), 200);
+      }
+    };
+    send();
+  }
+
+  private judgeSync(): void {
+    if (this.closed) return;
+    try {
+      checkSkew(bestSample(this.samples), this.params.grace);
+    } catch (e) {
+      const err = e as LmError;
+      void this.send(FrameType.ERROR, { sid: this.sid, code: err.code, detail: err.message.slice(0, 256) });
+      this.fail(err);
+      return;
+    }
+    const first = !this.synced;
+    this.synced = true;
+    if (first) this.ackSoon(0); // first ACK: the gateway may start sending
+    this.syncTimer = setTimeout(() => this.startSync(), 30_000); // [LM-TIME-3]
+  }
+
+  // ---- frames in ----
+  async onFrame(f: AnyFrame): Promise<void> {
+    if (this.closed) return;
+    try {
+      verifyFrame(f, { mac: this.fk.fkG2d });
+    } catch (e) {
+      this.onTamper(f, e as LmError);
+      return;
+    }
+    switch (f.type) {
+      case FrameType.TIME_RESP: {
+        const b = f.body;
+        this.samples.push({ t1: b.t1, t2: b.t2, t3: b.t3, t4: this.dev.clock() });
+        return;
+      }
+      case FrameType.HINTS:
+        return this.onHints(f);
+      case FrameType.KEY:
+        return this.onKey(f);
+      case FrameType.END:
+        this.end = { bytes: f.body.bytes, digest: f.body.digest };
+        this.maybeFinish();
+        return;
+      case FrameType.CONTROL:
+        if (f.body.op === ControlOp.abort) this.fail(new LmError(Reason.aborted, 'the gateway aborted the stream'), false);
+        return;
+      case FrameType.ALARM:
+        this.stream.emit('alarm', { code: f.body.code, detail: f.body.detail });
+        this.fail(new LmError(f.body.code === Reason.rate ? Reason.rate : Reason.tamper, `alarm from the gateway: ${f.body.detail}`), false);
+        return;
+      case FrameType.ERROR:
+        this.fail(new LmError(Reason.internal, `error from the gateway: ${reasonName(f.body.code as ReasonCode) ?? f.body.code}: ${f.body.detail}`), false);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private reject(f: AnyFrame, code: ReasonCode, detail: string): void {
+    this.stream.emit('reject', { code, reason: reasonName(code), type: f.type, detail });
+  }
+
+  private onTamper(f: AnyFrame, e: LmError): void {
+    this.reject(f, e.code, e.message);
+    const now = Date.now();
+    this.tamper = this.tamper.filter((t) => now - t < TAMPER_WINDOW_MS);
+    this.tamper.push(now);
+    if (this.tamper.length >= TAMPER_LIMIT) {
+      // [LM-ALARM-3]
+      void this.send(FrameType.ALARM, { sid: this.sid, code: Reason.tamper, detail: `${this.tamper.length} authentication failures within 60 s`, time: Date.now() });
+      this.fail(new LmError(Reason.tamper, `${this.tamper.length} frames failed authentication within 60 s; session ended`));
+    }
+  }
+
+  private async onHints(f: Frame<6>): Promise<void> {
+    const b = f.body;
+    const p = this.params;
+    if (!this.synced) return; // [LM-TIME-1]: no hints before time sync
+    const rc = checkRevision(b.rev, this.dev.clock(), p); // [LM-REV-2]
+    if (rc !== null) {
+      this.reject(f, rc, `HINTS seq ${b.seq} of revision ${b.rev}`);
+      this.nack(b.seq, rc, b.idx ?? []);
+      return;
+    }
+    if (b.hints.length % p.L !== 0) return this.reject(f, Reason.schema, `hints of ${b.hints.length} bytes are not a multiple of L=${p.L}`);
+    const n = b.hints.length / p.L;
+    if (n > p.symbolsPerFrame || (b.idx && b.idx.length !== n)) return this.reject(f, Reason.schema, 'symbol count');
+    if (b.chunk < this.nextChunk) {
+      this.markDone(b.seq);
+      return this.ackSoon();
+    }
+    let ch = this.chunks.get(b.chunk);
+    const m = symbolCount(b.ctlen, p.w);
+    if (!ch) {
+      if (b.ctlen < 16 || b.ctlen > p.chunk + 16) return this.reject(f, Reason.schema, `ctlen ${b.ctlen}`);
+      ch = { ctlen: b.ctlen, m, symbols: new Uint32Array(m), have: new Uint8Array(m), missing: m };
+      this.chunks.set(b.chunk, ch);
+    } else if (ch.ctlen !== b.ctlen) return this.reject(f, Reason.schema, `ctlen ${b.ctlen} differs from ${ch.ctlen}`);
+    let fs = this.frames.get(b.seq);
+    if (!fs) {
+      const total = b.idx ? Math.max(...b.idx) + 1 : n;
+      if (b.idx) return this.nack(b.seq, Reason.unknown, []); // a partial re-send of a frame we never saw: ask for all
+      if (b.off + total > m) return this.reject(f, Reason.schema, 'symbols beyond the chunk');
+      fs = { chunk: b.chunk, off: b.off, n: total, missing: new Set(Array.from({ length: total }, (_, i) => i)) };
+      this.frames.set(b.seq, fs);
+    }
+    if (this.done.has(b.seq) || b.seq < this.cum) return this.ackSoon();
+    const table = this.pipeline.table(b.rev) ?? (await this.pipeline.ready(b.rev));
+    if (!table) {
+      this.nack(b.seq, Reason.busy, b.idx ?? []);
+      return;
+    }
+    const res = table.lookupMany(b.hints, new Int32Array(n));
+    const amb: number[] = [];
+    const unk: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const rel = b.idx ? (b.idx[i] as number) : i;
+      if (!fs.missing.has(rel)) continue;
+      const r = res[i] as number;
+      if (r >= 0) {
+        const at = fs.off + rel;
+        ch.symbols[at] = r;
+        if (!ch.have[at]) {
+          ch.have[at] = 1;
+          ch.missing--;
+        }
+        fs.missing.delete(rel);
+      } else if (r === -2) amb.push(rel); // [LM-HINT-3]
+      else unk.push(rel); // [LM-HINT-4]
+    }
+    res.fill(0);
+    if (amb.length) this.nack(b.seq, Reason.ambiguous, amb);
+    if (unk.length) this.nack(b.seq, Reason.unknown, unk);
+    if (fs.missing.size === 0) {
+      this.markDone(b.seq);
+      this.frames.delete(b.seq);
+    }
+    this.ackSoon();
+    this.deliver();
+  }
+
+  private markDone(seq: number): void {
+    if (seq < this.cum) return;
+    this.done.add(seq);
+    while (this.done.has(this.cum)) this.done.delete(this.cum++);
+  }
+
+  private nack(seq: number, reason: number, idx: number[]): void {
+    if (this.nacks.length < 64) this.nacks.push([seq, reason, idx.slice(0, 4096)]);
+    this.ackSoon(0);
+  }
+
+  private onKey(f: Frame<7>): void {
+    const b = f.body;
+    const rc = checkRevision(b.rev, this.dev.clock(), this.params);
+    if (rc !== null) return this.reject(f, rc, `KEY of chunk ${b.chunk}, revision ${b.rev}`);
+    const keys = this.pipeline.keys(b.rev);
+    if (!keys) return this.reject(f, Reason.busy, `no keys for revision ${b.rev}`);
+    if (b.chunk < this.nextChunk) return;
+    let k: Uint8Array;
+    try {
+      k = unwrapChunkKey(keys.wk, this.sid, b.chunk, b.wrapped);
+    } catch (e) {
+      return this.onTamper(f, e as LmError);
+    }
+    const ch = this.chunks.get(b.chunk);
+    if (!ch) {
+      wipe(k);
+      return;
+    }
+    ch.key = k;
+    this.deliver();
+  }
+
+  /** Decrypts and hands over complete chunks, in order ([LM-DLV-6]). */
+  private deliver(): void {
+    for (;;) {
+      const ch = this.chunks.get(this.nextChunk);
+      if (!ch || ch.missing > 0 || !ch.key) break;
+      let pt: Uint8Array;
+      try {
+        const ct = unpack(ch.symbols, this.params.w, ch.ctlen); // [LM-PACK-3]
+        pt = openChunk(ch.key, this.sid, this.nextChunk, ct); // [LM-AEAD-4]
+        wipe(ct);
+      } catch (e) {
+        this.fail(e as LmError);
+        return;
+      }
+      wipe(ch.key);
+      ch.symbols.fill(0);
+      this.chunks.delete(this.nextChunk);
+      this.nextChunk++;
+      this.deliveredBytes += pt.length;
+      this.stream.push(pt);
+    }
+    this.maybeFinish();
+  }
+
+  /** Called when the consumer took a piece ([LM-DLV-4]). */
+  consumed(b: Uint8Array): void {
+    this.consumedBytes += b.length;
+    this.hash.update(b);
+    b.fill(0); // consumed plaintext is not retained by the SDK
+    this.stream.emit('progress', { bytes: this.consumedBytes, total: this.tx.body.size, revision: this.pipeline.current() });
+    this.ackSoon();
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    if (!this.end || this.closed || this.consumedBytes < this.end.bytes || this.consumedBytes !== this.deliveredBytes) return;
+    const d = this.hash.digest();
+    // [LM-DLV-6]: digest of what the consumer took equals END's and the transaction's
+    if (this.consumedBytes !== this.end.bytes || !equalBytes(d, this.end.digest) || !equalBytes(d, this.tx.body.jd)) {
+      void this.send(FrameType.ERROR, { sid: this.sid, code: Reason.digest, detail: 'end digest mismatch' });
+      this.fail(new LmError(Reason.digest, `end digest mismatch after ${this.consumedBytes} bytes: the stream is not complete ([LM-DLV-6])`));
+      return;
+    }
+    this.flushAck();
+    // [LM-DLV-7]: signed receipt
+    const receipt = encodeFrame(FrameType.RECEIPT, {
+      sid: this.sid, jd: this.tx.body.jd, bytes: this.consumedBytes, digest: d, time: Date.now(), device: this.dev.o.id, txh: this.tx.hash,
+    }, { kind: 'sig', secretKey: this.dev.o.identity.secretKey });
+    void this.dev.link.send(this.outTopic, receipt, FrameType.RECEIPT);
+    this.stream.emit('end', { bytes: this.consumedBytes, digest: d });
+    this.stream.finish();
+    this.close();
+  }
+
+  private ackSoon(delay = 15): void {
+    if (this.closed) return;
+    if (this.ackTimer) {
+      if (delay > 0) return;
+      clearTimeout(this.ackTimer);
+    }
+    this.ackTimer = setTimeout(() => this.flushAck(), delay);
+  }
+
+  private flushAck(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (this.closed) return;
+    const sack: [number, number][] = [];
+    const above = [...this.done].sort((a, b) => a - b);
+    for (const s of above) {
+      const last = sack[sack.length - 1];
+      if (last && last[1] === s - 1) last[1] = s;
+      else if (sack.length < 64) sack.push([s, s]);
+    }
+    const body: AckBody = { sid: this.sid, cum: this.cum, sack, nack: this.nacks, consumed: this.consumedBytes, credit: this.dev.window };
+    this.nacks = [];
+    void this.send(FrameType.ACK, body);
+  }
+
+  async control(op: number): Promise<void> {
+    await this.send(FrameType.CONTROL, { sid: this.sid, op, reason: op === ControlOp.abort ? Reason.aborted : 0 });
+    if (op === ControlOp.abort) this.fail(new LmError(Reason.aborted, 'aborted by the consumer'), false);
+  }
+
+  /** Telemetry under the d2g chain ([LM-TEL-1]). */
+  async telemetry(payload: Uint8Array): Promise<void> {
+    if (this.closed) throw new LmError(Reason.unknownSession, 'no session');
+    const p = this.params;
+    const rev = senderRevision(this.dev.clock(), p);
+    if (!this.d2gKeys || this.d2gKeys.revision !== rev) {
+      if (this.d2gKeys) wipe(this.d2gKeys.hk, this.d2gKeys.wk);
+      this.d2gKeys = this.d2g.keysFor(Math.max(rev, this.d2g.position));
+    }
+    const k = this.d2gKeys;
+    const seq = this.telemetrySeq++;
+    const ct = sealTelemetry(k.wk, this.sid, seq, payload);
+    const kernel = this.dev.kernel;
+    kernel.setKey(k.hk);
+    const hints = kernel.hintList(p.suite, p.wt, minHintLength(p.wt), pack(ct, p.wt));
+    kernel.wipe();
+    await this.send(FrameType.TELEMETRY, { sid: this.sid, seq, rev: k.revision, ctlen: ct.length, hints });
+  }
+
+  private async send<T extends FrameTypeId>(type: T, body: Parameters<typeof encodeFrame<T>>[1]): Promise<void> {
+    if (this.closed && type !== FrameType.ERROR && type !== FrameType.CONTROL) return;
+    const frame = encodeFrame(type, body, this.mac());
+    try {
+      await this.dev.link.send(this.outTopic, frame, type);
+    } catch {
+      // the link reconnects by itself; ACKs and re-sends recover ([LM-DLV-8])
+    }
+  }
+
+  fail(e: LmError, tellGateway = true): void {
+    if (this.closed) return;
+    if (tellGateway && e.code !== Reason.skew && e.code !== Reason.digest) {
+      void this.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: e.message.slice(0, 256) });
+    }
+    this.stream.fail(e);
+    this.close();
+  }
+
+  /** Erases everything of the session ([LM-KEY-5], [LM-DLV-9]). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    void this.pipeline.stop();
+    this.d2g.destroy();
+    if (this.d2gKeys) wipe(this.d2gKeys.hk, this.d2gKeys.wk);
+    for (const ch of this.chunks.values()) {
+      ch.symbols.fill(0);
+      if (ch.key) wipe(ch.key);
+    }
+    this.chunks.clear();
+    this.frames.clear();
+    wipe(this.fk.fkG2d, this.fk.fkD2g);
+    this.dev.sessionClosed(this);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}
+
+export interface DeviceEvents {
+  stream: [IncomingStream];
+  error: [LmError];
+  reject: [RejectEvent];
+}
+
+/**
+ * A device: connects, announces itself, accepts offers, produces streams.
+ *
+ * @example
+ * const dev = await Device.start({ url, fleet: 'f1', id: 'printer-1', identity, trustedOperators: [opk] });
+ * const s = await dev.nextStream();
+ * for await (const line of s.lines()) printer.send(line);
+ */
+export class Device extends EventEmitter<DeviceEvents> {
+  readonly engine: MatrixEngine;
+  readonly kernel: Kernel;
+  link!: FrameLink;
+  caps!: Caps;
+  readonly window: number;
+  readonly clock: () => number;
+  private session: DeviceSession | undefined;
+  private readonly waiting: ((s: IncomingStream) => void)[] = [];
+  private readonly prints: Map<string, number>;
+  private ownEngine: boolean;
+
+  private constructor(readonly o: DeviceOptions, engine?: MatrixEngine) {
+    super();
+    this.ownEngine = !engine;
+    this.engine = engine ?? new MatrixEngine(o.workers !== undefined ? { workers: o.workers } : {});
+    this.kernel = new Kernel();
+    this.window = o.window ?? 256 * 1024;
+    this.clock = o.clock ?? Date.now;
+    this.prints = o.printCounts ?? new Map();
+  }
+
+  /** Starts the engine, measures capabilities, connects and publishes HELLO ([LM-MQTT-2]). */
+  static async start(o: DeviceOptions, engine?: MatrixEngine): Promise<Device> {
+    const d = new Device(o, engine);
+    await d.engine.start();
+    d.caps = o.caps ?? (await d.measure());
+    const bye = encodeFrame(FrameType.BYE, { who: o.id, reason: Reason.offline }, { kind: 'none' });
+    d.link = await FrameLink.connect({
+      url: o.url, clientId: `lm-dev-${o.id}-${Math.random().toString(16).slice(2, 8)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
+      will: { topic: topics.deviceState(o.fleet, o.id), payload: bye, retain: true },
+    });
+    d.link.onPayload((topic, payload) => d.onPayload(topic, payload));
+    await d.link.subscribe(topics.deviceIn(o.fleet, o.id));
+    d.link.client.on('connect', () => void d.announce());
+    await d.announce();
+    return d;
+  }
+
+  private async measure(): Promise<Caps> {
+    const rates = await this.engine.benchmark(250);
+    return {
+      suites: [...rates.entries()].map(([s, r]) => [s, r] as [SuiteId, number]),
+      mem: this.o.memory ?? 512 * 2 ** 20,
+      wmax: this.o.wmax ?? 24,
+      workers: this.engine.workers,
+    };
+  }
+
+  private async announce(): Promise<void> {
+    const hello = encodeFrame(FrameType.HELLO, {
+      device: this.o.id, idpk: this.o.identity.publicKey, caps: this.caps, time: this.clock(), software: SOFTWARE, online: true,
+    }, { kind: 'sig', secretKey: this.o.identity.secretKey });
+    await this.link.send(topics.deviceState(this.o.fleet, this.o.id), hello, FrameType.HELLO, { retain: true });
+  }
+
+  /** Resolves with the next accepted stream. */
+  nextStream(): Promise<IncomingStream> {
+    return new Promise((r) => this.waiting.push(r));
+  }
+
+  /** Sends machine status to the gateway of the current session as telemetry ([LM-TEL-1]). */
+  async telemetry(status: Record<string, CborValue>): Promise<void> {
+    if (!this.session || this.session.isClosed) throw new LmError(Reason.unknownSession, 'telemetry needs an active session');
+    await this.session.telemetry(encodeCbor(new Map(Object.entries(status))));
+  }
+
+  private onPayload(topic: string, payload: Uint8Array): void {
+    let f: AnyFrame;
+    try {
+      f = decodeFrame(payload);
+    } catch (e) {
+      const err = e as LmError;
+      this.emit('reject', { code: err.code, reason: reasonName(err.code), type: 0 as FrameTypeId, detail: err.message });
+      return;
+    }
+    if (f.type === FrameType.OFFER) {
+      void this.onOffer(f, payload).catch((e: unknown) => this.emit('error', e instanceof LmError ? e : new LmError(Reason.internal, String(e))));
+      return;
+    }
+    const sid = (f.body as { sid?: Uint8Array }).sid;
+    const s = this.session;
+    if (!s || !sid || !equalBytes(sid, s.sid)) {
+      // [LM-FRAME-8]: frames of sessions we do not hold are ignored (replays of ended sessions land here)
+      this.emit('reject', { code: Reason.unknownSession, reason: reasonName(Reason.unknownSession), type: f.type, detail: `${topic}: no such session` });
+      return;
+    }
+    void s.onFrame(f).catch((e: unknown) => s.fail(e instanceof LmError ? e : new LmError(Reason.internal, String(e))));
+  }
+
+  private async onOffer(f: Frame<2>, offerBytes: Uint8Array): Promise<void> {
+    const b = f.body;
+    const refuse = async (e: LmError): Promise<never> => {
+      const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: e.message.slice(0, 256) }, { kind: 'none' });
+      await this.link.send(topics.deviceOut(this.o.fleet, this.o.id), err, FrameType.ERROR).catch(() => undefined);
+      this.emit('error', e);
+      throw e;
+    };
+    if (this.session && !this.session.isClosed) return void (await refuse(new LmError(Reason.busy, 'a session is already running')));
+    try {
+      verifyFrame(f, { signer: b.gwpk }); // [LM-FRAME-6]
+    } catch (e) {
+      return void (await refuse(e as LmError));
+    }
+    let tx: SignedTx;
+    let licence: Uint8Array;
+    try {
+      const txh = Buffer.from(digest(b.tx)).toString('hex');
+      tx = verifyTx(b.tx, {
+        now: this.clock(), trustedOperators: this.o.trustedOperators, device: { id: this.o.id, publicKey: this.o.identity.publicKey },
+        gatewayPublic: b.gwpk, printsUsed: this.prints.get(txh) ?? 0,
+      });
+      validateParams(b.params);
+      if (b.params.w > this.caps.wmax || !this.caps.suites.some(([s]) => s === b.params.suite)) throw new LmError(Reason.params, `w=${b.params.w} suite ${b.params.suite} not supported by this device ([LM-CAP-2])`);
+      licence = openLicence(tx.body.lic, this.o.identity.secretKey, this.o.identity.publicKey, tx.body.jd); // [LM-TX-1]
+      this.prints.set(txh, (this.prints.get(txh) ?? 0) + 1);
+    } catch (e) {
+      return void (await refuse(e as LmError));
+    }
+    const eph = x25519KeyPair();
+    const accept = encodeFrame(FrameType.ACCEPT, { sid: b.sid, epk: eph.publicKey, oh: digest(offerBytes), window: this.window }, { kind: 'sig', secretKey: this.o.identity.secretKey });
+    const z = ecdh(eph.secretKey, b.epk);
+    const keys = deriveSessionKeys(z, licence, transcriptHash(offerBytes, accept)); // [LM-KEY-2]
+    wipe(z, licence, eph.secretKey); // [LM-KEY-4]
+    const s = new DeviceSession(this, b.sid, tx, b.params, keys, b.gwpk);
+    this.session = s;
+    s.stream.on('reject', (r) => this.emit('reject', r));
+    await this.link.send(topics.deviceOut(this.o.fleet, this.o.id), accept, FrameType.ACCEPT);
+    await s.begin();
+    const w = this.waiting.shift();
+    if (w) w(s.stream);
+    this.emit('stream', s.stream);
+  }
+
+  /** @internal */
+  sessionClosed(s: DeviceSession): void {
+    if (this.session === s) this.session = undefined;
+  }
+
+  /** The running session's stream, if any. */
+  get current(): IncomingStream | undefined {
+    return this.session?.stream;
+  }
+
+  /** Leaves: BYE, disconnect, stop the engine, erase session keys. */
+  async stop(): Promise<void> {
+    this.session?.fail(new LmError(Reason.aborted, 'device stopped'), false);
+    try {
+      const bye = encodeFrame(FrameType.BYE, { who: this.o.id, reason: Reason.offline }, { kind: 'none' });
+      await this.link.send(topics.deviceState(this.o.fleet, this.o.id), bye, FrameType.BYE, { retain: true });
+    } catch {
+      // broker gone: the Last Will says the same
+    }
+    await this.link.close(true).catch(() => undefined);
+    if (this.ownEngine) await this.engine.stop();
+    this.kernel.wipe();
+  }
+
+  /** Simulates a crash: drops the connection without BYE (the broker publishes the Last Will). */
+  async crash(): Promise<void> {
+    this.session?.fail(new LmError(Reason.aborted, 'device crashed'), false);
+    this.link.client.stream.destroy();
+    await this.link.close(true).catch(() => undefined);
+    if (this.ownEngine) await this.engine.stop();
+  }
+}
+

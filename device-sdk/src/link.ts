@@ -1,0 +1,102 @@
+/**
+ * @module link
+ * A frame link over MQTT.js: publishes encoded frames at the QoS of SPEC.md §7.2 on the topics
+ * of §10, hands received payloads to handlers, counts wire bytes. Used by the device SDK and
+ * the gateway.
+ */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { FRAME_QOS, type FrameTypeId, LmError, Reason } from '@livematrix/spec';
+
+export interface LinkOptions {
+  url: string;
+  clientId: string;
+  /** MQTT protocol version: 4 (3.1.1, default: aedes speaks only 3.1.1) or 5 */
+  protocolVersion?: 4 | 5;
+  will?: { topic: string; payload: Uint8Array; retain: boolean };
+  username?: string;
+  password?: Uint8Array | string;
+  /** ms between reconnect attempts; default 500 */
+  reconnectPeriod?: number;
+}
+
+export type PayloadHandler = (topic: string, payload: Uint8Array) => void;
+
+/** Counters of what crossed the link. */
+export interface LinkStats {
+  framesOut: number;
+  bytesOut: number;
+  framesIn: number;
+  bytesIn: number;
+}
+
+/**
+ * @example
+ * const link = await FrameLink.connect({ url: 'mqtt://127.0.0.1:1883', clientId: 'dev-1' });
+ * link.onPayload((t, p) => ...); await link.subscribe(topic); await link.send(topic, bytes, FrameType.ACK);
+ */
+export class FrameLink {
+  readonly stats: LinkStats = { framesOut: 0, bytesOut: 0, framesIn: 0, bytesIn: 0 };
+  private readonly handlers: PayloadHandler[] = [];
+  private readonly subscriptions = new Set<string>();
+  private constructor(readonly client: MqttClient, readonly protocolVersion: 4 | 5) {
+    client.on('message', (topic, payload) => {
+      this.stats.framesIn++;
+      this.stats.bytesIn += payload.length;
+      const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+      for (const h of this.handlers) h(topic, bytes);
+    });
+  }
+
+  static async connect(o: LinkOptions): Promise<FrameLink> {
+    const protocolVersion = o.protocolVersion ?? 4;
+    const opts: IClientOptions = {
+      clientId: o.clientId,
+      protocolVersion,
+      clean: true,
+      reconnectPeriod: o.reconnectPeriod ?? 500,
+      connectTimeout: 10_000,
+      keepalive: 30,
+      resubscribe: true,
+    };
+    if (o.username !== undefined) opts.username = o.username;
+    if (o.password !== undefined) opts.password = typeof o.password === 'string' ? o.password : Buffer.from(o.password);
+    if (o.will) opts.will = { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: o.will.retain };
+    try {
+      const client = await mqtt.connectAsync(o.url, opts);
+      return new FrameLink(client, protocolVersion);
+    } catch (e) {
+      throw new LmError(Reason.offline, `cannot connect to the MQTT broker at ${o.url}: ${(e as Error).message}`);
+    }
+  }
+
+  onPayload(h: PayloadHandler): void {
+    this.handlers.push(h);
+  }
+
+  async subscribe(topic: string): Promise<void> {
+    this.subscriptions.add(topic);
+    await this.client.subscribeAsync(topic, { qos: 1 });
+  }
+
+  /** Publishes one frame ([LM-MQTT-1], [LM-MQTT-3]). */
+  async send(topic: string, frame: Uint8Array, type: FrameTypeId, opts: { retain?: boolean; expirySeconds?: number } = {}): Promise<void> {
+    this.stats.framesOut++;
+    this.stats.bytesOut += frame.length;
+    const properties = this.protocolVersion === 5
+      ? { contentType: 'application/livematrix+cbor', ...(opts.expirySeconds ? { messageExpiryInterval: opts.expirySeconds } : {}) }
+      : undefined;
+    await this.client.publishAsync(topic, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), {
+      qos: FRAME_QOS[type],
+      retain: opts.retain ?? false,
+      ...(properties ? { properties } : {}),
+    });
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  async close(force = false): Promise<void> {
+    await this.client.endAsync(force);
+  }
+}
