@@ -31,7 +31,7 @@ export interface DeviceOptions {
   memory?: number;
   /** largest w; default 24 */
   wmax?: number;
-  /** receive buffer in plaintext bytes ([LM-DLV-5]); default 256 KiB */
+  /** receive buffer in plaintext bytes ([LM-DLV-5]); default 4 MiB */
   window?: number;
   /** the device's clock in Unix ms; default Date.now (tests shift it to test skew) */
   clock?: () => number;
@@ -390,7 +390,8 @@ class DeviceSession {
   }
 
   private nack(seq: number, reason: number, idx: number[]): void {
-    if (this.nacks.length < 64) this.nacks.push([seq, reason, idx.slice(0, 4096)]);
+    // Long lists mean "the whole frame" (an empty list) so that an ACK stays small.
+    if (this.nacks.length < 64) this.nacks.push([seq, reason, idx.length > 256 ? [] : idx]);
     this.ackSoon(0);
   }
 
@@ -593,7 +594,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.ownEngine = !engine;
     this.engine = engine ?? new MatrixEngine(o.workers !== undefined ? { workers: o.workers } : {});
     this.kernel = new Kernel();
-    this.window = o.window ?? 256 * 1024;
+    this.window = o.window ?? 4 * 1024 * 1024;
     this.clock = o.clock ?? Date.now;
     this.prints = o.printCounts ?? new Map();
   }

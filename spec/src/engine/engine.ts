@@ -116,6 +116,20 @@ export class MatrixEngine {
    * parallel, then counting-sorts them by key. The caller owns and later wipes the table.
    */
   async buildTable(suite: SuiteId, w: number, L: number, hk: Uint8Array, into?: TableMemory): Promise<{ table: RevisionTable; report: BuildReport }> {
+    // One build at a time: builds share the key scratch and all the cores.
+    const prev = this.building;
+    let release!: () => void;
+    this.building = new Promise<void>((r) => (release = r));
+    await prev;
+    try {
+      return await this.buildTableNow(suite, w, L, hk.slice(), into);
+    } finally {
+      release();
+    }
+  }
+  private building: Promise<void> = Promise.resolve();
+
+  private async buildTableNow(suite: SuiteId, w: number, L: number, hk: Uint8Array, into?: TableMemory): Promise<{ table: RevisionTable; report: BuildReport }> {
     const pool = this.need();
     const layout = tableLayout(w);
     const mem = into && into.w === w ? into : allocTable(w);
@@ -151,6 +165,7 @@ export class MatrixEngine {
     await Promise.all(split(n * 4, pool.length).map(([s, e], i) => pool[i]!.run({ op: 'wipe', buffer: keys, start: s, end: e })));
     const t2 = performance.now();
     const table = new RevisionTable(mem, suite, L, L > 4 ? this.digestFn(suite, w, hk) : undefined);
+    hk.fill(0);
     return { table, report: { suite, w, hashSeconds: (t1 - t0) / 1000, sortSeconds: (t2 - t1) / 1000, totalSeconds: (t2 - t0) / 1000 } };
   }
 

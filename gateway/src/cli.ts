@@ -1,0 +1,452 @@
+#!/usr/bin/env node
+/**
+ * @module cli
+ * `livematrix`: one command for operators and vendors. Subcommands: demo, broker, gateway,
+ * stream, device, keygen, sign. `livematrix <cmd> --help` says more.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync, readFileSync, renameSync, writeFileSync, type WriteStream } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startBroker } from '@livematrix/broker';
+import { Device, type IncomingStream, createIdentityFile, readIdentityFile } from '@livematrix/device-sdk';
+import { type IdentityKeyPair, LmError, MatrixEngine, SUITE_NAMES, createTx, digest, fromHex, identityKeyPair, toHex } from '@livematrix/spec';
+import { Gateway, type GatewayStream, type StreamReport } from './gateway.js';
+
+const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+const isTTY = process.stderr.isTTY;
+
+class UsageError extends Error {}
+
+const HELP: Record<string, string> = {
+  main: `livematrix: stream machine code to manufacturing machines as expiring hints over MQTT
+
+Usage: livematrix <command> [options]
+
+Commands:
+  demo      embedded broker, a gateway and two simulated printers; streams a real G-code file
+  broker    run an embedded MQTT broker (aedes)
+  gateway   stream the jobs listed in a jobs file, then exit
+  stream    stream one G-code file to one device, then exit
+  device    run a device that writes what it receives to a file (a simulated machine)
+  keygen    create an identity key file (device, gateway or operator)
+  sign      sign a streaming transaction as the operator
+
+Run "livematrix <command> --help" for a command's options.`,
+  demo: `livematrix demo [--file FILE] [--w BITS] [--rate BYTES_PER_S]
+
+Starts an MQTT broker on 127.0.0.1 (a free port), a gateway and two simulated printers, signs a
+transaction per printer, streams FILE (default: examples/cylinder_annular.gcode) to both, shows
+progress and telemetry, and ends with a summary. Exit code 0 when both outputs match the file.
+
+  --file FILE         G-code to stream
+  --w BITS            segment width, 8..24 (default: negotiated from the printers' measured rate)
+  --rate N            bytes per second each simulated printer consumes (default 4000000)`,
+  broker: `livematrix broker [--port 1883] [--host 127.0.0.1]
+
+Runs an embedded aedes broker until interrupted (Ctrl-C). Loopback by default.`,
+  keygen: `livematrix keygen --id ID --out FILE
+
+Writes a new Ed25519 identity (JSON, mode 0600) and prints its public key. Refuses to overwrite.`,
+  sign: `livematrix sign --operator FILE --job FILE --device ID --device-key HEX --out FILE
+                [--gateway-key HEX] [--rate BYTES_PER_S] [--burst BYTES] [--hours H] [--prints N]
+
+Signs a streaming transaction with the operator's identity file. Writes JSON { tx, licence } (mode
+0600): the transaction for the gateway and the device, and the licence secret for the gateway.
+  --rate      most bytes per second the machine may consume (default 100000)
+  --burst     bytes it may take beyond the rate (default 1048576)
+  --hours     validity from now (default 24, at most 720)
+  --prints    how many times the job may be streamed (default 1)`,
+  stream: `livematrix stream FILE --device ID --tx FILE --identity FILE --operator-key HEX
+                  [--url mqtt://127.0.0.1:1883] [--fleet default] [--w BITS]
+
+Runs a gateway for one stream: FILE to device ID under the signed transaction in --tx (from
+"livematrix sign"), with the gateway identity --identity. Prints progress and a report.`,
+  gateway: `livematrix gateway --jobs FILE --identity FILE --operator-key HEX [--url URL] [--fleet ID]
+
+Streams every job of a jobs file (JSON array of { "file", "device", "tx" }) in parallel, prints
+progress and one report per job. Exit code 0 when every job was delivered.`,
+  device: `livematrix device --identity FILE --operator-key HEX [--out FILE|-] [--rate BYTES_PER_S]
+                  [--url mqtt://127.0.0.1:1883] [--fleet default] [--once]
+
+Runs a device that accepts signed streams and writes each to --out (default: stdout), consuming
+at most --rate bytes per second like a real machine. Writes to FILE.part and renames it to FILE
+only when the stream completed and its digest verified. --once exits after the first stream.`,
+};
+
+function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function need(v: Record<string, string | boolean | undefined>, name: string): string {
+  const x = v[name];
+  if (typeof x !== 'string' || !x) throw new UsageError(`--${name} is required`);
+  return x;
+}
+
+function num(v: Record<string, string | boolean | undefined>, name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const x = v[name];
+  if (x === undefined) return dflt;
+  const n = Number(x);
+  if (typeof x !== 'string' || !Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be a number in ${min}..${max}, got "${String(x)}"`);
+  return n;
+}
+
+function hexKey(v: Record<string, string | boolean | undefined>, name: string): Uint8Array {
+  const s = need(v, name);
+  if (!/^[0-9a-fA-F]{64}$/.test(s)) throw new UsageError(`--${name} must be 64 hex digits (an Ed25519 public key)`);
+  return fromHex(s);
+}
+
+const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
+
+/** A progress line on stderr: a bar on a terminal, a line every 10% otherwise. */
+class Progress {
+  private last = -1;
+  constructor(private readonly label: string, private readonly total: number) {}
+  update(done: number, extra = ''): void {
+    const frac = this.total ? Math.min(1, done / this.total) : 1;
+    if (isTTY) {
+      const width = 30;
+      const fill = Math.round(frac * width);
+      process.stderr.write(`\r${this.label.padEnd(12)} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}% ${mb(done)} ${extra}`.padEnd(100));
+    } else {
+      const step = Math.floor(frac * 10);
+      if (step !== this.last) {
+        this.last = step;
+        process.stderr.write(`${this.label}: ${(frac * 100).toFixed(0)}% ${mb(done)} ${extra}\n`);
+      }
+    }
+  }
+  done(): void {
+    if (isTTY) process.stderr.write('\n');
+  }
+}
+
+/** Reads a stream at most `rate` bytes per second, like a machine that prints. */
+async function consume(s: IncomingStream, rate: number, sink: (b: Uint8Array) => void | Promise<void>, onProgress?: (n: number) => void): Promise<Uint8Array> {
+  const h = createHash('sha256');
+  const t0 = Date.now();
+  let n = 0;
+  for await (const b of s.bytes()) {
+    h.update(b);
+    await sink(b);
+    n += b.length;
+    onProgress?.(n);
+    const ahead = (n / rate) * 1000 - (Date.now() - t0);
+    if (ahead > 5) await new Promise((r) => setTimeout(r, ahead));
+  }
+  return new Uint8Array(h.digest());
+}
+
+function repoRoot(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+}
+
+// ---- demo ---------------------------------------------------------------------------------
+
+async function demo(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { file: { type: 'string' }, w: { type: 'string' }, rate: { type: 'string' } });
+  if (values['help']) return help('demo');
+  const file = typeof values['file'] === 'string' ? values['file'] : join(repoRoot(), 'examples', 'cylinder_annular.gcode');
+  if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+  const data = new Uint8Array(readFileSync(file));
+  const w = values['w'] !== undefined ? num(values, 'w', 20, 8, 24) : undefined;
+  const rate = num(values, 'rate', 4_000_000, 1000);
+  const fileDigest = toHex(digest(data));
+  console.log(`Live Matrix demo: ${file} (${mb(data.length)}, sha256 ${fileDigest.slice(0, 16)}...)`);
+
+  const broker = await startBroker({ host: '127.0.0.1', port: 0 });
+  console.log(`broker     aedes on ${broker.url}`);
+  const operator = identityKeyPair();
+  const gwKeys = identityKeyPair();
+  const fleet = 'demo';
+  // The two printers share one hashing engine here because they share this machine's cores.
+  const engine = new MatrixEngine();
+  await engine.start();
+  console.log(`devices    measuring the hash rate of this host (${engine.workers} workers) ...`);
+  const rates = await engine.benchmark(250);
+  const caps = { suites: [...rates.entries()].map(([s, r]) => [s, Math.floor(r / 2)] as [1 | 2 | 3, number]), mem: 512 * 2 ** 20, wmax: 24, workers: engine.workers };
+  console.log(`           ${[...rates.entries()].map(([s, r]) => `${SUITE_NAMES[s]} ${(r / 1e6).toFixed(1)} M/s`).join(', ')} (each printer reports half)`);
+  const printers = ['printer-a', 'printer-b'];
+  const devKeys = new Map<string, IdentityKeyPair>(printers.map((p) => [p, identityKeyPair()]));
+  const devices = await Promise.all(printers.map((id) => Device.start({ url: broker.url, fleet, id, identity: devKeys.get(id)!, trustedOperators: [operator.publicKey], caps }, engine)));
+  console.log(`devices    ${printers.join(', ')} online`);
+  const gw = await Gateway.start({ url: broker.url, fleet, id: 'gateway-1', identity: gwKeys, trustedOperators: [operator.publicKey] });
+  gw.on('log', (l) => console.log(`gateway    ${l}`));
+  console.log('gateway    gateway-1 online');
+
+  const now = Date.now();
+  const results = await Promise.all(printers.map(async (id, i) => {
+    const { tx, licence } = createTx({
+      job: 'cylinder_annular', plaintext: { digest: digest(data), size: data.length }, device: id, devicePublic: devKeys.get(id)!.publicKey,
+      operatorSecret: operator.secretKey, operatorPublic: operator.publicKey, notBefore: now - 60_000, notAfter: now + 3600_000,
+      rate: rate * 2, burst: 8 * 2 ** 20, prints: 1, gatewayPublic: gwKeys.publicKey,
+    });
+    const incoming = devices[i]!.nextStream();
+    const gs: GatewayStream = await gw.stream(id, data, tx.bytes, licence, { policy: w !== undefined ? { w } : {} });
+    const stream = await incoming;
+    if (i === 0) console.log(`session    suite ${SUITE_NAMES[gs.params.suite]}, w=${gs.params.w}, L=${gs.params.L}, revision period ${gs.params.period} ms, grace ${gs.params.grace} ms`);
+    let telemetryShown = 0;
+    gs.on('telemetry', (t) => {
+      if (telemetryShown++ % 4 === 0 && !isTTY) console.log(`telemetry  ${id}: ${JSON.stringify(t)}`);
+    });
+    const progress = new Progress(id, data.length);
+    const sent = { n: 0 };
+    const tel = setInterval(() => {
+      void devices[i]!.telemetry({ nozzle_mC: 215000 + Math.round(Math.random() * 800), bed_mC: 60000, progress_ppm: Math.round((sent.n / data.length) * 1e6), bytes_done: sent.n }).catch(() => undefined);
+    }, 500);
+    let lastAlarm = 0;
+    gs.on('alarm', () => lastAlarm++);
+    const got = consume(stream, rate, () => undefined, (n) => {
+      sent.n = n;
+      progress.update(n, `rev ${stream.params ? Math.floor((Date.now() - stream.params.epoch) / stream.params.period) : ''}`);
+    });
+    try {
+      const [report, d] = await Promise.all([gs.done, got]);
+      return { id, report, digest: toHex(d), alarms: lastAlarm, error: undefined as string | undefined };
+    } catch (e) {
+      return { id, report: undefined, digest: '', alarms: lastAlarm, error: (e as Error).message };
+    } finally {
+      clearInterval(tel);
+      progress.done();
+    }
+  }));
+
+  console.log('\nSummary');
+  console.log('| device | sha256 equal | bytes | wire bytes | wire/plain | revisions | resends | alarms | seconds |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  let ok = true;
+  for (const r of results) {
+    const same = r.digest === fileDigest;
+    ok &&= same && !r.error;
+    const rep: StreamReport | undefined = r.report;
+    console.log(`| ${r.id} | ${same ? 'yes' : 'NO'} | ${rep?.bytes ?? 0} | ${rep?.wireBytes ?? 0} | ${rep ? (rep.wireBytes / rep.bytes).toFixed(3) : '-'} | ${rep?.revisions ?? 0} | ${rep?.resends ?? 0} | ${r.alarms} | ${rep?.seconds.toFixed(2) ?? '-'} |`);
+    if (r.error) console.log(`  ${r.id} failed: ${r.error}`);
+  }
+  await Promise.all(devices.map((d) => d.stop()));
+  await gw.stop();
+  await engine.stop();
+  await broker.close();
+  console.log(ok ? '\nBoth printers received exactly the file; only hints and key wraps crossed the broker.' : '\nDEMO FAILED');
+  return ok ? EXIT.ok : EXIT.failure;
+}
+
+// ---- broker -------------------------------------------------------------------------------
+
+async function brokerCmd(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { port: { type: 'string' }, host: { type: 'string' } });
+  if (values['help']) return help('broker');
+  const b = await startBroker({ port: num(values, 'port', 1883, 0, 65535), host: typeof values['host'] === 'string' ? values['host'] : '127.0.0.1' });
+  console.log(`aedes broker listening on ${b.url} (Ctrl-C to stop)`);
+  await new Promise<void>((r) => {
+    process.once('SIGINT', r);
+    process.once('SIGTERM', r);
+  });
+  await b.close();
+  console.log('broker stopped');
+  return EXIT.ok;
+}
+
+// ---- keys and transactions -----------------------------------------------------------------
+
+function keygen(argv: string[]): number {
+  const { values } = parse(argv, { id: { type: 'string' }, out: { type: 'string' } });
+  if (values['help']) return help('keygen');
+  const f = createIdentityFile(need(values, 'out'), need(values, 'id'));
+  console.log(`wrote ${need(values, 'out')} (mode 600) for "${f.id}"\npublic key: ${toHex(f.publicKey)}`);
+  return EXIT.ok;
+}
+
+function sign(argv: string[]): number {
+  const { values } = parse(argv, {
+    operator: { type: 'string' }, job: { type: 'string' }, device: { type: 'string' }, 'device-key': { type: 'string' }, 'gateway-key': { type: 'string' },
+    rate: { type: 'string' }, burst: { type: 'string' }, hours: { type: 'string' }, prints: { type: 'string' }, out: { type: 'string' },
+  });
+  if (values['help']) return help('sign');
+  const op = readIdentityFile(need(values, 'operator'));
+  const jobFile = need(values, 'job');
+  if (!existsSync(jobFile)) throw new UsageError(`no such job file: ${jobFile}`);
+  const data = new Uint8Array(readFileSync(jobFile));
+  const now = Date.now();
+  const { tx, licence } = createTx({
+    job: jobFile.split('/').pop()!.slice(0, 128), plaintext: { digest: digest(data), size: data.length }, device: need(values, 'device'),
+    devicePublic: hexKey(values, 'device-key'), operatorSecret: op.secretKey, operatorPublic: op.publicKey, notBefore: now - 60_000,
+    notAfter: now + num(values, 'hours', 24, 0.01, 720) * 3600_000, rate: num(values, 'rate', 100_000, 1), burst: num(values, 'burst', 2 ** 20, 256),
+    prints: num(values, 'prints', 1, 1, 1e6), ...(values['gateway-key'] ? { gatewayPublic: hexKey(values, 'gateway-key') } : {}),
+  });
+  const out = need(values, 'out');
+  writeFileSync(out + '.tmp', JSON.stringify({ kind: 'livematrix-transaction', tx: toHex(tx.bytes), licence: toHex(licence), txh: toHex(tx.hash) }, null, 2) + '\n', { mode: 0o600 });
+  renameSync(out + '.tmp', out);
+  console.log(`wrote ${out}: job ${tx.body.job}, ${data.length} bytes, device ${tx.body.device}, valid until ${new Date(tx.body.naf).toISOString()}`);
+  return EXIT.ok;
+}
+
+function readTx(path: string): { tx: Uint8Array; licence: Uint8Array } {
+  if (!existsSync(path)) throw new UsageError(`no such transaction file: ${path}`);
+  const j = JSON.parse(readFileSync(path, 'utf8')) as { tx?: string; licence?: string };
+  if (typeof j.tx !== 'string' || typeof j.licence !== 'string') throw new UsageError(`${path} is not a transaction file from "livematrix sign"`);
+  return { tx: fromHex(j.tx), licence: fromHex(j.licence) };
+}
+
+// ---- gateway and stream --------------------------------------------------------------------
+
+async function runJobs(values: Record<string, string | boolean | undefined>, jobs: { file: string; device: string; tx: string }[]): Promise<number> {
+  const identity = readIdentityFile(need(values, 'identity'));
+  const gw = await Gateway.start({
+    url: typeof values['url'] === 'string' ? values['url'] : 'mqtt://127.0.0.1:1883', fleet: typeof values['fleet'] === 'string' ? values['fleet'] : 'default',
+    id: identity.id, identity, trustedOperators: [hexKey(values, 'operator-key')],
+  });
+  gw.on('log', (l) => console.error(l));
+  let ok = true;
+  await Promise.all(jobs.map(async (job) => {
+    const data = new Uint8Array(readFileSync(job.file));
+    const { tx, licence } = readTx(job.tx);
+    try {
+      const s = await gw.stream(job.device, data, tx, licence, { policy: values['w'] !== undefined ? { w: num(values, 'w', 20, 8, 24) } : {} });
+      const p = new Progress(job.device, data.length);
+      s.on('progress', (e) => p.update(e.consumed));
+      s.on('telemetry', (t) => console.error(`telemetry ${job.device}: ${JSON.stringify(t)}`));
+      const r = await s.done;
+      p.done();
+      console.log(JSON.stringify({ ...r, params: { ...r.params, suite: SUITE_NAMES[r.params.suite] } }));
+    } catch (e) {
+      ok = false;
+      console.error(`${job.device}: ${(e as Error).message}`);
+    }
+  }));
+  await gw.stop();
+  return ok ? EXIT.ok : EXIT.failure;
+}
+
+async function stream(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    device: { type: 'string' }, tx: { type: 'string' }, identity: { type: 'string' }, 'operator-key': { type: 'string' }, url: { type: 'string' }, fleet: { type: 'string' }, w: { type: 'string' },
+  });
+  if (values['help']) return help('stream');
+  const file = positionals[0];
+  if (!file) throw new UsageError('the G-code FILE to stream is required');
+  if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+  return runJobs(values, [{ file, device: need(values, 'device'), tx: need(values, 'tx') }]);
+}
+
+async function gateway(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { jobs: { type: 'string' }, identity: { type: 'string' }, 'operator-key': { type: 'string' }, url: { type: 'string' }, fleet: { type: 'string' }, w: { type: 'string' } });
+  if (values['help']) return help('gateway');
+  const path = need(values, 'jobs');
+  let jobs: { file: string; device: string; tx: string }[];
+  try {
+    jobs = JSON.parse(readFileSync(path, 'utf8')) as typeof jobs;
+    if (!Array.isArray(jobs) || !jobs.every((j) => typeof j.file === 'string' && typeof j.device === 'string' && typeof j.tx === 'string')) throw new Error('expected an array of { file, device, tx }');
+  } catch (e) {
+    throw new UsageError(`jobs file ${path}: ${(e as Error).message}`);
+  }
+  return runJobs(values, jobs);
+}
+
+// ---- device --------------------------------------------------------------------------------
+
+async function device(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { identity: { type: 'string' }, 'operator-key': { type: 'string' }, out: { type: 'string' }, rate: { type: 'string' }, url: { type: 'string' }, fleet: { type: 'string' }, once: { type: 'boolean' } });
+  if (values['help']) return help('device');
+  const identity = readIdentityFile(need(values, 'identity'));
+  const dev = await Device.start({
+    url: typeof values['url'] === 'string' ? values['url'] : 'mqtt://127.0.0.1:1883', fleet: typeof values['fleet'] === 'string' ? values['fleet'] : 'default',
+    id: identity.id, identity, trustedOperators: [hexKey(values, 'operator-key')],
+  });
+  console.error(`device ${identity.id} online; capabilities ${JSON.stringify(dev.caps.suites.map(([s, r]) => `${SUITE_NAMES[s]} ${(r / 1e6).toFixed(1)} M/s`))}`);
+  const out = typeof values['out'] === 'string' ? values['out'] : '-';
+  const rate = num(values, 'rate', 1e9, 1);
+  let code: number = EXIT.ok;
+  const stop = new Promise<void>((r) => {
+    process.once('SIGINT', r);
+    process.once('SIGTERM', r);
+  });
+  for (;;) {
+    const next = await Promise.race([dev.nextStream(), stop.then(() => undefined)]);
+    if (!next) break;
+    console.error(`stream ${next.job}: ${next.size} bytes`);
+    const p = new Progress(identity.id, next.size);
+    let ws: WriteStream | undefined;
+    if (out !== '-') ws = createWriteStream(out + '.part', { mode: 0o600 });
+    try {
+      await consume(next, rate, (b) => {
+        if (ws) return new Promise<void>((r) => (ws!.write(b) ? r() : ws!.once('drain', () => r())));
+        process.stdout.write(b);
+        return undefined;
+      }, (n) => p.update(n));
+      p.done();
+      if (ws) {
+        await new Promise<void>((r) => ws!.end(() => r()));
+        renameSync(out + '.part', out); // complete and verified: only now under its name
+        console.error(`wrote ${out}`);
+      }
+    } catch (e) {
+      p.done();
+      ws?.destroy();
+      console.error(`stream failed: ${(e as Error).message}${ws ? ` (partial data left in ${out}.part, not ${out})` : ''}`);
+      code = EXIT.failure;
+    }
+    if (values['once']) break;
+  }
+  await dev.stop();
+  return code;
+}
+
+function help(cmd: string): number {
+  console.log(HELP[cmd] ?? HELP['main']);
+  return EXIT.ok;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'demo':
+        return await demo(rest);
+      case 'broker':
+        return await brokerCmd(rest);
+      case 'keygen':
+        return keygen(rest);
+      case 'sign':
+        return sign(rest);
+      case 'stream':
+        return await stream(rest);
+      case 'gateway':
+        return await gateway(rest);
+      case 'device':
+        return await device(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        return help('main');
+      default:
+        throw new UsageError(`unknown command "${cmd}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`livematrix: ${e.message}\nRun "livematrix ${cmd && HELP[cmd] ? cmd + ' ' : ''}--help" for usage.`);
+      return EXIT.usage;
+    }
+    if (e instanceof LmError) {
+      console.error(`livematrix: ${e.message}`);
+      return EXIT.failure;
+    }
+    console.error(`livematrix: unexpected error: ${(e as Error).stack ?? String(e)}`);
+    return EXIT.failure;
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (e: unknown) => {
+    console.error(e);
+    process.exit(EXIT.failure);
+  });
+}
