@@ -38,8 +38,10 @@ export async function startBroker(o: BrokerOptions = {}): Promise<RunningBroker>
   return {
     aedes, server, port, host, url: `mqtt://${host}:${port}`,
     close: async () => {
-      await new Promise<void>((r) => server.close(() => r()));
+      // aedes first: it ends the client connections that server.close() would wait for
+      const closed = new Promise<void>((r) => server.close(() => r()));
       await new Promise<void>((r) => aedes.close(() => r()));
+      await closed;
     },
   };
 }

@@ -92,7 +92,7 @@ export class IncomingStream extends EventEmitter<StreamEvents> {
   fail(e: LmError): void {
     if (this.finished || this.failure) return;
     this.failure = e;
-    this.emit('error', e);
+    if (this.listenerCount('error') > 0) this.emit('error', e); // the reader gets it from bytes() too
     this.wake();
   }
   /** @internal */
@@ -224,8 +224,8 @@ class DeviceSession {
     return { kind: 'mac', key: this.fk.fkD2g };
   }
 
-  async begin(): Promise<void> {
-    await this.pipeline.start();
+  /** Time sync first ([LM-TIME-1]); the pipeline starts once the clocks agree. */
+  begin(): void {
     this.startSync();
   }
 
@@ -258,8 +258,11 @@ class DeviceSession {
     }
     const first = !this.synced;
     this.synced = true;
-    if (first) this.ackSoon(0); // first ACK: the gateway may start sending
     this.syncTimer = setTimeout(() => this.startSync(), 30_000); // [LM-TIME-3]
+    if (first) {
+      // first ACK once the current revision's table is ready: the gateway may start sending
+      this.pipeline.start().then(() => this.ackSoon(0), (e: unknown) => this.fail(e instanceof LmError ? e : new LmError(Reason.internal, String(e))));
+    }
   }
 
   // ---- frames in ----
@@ -705,7 +708,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.session = s;
     s.stream.on('reject', (r) => this.emit('reject', r));
     await this.link.send(topics.deviceOut(this.o.fleet, this.o.id), accept, FrameType.ACCEPT);
-    await s.begin();
+    s.begin();
     const w = this.waiting.shift();
     if (w) w(s.stream);
     this.emit('stream', s.stream);

@@ -78,7 +78,10 @@ interface OutChunk {
   last: number;
   pending: number;
   keySent: boolean;
+  /** when the KEY last went out (ms) */
+  keyAt: number;
   start: number;
+  end: number;
 }
 
 /** One stream from this gateway to one device. */
@@ -251,7 +254,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
         this.frames.push(fr);
         this.sendHints(fr);
       }
-      this.chunks.push({ key, first, last: this.frames.length - 1, pending: this.frames.length - first, keySent: false, start });
+      this.chunks.push({ key, first, last: this.frames.length - 1, pending: this.frames.length - first, keySent: false, keyAt: 0, start, end: start + pt.length });
     }
     if (!this.started) this.started = this.gw.clock();
   }
@@ -309,11 +312,14 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       }
     }
     this.credit = b.credit;
+    // chunk keys are erased once the consumer is past their chunk
+    while (this.wiped < this.chunks.length && this.chunks[this.wiped]!.end <= this.consumed) wipe(this.chunks[this.wiped++]!.key);
     this.emit('progress', { consumed: this.consumed, total: this.plaintext.length, sent: this.framesSent, revision: this.sendKeys?.revision ?? 0 });
     if (first || b.consumed >= 0) this.kick();
     this.maybeEnd();
   }
   private ackedUpTo = 0;
+  private wiped = 0;
   /** NACKed frames waiting for a later revision: seq -> symbols (all when undefined) */
   private readonly retry = new Map<number, { idx: number[] | undefined; after: number }>();
 
@@ -331,16 +337,16 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     }
   }
 
-  private sendKey(j: number): void {
+  private sendKey(j: number, again = false): void {
     const ch = this.chunks[j];
-    if (!ch || ch.keySent || this.alarmed) return; // [LM-AEAD-3]: withheld on alarm
+    if (!ch || (ch.keySent && !again) || this.alarmed) return; // [LM-AEAD-3]: withheld on alarm
     ch.keySent = true;
+    ch.keyAt = Date.now();
     void this.queue.add(async () => {
-      if (this.alarmed || this.ended) return;
+      if (this.alarmed || this.ended || ch.end <= this.consumed) return;
       const k = this.keysNow();
       const wrapped = wrapChunkKey(k.wk, this.sid, j, ch.key); // [LM-AEAD-2]
       await this.send(FrameType.KEY, { sid: this.sid, chunk: j, rev: k.revision, wrapped });
-      wipe(ch.key);
       this.maybeEnd();
     });
   }
@@ -351,6 +357,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     if (this.nextChunk * this.params.chunk < size) return;
     if (!this.chunks.every((c) => c.keySent)) return;
     this.endSent = true; // [LM-DLV-6]
+    this.lastEnd = Date.now();
     void this.queue.add(() => this.send(FrameType.END, { sid: this.sid, bytes: size, chunks: this.chunks.length, frames: this.frames.length, digest: this.tx.body.jd }));
   }
 
@@ -368,10 +375,14 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
         this.sendHints(fr);
       }
     }
-    // keys whose chunk is complete but whose KEY may have been lost travel again with END
-    if (this.endSent && !this.ended && now - this.lastEnd > timeout) {
+    // a KEY or END lost on the way (QoS 1 does not survive a broker restart) goes again
+    for (let j = this.wiped; j < this.chunks.length; j++) {
+      const ch = this.chunks[j]!;
+      if (ch.keySent && ch.end > this.consumed && now - ch.keyAt > timeout) this.sendKey(j, true);
+    }
+    if (this.endSent && now - this.lastEnd > timeout) {
       this.lastEnd = now;
-      for (const [j, ch] of this.chunks.entries()) if (ch.keySent && !ch.key.every((x) => x === 0)) this.sendKey(j);
+      if (this.lastEnd > 0) void this.queue.add(() => this.send(FrameType.END, { sid: this.sid, bytes: this.plaintext.length, chunks: this.chunks.length, frames: this.frames.length, digest: this.tx.body.jd }));
     }
   }
   private lastEnd = 0;
@@ -461,8 +472,8 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     if (this.ended) return;
     if (tell && this.keys) void this.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: e.message.slice(0, 256) });
     this.finish();
-    this.emit('error', e);
     this.rejectDone(e);
+    if (this.listenerCount('error') > 0) this.emit('error', e); // callers also get it from `done`
   }
 
   private finish(): void {

@@ -1,0 +1,261 @@
+/**
+ * End to end over a real aedes broker on loopback: byte-identical delivery of real slicer
+ * output, hints only on the wire, replay and tampering refused, skew, pause/resume/abort,
+ * rate alarms, broker restart.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LmError, MatrixEngine, Reason, decodeFrame, FrameType } from '@livematrix/spec';
+import { GCODE, aedes, freePort, rig, run } from './harness.js';
+
+const files = ['calib_cube.gcode', 'cylinder_annular.gcode', 'twisted_gear_box.gcode'];
+const load = (f: string) => new Uint8Array(readFileSync(join(GCODE, f)));
+let engine: MatrixEngine;
+
+beforeAll(async () => {
+  engine = new MatrixEngine({ workers: 2 });
+  await engine.start();
+});
+afterAll(async () => {
+  await engine.stop();
+});
+
+describe('byte-identical delivery over aedes [LM-DLV-6] [LM-DLV-7]', () => {
+  for (const w of [16, 20]) {
+    for (const f of files) {
+      it(`${f} at w=${w}`, async () => {
+        const broker = await aedes();
+        const r = await rig(broker.url, engine);
+        try {
+          const data = load(f);
+          const { gs, output } = await run(r, data, { policy: { w } });
+          const [report, out] = await Promise.all([gs.done, output]);
+          expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+          expect(report.receipt.bytes).toBe(data.length);
+          expect(report.params.w).toBe(w);
+          // wire bytes of everything the gateway sent, over the plaintext
+          expect(report.wireBytes / data.length).toBeLessThan(2.0);
+        } finally {
+          await r.close();
+          await broker.close();
+        }
+      });
+    }
+  }
+});
+
+describe('what crosses the broker', () => {
+  it('only hints: no 8-byte substring of the plaintext appears in any payload', async () => {
+    const broker = await aedes();
+    const payloads: Buffer[] = [];
+    broker.aedes.on('publish', (packet) => {
+      if (packet.topic.startsWith('lm/')) payloads.push(Buffer.from(packet.payload as Buffer));
+    });
+    const r = await rig(broker.url, engine);
+    try {
+      const data = load('calib_cube.gcode');
+      const { gs, output } = await run(r, data, { policy: { w: 16 } });
+      await Promise.all([gs.done, output]);
+      const grams = new Set<string>();
+      for (let i = 0; i + 8 <= data.length; i++) grams.add(Buffer.from(data.subarray(i, i + 8)).toString('latin1'));
+      expect(payloads.length).toBeGreaterThan(100);
+      let hits = 0;
+      for (const p of payloads) for (let i = 0; i + 8 <= p.length; i++) if (grams.has(p.subarray(i, i + 8).toString('latin1'))) hits++;
+      expect(hits).toBe(0);
+    } finally {
+      await r.close();
+      await broker.close();
+    }
+  });
+});
+
+describe('replay and tampering [LM-REV-2] [LM-ALARM-4] [LM-FRAME-2]', () => {
+  it('recorded HINTS re-published after their revision expired give no bytes and raise rev-expired; tampered frames are refused', async () => {
+    const broker = await aedes();
+    const r = await rig(broker.url, engine);
+    const spy = await mqtt.connectAsync(broker.url, { clientId: 'recorder', protocolVersion: 4 });
+    try {
+      const data = load('calib_cube.gcode');
+      const recorded: Buffer[] = [];
+      await spy.subscribeAsync('lm/1/f1/d/p1/in', { qos: 1 });
+      spy.on('message', (_t, p) => {
+        try {
+          if (decodeFrame(new Uint8Array(p)).type === FrameType.HINTS && recorded.length < 20) recorded.push(Buffer.from(p));
+        } catch {
+          // not a frame
+        }
+      });
+      // A slow machine: 205 KB at 40 KB/s keeps the session alive for about 5 revisions.
+      const { gs, stream, output } = await run(r, data, { policy: { w: 16, period: 1000 }, rate: 40_000 });
+      const rejects: number[] = [];
+      stream.on('reject', (e) => rejects.push(e.code));
+      await new Promise((res) => setTimeout(res, 2600));
+      expect(recorded.length).toBeGreaterThan(0);
+      for (const p of recorded) await spy.publishAsync('lm/1/f1/d/p1/in', p, { qos: 0 });
+      // one tampered frame: a flipped bit in the hints
+      const t = Buffer.from(recorded[0]!);
+      t[t.length - 40] = (t[t.length - 40] as number) ^ 1;
+      await spy.publishAsync('lm/1/f1/d/p1/in', t, { qos: 0 });
+      const [, out] = await Promise.all([gs.done, output]);
+      expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true); // nothing extra delivered
+      expect(rejects.filter((c) => c === Reason.revExpired).length).toBeGreaterThanOrEqual(recorded.length);
+      expect(rejects).toContain(Reason.auth);
+      // after the session: replays hit no session at all
+      const late: number[] = [];
+      r.device.on('reject', (e) => late.push(e.code));
+      for (const p of recorded.slice(0, 3)) await spy.publishAsync('lm/1/f1/d/p1/in', p, { qos: 1 });
+      await new Promise((res) => setTimeout(res, 200));
+      expect(late).toEqual([Reason.unknownSession, Reason.unknownSession, Reason.unknownSession]);
+    } finally {
+      await spy.endAsync();
+      await r.close();
+      await broker.close();
+    }
+  });
+});
+
+describe('clock skew [LM-TIME-2]', () => {
+  it('works with the device clock 150 ms ahead (inside the 250 ms grace window)', async () => {
+    const broker = await aedes();
+    const r = await rig(broker.url, engine, { clock: () => Date.now() + 150 });
+    try {
+      const data = load('calib_cube.gcode');
+      const { gs, output } = await run(r, data, { policy: { w: 16, period: 1000 } });
+      const [, out] = await Promise.all([gs.done, output]);
+      expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+    } finally {
+      await r.close();
+      await broker.close();
+    }
+  });
+  it('fails clearly with the device clock 2 s behind', async () => {
+    const broker = await aedes();
+    const r = await rig(broker.url, engine, { clock: () => Date.now() - 2000 });
+    try {
+      const data = load('calib_cube.gcode');
+      const { gs, output } = await run(r, data, { policy: { w: 16, period: 1000 } });
+      const err = await output.then(() => null, (e: unknown) => e as LmError);
+      expect(err?.code).toBe(Reason.skew);
+      expect(err?.message).toMatch(/clock skew too large.*grace 250 ms/);
+      await expect(gs.done).rejects.toMatchObject({ code: Reason.skew });
+    } finally {
+      await r.close();
+      await broker.close();
+    }
+  });
+});
+
+describe('flow control [LM-DLV-4] [LM-DLV-5] [LM-DLV-9]', () => {
+  it('pause stops the stream, resume finishes it', async () => {
+    const broker = await aedes();
+    const r = await rig(broker.url, engine, { window: 32 * 1024 });
+    try {
+      const data = load('calib_cube.gcode');
+      const { gs, stream, output } = await run(r, data, { policy: { w: 16 }, rate: 80_000 });
+      let consumed = 0;
+      gs.on('progress', (p) => (consumed = p.consumed));
+      await new Promise((res) => setTimeout(res, 600));
+      await stream.pause();
+      await new Promise((res) => setTimeout(res, 700));
+      const atPause = consumed;
+      await new Promise((res) => setTimeout(res, 700));
+      // the consumer drains what it had (at most the window), nothing more arrives
+      expect(consumed - atPause).toBeLessThanOrEqual(32 * 1024 + 4096);
+      expect(consumed).toBeLessThan(data.length);
+      await stream.resume();
+      const [, out] = await Promise.all([gs.done, output]);
+      expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+    } finally {
+      await r.close();
+      await broker.close();
+    }
+  });
+
+  it('a device acknowledges only what its consumer took: an idle consumer holds the gateway to the window', async () => {
+    const broker = await aedes();
+    const r = await rig(broker.url, engine, { window: 32 * 1024 });
+    try {
+      const data = load('cylinder_annular.gcode');
+      const { tx, licence } = (await import('./harness.js')).sign(r, data);
+      const incoming = r.device.nextStream();
+      const gs = await r.gateway.stream('p1', data, tx.bytes, licence, { policy: { w: 16 } });
+      const stream = await incoming;
+      let consumed = -1;
+      gs.on('progress', (p) => (consumed = p.consumed));
+      await new Promise((res) => setTimeout(res, 1500));
+      expect(consumed).toBe(0); // nobody read: nothing acknowledged as consumed
+      expect(r.gateway.link.stats.bytesOut).toBeLessThan(3 * 32 * 1024 * 2); // about the window, not the 2 MB file
+      await stream.abort();
+      await expect(gs.done).rejects.toMatchObject({ code: Reason.aborted });
+    } finally {
+      await r.close();
+      await broker.close();
+    }
+  });
+
+  it('abort ends both sides', async () => {
+    const broker = await aedes();
+    const r = await rig(broker.url, engine);
+    try {
+      const data = load('cylinder_annular.gcode');
+      const { gs, output } = await run(r, data, { policy: { w: 16 }, rate: 200_000 });
+      await new Promise((res) => setTimeout(res, 500));
+      await gs.control(3);
+      await expect(output).rejects.toMatchObject({ code: Reason.aborted });
+      await expect(gs.done).rejects.toMatchObject({ code: Reason.aborted });
+    } finally {
+      await r.close();
+      await broker.close();
+    }
+  });
+});
+
+describe('alarms [LM-ALARM-1] [LM-AEAD-3]', () => {
+  it('consumption faster than the transaction allows raises the alarm, stops the stream and withholds keys', async () => {
+    const broker = await aedes();
+    const alarms: Buffer[] = [];
+    broker.aedes.on('publish', (p) => {
+      if (p.topic === 'lm/1/f1/alarm') alarms.push(Buffer.from(p.payload as Buffer));
+    });
+    const r = await rig(broker.url, engine);
+    try {
+      const data = load('cylinder_annular.gcode');
+      const { gs, output } = await run(r, data, { policy: { w: 16 }, txRate: 20_000, burst: 16_384 });
+      const seen: number[] = [];
+      gs.on('alarm', (a) => seen.push(a.code));
+      await expect(gs.done).rejects.toMatchObject({ code: Reason.rate });
+      const err = await output.then(() => null, (e: unknown) => e as LmError);
+      expect(err).toBeInstanceOf(LmError);
+      expect(seen).toEqual([Reason.rate]);
+      await new Promise((res) => setTimeout(res, 100));
+      expect(alarms.length).toBe(1);
+      expect(decodeFrame(new Uint8Array(alarms[0]!)).type).toBe(FrameType.ALARM);
+    } finally {
+      await r.close();
+      await broker.close();
+    }
+  });
+});
+
+describe('broker restart mid-stream [LM-DLV-8]', () => {
+  it('ends with byte-identical output', async () => {
+    const port = await freePort();
+    let broker = await aedes(port);
+    const r = await rig(broker.url, engine);
+    try {
+      const data = load('cylinder_annular.gcode');
+      const { gs, output } = await run(r, data, { policy: { w: 16 }, rate: 1_000_000 });
+      await new Promise((res) => setTimeout(res, 700));
+      await broker.close();
+      await new Promise((res) => setTimeout(res, 300));
+      broker = await aedes(port);
+      const [, out] = await Promise.all([gs.done, output]);
+      expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+    } finally {
+      await r.close();
+      await broker.close();
+    }
+  });
+});

@@ -1,0 +1,141 @@
+/**
+ * Test harness: a real broker on loopback, a gateway and a device from this repository, and a
+ * signed transaction. No mocks.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { Socket, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startBroker, type RunningBroker } from '@livematrix/broker';
+import { Device, type DeviceOptions, type IncomingStream } from '@livematrix/device-sdk';
+import { type Caps, MatrixEngine, createTx, digest, identityKeyPair, type IdentityKeyPair } from '@livematrix/spec';
+import { Gateway, type GatewayStream, type StreamOptions } from '../src/index.js';
+
+export const GCODE = join(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'gcode');
+export const CAPS: Caps = { suites: [[3, 40_000_000], [2, 5_000_000], [1, 5_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 };
+
+export interface Rig {
+  url: string;
+  engine: MatrixEngine;
+  operator: IdentityKeyPair;
+  deviceKeys: IdentityKeyPair;
+  gatewayKeys: IdentityKeyPair;
+  device: Device;
+  gateway: Gateway;
+  close(): Promise<void>;
+}
+
+export async function rig(url: string, engine: MatrixEngine, dev: Partial<DeviceOptions> = {}, protocolVersion: 4 | 5 = 4): Promise<Rig> {
+  const operator = identityKeyPair();
+  const deviceKeys = identityKeyPair();
+  const gatewayKeys = identityKeyPair();
+  const fleet = 'f1';
+  const device = await Device.start({ url, fleet, id: 'p1', identity: deviceKeys, trustedOperators: [operator.publicKey], caps: CAPS, protocolVersion, ...dev }, engine);
+  const gateway = await Gateway.start({ url, fleet, id: 'gw1', identity: gatewayKeys, trustedOperators: [operator.publicKey], workers: 1, protocolVersion });
+  return {
+    url, engine, operator, deviceKeys, gatewayKeys, device, gateway,
+    close: async () => {
+      await device.stop();
+      await gateway.stop();
+    },
+  };
+}
+
+export function sign(r: Rig, data: Uint8Array, o: { rate?: number; burst?: number; notAfter?: number } = {}) {
+  const now = Date.now();
+  return createTx({
+    job: 'test-job', plaintext: { digest: digest(data), size: data.length }, device: 'p1', devicePublic: r.deviceKeys.publicKey,
+    operatorSecret: r.operator.secretKey, operatorPublic: r.operator.publicKey, notBefore: now - 60_000, notAfter: o.notAfter ?? now + 3600_000,
+    rate: o.rate ?? 1e9, burst: o.burst ?? 1e9, gatewayPublic: r.gatewayKeys.publicKey,
+  });
+}
+
+export interface Run {
+  gs: GatewayStream;
+  stream: IncomingStream;
+  output: Promise<Uint8Array>;
+}
+
+/** Starts a stream; the device's consumer reads at most `rate` bytes/s (default: as fast as it can). */
+export async function run(r: Rig, data: Uint8Array, opts: StreamOptions & { rate?: number; txRate?: number; burst?: number } = {}): Promise<Run> {
+  const { tx, licence } = sign(r, data, { ...(opts.txRate ? { rate: opts.txRate } : {}), ...(opts.burst ? { burst: opts.burst } : {}) });
+  const incoming = r.device.nextStream();
+  const gs = await r.gateway.stream('p1', data, tx.bytes, licence, opts);
+  const stream = await incoming;
+  const output = (async () => {
+    const parts: Uint8Array[] = [];
+    const t0 = Date.now();
+    let n = 0;
+    for await (const b of stream.bytes()) {
+      parts.push(b.slice());
+      n += b.length;
+      if (opts.rate) {
+        const ahead = (n / opts.rate) * 1000 - (Date.now() - t0);
+        if (ahead > 2) await new Promise((res) => setTimeout(res, ahead));
+      }
+    }
+    return Buffer.concat(parts);
+  })();
+  output.catch(() => undefined);
+  return { gs, stream, output };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const p = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+export async function aedes(port = 0): Promise<RunningBroker> {
+  return startBroker({ host: '127.0.0.1', port });
+}
+
+/** Path of the mosquitto binary, or undefined. */
+export function mosquittoPath(): string | undefined {
+  for (const p of ['/usr/sbin/mosquitto', '/usr/bin/mosquitto']) {
+    if (spawnSync(p, ['-h']).error === undefined) return p;
+  }
+  return undefined;
+}
+
+/** Starts Mosquitto on a free loopback port with a config of its own. */
+export async function mosquitto(): Promise<{ url: string; proc: ChildProcess; close(): Promise<void> }> {
+  const bin = mosquittoPath();
+  if (!bin) throw new Error('mosquitto is not installed (apt-get install mosquitto)');
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'lm-mosq-'));
+  const conf = join(dir, 'mosquitto.conf');
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_packet_size 1048576\n`);
+  const proc = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  const url = `mqtt://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((res) => {
+      const sock = new Socket();
+      sock.once('connect', () => {
+        sock.destroy();
+        res(true);
+      });
+      sock.once('error', () => res(false));
+      sock.connect(port, '127.0.0.1');
+    });
+    if (ok) break;
+    if (proc.exitCode !== null) throw new Error(`mosquitto exited: ${log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url, proc,
+    close: () => new Promise<void>((res) => {
+      if (proc.exitCode !== null) return res();
+      proc.once('exit', () => res());
+      proc.kill('SIGTERM');
+    }),
+  };
+}
