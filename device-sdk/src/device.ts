@@ -41,6 +41,8 @@ export interface DeviceOptions {
   caps?: Caps;
   /** number of streams already started per transaction hash (hex), for print counts ([LM-TX-7]) */
   printCounts?: Map<string, number>;
+  /** metrics hook: a HINTS frame is fully resolved (benchmarks measure hint latency with it) */
+  onFrameResolved?: (seq: number) => void;
 }
 
 export interface ProgressEvent {
@@ -164,7 +166,9 @@ interface FrameState {
   chunk: number;
   off: number;
   n: number;
-  missing: Set<number>;
+  /** 1 for each symbol still missing */
+  missing: Uint8Array;
+  left: number;
 }
 
 const TAMPER_LIMIT = 3; // [LM-ALARM-3]
@@ -348,7 +352,7 @@ class DeviceSession {
       const total = b.idx ? Math.max(...b.idx) + 1 : n;
       if (b.idx) return this.nack(b.seq, Reason.unknown, []); // a partial re-send of a frame we never saw: ask for all
       if (b.off + total > m) return this.reject(f, Reason.schema, 'symbols beyond the chunk');
-      fs = { chunk: b.chunk, off: b.off, n: total, missing: new Set(Array.from({ length: total }, (_, i) => i)) };
+      fs = { chunk: b.chunk, off: b.off, n: total, missing: new Uint8Array(total).fill(1), left: total };
       this.frames.set(b.seq, fs);
     }
     if (this.done.has(b.seq) || b.seq < this.cum) return this.ackSoon();
@@ -362,7 +366,7 @@ class DeviceSession {
     const unk: number[] = [];
     for (let i = 0; i < n; i++) {
       const rel = b.idx ? (b.idx[i] as number) : i;
-      if (!fs.missing.has(rel)) continue;
+      if (rel >= fs.n || !fs.missing[rel]) continue;
       const r = res[i] as number;
       if (r >= 0) {
         const at = fs.off + rel;
@@ -371,14 +375,16 @@ class DeviceSession {
           ch.have[at] = 1;
           ch.missing--;
         }
-        fs.missing.delete(rel);
+        fs.missing[rel] = 0;
+        fs.left--;
       } else if (r === -2) amb.push(rel); // [LM-HINT-3]
       else unk.push(rel); // [LM-HINT-4]
     }
     res.fill(0);
     if (amb.length) this.nack(b.seq, Reason.ambiguous, amb);
     if (unk.length) this.nack(b.seq, Reason.unknown, unk);
-    if (fs.missing.size === 0) {
+    if (fs.left === 0) {
+      this.dev.o.onFrameResolved?.(b.seq);
       this.markDone(b.seq);
       this.frames.delete(b.seq);
     }

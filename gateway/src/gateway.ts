@@ -34,6 +34,8 @@ export interface StreamOptions {
   helloTimeout?: number;
   /** frames in flight at once on the MQTT client; default 64 */
   concurrency?: number;
+  /** metrics hook: a HINTS frame went out (benchmarks measure hint latency with it) */
+  onFrameSent?: (seq: number, resend: boolean) => void;
 }
 
 export interface StreamReport {
@@ -268,6 +270,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       this.kernel.setKey(k.hk);
       const hints = this.kernel.hintList(p.suite, p.w, p.L, syms); // [LM-HINT-1]
       this.kernel.wipe();
+      this.opts.onFrameSent?.(fr.seq, fr.sentAt > 0);
       fr.sentAt = Date.now();
       fr.rev = k.revision;
       await this.send(FrameType.HINTS, { sid: this.sid, seq: fr.seq, rev: k.revision, chunk: fr.chunk, off: fr.off, ctlen: fr.ctlen, hints, ...(idx ? { idx } : {}) }, { expirySeconds: Math.ceil((2 * p.period) / 1000) });

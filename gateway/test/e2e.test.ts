@@ -259,3 +259,21 @@ describe('broker restart mid-stream [LM-DLV-8]', () => {
     }
   });
 });
+
+describe('device connection lost mid-stream [LM-DLV-8]', () => {
+  it('the device reconnects and the session ends with byte-identical output', async () => {
+    const broker = await aedes();
+    const r = await rig(broker.url, engine);
+    try {
+      const data = load('cylinder_annular.gcode');
+      const { gs, output } = await run(r, data, { policy: { w: 16 }, rate: 1_000_000 });
+      await new Promise((res) => setTimeout(res, 700));
+      r.device.link.client.stream.destroy(); // the device host's connection drops
+      const [, out] = await Promise.all([gs.done, output]);
+      expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+    } finally {
+      await r.close();
+      await broker.close();
+    }
+  });
+});

@@ -22,6 +22,24 @@ export function pack(bytes: Uint8Array, w: number): Uint32Array {
   checkWidth(w);
   const m = symbolCount(bytes.length, w);
   const out = new Uint32Array(m);
+  if (w <= 24) {
+    // fast path: the accumulator holds at most w + 7 <= 31 bits, so 32-bit integer ops are exact
+    let a = 0;
+    let nb = 0;
+    let j = 0;
+    const mask = (1 << w) - 1;
+    for (let i = 0; i < bytes.length; i++) {
+      a = ((a << 8) | (bytes[i] as number)) >>> 0;
+      nb += 8;
+      while (nb >= w) {
+        nb -= w;
+        out[j++] = (a >>> nb) & mask;
+        a &= (1 << nb) - 1;
+      }
+    }
+    if (nb > 0) out[j] = (a << (w - nb)) & mask; // [LM-PACK-2] zero padding
+    return out;
+  }
   let acc = 0; // bit accumulator, at most w + 7 bits < 2^40; kept below 2^53
   let bits = 0;
   let j = 0;
@@ -52,6 +70,25 @@ export function unpack(symbols: ArrayLike<number>, w: number, n: number): Uint8A
   }
   const out = new Uint8Array(n);
   const limit = 2 ** w;
+  if (w <= 24) {
+    // fast path: at most 7 + w <= 31 bits pending, exact in 32-bit integer ops
+    let a = 0;
+    let nb = 0;
+    let o = 0;
+    for (let j = 0; j < m; j++) {
+      const s = symbols[j] as number;
+      if (!(s >= 0 && s < limit) || s !== Math.floor(s)) throw new LmError(Reason.padding, `symbol ${s} at index ${j} is not below 2^${w} ([LM-PACK-3])`);
+      a = ((a << w) | s) >>> 0;
+      nb += w;
+      while (nb >= 8 && o < n) {
+        nb -= 8;
+        out[o++] = (a >>> nb) & 0xff;
+      }
+      a &= nb >= 32 ? 0xffffffff : (1 << nb) - 1;
+    }
+    if (a !== 0) throw new LmError(Reason.padding, `last symbol has ${nb} non-zero padding bits ([LM-PACK-3])`);
+    return out;
+  }
   let acc = 0;
   let bits = 0;
   let o = 0;

@@ -185,32 +185,35 @@ describe('revision pipeline [LM-REV-3] [LM-REV-4] [LM-KEY-4]', () => {
     p.on('expired', (r) => expired.push(r));
     let maxHeld = 0;
     await p.start();
-    const c0 = p.current();
-    expect(p.table(c0)).toBeDefined();
-    const t0 = Date.now();
-    while (Date.now() - t0 < 6 * period) {
-      maxHeld = Math.max(maxHeld, p.held().length);
+    try {
+      const c0 = p.current();
+      expect(p.table(c0)).toBeDefined();
+      const t0 = Date.now();
+      while (Date.now() - t0 < 6 * period) {
+        maxHeld = Math.max(maxHeld, p.held().length);
+        const c = p.current();
+        for (const r of p.held()) expect(r).toBeGreaterThanOrEqual(c - 1);
+        await new Promise((res) => setTimeout(res, 10));
+      }
       const c = p.current();
-      for (const r of p.held()) expect(r).toBeGreaterThanOrEqual(c - 1);
-      await new Promise((res) => setTimeout(res, 10));
+      // the current revision was built ahead of time and is ready
+      expect(p.table(c) ?? (await p.ready(c))).toBeDefined();
+      expect(maxHeld).toBeLessThanOrEqual(3);
+      expect(expired.length).toBeGreaterThanOrEqual(3);
+      // keys of expired revisions are zero-filled
+      for (const k of issued.filter((x) => expired.includes(x.r))) {
+        expect(k.hk.every((b) => b === 0)).toBe(true);
+        expect(k.wk.every((b) => b === 0)).toBe(true);
+      }
+      // tables of the current revision resolve its hints
+      const hk = p.keys(c)!.hk;
+      expect(p.table(c)!.lookup(hint(3, hk, 16, 3, 4242))).toBe(4242);
+      const built = p.history;
+      expect(built.length).toBeGreaterThanOrEqual(5);
+      expect(built.every((b) => b.totalSeconds < period / 1000)).toBe(true);
+    } finally {
+      await p.stop();
     }
-    const c = p.current();
-    // the current revision was built ahead of time and is ready
-    expect(p.table(c) ?? (await p.ready(c))).toBeDefined();
-    expect(maxHeld).toBeLessThanOrEqual(3);
-    expect(expired.length).toBeGreaterThanOrEqual(3);
-    // keys of expired revisions are zero-filled
-    for (const k of issued.filter((x) => expired.includes(x.r))) {
-      expect(k.hk.every((b) => b === 0)).toBe(true);
-      expect(k.wk.every((b) => b === 0)).toBe(true);
-    }
-    // tables of the current revision resolve its hints
-    const hk = p.keys(c)!.hk;
-    expect(p.table(c)!.lookup(hint(3, hk, 16, 3, 4242))).toBe(4242);
-    const built = p.history;
-    expect(built.length).toBeGreaterThanOrEqual(5);
-    expect(built.every((b) => b.totalSeconds < period / 1000)).toBe(true);
-    await p.stop();
     expect(p.held()).toEqual([]);
   });
 });

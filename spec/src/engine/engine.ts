@@ -11,7 +11,7 @@ import { LmError, Reason } from '../errors.js';
 import { SUITES, type SuiteId } from '../params.js';
 import { Kernel, packageRoot } from './kernel.js';
 import type { Envelope, Reply, Task } from './protocol.js';
-import { ABSENT, AMBIGUOUS, RevisionTable, type TableMemory, allocTable, tableLayout } from './table.js';
+import { ABSENT, AMBIGUOUS, RevisionTable, type TableMemory, allocTable, fineBits, tableLayout } from './table.js';
 
 export interface EngineOptions {
   /** worker threads; default one per core */
@@ -138,29 +138,33 @@ export class MatrixEngine {
     const keys = this.scratch;
     const t0 = performance.now();
     const ranges = split(n, pool.length);
-    const hist = new SharedArrayBuffer(ranges.length * layout.buckets * 4);
-    await Promise.all(ranges.map(([s, e], i) => pool[i]!.run({ op: 'hash', suite, w, hk: hk.slice(), start: s, end: e, keys, hist, histOffset: i * layout.buckets * 4, b: layout.b })));
+    // Counting sort by fine bucket (w - 4 key bits, 16 entries on average), then insertion sort
+    // of each fine bucket; the table keeps only the coarse bucket index.
+    const fine = fineBits(w);
+    const nf = 2 ** fine;
+    const hist = new SharedArrayBuffer(ranges.length * nf * 4);
+    await Promise.all(ranges.map(([s, e], i) => pool[i]!.run({ op: 'hash', suite, w, hk: hk.slice(), start: s, end: e, keys, hist, histOffset: i * nf * 4, b: fine })));
     const t1 = performance.now();
-    // Bucket starts and per-worker cursors (in place of the histograms).
-    const offsets = new Uint32Array(mem.offsets);
+    // Fine bucket starts and per-worker cursors (in place of the histograms).
+    const fineOffsets = new SharedArrayBuffer((nf + 1) * 4);
+    const fo = new Uint32Array(fineOffsets);
     const h = new Uint32Array(hist);
     let acc = 0;
-    for (let bk = 0; bk < layout.buckets; bk++) {
-      offsets[bk] = acc;
+    for (let bk = 0; bk < nf; bk++) {
+      fo[bk] = acc;
       for (let i = 0; i < ranges.length; i++) {
-        const idx = i * layout.buckets + bk;
+        const idx = i * nf + bk;
         const c = h[idx] as number;
         h[idx] = acc;
         acc += c;
       }
     }
-    offsets[layout.buckets] = acc;
-    await Promise.all(ranges.map(([s, e], i) => pool[i]!.run({ op: 'scatter', w, start: s, end: e, keys, cursor: hist, cursorOffset: i * layout.buckets * 4, entries: mem.entries })));
-    const bRanges = split(layout.buckets, pool.length).map(([a, b]) => [a, Math.min(b, layout.buckets)] as [number, number]);
-    if (layout.buckets < 8) bRanges.splice(0, bRanges.length, [0, layout.buckets]);
-    await Promise.all([
-      ...bRanges.map(([a, b], i) => pool[i % pool.length]!.run({ op: 'sort', entries: mem.entries, offsets: mem.offsets, bStart: a, bEnd: b })),
-    ]);
+    fo[nf] = acc;
+    const offsets = new Uint32Array(mem.offsets);
+    const ratio = 2 ** (fine - layout.b);
+    for (let bk = 0; bk <= layout.buckets; bk++) offsets[bk] = fo[Math.min(nf, bk * ratio)] as number;
+    await Promise.all(ranges.map(([s, e], i) => pool[i]!.run({ op: 'scatter', w, fine, start: s, end: e, keys, cursor: hist, cursorOffset: i * nf * 4, entries: mem.entries })));
+    await Promise.all(split(nf, pool.length).map(([a, b], i) => pool[i % pool.length]!.run({ op: 'sort', entries: mem.entries, offsets: fineOffsets, bStart: a, bEnd: Math.min(b, nf) })));
     // The keys are the revision's hint prefixes: erase them ([LM-REV-3]).
     await Promise.all(split(n * 4, pool.length).map(([s, e], i) => pool[i]!.run({ op: 'wipe', buffer: keys, start: s, end: e })));
     const t2 = performance.now();

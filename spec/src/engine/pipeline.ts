@@ -95,17 +95,27 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
 
   /** The table of revision r when it is held and ready. */
   table(r: number): RevisionTable | undefined {
+    this.prune();
     return this.slots.get(r)?.table;
   }
 
   /** The keys of revision r when held. */
   keys(r: number): RevisionKeys | undefined {
+    this.prune();
     return this.slots.get(r)?.keys;
   }
 
   /** Revisions held (ready or building). */
   held(): number[] {
+    this.prune();
     return [...this.slots.keys()].sort((a, b) => a - b);
+  }
+
+  /** Releases what the clock has expired, even between timer ticks ([LM-REV-3]). */
+  private prune(): void {
+    if (!this.running) return;
+    const c = this.current();
+    for (const r of [...this.slots.keys()]) if (r < c - 1) this.release(r);
   }
 
   /** Resolves when revision r's table is ready (or immediately if it is, or will never be). */
@@ -123,8 +133,7 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
   private tick(): void {
     if (!this.running) return;
     const c = this.current();
-    // Release everything below c - 1 ([LM-REV-3]).
-    for (const r of [...this.slots.keys()]) if (r < c - 1) this.release(r);
+    this.prune(); // release everything below c - 1 ([LM-REV-3])
     if (!this.building) {
       // Build the current revision if missing (start, or we fell behind), else the next one.
       const target = this.slots.get(c)?.table || this.slots.has(c) ? c + 1 : Math.max(c, this.o.r0);

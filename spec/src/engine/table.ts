@@ -237,16 +237,23 @@ export function histogram(keys: Uint32Array, start: number, end: number, b: numb
   }
 }
 
-/** Phase 2: writes entries of candidates [start, end) at the cursors (advanced in place). */
-export function scatter(keys: Uint32Array, start: number, end: number, w: number, cursor: Uint32Array, entries: Uint8Array): void {
-  const b = w - 8;
-  const sh = 32 - b;
+/** Bits of the fine buckets the build sorts by (16 entries each on average). */
+export function fineBits(w: number): number {
+  return w - 4;
+}
+
+/**
+ * Phase 2: writes entries of candidates [start, end) at the cursors of their fine bucket (the
+ * top `fine` key bits; advanced in place).
+ */
+export function scatter(keys: Uint32Array, start: number, end: number, w: number, cursor: Uint32Array, entries: Uint8Array, fine = fineBits(w)): void {
+  const sh = 32 - fine;
   const remBits = 40 - w;
   const remMask = remBits >= 32 ? 0xffffffff : 2 ** remBits - 1;
   const pow = 2 ** w;
   for (let g = start; g < end; g++) {
     const k = keys[g] as number;
-    const bk = b === 0 ? 0 : k >>> sh;
+    const bk = fine === 0 ? 0 : k >>> sh;
     const pos = cursor[bk] as number;
     cursor[bk] = pos + 1;
     const v = ((k & remMask) >>> 0) * pow + g;
@@ -261,23 +268,35 @@ export function scatter(keys: Uint32Array, start: number, end: number, w: number
   }
 }
 
-/** Phase 3: sorts each bucket of [bStart, bEnd) by entry value. */
+/**
+ * Phase 3: sorts each run [offsets[i], offsets[i + 1]) for i in [bStart, bEnd) by entry value:
+ * insertion sort for the short runs of fine buckets, a typed-array sort for long ones.
+ */
 export function sortBuckets(entries: Uint8Array, offsets: Uint32Array, bStart: number, bEnd: number): void {
-  let tmp = new Float64Array(1024);
+  let tmp = new Float64Array(256);
   for (let bk = bStart; bk < bEnd; bk++) {
     const lo = offsets[bk] as number;
     const hi = offsets[bk + 1] as number;
     const n = hi - lo;
     if (n < 2) continue;
     if (tmp.length < n) tmp = new Float64Array(n * 2);
-    const view = tmp.subarray(0, n);
     for (let j = 0; j < n; j++) {
       const p = (lo + j) * 5;
-      view[j] = (entries[p] as number) * 0x100000000 + ((((entries[p + 1] as number) << 24) | ((entries[p + 2] as number) << 16) | ((entries[p + 3] as number) << 8) | (entries[p + 4] as number)) >>> 0);
+      tmp[j] = (entries[p] as number) * 0x100000000 + ((((entries[p + 1] as number) << 24) | ((entries[p + 2] as number) << 16) | ((entries[p + 3] as number) << 8) | (entries[p + 4] as number)) >>> 0);
     }
-    view.sort();
+    if (n <= 48) {
+      for (let i = 1; i < n; i++) {
+        const v = tmp[i] as number;
+        let j = i - 1;
+        while (j >= 0 && (tmp[j] as number) > v) {
+          tmp[j + 1] = tmp[j] as number;
+          j--;
+        }
+        tmp[j + 1] = v;
+      }
+    } else tmp.subarray(0, n).sort();
     for (let j = 0; j < n; j++) {
-      const v = view[j] as number;
+      const v = tmp[j] as number;
       const p = (lo + j) * 5;
       const lo32 = v >>> 0;
       entries[p] = Math.floor(v / 0x100000000);

@@ -23,8 +23,8 @@ function run(t: Task): Reply {
       return { ok: true };
     }
     case 'scatter': {
-      const cursor = new Uint32Array(t.cursor, t.cursorOffset, 2 ** (t.w - 8));
-      scatter(new Uint32Array(t.keys), t.start, t.end, t.w, cursor, new Uint8Array(t.entries));
+      const cursor = new Uint32Array(t.cursor, t.cursorOffset, 2 ** t.fine);
+      scatter(new Uint32Array(t.keys), t.start, t.end, t.w, cursor, new Uint8Array(t.entries), t.fine);
       return { ok: true };
     }
     case 'sort':

@@ -1,0 +1,40 @@
+/**
+ * The device side of bench:stream, in a process of its own so that its peak RSS is its own.
+ * Reads one JSON line of settings on stdin, prints one JSON line of results on stdout.
+ */
+import { createHash } from 'node:crypto';
+import { Device } from '@livematrix/device-sdk';
+import { type Caps, fromHex, identityKeyPair } from '@livematrix/spec';
+
+interface Settings {
+  url: string;
+  seed: string;
+  operator: string;
+  caps: Caps;
+}
+
+const input = await new Promise<string>((res) => {
+  let s = '';
+  process.stdin.on('data', (d: Buffer) => {
+    s += d.toString();
+    if (s.includes('\n')) res(s);
+  });
+});
+const cfg = JSON.parse(input) as Settings;
+const resolved: [number, number][] = [];
+const device = await Device.start({
+  url: cfg.url, fleet: 'bench', id: 'bench-device', identity: identityKeyPair(fromHex(cfg.seed)), trustedOperators: [fromHex(cfg.operator)], caps: cfg.caps,
+  onFrameResolved: (seq) => resolved.push([seq, performance.timeOrigin + performance.now()]),
+});
+process.stdout.write(JSON.stringify({ ready: true }) + '\n');
+const stream = await device.nextStream();
+const h = createHash('sha256');
+let n = 0;
+for await (const b of stream.bytes()) {
+  h.update(b);
+  n += b.length;
+}
+const rss = process.resourceUsage().maxRSS * 1024;
+await device.stop();
+// exit only once the pipe took the whole line
+process.stdout.write(JSON.stringify({ bytes: n, sha256: h.digest('hex'), maxRSS: rss, resolved }) + '\n', () => process.exit(0));
