@@ -5,3 +5,6 @@
  */
 export { checkPublish, type FrameCheck } from './frame-check.js';
 export { startBroker, type BrokerOptions, type RunningBroker } from './server.js';
+export { livematrixPlugin, type LivematrixPlugin, type PluginOptions } from './plugin.js';
+export { Registry, DEFAULT_LIMITS, aclFor, mosquittoAcl, topicMatches, filterWithin, type RegistryEntry, type Limits, type RoleName } from './registry.js';
+export { Metrics } from './metrics.js';

@@ -13,7 +13,7 @@ import {
   minHintLength, openChunk, openLicence, pack, randomBytes, reasonName, sealTelemetry, senderRevision, symbolCount, topics, transcriptHash,
   type CborValue, unpack, unwrapChunkKey, validateParams, verifyFrame, verifyTx, wipe, x25519KeyPair, type IdentityKeyPair,
 } from '@livematrix/spec';
-import { FrameLink } from './link.js';
+import { type BrokerAuth, FrameLink, authOptions } from './link.js';
 
 export const SOFTWARE = 'livematrix-device/0.1';
 
@@ -41,6 +41,8 @@ export interface DeviceOptions {
   caps?: Caps;
   /** number of streams already started per transaction hash (hex), for print counts ([LM-TX-7]) */
   printCounts?: Map<string, number>;
+  /** how to authenticate to the broker: 'token' for a broker with the Live Matrix plugin, or a user name and password */
+  brokerAuth?: BrokerAuth;
   /** metrics hook: a HINTS frame is fully resolved (benchmarks measure hint latency with it) */
   onFrameResolved?: (seq: number) => void;
 }
@@ -616,7 +618,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     const bye = encodeFrame(FrameType.BYE, { who: o.id, reason: Reason.offline }, { kind: 'none' });
     d.link = await FrameLink.connect({
       url: o.url, clientId: `lm-dev-${o.id}-${Math.random().toString(16).slice(2, 8)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
-      will: { topic: topics.deviceState(o.fleet, o.id), payload: bye, retain: true },
+      will: { topic: topics.deviceState(o.fleet, o.id), payload: bye, retain: true }, ...authOptions(o.brokerAuth, o.id, 1, o.identity.secretKey),
     });
     d.link.onPayload((topic, payload) => d.onPayload(topic, payload));
     await d.link.subscribe(topics.deviceIn(o.fleet, o.id));

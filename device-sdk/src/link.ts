@@ -5,7 +5,7 @@
  * the gateway.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { FRAME_QOS, type FrameTypeId, LmError, Reason } from '@livematrix/spec';
+import { FRAME_QOS, type FrameTypeId, LmError, Reason, type RoleId, makeConnectToken } from '@livematrix/spec';
 
 export interface LinkOptions {
   url: string;
@@ -17,7 +17,14 @@ export interface LinkOptions {
   password?: Uint8Array | string;
   /** ms between reconnect attempts; default 500 */
   reconnectPeriod?: number;
+  /** prove the identity to a broker with the Live Matrix plugin: a fresh connect token per CONNECT ([LM-BRK-1]) */
+  token?: { id: string; role: RoleId; secretKey: Uint8Array };
+  /** more brokers to fail over to, tried in turn on reconnect */
+  servers?: { host: string; port: number }[];
 }
+
+/** How a device or gateway authenticates to its broker. */
+export type BrokerAuth = 'token' | { username: string; password: string };
 
 export type PayloadHandler = (topic: string, payload: Uint8Array) => void;
 
@@ -60,9 +67,19 @@ export class FrameLink {
     };
     if (o.username !== undefined) opts.username = o.username;
     if (o.password !== undefined) opts.password = typeof o.password === 'string' ? o.password : Buffer.from(o.password);
+    if (o.token) {
+      opts.username = o.token.id;
+      opts.password = Buffer.from(makeConnectToken(o.token.id, o.token.role, o.token.secretKey));
+    }
+    if (o.servers) opts.servers = o.servers;
     if (o.will) opts.will = { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: o.will.retain };
     try {
       const client = await mqtt.connectAsync(o.url, opts);
+      const t = o.token;
+      if (t) client.on('reconnect', () => {
+        // a token is good for one CONNECT: its nonce must not repeat
+        client.options.password = Buffer.from(makeConnectToken(t.id, t.role, t.secretKey));
+      });
       return new FrameLink(client, protocolVersion);
     } catch (e) {
       throw new LmError(Reason.offline, `cannot connect to the MQTT broker at ${o.url}: ${(e as Error).message}`);
@@ -99,4 +116,11 @@ export class FrameLink {
   async close(force = false): Promise<void> {
     await this.client.endAsync(force);
   }
+}
+
+/** LinkOptions fields for a BrokerAuth. */
+export function authOptions(auth: BrokerAuth | undefined, id: string, role: RoleId, secretKey: Uint8Array): Partial<LinkOptions> {
+  if (!auth) return {};
+  if (auth === 'token') return { token: { id, role, secretKey } };
+  return { username: auth.username, password: auth.password };
 }

@@ -12,7 +12,7 @@ import {
   deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, negotiate, openTelemetry, pack, randomBytes, reasonName, sealChunk,
   senderRevision, topics, transcriptHash, unpack, verifyFrame, verifyTx, wipe, wrapChunkKey, x25519KeyPair, type IdentityKeyPair, type HelloBody,
 } from '@livematrix/spec';
-import { FrameLink } from '@livematrix/device-sdk';
+import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/device-sdk';
 
 export interface GatewayOptions {
   url: string;
@@ -25,6 +25,8 @@ export interface GatewayOptions {
   workers?: number;
   protocolVersion?: 4 | 5;
   clock?: () => number;
+  /** how to authenticate to the broker: 'token' for a broker with the Live Matrix plugin, or a user name and password */
+  brokerAuth?: BrokerAuth;
 }
 
 export interface StreamOptions {
@@ -533,7 +535,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const bye = encodeFrame(FrameType.BYE, { who: o.id, reason: Reason.offline }, { kind: 'none' });
     g.link = await FrameLink.connect({
       url: o.url, clientId: `lm-gw-${o.id}-${Math.random().toString(16).slice(2, 8)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
-      will: { topic: topics.gatewayState(o.fleet, o.id), payload: bye, retain: true },
+      will: { topic: topics.gatewayState(o.fleet, o.id), payload: bye, retain: true }, ...authOptions(o.brokerAuth, o.id, 2, o.identity.secretKey),
     });
     g.link.onPayload((t, p) => g.onPayload(t, p));
     await g.link.subscribe(`lm/1/${o.fleet}/d/+/state`);

@@ -18,3 +18,4 @@ export * from './timesync.js';
 export * from './negotiate.js';
 export * from './topics.js';
 export * from './engine/index.js';
+export * from './token.js';

@@ -1,0 +1,164 @@
+/**
+ * @module registry
+ * The operator's registry of devices and gateways: id, role, fleet, Ed25519 key and rate limits.
+ * Kept in a JSON file the operator edits; reloaded without a restart ([LM-BRK-5]).
+ *
+ * File format:
+ * ```json
+ * { "clients": [
+ *   { "id": "printer-1", "role": "device", "fleet": "f1", "publicKey": "<64 hex>", "limits": { "framesPerSecond": 2000, "bytesPerSecond": 20000000 } },
+ *   { "id": "gw-1", "role": "gateway", "fleet": "f1", "publicKey": "<64 hex>" } ] }
+ * ```
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { ID_RE, LmError, Reason, fromHex, toHex } from '@livematrix/spec';
+
+export type RoleName = 'device' | 'gateway';
+
+export interface Limits {
+  framesPerSecond: number;
+  bytesPerSecond: number;
+}
+
+export const DEFAULT_LIMITS: Limits = { framesPerSecond: 5000, bytesPerSecond: 50_000_000 }; // [LM-BRK-4]
+
+export interface RegistryEntry {
+  id: string;
+  role: RoleName;
+  fleet: string;
+  publicKey: Uint8Array;
+  limits: Limits;
+}
+
+interface EntryJson {
+  id?: unknown;
+  role?: unknown;
+  fleet?: unknown;
+  publicKey?: unknown;
+  limits?: { framesPerSecond?: unknown; bytesPerSecond?: unknown };
+}
+
+function parseEntry(e: EntryJson, i: number): RegistryEntry {
+  const where = `clients[${i}]`;
+  if (typeof e.id !== 'string' || !ID_RE.test(e.id)) throw new LmError(Reason.schema, `${where}.id must be 1-64 of [A-Za-z0-9._-]`);
+  if (e.role !== 'device' && e.role !== 'gateway') throw new LmError(Reason.schema, `${where}.role must be "device" or "gateway"`);
+  if (typeof e.fleet !== 'string' || !ID_RE.test(e.fleet)) throw new LmError(Reason.schema, `${where}.fleet must be 1-64 of [A-Za-z0-9._-]`);
+  if (typeof e.publicKey !== 'string' || !/^[0-9a-fA-F]{64}$/.test(e.publicKey)) throw new LmError(Reason.schema, `${where}.publicKey must be 64 hex digits`);
+  const lim = e.limits ?? {};
+  const num = (x: unknown, d: number, name: string) => {
+    if (x === undefined) return d;
+    if (typeof x !== 'number' || !(x > 0)) throw new LmError(Reason.schema, `${where}.limits.${name} must be a positive number`);
+    return x;
+  };
+  return {
+    id: e.id, role: e.role, fleet: e.fleet, publicKey: fromHex(e.publicKey),
+    limits: { framesPerSecond: num(lim.framesPerSecond, DEFAULT_LIMITS.framesPerSecond, 'framesPerSecond'), bytesPerSecond: num(lim.bytesPerSecond, DEFAULT_LIMITS.bytesPerSecond, 'bytesPerSecond') },
+  };
+}
+
+/** The registry, by id. */
+export class Registry {
+  private entries = new Map<string, RegistryEntry>();
+  constructor(entries: Iterable<RegistryEntry> = [], readonly path?: string) {
+    for (const e of entries) this.entries.set(e.id, e);
+  }
+
+  /** Parses registry JSON; throws LmError `schema` with the first problem. */
+  static parse(text: string, path?: string): Registry {
+    let j: { clients?: unknown };
+    try {
+      j = JSON.parse(text) as { clients?: unknown };
+    } catch (e) {
+      throw new LmError(Reason.schema, `registry${path ? ` ${path}` : ''} is not JSON: ${(e as Error).message}`);
+    }
+    if (!Array.isArray(j.clients)) throw new LmError(Reason.schema, 'registry needs a "clients" array');
+    const list = (j.clients as EntryJson[]).map(parseEntry);
+    const ids = new Set<string>();
+    for (const e of list) {
+      if (ids.has(e.id)) throw new LmError(Reason.schema, `registry lists "${e.id}" twice`);
+      ids.add(e.id);
+    }
+    return new Registry(list, path);
+  }
+
+  static load(path: string): Registry {
+    if (!existsSync(path)) throw new LmError(Reason.schema, `registry file ${path} not found`);
+    return Registry.parse(readFileSync(path, 'utf8'), path);
+  }
+
+  /** Re-reads the file; on a bad file keeps the current entries and throws. */
+  reload(): void {
+    if (!this.path) return;
+    this.entries = Registry.load(this.path).entries;
+  }
+
+  get(id: string): RegistryEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  upsert(e: RegistryEntry): void {
+    this.entries.set(e.id, e);
+  }
+
+  remove(id: string): boolean {
+    return this.entries.delete(id);
+  }
+
+  all(): RegistryEntry[] {
+    return [...this.entries.values()];
+  }
+
+  toJSON(): string {
+    return JSON.stringify({ clients: this.all().map((e) => ({ id: e.id, role: e.role, fleet: e.fleet, publicKey: toHex(e.publicKey), limits: e.limits })) }, null, 2) + '\n';
+  }
+
+  /** Writes the registry to its file (atomically). */
+  save(path = this.path): void {
+    if (!path) throw new LmError(Reason.schema, 'registry has no file');
+    writeFileSync(path + '.tmp', this.toJSON());
+    renameSync(path + '.tmp', path);
+  }
+}
+
+/** Topics a client may publish to and subscribe to ([LM-BRK-2]), as MQTT filters. */
+export function aclFor(e: RegistryEntry): { publish: string[]; subscribe: string[] } {
+  const f = `lm/1/${e.fleet}`;
+  if (e.role === 'device') return { publish: [`${f}/d/${e.id}/state`, `${f}/d/${e.id}/out`], subscribe: [`${f}/d/${e.id}/in`] };
+  return { publish: [`${f}/d/+/in`, `${f}/g/${e.id}/state`, `${f}/alarm`], subscribe: [`${f}/d/+/state`, `${f}/d/+/out`, `${f}/alarm`] };
+}
+
+/** A Mosquitto ACL file (acl_file) with the same per-client isolation ([LM-BRK-2]). */
+export function mosquittoAcl(reg: Registry): string {
+  const lines = ['# Generated by "livematrix acl" from the Live Matrix registry: one block per client.', ''];
+  for (const e of reg.all()) {
+    const a = aclFor(e);
+    lines.push(`user ${e.id}`);
+    for (const t of a.publish) lines.push(`topic write ${t}`);
+    for (const t of a.subscribe) lines.push(`topic read ${t}`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+/** MQTT topic filter match (+ and # wildcards). */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+/** True when `sub` (a filter the client asks for) is within one of `allowed`. */
+export function filterWithin(sub: string, allowed: readonly string[]): boolean {
+  if (sub.includes('#')) return false;
+  return allowed.some((a) => {
+    const s = sub.split('/');
+    const p = a.split('/');
+    if (s.length !== p.length) return false;
+    return s.every((x, i) => p[i] === '+' || p[i] === x);
+  });
+}

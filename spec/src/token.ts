@@ -1,0 +1,51 @@
+/**
+ * @module token
+ * Connect tokens of the broker profile (SPEC.md §10.1, [LM-BRK-1]): a client's proof of its
+ * identity key in the MQTT CONNECT password.
+ */
+import { ascii, concatBytes, randomBytes } from './bytes.js';
+import { type CborValue, decodeCbor, encodeCbor } from './cbor.js';
+import { LmError, Reason } from './errors.js';
+import { ID_RE } from './frames.js';
+import { sign, verify } from './identity.js';
+
+export const Role = { device: 1, gateway: 2 } as const;
+export type RoleId = (typeof Role)[keyof typeof Role];
+
+const PREFIX = concatBytes(ascii('livematrix/1 connect'), Uint8Array.of(0));
+
+export interface ConnectToken {
+  id: string;
+  role: RoleId;
+  time: number;
+  nonce: Uint8Array;
+  sig: Uint8Array;
+}
+
+/** A fresh token for a CONNECT (a new nonce each time: reconnects need a new one). */
+export function makeConnectToken(id: string, role: RoleId, secretKey: Uint8Array, time = Date.now(), nonce = randomBytes(16)): Uint8Array {
+  const body: CborValue[] = [1, id, role, time, nonce];
+  const sig = sign(secretKey, concatBytes(PREFIX, encodeCbor(body)));
+  return encodeCbor([...body, sig]);
+}
+
+/** Decodes a token (structure only); throws LmError `auth`. */
+export function decodeConnectToken(bytes: Uint8Array): ConnectToken {
+  let v: CborValue;
+  try {
+    v = decodeCbor(bytes, 512);
+  } catch (e) {
+    throw new LmError(Reason.auth, `connect token is not CBOR: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(v) || v.length !== 6) throw new LmError(Reason.auth, 'connect token is not a 6-item array');
+  const [ver, id, role, time, nonce, sig] = v as CborValue[];
+  if (ver !== 1 || typeof id !== 'string' || !ID_RE.test(id) || (role !== 1 && role !== 2) || typeof time !== 'number' || !(nonce instanceof Uint8Array) || nonce.length !== 16 || !(sig instanceof Uint8Array) || sig.length !== 64) {
+    throw new LmError(Reason.auth, 'connect token fields have the wrong types');
+  }
+  return { id, role, time, nonce, sig };
+}
+
+/** True when the token's signature verifies under the key. */
+export function verifyConnectToken(t: ConnectToken, publicKey: Uint8Array): boolean {
+  return verify(publicKey, concatBytes(PREFIX, encodeCbor([1, t.id, t.role, t.time, t.nonce])), t.sig);
+}
