@@ -8,3 +8,4 @@ export { startBroker, type BrokerOptions, type RunningBroker } from './server.js
 export { livematrixPlugin, type LivematrixPlugin, type PluginOptions } from './plugin.js';
 export { Registry, DEFAULT_LIMITS, aclFor, mosquittoAcl, topicMatches, filterWithin, type RegistryEntry, type Limits, type RoleName } from './registry.js';
 export { Metrics } from './metrics.js';
+export { runBroker, readBrokerConfig, redisBackends, type BrokerConfig, type StandaloneBroker } from './standalone.js';

@@ -43,6 +43,8 @@ export interface DeviceOptions {
   printCounts?: Map<string, number>;
   /** how to authenticate to the broker: 'token' for a broker with the Live Matrix plugin, or a user name and password */
   brokerAuth?: BrokerAuth;
+  /** brokers to fail over to, in turn, when the connection drops (a cluster of instances) */
+  servers?: { host: string; port: number }[];
   /** metrics hook: a HINTS frame is fully resolved (benchmarks measure hint latency with it) */
   onFrameResolved?: (seq: number) => void;
 }
@@ -619,6 +621,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     d.link = await FrameLink.connect({
       url: o.url, clientId: `lm-dev-${o.id}-${Math.random().toString(16).slice(2, 8)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
       will: { topic: topics.deviceState(o.fleet, o.id), payload: bye, retain: true }, ...authOptions(o.brokerAuth, o.id, 1, o.identity.secretKey),
+      ...(o.servers ? { servers: o.servers } : {}),
     });
     d.link.onPayload((topic, payload) => d.onPayload(topic, payload));
     await d.link.subscribe(topics.deviceIn(o.fleet, o.id));

@@ -9,7 +9,7 @@ import { createWriteStream, existsSync, readFileSync, renameSync, writeFileSync,
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startBroker } from '@livematrix/broker';
+import { type BrokerConfig, Registry, mosquittoAcl, readBrokerConfig, runBroker, startBroker } from '@livematrix/broker';
 import { Device, type IncomingStream, createIdentityFile, readIdentityFile } from '@livematrix/device-sdk';
 import { type IdentityKeyPair, LmError, MatrixEngine, SUITE_NAMES, createTx, digest, fromHex, identityKeyPair, toHex } from '@livematrix/spec';
 import { Gateway, type GatewayStream, type StreamReport } from './gateway.js';
@@ -32,6 +32,7 @@ Commands:
   device    run a device that writes what it receives to a file (a simulated machine)
   keygen    create an identity key file (device, gateway or operator)
   sign      sign a streaming transaction as the operator
+  acl       write a Mosquitto ACL file from the broker registry
 
 Run "livematrix <command> --help" for a command's options.`,
   demo: `livematrix demo [--file FILE] [--w BITS] [--rate BYTES_PER_S]
@@ -43,9 +44,19 @@ progress and telemetry, and ends with a summary. Exit code 0 when both outputs m
   --file FILE         G-code to stream
   --w BITS            segment width, 8..24 (default: negotiated from the printers' measured rate)
   --rate N            bytes per second each simulated printer consumes (default 4000000)`,
-  broker: `livematrix broker [--port 1883] [--host 127.0.0.1]
+  broker: `livematrix broker [--config FILE] [--port 1883] [--host 127.0.0.1] [--registry FILE]
+                  [--cert FILE --key FILE [--tls-port 8883]] [--ws-port N] [--metrics-port N]
 
-Runs an embedded aedes broker until interrupted (Ctrl-C). Loopback by default.`,
+Runs an aedes broker until Ctrl-C or SIGTERM (graceful: clients are disconnected first).
+With --registry it runs the Live Matrix plugin: clients authenticate with connect tokens, each
+reaches only its own topics, malformed frames are dropped, floods raise rate alarms; the
+registry reloads on SIGHUP or when the file changes. Without it: no authentication
+(development only). --config reads the same settings from JSON:
+  { "host", "port", "registry", "tls": { "port", "cert", "key" }, "ws": { "port" }, "metrics": { "port" } }`,
+  acl: `livematrix acl --registry FILE [--out FILE]
+
+Writes a Mosquitto acl_file from the Live Matrix registry, with the same per-client topic
+isolation as the plugin (user name = client id).`,
   keygen: `livematrix keygen --id ID --out FILE
 
 Writes a new Ed25519 identity (JSON, mode 0600) and prints its public key. Refuses to overwrite.`,
@@ -241,16 +252,43 @@ async function demo(argv: string[]): Promise<number> {
 // ---- broker -------------------------------------------------------------------------------
 
 async function brokerCmd(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { port: { type: 'string' }, host: { type: 'string' } });
+  const { values } = parse(argv, {
+    config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, registry: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
+    'tls-port': { type: 'string' }, 'ws-port': { type: 'string' }, 'metrics-port': { type: 'string' },
+  });
   if (values['help']) return help('broker');
-  const b = await startBroker({ port: num(values, 'port', 1883, 0, 65535), host: typeof values['host'] === 'string' ? values['host'] : '127.0.0.1' });
-  console.log(`aedes broker listening on ${b.url} (Ctrl-C to stop)`);
+  const c: BrokerConfig = typeof values['config'] === 'string' ? readBrokerConfig(values['config']) : {};
+  if (values['port'] !== undefined) c.port = num(values, 'port', 1883, 0, 65535);
+  if (typeof values['host'] === 'string') c.host = values['host'];
+  if (typeof values['registry'] === 'string') c.registry = values['registry'];
+  if (values['cert'] !== undefined || values['key'] !== undefined) c.tls = { cert: need(values, 'cert'), key: need(values, 'key'), port: num(values, 'tls-port', 8883, 0, 65535) };
+  if (values['ws-port'] !== undefined) c.ws = { port: num(values, 'ws-port', 8080, 0, 65535) };
+  if (values['metrics-port'] !== undefined) c.metrics = { port: num(values, 'metrics-port', 9464, 0, 65535) };
+  const b = await runBroker(c, (l) => console.error(l));
+  const p = b.ports;
+  console.log(`livematrix broker on ${c.host ?? '127.0.0.1'}: mqtt ${p.tcp}${p.tls ? `, mqtts ${p.tls}` : ''}${p.ws ? `, ws ${p.ws}` : ''}${p.metrics ? `, metrics http://${c.host ?? '127.0.0.1'}:${p.metrics}/metrics` : ''}${c.registry ? `, registry ${c.registry} (SIGHUP or edit to reload)` : ''}. Ctrl-C stops it.`);
   await new Promise<void>((r) => {
     process.once('SIGINT', r);
     process.once('SIGTERM', r);
   });
+  console.error('stopping: closing client connections ...');
   await b.close();
-  console.log('broker stopped');
+  console.error('broker stopped');
+  return EXIT.ok;
+}
+
+function aclCmd(argv: string[]): number {
+  const { values } = parse(argv, { registry: { type: 'string' }, out: { type: 'string' } });
+  if (values['help']) return help('acl');
+  const reg = Registry.load(need(values, 'registry'));
+  const text = mosquittoAcl(reg);
+  const out = typeof values['out'] === 'string' ? values['out'] : '-';
+  if (out === '-') process.stdout.write(text);
+  else {
+    writeFileSync(out + '.tmp', text);
+    renameSync(out + '.tmp', out);
+    console.error(`wrote ${out}: ${reg.all().length} clients (set acl_file ${out} in mosquitto.conf)`);
+  }
   return EXIT.ok;
 }
 
@@ -416,6 +454,8 @@ export async function main(argv: string[]): Promise<number> {
         return keygen(rest);
       case 'sign':
         return sign(rest);
+      case 'acl':
+        return aclCmd(rest);
       case 'stream':
         return await stream(rest);
       case 'gateway':

@@ -116,6 +116,19 @@ export async function mosquitto(): Promise<{ url: string; proc: ChildProcess; cl
   let log = '';
   proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   const url = `mqtt://127.0.0.1:${port}`;
+  await waitForPort(port, () => (proc.exitCode !== null ? `mosquitto exited: ${log}` : undefined));
+  return {
+    url, proc,
+    close: () => new Promise<void>((res) => {
+      if (proc.exitCode !== null) return res();
+      proc.once('exit', () => res());
+      proc.kill('SIGTERM');
+    }),
+  };
+}
+
+/** Waits until something listens on 127.0.0.1:port (about 5 s at most). */
+export async function waitForPort(port: number, failed: () => string | undefined = () => undefined): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise<boolean>((res) => {
       const sock = new Socket();
@@ -126,16 +139,10 @@ export async function mosquitto(): Promise<{ url: string; proc: ChildProcess; cl
       sock.once('error', () => res(false));
       sock.connect(port, '127.0.0.1');
     });
-    if (ok) break;
-    if (proc.exitCode !== null) throw new Error(`mosquitto exited: ${log}`);
+    if (ok) return;
+    const why = failed();
+    if (why) throw new Error(why);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return {
-    url, proc,
-    close: () => new Promise<void>((res) => {
-      if (proc.exitCode !== null) return res();
-      proc.once('exit', () => res());
-      proc.kill('SIGTERM');
-    }),
-  };
+  throw new Error(`nothing listens on port ${port}`);
 }
