@@ -11,7 +11,7 @@ import {
   Reason, type ReasonCode, type RevisionKeys, RevisionPipeline, type SessionKeys, type SessionParams, type SignedTx, type Signer, type SuiteId,
   type TimeSample, bestSample, checkRevision, checkSkew, decodeFrame, deriveSessionKeys, digest, ecdh, encodeCbor, encodeFrame, equalBytes,
   minHintLength, openChunk, openLicence, pack, randomBytes, reasonName, sealTelemetry, senderRevision, symbolCount, topics, transcriptHash,
-  type CborValue, unpack, unwrapChunkKey, validateParams, verifyFrame, verifyTx, wipe, x25519KeyPair, type IdentityKeyPair,
+  type CborValue, decodeTx, unpack, unwrapChunkKey, validateParams, verifyFrame, verifyTx, wipe, x25519KeyPair, type IdentityKeyPair,
 } from '@livematrix/spec';
 import { type BrokerAuth, FrameLink, authOptions } from './link.js';
 
@@ -47,6 +47,27 @@ export interface DeviceOptions {
   servers?: { host: string; port: number }[];
   /** metrics hook: a HINTS frame is fully resolved (benchmarks measure hint latency with it) */
   onFrameResolved?: (seq: number) => void;
+  /**
+   * Deliberately broken behaviours, so that a conformance suite can prove it catches them.
+   * Never set in production.
+   */
+  faults?: DeviceFaults;
+}
+
+/** Deliberate protocol violations for testing the conformance suite itself. */
+export interface DeviceFaults {
+  /** resolve HINTS of revisions older than c - 1 (and keep their tables) */
+  acceptExpiredRevision?: boolean;
+  /** accept transactions whose operator signature does not verify */
+  skipTxSignature?: boolean;
+  /** report bytes as consumed as soon as they are decrypted, before the consumer takes them */
+  ackBeforeConsume?: boolean;
+  /** keep the keys of expired revisions and accept KEY frames stamped with them */
+  keepExpiredKeys?: boolean;
+  /** do not check the zero padding of a chunk's last symbol */
+  ignorePadding?: boolean;
+  /** resolve an ambiguous hint to one of its candidates instead of NACKing it */
+  noAmbiguityNack?: boolean;
 }
 
 export interface ProgressEvent {
@@ -192,6 +213,7 @@ class DeviceSession {
   private nacks: [number, number, number[]][] = [];
   private nextChunk = 0;
   private deliveredBytes = 0;
+  private earlyAcked = 0;
   private consumedBytes = 0;
   private readonly hash = sha256.create();
   private end: { bytes: number; digest: Uint8Array } | undefined;
@@ -220,6 +242,7 @@ class DeviceSession {
     this.pipeline = new RevisionPipeline({
       engine: dev.engine, suite: params.suite, w: params.w, L: params.L, epoch: params.epoch, period: params.period, r0: params.r0,
       keysFor: (r) => g2d.keysFor(r), now: dev.clock,
+      ...(dev.o.faults?.acceptExpiredRevision || dev.o.faults?.keepExpiredKeys ? { keep: 3 } : {}),
     });
     this.pipeline.on('error', (e) => this.fail(new LmError(Reason.internal, `revision pipeline: ${e.message}`)));
     this.stream = new IncomingStream(this);
@@ -331,7 +354,8 @@ class DeviceSession {
     const b = f.body;
     const p = this.params;
     if (!this.synced) return; // [LM-TIME-1]: no hints before time sync
-    const rc = checkRevision(b.rev, this.dev.clock(), p); // [LM-REV-2]
+    let rc = checkRevision(b.rev, this.dev.clock(), p); // [LM-REV-2]
+    if (rc === Reason.revExpired && this.dev.o.faults?.acceptExpiredRevision) rc = null;
     if (rc !== null) {
       this.reject(f, rc, `HINTS seq ${b.seq} of revision ${b.rev}`);
       this.nack(b.seq, rc, b.idx ?? []);
@@ -381,6 +405,14 @@ class DeviceSession {
         }
         fs.missing[rel] = 0;
         fs.left--;
+      } else if (r === -2 && this.dev.o.faults?.noAmbiguityNack) {
+        const at = fs.off + rel; // broken on purpose: takes a guess instead of a NACK
+        if (!ch.have[at]) {
+          ch.have[at] = 1;
+          ch.missing--;
+        }
+        fs.missing[rel] = 0;
+        fs.left--;
       } else if (r === -2) amb.push(rel); // [LM-HINT-3]
       else unk.push(rel); // [LM-HINT-4]
     }
@@ -410,7 +442,8 @@ class DeviceSession {
 
   private onKey(f: Frame<7>): void {
     const b = f.body;
-    const rc = checkRevision(b.rev, this.dev.clock(), this.params);
+    let rc = checkRevision(b.rev, this.dev.clock(), this.params);
+    if (rc === Reason.revExpired && this.dev.o.faults?.keepExpiredKeys) rc = null;
     if (rc !== null) return this.reject(f, rc, `KEY of chunk ${b.chunk}, revision ${b.rev}`);
     const keys = this.pipeline.keys(b.rev);
     if (!keys) return this.reject(f, Reason.busy, `no keys for revision ${b.rev}`);
@@ -437,6 +470,10 @@ class DeviceSession {
       if (!ch || ch.missing > 0 || !ch.key) break;
       let pt: Uint8Array;
       try {
+        if (this.dev.o.faults?.ignorePadding) {
+          const pad = ch.m * this.params.w - 8 * ch.ctlen;
+          if (pad > 0) ch.symbols[ch.m - 1] = ((ch.symbols[ch.m - 1] as number) >>> pad) << pad; // broken on purpose
+        }
         const ct = unpack(ch.symbols, this.params.w, ch.ctlen); // [LM-PACK-3]
         pt = openChunk(ch.key, this.sid, this.nextChunk, ct); // [LM-AEAD-4]
         wipe(ct);
@@ -449,6 +486,7 @@ class DeviceSession {
       this.chunks.delete(this.nextChunk);
       this.nextChunk++;
       this.deliveredBytes += pt.length;
+      if (this.dev.o.faults?.ackBeforeConsume) this.earlyAcked += pt.length;
       this.stream.push(pt);
     }
     this.maybeFinish();
@@ -504,7 +542,8 @@ class DeviceSession {
       if (last && last[1] === s - 1) last[1] = s;
       else if (sack.length < 64) sack.push([s, s]);
     }
-    const body: AckBody = { sid: this.sid, cum: this.cum, sack, nack: this.nacks, consumed: this.consumedBytes, credit: this.dev.window };
+    const consumed = this.dev.o.faults?.ackBeforeConsume ? Math.max(this.consumedBytes, this.earlyAcked) : this.consumedBytes;
+    const body: AckBody = { sid: this.sid, cum: this.cum, sack, nack: this.nacks, consumed, credit: this.dev.window };
     this.nacks = [];
     void this.send(FrameType.ACK, body);
   }
@@ -699,10 +738,17 @@ export class Device extends EventEmitter<DeviceEvents> {
     let licence: Uint8Array;
     try {
       const txh = Buffer.from(digest(b.tx)).toString('hex');
-      tx = verifyTx(b.tx, {
+      const ctx = {
         now: this.clock(), trustedOperators: this.o.trustedOperators, device: { id: this.o.id, publicKey: this.o.identity.publicKey },
         gatewayPublic: b.gwpk, printsUsed: this.prints.get(txh) ?? 0,
-      });
+      };
+      try {
+        tx = verifyTx(b.tx, ctx);
+      } catch (e) {
+        // broken on purpose: a bad signature is let through
+        if (!(this.o.faults?.skipTxSignature && e instanceof LmError && e.code === Reason.txSignature)) throw e;
+        tx = decodeTx(b.tx);
+      }
       validateParams(b.params);
       if (b.params.w > this.caps.wmax || !this.caps.suites.some(([s]) => s === b.params.suite)) throw new LmError(Reason.params, `w=${b.params.w} suite ${b.params.suite} not supported by this device ([LM-CAP-2])`);
       licence = openLicence(tx.body.lic, this.o.identity.secretKey, this.o.identity.publicKey, tx.body.jd); // [LM-TX-1]

@@ -25,6 +25,8 @@ export interface PipelineOptions {
   now?: () => number;
   /** first revision that has keys */
   r0: number;
+  /** revisions held below the current one; 1 by the spec ([LM-REV-3]); more only to build deliberately broken devices */
+  keep?: number;
 }
 
 export interface BuiltEvent extends BuildReport {
@@ -64,7 +66,7 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
 
   constructor(opts: PipelineOptions) {
     super();
-    this.o = { now: Date.now, ...opts };
+    this.o = { now: Date.now, keep: 1, ...opts };
   }
 
   /** Current revision on the clock. */
@@ -115,7 +117,7 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
   private prune(): void {
     if (!this.running) return;
     const c = this.current();
-    for (const r of [...this.slots.keys()]) if (r < c - 1) this.release(r);
+    for (const r of [...this.slots.keys()]) if (r < c - this.o.keep) this.release(r);
   }
 
   /** Resolves when revision r's table is ready (or immediately if it is, or will never be). */
@@ -123,7 +125,7 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
     while (this.running) {
       const s = this.slots.get(r);
       if (s?.table) return s.table;
-      if (r < this.current() - 1) return undefined;
+      if (r < this.current() - this.o.keep) return undefined;
       if (this.building) await this.building;
       else await new Promise((res) => setTimeout(res, 5));
     }
