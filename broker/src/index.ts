@@ -9,3 +9,4 @@ export { livematrixPlugin, type LivematrixPlugin, type PluginOptions } from './p
 export { Registry, DEFAULT_LIMITS, aclFor, mosquittoAcl, topicMatches, filterWithin, type RegistryEntry, type Limits, type RoleName } from './registry.js';
 export { Metrics } from './metrics.js';
 export { runBroker, readBrokerConfig, redisBackends, type BrokerConfig, type StandaloneBroker } from './standalone.js';
+export { startMosquitto, mosquittoPath, freePort, waitForPort, type RunningMosquitto } from './mosquitto.js';

@@ -1,20 +1,13 @@
 /**
  * @module @livematrix/conformance
- * Conformance suite for Live Matrix implementations. Its tests cite requirement IDs from
- * `@livematrix/spec/requirements.json`; this release exposes that list.
+ * The Live Matrix conformance suite: device profile scenarios, the vectors profile, reports per
+ * requirement ID, and the coverage lint. The command is `livematrix-conformance`.
  */
-import { createRequire } from 'node:module';
-
-export interface Requirement {
-  id: string;
-  level: string;
-  section: string;
-  text: string;
-}
-
-const require = createRequire(import.meta.url);
-
-/** The requirements of SPEC.md, as extracted into spec/requirements.json. */
-export function requirements(): Requirement[] {
-  return (require('@livematrix/spec/requirements.json') as { requirements: Requirement[] }).requirements;
-}
+export { R, REQUIREMENTS, type RequirementId } from './generated/requirements.js';
+export { DEVICE_SCENARIOS, type Scenario, type Ctx } from './scenarios.js';
+export { runDeviceProfile, sampleGcode, type DeviceTarget } from './runner.js';
+export { runVectors } from './vectors-profile.js';
+export { buildReport, renderText, renderJunit, type Report, type TestResult, type IdStatus } from './report.js';
+export { lint, vectorCoverage } from './lint.js';
+export { NOT_TESTABLE } from './not-testable.js';
+export { Tester, Session } from './tester.js';

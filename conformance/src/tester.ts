@@ -6,7 +6,7 @@
  */
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/device-sdk';
 import {
-  type AckBody, type AnyFrame, type Bodies, type ErrorBody, FrameType, type FrameTypeId, type HelloBody, type IdentityKeyPair, Kernel, LmError,
+  type AckBody, type AnyFrame, type Bodies, ControlOp, type ErrorBody, FrameType, type FrameTypeId, type HelloBody, type IdentityKeyPair, Kernel, LmError,
   MatrixEngine, Ratchet, Reason, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, decodeCbor, decodeFrame, deriveSessionKeys,
   digest, ecdh, encodeFrame, equalBytes, identityKeyPair, minHintLength, openTelemetry, pack, randomBytes, sealChunk, senderRevision, signTx,
   topics, transcriptHash, unpack, verifyFrame, wrapChunkKey, x25519KeyPair, createTx, type TxRequest,
@@ -72,7 +72,11 @@ export class Tester {
   }
 
   async close(): Promise<void> {
-    for (const s of this.sessions.values()) s.end();
+    // end what the scenario left open, so the device is free for the next one
+    for (const s of this.sessions.values()) {
+      if (s.keys && !s.receipt && !s.ended) await s.send(FrameType.CONTROL, { sid: s.sid, op: ControlOp.abort, reason: Reason.aborted }).catch(() => undefined);
+      s.end();
+    }
     await this.link.close(true).catch(() => undefined);
     await this.engine.stop();
   }
@@ -174,7 +178,11 @@ export class Session {
 
   constructor(private readonly t: Tester, readonly params: SessionParams, readonly tx: SignedTx, private readonly licence: Uint8Array, private readonly timeShift: number) {}
 
+  /** when the OFFER went out (ms) */
+  offeredAt = 0;
+
   async sendOffer(): Promise<void> {
+    this.offeredAt = Date.now();
     this.offerBytes = encodeFrame(FrameType.OFFER, { sid: this.sid, tx: this.tx.bytes, epk: this.eph.publicKey, params: this.params, gwpk: this.t.gateway.identity.publicKey, time: Date.now() }, { kind: 'sig', secretKey: this.t.gateway.identity.secretKey });
     await this.t.link.send(topics.deviceIn(this.t.o.fleet, this.t.o.deviceId), this.offerBytes, FrameType.OFFER);
   }
@@ -319,6 +327,8 @@ export class Session {
     keyRev?: (c: Chunk) => number;
     timeout?: number;
     window?: number;
+    /** ms before a KEY whose chunk the consumer has not passed goes again; default 2 P */
+    keyRetryMs?: number;
   } = {}): Promise<{ receipt: Bodies[12] }> {
     const p = this.params;
     const chunks = o.chunks ?? this.plan(data);
@@ -336,7 +346,10 @@ export class Session {
     for (;;) {
       if (this.receipt) return { receipt: this.receipt };
       if (this.errors.length) throw new Error(`device error ${this.errors[0]!.code}: ${this.errors[0]!.detail}`);
-      if (Date.now() - t0 > (o.timeout ?? 60_000)) throw new Error('delivery timed out');
+      if (Date.now() - t0 > (o.timeout ?? 20_000)) {
+        const last = this.acks[this.acks.length - 1];
+        throw new Error(`delivery timed out: ${this.received.size} of ${all.length} frames received, ${keyed.size} of ${chunks.length} keys sent, consumed ${last?.consumed ?? 0} of ${data.length}`);
+      }
       const consumed = this.acks.length ? this.acks[this.acks.length - 1]!.consumed : 0;
       // new frames within the window
       while (next < order.length && order[next]!.c.start < consumed + window) {
@@ -373,7 +386,7 @@ export class Session {
       for (const c of chunks) {
         if (!c.frames.every((f) => this.received.has(f.seq))) continue;
         const last = keyAt.get(c.j) ?? -Infinity;
-        if (c.start + c.plaintext.length > consumed && Date.now() - last > 2 * p.period) {
+        if (c.start + c.plaintext.length > consumed && Date.now() - last > (o.keyRetryMs ?? 2 * p.period)) {
           const first = !keyed.has(c.j);
           keyed.add(c.j);
           keyAt.set(c.j, Date.now());

@@ -558,7 +558,8 @@ class DeviceSession {
     if (this.closed) throw new LmError(Reason.unknownSession, 'no session');
     const p = this.params;
     const rev = senderRevision(this.dev.clock(), p);
-    if (!this.d2gKeys || this.d2gKeys.revision !== rev) {
+    if (!this.d2gKeys || rev > this.d2gKeys.revision) {
+      // the chain only moves forward: a clock that reads an earlier revision keeps the current keys
       if (this.d2gKeys) wipe(this.d2gKeys.hk, this.d2gKeys.wk);
       this.d2gKeys = this.d2g.keysFor(Math.max(rev, this.d2g.position));
     }

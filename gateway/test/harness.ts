@@ -2,12 +2,8 @@
  * Test harness: a real broker on loopback, a gateway and a device from this repository, and a
  * signed transaction. No mocks.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { Socket, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBroker, type RunningBroker } from '@livematrix/broker';
+import { freePort, mosquittoPath, startBroker, startMosquitto, waitForPort, type RunningBroker } from '@livematrix/broker';
 import { Device, type DeviceOptions, type IncomingStream } from '@livematrix/device-sdk';
 import { type Caps, MatrixEngine, createTx, digest, identityKeyPair, type IdentityKeyPair } from '@livematrix/spec';
 import { Gateway, type GatewayStream, type StreamOptions } from '../src/index.js';
@@ -81,68 +77,10 @@ export async function run(r: Rig, data: Uint8Array, opts: StreamOptions & { rate
   return { gs, stream, output };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const p = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
 export async function aedes(port = 0): Promise<RunningBroker> {
   return startBroker({ host: '127.0.0.1', port });
 }
 
-/** Path of the mosquitto binary, or undefined. */
-export function mosquittoPath(): string | undefined {
-  for (const p of ['/usr/sbin/mosquitto', '/usr/bin/mosquitto']) {
-    if (spawnSync(p, ['-h']).error === undefined) return p;
-  }
-  return undefined;
-}
-
 /** Starts Mosquitto on a free loopback port with a config of its own. */
-export async function mosquitto(): Promise<{ url: string; proc: ChildProcess; close(): Promise<void> }> {
-  const bin = mosquittoPath();
-  if (!bin) throw new Error('mosquitto is not installed (apt-get install mosquitto)');
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'lm-mosq-'));
-  const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_packet_size 1048576\n`);
-  const proc = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-  const url = `mqtt://127.0.0.1:${port}`;
-  await waitForPort(port, () => (proc.exitCode !== null ? `mosquitto exited: ${log}` : undefined));
-  return {
-    url, proc,
-    close: () => new Promise<void>((res) => {
-      if (proc.exitCode !== null) return res();
-      proc.once('exit', () => res());
-      proc.kill('SIGTERM');
-    }),
-  };
-}
-
-/** Waits until something listens on 127.0.0.1:port (about 5 s at most). */
-export async function waitForPort(port: number, failed: () => string | undefined = () => undefined): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((res) => {
-      const sock = new Socket();
-      sock.once('connect', () => {
-        sock.destroy();
-        res(true);
-      });
-      sock.once('error', () => res(false));
-      sock.connect(port, '127.0.0.1');
-    });
-    if (ok) return;
-    const why = failed();
-    if (why) throw new Error(why);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on port ${port}`);
-}
+export const mosquitto = (): ReturnType<typeof startMosquitto> => startMosquitto();
+export { freePort, mosquittoPath, waitForPort };

@@ -78,7 +78,7 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
   async start(): Promise<void> {
     this.running = true;
     this.tick();
-    await this.building;
+    await this.ready(this.current());
   }
 
   /** Stops, and erases every table and key ([LM-REV-3], [LM-KEY-5]). */
@@ -138,7 +138,10 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
     this.prune(); // release everything below c - 1 ([LM-REV-3])
     if (!this.building) {
       // Build the current revision if missing (start, or we fell behind), else the next one.
-      const target = this.slots.get(c)?.table || this.slots.has(c) ? c + 1 : Math.max(c, this.o.r0);
+      // At start the previous revision first (the ratchet only moves forward): frames stamped
+      // c - 1 are accepted too ([LM-REV-2]).
+      const first = this.lastBuilt < 0 ? Math.max(c - 1, this.o.r0) : c;
+      const target = this.slots.get(c)?.table || this.slots.has(c) ? c + 1 : Math.max(first, this.o.r0);
       if (target > this.lastBuilt && !this.slots.has(target)) this.building = this.build(target).finally(() => (this.building = undefined)).then(() => this.tick());
     }
     const next = this.o.epoch + (c + 1) * this.o.period;

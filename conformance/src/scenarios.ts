@@ -1,0 +1,393 @@
+/**
+ * @module scenarios
+ * Device profile scenarios. Each declares the requirement IDs it covers (constants generated
+ * from spec/requirements.json) and throws an Error saying what the device did wrong.
+ */
+import { type CborValue, ControlOp, FrameType, Reason, decodeCbor, minHintLength, digest, encodeCbor, equalBytes, identityKeyPair, randomBytes, toHex, verifyFrame } from '@livematrix/spec';
+import { R, type RequirementId } from './generated/requirements.js';
+import { type Chunk, type Session, type Tester, until } from './tester.js';
+
+export interface Ctx {
+  tester: Tester;
+  /** sample G-code the scenarios stream */
+  data: Uint8Array;
+  /** most bytes per second the device under test's consumer takes (its declared machine rate) */
+  consumeRate: number;
+  log: (line: string) => void;
+}
+
+export interface Scenario {
+  id: string;
+  title: string;
+  covers: readonly RequirementId[];
+  run(ctx: Ctx): Promise<void>;
+}
+
+function check(cond: unknown, msg: string): asserts cond {
+  if (!cond) throw new Error(msg);
+}
+
+/**
+ * Opens a session. Hints are two bytes longer than the minimum unless a scenario asks for the
+ * minimum: natural ambiguities then practically never occur (2^-24 per symbol), so a scenario
+ * fails only for what it aims at.
+ */
+async function open(ctx: Ctx, w: number, o: { suite?: 1 | 2 | 3; period?: number; r0Back?: number; timeShift?: number; L?: number; data?: Uint8Array } = {}): Promise<Session> {
+  const t = ctx.tester;
+  const params = t.params({ w, L: o.L ?? minHintLength(w) + 2, ...(o.suite ? { suite: o.suite } : {}), ...(o.period ? { period: o.period } : {}) });
+  if (o.r0Back) params.r0 -= o.r0Back;
+  const { tx, licence } = t.tx(o.data ?? ctx.data);
+  const s = await t.offer(params, tx, licence, o.timeShift !== undefined ? { timeShift: o.timeShift } : {});
+  if ('refused' in s) throw new Error(`device refused a valid offer: ${s.refused.code} ${s.refused.detail}`);
+  return s;
+}
+
+async function refusedWith(ctx: Ctx, code: number, make: (t: Tester) => { tx: Parameters<Tester['offer']>[1]; licence: Uint8Array; params?: Parameters<Tester['offer']>[0] }): Promise<void> {
+  const t = ctx.tester;
+  const m = make(t);
+  const r = await t.offer(m.params ?? t.params({ w: 16 }), m.tx, m.licence, { waitReady: false });
+  if (!('refused' in r)) throw new Error(`device accepted the offer; expected ERROR ${code}`);
+  check(r.refused.code === code, `device refused with ${r.refused.code} (${r.refused.detail}); expected ${code}`);
+}
+
+async function deliverExact(ctx: Ctx, s: Session, data = ctx.data, o: Parameters<Session['deliver']>[1] = {}): Promise<void> {
+  const { receipt } = await s.deliver(data, o);
+  check(receipt.bytes === data.length, `receipt says ${receipt.bytes} bytes; sent ${data.length}`);
+  check(equalBytes(receipt.digest, digest(data)), 'receipt digest differs from SHA-256 of the job');
+  check(equalBytes(receipt.sid, s.sid), 'receipt names another session');
+  check(s.receiptRaw !== undefined, 'no receipt frame');
+  try {
+    verifyFrame(s.receiptRaw, { signer: ctx.tester.o.devicePublic });
+  } catch {
+    throw new Error('receipt is not signed by the device key');
+  }
+}
+
+/** The first NACK of seq (with that reason, when given). */
+function nackOf(s: Session, seq: number, reason?: number): [number, number, number[]] | undefined {
+  for (const a of s.acks) for (const n of a.nack) if (n[0] === seq && (reason === undefined || n[1] === reason)) return n;
+  return undefined;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until the session is `n` revisions past its start, so older revisions exist. */
+async function age(s: Session, n: number): Promise<number> {
+  const start = s.rev();
+  await until(() => s.rev() >= start + n, (n + 2) * s.params.period + 1000, `${n} revisions`);
+  return s.rev();
+}
+
+export const DEVICE_SCENARIOS: readonly Scenario[] = [
+  {
+    id: 'device/hello', title: 'announces itself: signed HELLO with capabilities, retained', covers: [R.LM_MQTT_2, R.LM_CAP_1],
+    async run(ctx) {
+      const h = await ctx.tester.waitHello();
+      check(h.online, 'HELLO says offline');
+      check(h.caps.suites.length > 0 && h.caps.suites.every(([, r]) => r > 0), 'capabilities report no measured hash rate');
+      check(h.caps.wmax >= 8 && h.caps.mem > 0, 'capabilities report no usable w or memory');
+    },
+  },
+  {
+    id: 'device/deliver-w16-blake3', title: 'exact delivery, w=16, keyed blake3, signed receipt',
+    covers: [R.LM_HINT_1, R.LM_HINT_2, R.LM_PACK_1, R.LM_PACK_2, R.LM_AEAD_1, R.LM_AEAD_2, R.LM_KEY_1, R.LM_KEY_2, R.LM_KEY_3, R.LM_FRAME_2, R.LM_DLV_1, R.LM_DLV_2, R.LM_DLV_6, R.LM_DLV_7, R.LM_TIME_1, R.LM_MQTT_1, R.LM_CBOR_1],
+    async run(ctx) {
+      const s = await open(ctx, 16);
+      check(s.timeRequests > 0, 'no TIME_REQ before the first ACK');
+      await deliverExact(ctx, s);
+    },
+  },
+  {
+    id: 'device/deliver-w12-keccak', title: 'exact delivery, w=12, keccak-256', covers: [R.LM_HINT_1, R.LM_PARAM_2, R.LM_PARAM_3],
+    async run(ctx) {
+      await deliverExact(ctx, await open(ctx, 12, { suite: 1 }));
+    },
+  },
+  {
+    id: 'device/deliver-w20-sha3', title: 'exact delivery, w=20, sha3-256', covers: [R.LM_HINT_1, R.LM_PARAM_2],
+    async run(ctx) {
+      await deliverExact(ctx, await open(ctx, 20, { suite: 2 }));
+    },
+  },
+  {
+    id: 'device/tx-unsigned', title: 'refuses an offer whose transaction carries no valid signature', covers: [R.LM_TX_2],
+    run: (ctx) => refusedWith(ctx, Reason.txSignature, (t) => {
+      const m = t.tx(ctx.data);
+      const [body] = decodeCbor(m.tx.bytes) as CborValue[];
+      return { tx: { ...m.tx, bytes: encodeCbor([body as CborValue, new Uint8Array(0)]) }, licence: m.licence }; // no signature
+    }),
+  },
+  {
+    id: 'device/tx-bad-signature', title: 'refuses a transaction whose signature does not verify', covers: [R.LM_TX_2],
+    run: (ctx) => refusedWith(ctx, Reason.txSignature, (t) => t.tx(ctx.data, { badSignature: true })),
+  },
+  {
+    id: 'device/tx-expired', title: 'refuses an expired transaction', covers: [R.LM_TX_4],
+    run: (ctx) => refusedWith(ctx, Reason.txExpired, (t) => t.tx(ctx.data, { notBefore: Date.now() - 7200_000, notAfter: Date.now() - 3600_000 })),
+  },
+  {
+    id: 'device/tx-other-device', title: 'refuses a transaction for another device', covers: [R.LM_TX_5],
+    run: (ctx) => refusedWith(ctx, Reason.txDevice, (t) => t.tx(ctx.data, { device: 'someone-else' })),
+  },
+  {
+    id: 'device/tx-untrusted-operator', title: 'refuses a transaction signed by an operator it does not trust', covers: [R.LM_TX_3],
+    run: (ctx) => refusedWith(ctx, Reason.txOperator, (t) => {
+      const other = identityKeyPair();
+      return t.tx(ctx.data, { operatorSecret: other.secretKey, operatorPublic: other.publicKey });
+    }),
+  },
+  {
+    id: 'device/tx-print-count', title: 'refuses a transaction whose print count is used up', covers: [R.LM_TX_7],
+    async run(ctx) {
+      const t = ctx.tester;
+      const m = t.tx(ctx.data, { prints: 1 });
+      const first = await t.offer(t.params({ w: 16, L: minHintLength(16) + 2 }), m.tx, m.licence);
+      if ('refused' in first) throw new Error(`first use refused: ${first.refused.detail}`);
+      await deliverExact(ctx, first);
+      const second = await t.offer(t.params({ w: 16 }), m.tx, m.licence, { waitReady: false });
+      if (!('refused' in second)) throw new Error('device accepted a transaction beyond its print count');
+      check(second.refused.code === Reason.txCount, `refused with ${second.refused.code}; expected ${Reason.txCount}`);
+    },
+  },
+  {
+    id: 'device/tx-other-gateway', title: 'refuses an offer from a gateway the transaction does not name', covers: [R.LM_FRAME_6],
+    run: (ctx) => refusedWith(ctx, Reason.txGateway, (t) => t.tx(ctx.data, { gatewayPublic: identityKeyPair().publicKey })),
+  },
+  {
+    id: 'device/licence-sealed-elsewhere', title: 'refuses a licence sealed to another key', covers: [R.LM_TX_1],
+    run: (ctx) => refusedWith(ctx, Reason.txSchema, (t) => {
+      const other = t.tx(ctx.data, { devicePublic: identityKeyPair().publicKey });
+      return t.tx(ctx.data, { bodyPatch: (b) => void (b.lic = other.tx.body.lic) });
+    }),
+  },
+  {
+    id: 'device/params-out-of-range', title: 'refuses parameters outside the spec\'s ranges', covers: [R.LM_PARAM_1],
+    run: (ctx) => refusedWith(ctx, Reason.params, (t) => ({ ...t.tx(ctx.data), params: { ...t.params({ w: 16 }), w: 25, L: 5 } })),
+  },
+  {
+    id: 'device/ambiguity-nack', title: 'NACKs a hint that is ambiguous in its revision table', covers: [R.LM_HINT_3],
+    async run(ctx) {
+      const s = await open(ctx, 16, { L: minHintLength(16) });
+      const rev = s.rev();
+      // find a hint value two candidates share in this revision
+      const all = s.hints(Uint32Array.from({ length: 65536 }, (_, g) => g), rev);
+      const L = s.params.L;
+      const seen = new Map<string, number>();
+      let amb: Uint8Array | undefined;
+      for (let g = 0; g < 65536 && !amb; g++) {
+        const k = toHex(all.subarray(g * L, g * L + L));
+        if (seen.has(k)) amb = all.slice(g * L, g * L + L);
+        else seen.set(k, g);
+      }
+      check(amb, 'no ambiguous hint in this revision (retry)');
+      const [c] = s.plan(ctx.data) as [Chunk];
+      const fr = c.frames[0]!;
+      const hints = s.hints(c.symbols.subarray(fr.off, fr.off + fr.n), rev);
+      hints.set(amb, 0); // symbol 0 now carries an ambiguous hint
+      await s.sendFrame(c, 0, { rev, hints });
+      const n = await s.wait(() => nackOf(s, fr.seq, Reason.ambiguous), 3000, `a NACK of frame ${fr.seq}`).catch(() => undefined);
+      check(n && n[1] === Reason.ambiguous && (n[2].length === 0 || n[2].includes(0)), `no ambiguous NACK for symbol 0 of frame ${fr.seq} (got ${JSON.stringify(n)})`);
+      check(!s.received.has(fr.seq), 'frame with an ambiguous hint was reported received');
+    },
+  },
+  {
+    id: 'device/unknown-hint-nack', title: 'NACKs hints that are absent from the revision table', covers: [R.LM_HINT_4],
+    async run(ctx) {
+      const s = await open(ctx, 16);
+      const [c] = s.plan(ctx.data) as [Chunk];
+      const fr = c.frames[0]!;
+      const rev = s.rev();
+      const hints = s.hints(c.symbols.subarray(fr.off, fr.off + fr.n), rev);
+      // an absent hint: a value no candidate of this revision has (search the whole table)
+      const L = s.params.L;
+      const all = s.hints(Uint32Array.from({ length: 65536 }, (_, g) => g), rev);
+      const used = new Set<string>();
+      for (let g = 0; g < 65536; g++) used.add(toHex(all.subarray(g * L, g * L + L)));
+      let absent = randomBytes(L);
+      while (used.has(toHex(absent))) absent = randomBytes(L);
+      hints.set(absent, 0);
+      await s.sendFrame(c, 0, { rev, hints });
+      const n = await s.wait(() => nackOf(s, fr.seq, Reason.unknown), 3000, 'a NACK').catch(() => undefined);
+      check(n && n[1] === Reason.unknown, `no unknown-hint NACK (got ${JSON.stringify(n)})`);
+    },
+  },
+  {
+    id: 'device/loss-resend', title: 'a lost frame re-sent later completes the stream', covers: [R.LM_DLV_1, R.LM_DLV_2],
+    async run(ctx) {
+      await deliverExact(ctx, await open(ctx, 16), ctx.data, { skipFirstSending: (seq) => seq === 1 || seq === 4 });
+    },
+  },
+  {
+    id: 'device/duplicate-reorder', title: 'duplicate and reordered frames give the exact stream', covers: [R.LM_DLV_1, R.LM_DLV_6],
+    async run(ctx) {
+      await deliverExact(ctx, await open(ctx, 16), ctx.data, {
+        order: (frames) => {
+          const head = frames.slice(0, 6).reverse();
+          return [...head, ...frames.slice(0, 3), ...frames.slice(6)];
+        },
+      });
+    },
+  },
+  {
+    id: 'device/expired-revision', title: 'refuses HINTS of an expired revision', covers: [R.LM_REV_2, R.LM_ALARM_4],
+    async run(ctx) {
+      const s = await open(ctx, 16, { period: 400, r0Back: 6 });
+      const c = await age(s, 3);
+      const [ch] = s.plan(ctx.data) as [Chunk];
+      await s.sendFrame(ch, 0, { rev: c - 2 });
+      const n = await s.wait(() => nackOf(s, ch.frames[0]!.seq, Reason.revExpired), 2000, 'a NACK').catch(() => undefined);
+      check(!s.received.has(ch.frames[0]!.seq), `a frame of revision ${c - 2} (current ${c}) was accepted`);
+      check(n && n[1] === Reason.revExpired, `expected a rev-expired NACK, got ${JSON.stringify(n)}`);
+    },
+  },
+  {
+    id: 'device/future-revision', title: 'refuses HINTS of a future revision', covers: [R.LM_REV_2],
+    async run(ctx) {
+      const s = await open(ctx, 16);
+      const [ch] = s.plan(ctx.data) as [Chunk];
+      await s.sendFrame(ch, 0, { rev: s.rev() + 3 });
+      const n = await s.wait(() => nackOf(s, ch.frames[0]!.seq, Reason.revFuture), 2000, 'a NACK').catch(() => undefined);
+      check(!s.received.has(ch.frames[0]!.seq), 'a frame of a future revision was accepted');
+      check(n && n[1] === Reason.revFuture, `expected a rev-future NACK, got ${JSON.stringify(n)}`);
+    },
+  },
+  {
+    id: 'device/expired-key', title: 'refuses a chunk key wrapped under an expired revision', covers: [R.LM_REV_3],
+    async run(ctx) {
+      const s = await open(ctx, 16, { period: 400, r0Back: 6 });
+      const c0 = await age(s, 3);
+      const chunks = s.plan(ctx.data);
+      let stale = true;
+      const run = s.deliver(ctx.data, { chunks, keyRev: () => (stale ? s.rev() - 2 : s.rev()), keyRetryMs: 3000 });
+      await sleep(1500);
+      const consumed = s.acks.length ? s.acks[s.acks.length - 1]!.consumed : 0;
+      stale = false;
+      check(consumed === 0, `the device delivered ${consumed} bytes whose keys came under an expired revision (${c0 - 2})`);
+      await run;
+    },
+  },
+  {
+    id: 'device/tampered-frame', title: 'drops frames whose MAC fails; three raise a tamper alarm', covers: [R.LM_FRAME_2, R.LM_ALARM_3],
+    async run(ctx) {
+      const s = await open(ctx, 16);
+      const [ch] = s.plan(ctx.data) as [Chunk];
+      await s.sendFrame(ch, 0, { tamper: true });
+      await sleep(500);
+      check(!s.received.has(ch.frames[0]!.seq), 'a frame with a bad MAC was accepted');
+      await s.sendFrame(ch, 0, { tamper: true });
+      await s.sendFrame(ch, 0, { tamper: true });
+      await s.wait(() => s.alarms.find((a) => a.code === Reason.tamper) ?? s.errors.find((e) => e.code === Reason.tamper), 3000, 'ALARM tamper');
+    },
+  },
+  {
+    id: 'device/tampered-chunk', title: 'delivers nothing of a chunk whose AEAD fails', covers: [R.LM_AEAD_4],
+    async run(ctx) {
+      const s = await open(ctx, 16);
+      const chunks = s.plan(ctx.data);
+      chunks[0]!.key = randomBytes(32); // the KEY will not open chunk 0's ciphertext
+      await s.deliver(ctx.data, { chunks, timeout: 8000 }).catch(() => undefined);
+      const consumed = s.acks.length ? s.acks[s.acks.length - 1]!.consumed : 0;
+      check(consumed === 0, `the device delivered ${consumed} bytes of a chunk that does not authenticate`);
+      check(s.receipt === undefined, 'the device sent a receipt');
+      check(s.errors.some((e) => e.code === Reason.auth), `no ERROR auth (errors: ${JSON.stringify(s.errors.map((e) => e.code))})`);
+    },
+  },
+  {
+    id: 'device/padding', title: 'refuses a chunk whose last symbol has non-zero padding', covers: [R.LM_PACK_3],
+    async run(ctx) {
+      const s = await open(ctx, 12);
+      const chunks = s.plan(ctx.data);
+      const c = chunks.find((x) => (x.symbols.length * 12) % 8 !== 0 || x.symbols.length * 12 > x.ct.length * 8)!;
+      check(c, 'no chunk with padding bits at w=12');
+      c.symbols[c.symbols.length - 1] = (c.symbols[c.symbols.length - 1] as number) | 1;
+      await s.deliver(ctx.data, { chunks, timeout: 8000 }).catch(() => undefined);
+      check(s.receipt === undefined, 'the device accepted a chunk with non-zero padding bits');
+      check(s.errors.some((e) => e.code === Reason.padding), `no ERROR padding (errors: ${JSON.stringify(s.errors.map((e) => e.code))})`);
+    },
+  },
+  {
+    id: 'device/skew-in-grace', title: 'streams with a clock offset inside the grace window', covers: [R.LM_TIME_2, R.LM_TIME_3],
+    async run(ctx) {
+      const s = await open(ctx, 16, { timeShift: 100 });
+      await deliverExact(ctx, s);
+    },
+  },
+  {
+    id: 'device/skew-beyond-grace', title: 'refuses to stream with a clock offset beyond the grace window', covers: [R.LM_TIME_2],
+    async run(ctx) {
+      const t = ctx.tester;
+      const { tx, licence } = t.tx(ctx.data);
+      const s = await t.offer(t.params({ w: 16 }), tx, licence, { timeShift: 2000, waitReady: false });
+      if ('refused' in s) throw new Error(`offer refused before time sync: ${s.refused.detail}`);
+      await s.wait(() => s.errors.find((e) => e.code === Reason.skew), 5000, 'ERROR skew');
+      check(s.acks.length === 0, 'the device acknowledged (was ready to stream) despite the skew');
+    },
+  },
+  {
+    id: 'device/back-pressure', title: 'acknowledges as consumed only what its consumer took', covers: [R.LM_DLV_4, R.LM_DLV_5],
+    async run(ctx) {
+      // more than the consumer can take at once, so that decrypted data waits in the device
+      const data = ctx.data.length >= 150_000 ? ctx.data : new Uint8Array(Array.from({ length: 4 }, () => [...ctx.data]).flat());
+      const s = await open(ctx, 16, { data });
+      const t0 = s.offeredAt; // the device's consumer may start with the stream
+      const run = s.deliver(data);
+      let worst = 0;
+      while (!s.receipt && !s.errors.length && Date.now() - t0 < 60_000) {
+        const a = s.acks[s.acks.length - 1];
+        if (a) worst = Math.max(worst, a.consumed - (ctx.consumeRate * (Date.now() - t0)) / 1000);
+        check(worst <= 8192, `the device reported ${a?.consumed} bytes consumed ${Date.now() - t0} ms after the offer; its consumer takes at most ${ctx.consumeRate} bytes/s`);
+        await sleep(20);
+      }
+      await run;
+    },
+  },
+  {
+    id: 'device/abort', title: 'after an abort the session is gone: later frames are ignored', covers: [R.LM_DLV_9, R.LM_FRAME_8],
+    async run(ctx) {
+      const s = await open(ctx, 16);
+      const chunks = s.plan(ctx.data);
+      await s.sendFrame(chunks[0]!, 0);
+      await sleep(300);
+      await s.send(FrameType.CONTROL, { sid: s.sid, op: ControlOp.abort, reason: Reason.aborted });
+      await sleep(300);
+      const acks = s.acks.length;
+      await s.sendFrame(chunks[0]!, 1);
+      await sleep(600);
+      check(s.acks.length === acks, 'the device acknowledged a frame of an aborted session');
+    },
+  },
+  {
+    id: 'device/telemetry', title: 'telemetry sent as hints under the d2g chain decodes', covers: [R.LM_TEL_1],
+    async run(ctx) {
+      const data = new Uint8Array(Array.from({ length: 3 }, () => [...ctx.data]).flat()); // long enough for a few reports
+      const s = await open(ctx, 16, { data });
+      const run = s.deliver(data);
+      await s.wait(() => s.telemetry.length > 0, 10_000, 'a decodable TELEMETRY frame');
+      await run;
+    },
+  },
+  {
+    id: 'device/garbage-in', title: 'malformed payloads and unknown versions on its topic change nothing', covers: [R.LM_MQTT_4, R.LM_CBOR_6, R.LM_ROLE_2],
+    async run(ctx) {
+      const t = ctx.tester;
+      const topic = `lm/1/${t.o.fleet}/d/${t.o.deviceId}/in`;
+      const s = await open(ctx, 16);
+      const [c] = s.plan(ctx.data) as [Chunk];
+      const junk = [Uint8Array.of(0xff), randomBytes(300), Uint8Array.of(0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), encodeCbor([2, 6, new Map(), new Uint8Array(16)]), new Uint8Array(0)];
+      for (const j of junk) await t.link.send(topic, j, FrameType.HINTS);
+      await deliverExact(ctx, s);
+      check(c.frames.length > 0, 'no frames');
+    },
+  },
+  {
+    id: 'device/reconnect', title: 'a dropped broker connection mid-stream still ends exact', covers: [R.LM_DLV_8],
+    async run(ctx) {
+      const s = await open(ctx, 16);
+      const run = deliverExact(ctx, s);
+      await sleep(300);
+      ctx.tester.link.client.stream.destroy();
+      await run;
+    },
+  },
+];
+

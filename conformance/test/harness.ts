@@ -1,0 +1,46 @@
+/**
+ * A device under test built on the device SDK: it consumes every stream at a set rate and sends
+ * telemetry while it streams, as the conformance README asks of a DUT.
+ */
+import { Device, type DeviceFaults } from '@livematrix/device-sdk';
+import { type Caps, type IdentityKeyPair, MatrixEngine } from '@livematrix/spec';
+
+export const CAPS: Caps = { suites: [[3, 40_000_000], [2, 5_000_000], [1, 5_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 };
+
+export interface Dut {
+  device: Device;
+  stop(): Promise<void>;
+}
+
+export async function startDut(url: string, identity: IdentityKeyPair, operator: Uint8Array, engine: MatrixEngine, o: { rate: number; faults?: DeviceFaults; protocolVersion?: 4 | 5 }): Promise<Dut> {
+  const device = await Device.start({ url, fleet: 'conf', id: 'dut', identity, trustedOperators: [operator], caps: CAPS, ...(o.faults ? { faults: o.faults } : {}), ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}) }, engine);
+  device.on('error', () => undefined);
+  const reading = new Set<Promise<void>>();
+  device.on('stream', (s) => {
+    const p = (async () => {
+      const tel = setInterval(() => void device.telemetry({ nozzle_mC: 215000, bed_mC: 60000 }).catch(() => undefined), 300);
+      const t0 = Date.now();
+      let n = 0;
+      try {
+        for await (const b of s.bytes()) {
+          n += b.length;
+          const ahead = (n / o.rate) * 1000 - (Date.now() - t0);
+          if (ahead > 1) await new Promise((r) => setTimeout(r, ahead));
+        }
+      } catch {
+        // the suite ends streams on purpose
+      } finally {
+        clearInterval(tel);
+      }
+    })();
+    reading.add(p);
+    void p.finally(() => reading.delete(p));
+  });
+  return {
+    device,
+    stop: async () => {
+      await device.stop();
+      await Promise.all(reading);
+    },
+  };
+}

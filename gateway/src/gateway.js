@@ -1,0 +1,596 @@
+/**
+ * @module gateway
+ * The sender side of Live Matrix: signed jobs to devices as hints, paced by the device's
+ * acknowledgements in a window, re-sent on NACK and timeout in a current revision, chunk keys
+ * just in time, alarms, telemetry in, a report per stream.
+ */
+import { EventEmitter } from 'node:events';
+import PQueue from 'p-queue';
+import { ControlOp, FrameType, Kernel, LmError, MatrixEngine, Ratchet, Reason, checkRevision, decodeCbor, decodeFrame, deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, negotiate, openTelemetry, pack, randomBytes, reasonName, sealChunk, senderRevision, topics, transcriptHash, unpack, verifyFrame, verifyTx, wipe, wrapChunkKey, x25519KeyPair, } from '@livematrix/spec';
+import { FrameLink, authOptions } from '@livematrix/device-sdk';
+/** One stream from this gateway to one device. */
+export class GatewayStream extends EventEmitter {
+    gw;
+    device;
+    plaintext;
+    tx;
+    licence;
+    opts;
+    sid = randomBytes(16);
+    params;
+    keys;
+    g2d;
+    d2g;
+    sendKeys;
+    telemetryKeys = new Map();
+    frames = [];
+    chunks = [];
+    nextChunk = 0;
+    consumed = 0;
+    credit = 0;
+    started = 0;
+    firstAck = false;
+    paused = false;
+    alarmed = false;
+    ended = false;
+    endSent = false;
+    resends = 0;
+    symbolsResent = 0;
+    framesSent = 0;
+    wireBytes = 0;
+    revisionsUsed = new Set();
+    timer;
+    queue;
+    resolveDone;
+    rejectDone;
+    done;
+    offerBytes;
+    ephemeral = x25519KeyPair();
+    t0 = 0;
+    pump = false;
+    kernel = new Kernel();
+    constructor(gw, device, plaintext, tx, licence, opts) {
+        super();
+        this.gw = gw;
+        this.device = device;
+        this.plaintext = plaintext;
+        this.tx = tx;
+        this.licence = licence;
+        this.opts = opts;
+        this.queue = new PQueue({ concurrency: opts.concurrency ?? 64 });
+        this.done = new Promise((res, rej) => {
+            this.resolveDone = res;
+            this.rejectDone = rej;
+        });
+        this.done.catch(() => undefined);
+    }
+    get inTopic() {
+        return topics.deviceIn(this.gw.o.fleet, this.device);
+    }
+    /** Offer, then stream. @internal */
+    async begin(hello) {
+        const now = this.gw.clock();
+        const policy = this.opts.policy ?? {};
+        let params = negotiate(hello.caps, now, policy);
+        if (policy.w !== undefined)
+            params = { ...params, w: policy.w, L: minHintLength(policy.w) };
+        this.params = params;
+        this.offerBytes = encodeFrame(FrameType.OFFER, {
+            sid: this.sid, tx: this.tx.bytes, epk: this.ephemeral.publicKey, params, gwpk: this.gw.o.identity.publicKey, time: now,
+        }, { kind: 'sig', secretKey: this.gw.o.identity.secretKey });
+        await this.gw.link.send(this.inTopic, this.offerBytes, FrameType.OFFER);
+        this.t0 = Date.now();
+    }
+    /** @internal */
+    async onFrame(f, raw) {
+        if (this.ended) {
+            if (f.type === FrameType.ACK || f.type === FrameType.ACCEPT)
+                this.gw.emit('reject', { code: Reason.replay, detail: `${f.type} for an ended session` }); // [LM-ALARM-4]
+            return;
+        }
+        if (f.type === FrameType.ACCEPT)
+            return this.onAccept(f, raw);
+        if (f.type === FrameType.ERROR && f.authKind === 'none' && !this.keys) {
+            return this.fail(new LmError(f.body.code, `device refused the offer: ${f.body.detail}`), false);
+        }
+        if (!this.keys)
+            return;
+        if (f.type === FrameType.RECEIPT)
+            return this.onReceipt(f);
+        try {
+            verifyFrame(f, { mac: this.keys.fkD2g });
+        }
+        catch (e) {
+            this.gw.emit('reject', { code: e.code, detail: e.message });
+            return;
+        }
+        switch (f.type) {
+            case FrameType.TIME_REQ: {
+                const t2 = this.gw.clock();
+                await this.send(FrameType.TIME_RESP, { sid: this.sid, t1: f.body.t1, t2, t3: this.gw.clock() }); // [LM-TIME-4]
+                return;
+            }
+            case FrameType.ACK:
+                return this.onAck(f);
+            case FrameType.TELEMETRY:
+                return this.onTelemetry(f);
+            case FrameType.CONTROL:
+                if (f.body.op === ControlOp.pause)
+                    this.paused = true;
+                else if (f.body.op === ControlOp.resume) {
+                    this.paused = false;
+                    this.kick();
+                }
+                else if (f.body.op === ControlOp.abort)
+                    this.fail(new LmError(Reason.aborted, 'the device aborted the stream'), false);
+                return;
+            case FrameType.ERROR:
+                return this.fail(new LmError((reasonName(f.body.code) ? f.body.code : Reason.internal), `device error: ${f.body.detail}`), false);
+            case FrameType.ALARM:
+                this.emit('alarm', { code: f.body.code, detail: f.body.detail });
+                return this.fail(new LmError(Reason.tamper, `device alarm: ${f.body.detail}`), false);
+            default:
+                return;
+        }
+    }
+    onAccept(f, raw) {
+        if (this.keys)
+            return;
+        try {
+            verifyFrame(f, { signer: this.tx.body.dpk }); // [LM-FRAME-7]
+            if (!equalBytes(f.body.oh, digest(this.offerBytes)))
+                throw new LmError(Reason.auth, 'ACCEPT does not answer our OFFER ([LM-FRAME-7])');
+        }
+        catch (e) {
+            return this.fail(e);
+        }
+        const z = ecdh(this.ephemeral.secretKey, f.body.epk);
+        this.keys = deriveSessionKeys(z, this.licence, transcriptHash(this.offerBytes, raw));
+        wipe(z, this.ephemeral.secretKey); // [LM-KEY-4]
+        this.g2d = new Ratchet(this.keys.ckG2d, this.params.r0);
+        this.d2g = new Ratchet(this.keys.ckD2g, this.params.r0);
+        wipe(this.keys.ckG2d, this.keys.ckD2g);
+        this.credit = f.body.window;
+        this.timer = setInterval(() => this.onTimer(), Math.max(50, Math.floor(this.params.period / 4)));
+    }
+    keysNow() {
+        const rev = senderRevision(this.gw.clock(), this.params); // [LM-REV-1]
+        if (this.sendKeys?.revision === rev)
+            return this.sendKeys;
+        if (this.sendKeys)
+            wipe(this.sendKeys.hk, this.sendKeys.wk);
+        this.sendKeys = this.g2d.keysFor(Math.max(rev, this.g2d.position));
+        this.revisionsUsed.add(this.sendKeys.revision);
+        return this.sendKeys;
+    }
+    /** Cuts chunks into frames while the window allows ([LM-DLV-5]) and sends them. */
+    kick() {
+        if (this.pump)
+            return;
+        this.pump = true;
+        queueMicrotask(() => {
+            this.pump = false;
+            this.fill();
+        });
+    }
+    fill() {
+        if (!this.firstAck || this.paused || this.alarmed || this.ended)
+            return;
+        const p = this.params;
+        const size = this.plaintext.length;
+        while (this.nextChunk * p.chunk < size && this.nextChunk * p.chunk < this.consumed + this.credit && this.queue.size < 256) {
+            const j = this.nextChunk++;
+            const start = j * p.chunk;
+            const pt = this.plaintext.subarray(start, Math.min(size, start + p.chunk));
+            const key = randomBytes(32); // [LM-AEAD-5]
+            const ct = sealChunk(key, this.sid, j, pt); // [LM-AEAD-1]
+            const syms = pack(ct, p.w);
+            const first = this.frames.length;
+            for (let off = 0; off < syms.length; off += p.symbolsPerFrame) {
+                const fr = { seq: this.frames.length, chunk: j, off, symbols: syms.subarray(off, Math.min(syms.length, off + p.symbolsPerFrame)), ctlen: ct.length, sentAt: 0, received: false, rev: -1 };
+                this.frames.push(fr);
+                this.sendHints(fr);
+            }
+            this.chunks.push({ key, first, last: this.frames.length - 1, pending: this.frames.length - first, keySent: false, keyAt: 0, start, end: start + pt.length });
+        }
+        if (!this.started)
+            this.started = this.gw.clock();
+    }
+    sendHints(fr, idx) {
+        void this.queue.add(async () => {
+            if (this.ended || this.alarmed || fr.received)
+                return;
+            const k = this.keysNow();
+            const p = this.params;
+            const syms = idx ? idx.map((i) => fr.symbols[i]) : fr.symbols;
+            this.kernel.setKey(k.hk);
+            const hints = this.kernel.hintList(p.suite, p.w, p.L, syms); // [LM-HINT-1]
+            this.kernel.wipe();
+            this.opts.onFrameSent?.(fr.seq, fr.sentAt > 0);
+            fr.sentAt = Date.now();
+            fr.rev = k.revision;
+            await this.send(FrameType.HINTS, { sid: this.sid, seq: fr.seq, rev: k.revision, chunk: fr.chunk, off: fr.off, ctlen: fr.ctlen, hints, ...(idx ? { idx } : {}) }, { expirySeconds: Math.ceil((2 * p.period) / 1000) });
+            this.framesSent++;
+        });
+    }
+    onAck(f) {
+        const b = f.body;
+        const first = !this.firstAck;
+        this.firstAck = true;
+        const mark = (seq) => {
+            const fr = this.frames[seq];
+            if (!fr || fr.received)
+                return;
+            fr.received = true;
+            fr.symbols = new Uint32Array(0);
+            const ch = this.chunks[fr.chunk];
+            if (ch && --ch.pending === 0)
+                this.sendKey(fr.chunk);
+        };
+        for (let s = this.ackedUpTo; s < Math.min(b.cum, this.frames.length); s++)
+            mark(s);
+        this.ackedUpTo = Math.max(this.ackedUpTo, Math.min(b.cum, this.frames.length));
+        for (const [lo, hi] of b.sack)
+            for (let s = lo; s <= hi && s < this.frames.length; s++)
+                mark(s);
+        for (const [seq, reason, idx] of b.nack) {
+            const fr = this.frames[seq];
+            if (!fr || fr.received)
+                continue;
+            // [LM-DLV-3]: re-send the NACKed symbols (or the whole frame) in a revision later than
+            // the one they failed in: the same key would give the same ambiguous hints again.
+            const sub = idx.length && idx.length < fr.symbols.length && reason !== Reason.revExpired && reason !== Reason.revFuture && reason !== Reason.busy ? idx.filter((i) => i < fr.symbols.length) : undefined;
+            const prev = this.retry.get(seq);
+            const merged = prev === undefined || sub === undefined || prev.idx === undefined ? (prev === undefined ? sub : undefined) : [...new Set([...prev.idx, ...sub])].sort((x, y) => x - y);
+            this.retry.set(seq, { idx: merged, after: fr.rev });
+        }
+        this.flushRetries();
+        // [LM-ALARM-1]: consumption against the transaction's rate
+        if (b.consumed > this.consumed) {
+            this.consumed = b.consumed;
+            const t = this.gw.clock();
+            const allowed = (this.tx.body.rate * (t - (this.started || t))) / 1000 + this.tx.body.burst;
+            if (this.consumed > allowed) {
+                this.alarm(Reason.rate, `device consumed ${this.consumed} bytes in ${((t - this.started) / 1000).toFixed(1)} s; the transaction allows ${this.tx.body.rate} bytes/s plus a burst of ${this.tx.body.burst}`, this.consumed, Math.floor(allowed));
+                return;
+            }
+        }
+        this.credit = b.credit;
+        // chunk keys are erased once the consumer is past their chunk
+        while (this.wiped < this.chunks.length && this.chunks[this.wiped].end <= this.consumed)
+            wipe(this.chunks[this.wiped++].key);
+        this.emit('progress', { consumed: this.consumed, total: this.plaintext.length, sent: this.framesSent, revision: this.sendKeys?.revision ?? 0 });
+        if (first || b.consumed >= 0)
+            this.kick();
+        this.maybeEnd();
+    }
+    ackedUpTo = 0;
+    wiped = 0;
+    /** NACKed frames waiting for a later revision: seq -> symbols (all when undefined) */
+    retry = new Map();
+    flushRetries() {
+        if (!this.retry.size || this.alarmed || this.paused)
+            return;
+        const rev = senderRevision(this.gw.clock(), this.params);
+        for (const [seq, r] of this.retry) {
+            if (rev <= r.after)
+                continue;
+            this.retry.delete(seq);
+            const fr = this.frames[seq];
+            if (!fr || fr.received)
+                continue;
+            this.resends++;
+            this.symbolsResent += r.idx ? r.idx.length : fr.symbols.length;
+            this.sendHints(fr, r.idx);
+        }
+    }
+    sendKey(j, again = false) {
+        const ch = this.chunks[j];
+        if (!ch || (ch.keySent && !again) || this.alarmed)
+            return; // [LM-AEAD-3]: withheld on alarm
+        ch.keySent = true;
+        ch.keyAt = Date.now();
+        void this.queue.add(async () => {
+            if (this.alarmed || this.ended || ch.end <= this.consumed)
+                return;
+            const k = this.keysNow();
+            const wrapped = wrapChunkKey(k.wk, this.sid, j, ch.key); // [LM-AEAD-2]
+            await this.send(FrameType.KEY, { sid: this.sid, chunk: j, rev: k.revision, wrapped });
+            this.maybeEnd();
+        });
+    }
+    maybeEnd() {
+        if (this.endSent || this.ended || this.alarmed)
+            return;
+        const size = this.plaintext.length;
+        if (this.nextChunk * this.params.chunk < size)
+            return;
+        if (!this.chunks.every((c) => c.keySent))
+            return;
+        this.endSent = true; // [LM-DLV-6]
+        this.lastEnd = Date.now();
+        void this.queue.add(() => this.send(FrameType.END, { sid: this.sid, bytes: size, chunks: this.chunks.length, frames: this.frames.length, digest: this.tx.body.jd }));
+    }
+    onTimer() {
+        if (this.ended || this.alarmed || this.paused || !this.firstAck)
+            return;
+        this.flushRetries();
+        const now = Date.now();
+        const timeout = 2 * this.params.period; // [LM-DLV-3]
+        for (let s = this.ackedUpTo; s < this.frames.length; s++) {
+            const fr = this.frames[s];
+            if (!fr.received && fr.sentAt > 0 && now - fr.sentAt > timeout && !this.retry.has(s)) {
+                fr.sentAt = now;
+                this.resends++;
+                this.symbolsResent += fr.symbols.length;
+                this.sendHints(fr);
+            }
+        }
+        // a KEY or END lost on the way (QoS 1 does not survive a broker restart) goes again
+        for (let j = this.wiped; j < this.chunks.length; j++) {
+            const ch = this.chunks[j];
+            if (ch.keySent && ch.end > this.consumed && now - ch.keyAt > timeout)
+                this.sendKey(j, true);
+        }
+        if (this.endSent && now - this.lastEnd > timeout) {
+            this.lastEnd = now;
+            if (this.lastEnd > 0)
+                void this.queue.add(() => this.send(FrameType.END, { sid: this.sid, bytes: this.plaintext.length, chunks: this.chunks.length, frames: this.frames.length, digest: this.tx.body.jd }));
+        }
+    }
+    lastEnd = 0;
+    async onTelemetry(f) {
+        const p = this.params;
+        const b = f.body;
+        if (checkRevision(b.rev, this.gw.clock(), p) !== null)
+            return; // [LM-TEL-2]
+        let k = this.telemetryKeys.get(b.rev);
+        if (!k) {
+            if (b.rev < this.d2g.position)
+                return;
+            k = this.d2g.keysFor(b.rev);
+            this.telemetryKeys.set(b.rev, k);
+            for (const [r, old] of this.telemetryKeys)
+                if (r < b.rev - 1) {
+                    wipe(old.hk, old.wk);
+                    this.telemetryKeys.delete(r);
+                }
+        }
+        const Lt = minHintLength(p.wt);
+        try {
+            const syms = await this.gw.engine.scan(p.suite, p.wt, Lt, k.hk, b.hints); // the gateway inverts the d2g hints
+            if (syms.some((s) => s < 0))
+                return;
+            const ct = unpack(syms, p.wt, b.ctlen);
+            const payload = decodeCbor(openTelemetry(k.wk, this.sid, b.seq, ct));
+            if (!(payload instanceof Map))
+                return;
+            this.emit('telemetry', Object.fromEntries([...payload.entries()].map(([key, v]) => [String(key), plain(v)])));
+        }
+        catch {
+            // [LM-TEL-2]: telemetry that fails is dropped without ending the session
+        }
+    }
+    onReceipt(f) {
+        try {
+            verifyFrame(f, { signer: this.tx.body.dpk }); // [LM-DLV-7]
+        }
+        catch (e) {
+            this.gw.emit('reject', { code: e.code, detail: e.message });
+            return;
+        }
+        const b = f.body;
+        if (!equalBytes(b.sid, this.sid) || !equalBytes(b.digest, this.tx.body.jd) || b.bytes !== this.plaintext.length) {
+            return this.fail(new LmError(Reason.digest, 'receipt digest or length does not match the job'));
+        }
+        const report = {
+            device: this.device, job: this.tx.body.job, bytes: this.plaintext.length, frames: this.frames.length, framesSent: this.framesSent, resends: this.resends,
+            symbolsResent: this.symbolsResent, wireBytes: this.wireBytes, revisions: this.revisionsUsed.size, seconds: (Date.now() - this.t0) / 1000,
+            params: this.params, alarms: 0, receipt: { digest: Buffer.from(b.digest).toString('hex'), bytes: b.bytes },
+        };
+        this.finish();
+        this.emit('done', report);
+        this.resolveDone(report);
+    }
+    alarm(code, detail, observed, limit) {
+        if (this.alarmed)
+            return;
+        this.alarmed = true; // stops HINTS and withholds every further KEY ([LM-ALARM-1])
+        const body = { sid: this.sid, code, detail: detail.slice(0, 256), time: Date.now(), ...(observed !== undefined ? { observed } : {}), ...(limit !== undefined ? { limit } : {}) };
+        void this.send(FrameType.ALARM, body);
+        const fleetAlarm = encodeFrame(FrameType.ALARM, body, { kind: 'none' });
+        void this.gw.link.send(topics.alarm(this.gw.o.fleet), fleetAlarm, FrameType.ALARM).catch(() => undefined);
+        this.gw.log(`ALARM ${reasonName(code)} on ${this.device}: ${detail}`);
+        this.emit('alarm', { code, detail, ...(observed !== undefined ? { observed } : {}), ...(limit !== undefined ? { limit } : {}) });
+        this.fail(new LmError(code, detail), false);
+    }
+    /** Pauses, resumes or aborts from the gateway side ([LM-DLV-9]). */
+    async control(op) {
+        if (op === ControlOp.pause)
+            this.paused = true;
+        if (op === ControlOp.resume) {
+            this.paused = false;
+            this.kick();
+        }
+        await this.send(FrameType.CONTROL, { sid: this.sid, op, reason: op === ControlOp.abort ? Reason.aborted : 0 });
+        if (op === ControlOp.abort)
+            this.fail(new LmError(Reason.aborted, 'aborted by the gateway'), false);
+    }
+    async send(type, body, opts = {}) {
+        const frame = encodeFrame(type, body, { kind: 'mac', key: this.keys.fkG2d });
+        this.wireBytes += frame.length;
+        try {
+            await this.gw.link.send(this.inTopic, frame, type, opts);
+        }
+        catch {
+            // reconnecting: re-sends recover
+        }
+    }
+    fail(e, tell = true) {
+        if (this.ended)
+            return;
+        if (tell && this.keys)
+            void this.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: e.message.slice(0, 256) });
+        this.finish();
+        this.rejectDone(e);
+        if (this.listenerCount('error') > 0)
+            this.emit('error', e); // callers also get it from `done`
+    }
+    finish() {
+        this.ended = true;
+        if (this.timer)
+            clearInterval(this.timer);
+        this.queue.clear();
+        for (const c of this.chunks)
+            wipe(c.key);
+        if (this.sendKeys)
+            wipe(this.sendKeys.hk, this.sendKeys.wk);
+        for (const k of this.telemetryKeys.values())
+            wipe(k.hk, k.wk);
+        this.g2d?.destroy();
+        this.d2g?.destroy();
+        if (this.keys)
+            wipe(this.keys.fkG2d, this.keys.fkD2g); // [LM-KEY-5]
+        this.kernel.wipe();
+        this.gw.streamEnded(this);
+    }
+}
+function plain(v) {
+    if (v instanceof Map)
+        return Object.fromEntries([...v.entries()].map(([k, x]) => [String(k), plain(x)]));
+    if (Array.isArray(v))
+        return v.map(plain);
+    return v;
+}
+/**
+ * A gateway: verifies transactions, negotiates with devices and streams jobs to them.
+ *
+ * @example
+ * const gw = await Gateway.start({ url, fleet: 'f1', id: 'gw-1', identity, trustedOperators: [opk] });
+ * const s = await gw.stream('printer-1', gcode, tx, licence); const report = await s.done;
+ */
+export class Gateway extends EventEmitter {
+    o;
+    link;
+    engine;
+    clock;
+    hellos = new Map();
+    helloWaiters = new Map();
+    streams = new Map();
+    prints = new Map();
+    constructor(o) {
+        super();
+        this.o = o;
+        this.engine = new MatrixEngine(o.workers !== undefined ? { workers: o.workers } : {});
+        this.clock = o.clock ?? Date.now;
+    }
+    static async start(o) {
+        const g = new Gateway(o);
+        await g.engine.start();
+        const bye = encodeFrame(FrameType.BYE, { who: o.id, reason: Reason.offline }, { kind: 'none' });
+        g.link = await FrameLink.connect({
+            url: o.url, clientId: `lm-gw-${o.id}-${Math.random().toString(16).slice(2, 8)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
+            will: { topic: topics.gatewayState(o.fleet, o.id), payload: bye, retain: true }, ...authOptions(o.brokerAuth, o.id, 2, o.identity.secretKey),
+        });
+        g.link.onPayload((t, p) => g.onPayload(t, p));
+        await g.link.subscribe(`lm/1/${o.fleet}/d/+/state`);
+        await g.link.subscribe(`lm/1/${o.fleet}/d/+/out`);
+        return g;
+    }
+    log(line) {
+        this.emit('log', line);
+    }
+    onPayload(topic, payload) {
+        const parts = topic.split('/');
+        const device = parts[4];
+        if (!device)
+            return;
+        let f;
+        try {
+            f = decodeFrame(payload);
+        }
+        catch (e) {
+            this.emit('reject', { code: e.code, detail: `${topic}: ${e.message}` });
+            return;
+        }
+        if (parts[5] === 'state') {
+            if (f.type === FrameType.HELLO && f.body.device === device) {
+                try {
+                    verifyFrame(f, { signer: f.body.idpk });
+                }
+                catch {
+                    return;
+                }
+                this.hellos.set(device, f.body);
+                for (const w of this.helloWaiters.get(device) ?? [])
+                    w(f.body);
+                this.helloWaiters.delete(device);
+            }
+            else if (f.type === FrameType.BYE)
+                this.hellos.delete(device);
+            return;
+        }
+        const s = this.streams.get(device);
+        if (!s)
+            return;
+        const sid = f.body.sid;
+        if (sid && !equalBytes(sid, s.sid))
+            return; // [LM-FRAME-8]
+        void s.onFrame(f, payload).catch((e) => s.fail(e instanceof LmError ? e : new LmError(Reason.internal, String(e))));
+    }
+    /** The device's latest HELLO (waits for it up to timeout ms). */
+    hello(device, timeout = 10_000) {
+        const h = this.hellos.get(device);
+        if (h)
+            return Promise.resolve(h);
+        return new Promise((resolve, reject) => {
+            const t = setTimeout(() => reject(new LmError(Reason.timeout, `device "${device}" has not announced itself on ${topics.deviceState(this.o.fleet, device)} within ${timeout} ms`)), timeout);
+            const list = this.helloWaiters.get(device) ?? [];
+            list.push((x) => {
+                clearTimeout(t);
+                resolve(x);
+            });
+            this.helloWaiters.set(device, list);
+        });
+    }
+    /**
+     * Streams a job to a device under a signed transaction ([LM-TX-2]..[LM-TX-7]). Resolves with
+     * the running stream; its `done` resolves with the report after the device's signed receipt.
+     */
+    async stream(device, plaintext, txBytes, licence, opts = {}) {
+        const txh = Buffer.from(digest(txBytes)).toString('hex');
+        const tx = verifyTx(txBytes, { now: this.clock(), trustedOperators: this.o.trustedOperators, gatewayPublic: this.o.identity.publicKey, printsUsed: this.prints.get(txh) ?? 0 });
+        if (tx.body.device !== device)
+            throw new LmError(Reason.txDevice, `transaction is for "${tx.body.device}", not "${device}" ([LM-TX-5])`);
+        if (tx.body.size !== plaintext.length || !equalBytes(digest(plaintext), tx.body.jd))
+            throw new LmError(Reason.digest, 'the job does not match the transaction\'s digest or size ([LM-TX-6])');
+        if (this.streams.has(device))
+            throw new LmError(Reason.busy, `a stream to "${device}" is already running`);
+        const hello = await this.hello(device, opts.helloTimeout);
+        if (!equalBytes(hello.idpk, tx.body.dpk))
+            throw new LmError(Reason.txDevice, `device "${device}" announces a key that differs from the transaction's ([LM-TX-5])`);
+        this.prints.set(txh, (this.prints.get(txh) ?? 0) + 1); // [LM-TX-7]
+        const s = new GatewayStream(this, device, plaintext, tx, licence, opts);
+        this.streams.set(device, s);
+        try {
+            await s.begin(hello);
+        }
+        catch (e) {
+            this.streams.delete(device);
+            throw e;
+        }
+        return s;
+    }
+    /** @internal */
+    streamEnded(s) {
+        if (this.streams.get(s.device) === s)
+            this.streams.delete(s.device);
+    }
+    async stop() {
+        for (const s of this.streams.values())
+            s.fail(new LmError(Reason.aborted, 'gateway stopped'));
+        await this.link.close(true).catch(() => undefined);
+        await this.engine.stop();
+    }
+}
+//# sourceMappingURL=gateway.js.map
