@@ -44,3 +44,27 @@ export async function startDut(url: string, identity: IdentityKeyPair, operator:
     },
   };
 }
+
+/**
+ * Runs the device profile against a device with one deliberate fault and returns the ids of the
+ * scenarios that failed.
+ */
+export async function failuresWith(fault: keyof DeviceFaults): Promise<string[]> {
+  const { startBroker } = await import('@livematrix/broker');
+  const { identityKeyPair } = await import('@livematrix/spec');
+  const { runDeviceProfile } = await import('../src/index.js');
+  const broker = await startBroker();
+  const operator = identityKeyPair();
+  const keys = identityKeyPair();
+  const engine = new MatrixEngine({ workers: 1 });
+  await engine.start();
+  const dut = await startDut(broker.url, keys, operator.publicKey, engine, { rate: 64_000, faults: { [fault]: true } });
+  try {
+    const results = await runDeviceProfile({ url: broker.url, fleet: 'conf', deviceId: 'dut', devicePublic: keys.publicKey, operator, consumeRate: 64_000 });
+    return results.filter((r) => r.status === 'fail').map((r) => r.id);
+  } finally {
+    await dut.stop();
+    await engine.stop();
+    await broker.close();
+  }
+}

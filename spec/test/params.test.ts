@@ -2,16 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   LmError, Reason, bestSample, checkRevision, checkSkew, largestWidth, minHintLength, negotiate, revisionAt, senderRevision, syncResult, validateParams, type SessionParams,
 } from '../src/index.js';
+import { reasonOf } from './helpers.js';
 
 const p: SessionParams = { suite: 3, w: 20, L: 4, period: 1000, epoch: 1_000_000, grace: 250, r0: 0, chunk: 4096, symbolsPerFrame: 1024, wt: 16 };
-const code = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    return (e as LmError).code;
-  }
-  return 0;
-};
+const code = reasonOf;
 
 describe('parameters (SPEC.md §2)', () => {
   it('accepts the defaults and refuses every out-of-range value [LM-PARAM-1] [LM-PARAM-2] [LM-PARAM-3] [LM-PARAM-5]', () => {

@@ -1,6 +1,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { describe, expect, it } from 'vitest';
 import { LmError, Reason, createTx, decodeTx, identityKeyPair, openLicence, randomBytes, verifyTx, type TxRequest } from '../src/index.js';
+import { reasonOf } from './helpers.js';
 
 const op = identityKeyPair();
 const dev = identityKeyPair();
@@ -11,14 +12,7 @@ const base = (over: Partial<TxRequest> = {}): TxRequest => ({
   operatorSecret: op.secretKey, operatorPublic: op.publicKey, notBefore: now - 1000, notAfter: now + 3600_000, rate: 1000, burst: 4096, gatewayPublic: gw.publicKey, ...over,
 });
 const ctx = { now, trustedOperators: [op.publicKey], device: { id: 'dev-1', publicKey: dev.publicKey }, gatewayPublic: gw.publicKey, printsUsed: 0 };
-const code = (f: () => unknown) => {
-  try {
-    f();
-  } catch (e) {
-    return (e as LmError).code;
-  }
-  return 0;
-};
+const code = reasonOf;
 
 describe('signed streaming transactions (SPEC.md §11)', () => {
   it('a valid transaction verifies and only its device opens the licence [LM-TX-1] [LM-TX-2]', () => {
