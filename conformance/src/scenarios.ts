@@ -71,6 +71,12 @@ function nackOf(s: Session, seq: number, reason?: number): [number, number, numb
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A delivery running beside the scenario's checks: awaited later, never left unhandled if a check fails first. */
+function background<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
 /** Waits until the session is `n` revisions past its start, so older revisions exist. */
 async function age(s: Session, n: number): Promise<number> {
   const start = s.rev();
@@ -258,7 +264,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
       const c0 = await age(s, 3);
       const chunks = s.plan(ctx.data);
       let stale = true;
-      const run = s.deliver(ctx.data, { chunks, keyRev: () => (stale ? s.rev() - 2 : s.rev()), keyRetryMs: 3000 });
+      const run = background(s.deliver(ctx.data, { chunks, keyRev: () => (stale ? s.rev() - 2 : s.rev()), keyRetryMs: 3000 }));
       await sleep(1500);
       const consumed = s.acks.length ? s.acks[s.acks.length - 1]!.consumed : 0;
       stale = false;
@@ -330,7 +336,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
       const data = ctx.data.length >= 150_000 ? ctx.data : new Uint8Array(Array.from({ length: 4 }, () => [...ctx.data]).flat());
       const s = await open(ctx, 16, { data });
       const t0 = s.offeredAt; // the device's consumer may start with the stream
-      const run = s.deliver(data);
+      const run = background(s.deliver(data));
       let worst = 0;
       while (!s.receipt && !s.errors.length && Date.now() - t0 < 60_000) {
         const a = s.acks[s.acks.length - 1];
@@ -361,7 +367,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     async run(ctx) {
       const data = new Uint8Array(Array.from({ length: 3 }, () => [...ctx.data]).flat()); // long enough for a few reports
       const s = await open(ctx, 16, { data });
-      const run = s.deliver(data);
+      const run = background(s.deliver(data));
       await s.wait(() => s.telemetry.length > 0, 10_000, 'a decodable TELEMETRY frame');
       await run;
     },
@@ -383,7 +389,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     id: 'device/reconnect', title: 'a dropped broker connection mid-stream still ends exact', covers: [R.LM_DLV_8],
     async run(ctx) {
       const s = await open(ctx, 16);
-      const run = deliverExact(ctx, s);
+      const run = background(deliverExact(ctx, s));
       await sleep(300);
       ctx.tester.link.client.stream.destroy();
       await run;

@@ -239,14 +239,14 @@ export class Session {
 
   private async onTelemetry(b: Bodies[10]): Promise<void> {
     const p = this.params;
-    const k = this.keysD2g(b.rev);
-    const syms = await this.t.engine.scan(p.suite, p.wt, minHintLength(p.wt), k.hk, b.hints);
-    if (syms.some((s) => s < 0)) return;
     try {
+      const k = this.keysD2g(b.rev);
+      const syms = await this.t.engine.scan(p.suite, p.wt, minHintLength(p.wt), k.hk, b.hints);
+      if (syms.some((s) => s < 0)) return;
       const payload = decodeCbor(openTelemetry(k.wk, this.sid, b.seq, unpack(syms, p.wt, b.ctlen)));
       if (payload instanceof Map) this.telemetry.push(Object.fromEntries([...payload.entries()].map(([key, v]) => [String(key), v])));
     } catch {
-      // not decodable: not counted
+      // not decodable (or the tester is closing): not counted
     }
   }
 
@@ -345,6 +345,7 @@ export class Session {
     const retry = new Map<number, { idx?: number[]; after: number }>();
     for (;;) {
       if (this.receipt) return { receipt: this.receipt };
+      if (this.ended) throw new Error('the scenario ended the session');
       if (this.errors.length) throw new Error(`device error ${this.errors[0]!.code}: ${this.errors[0]!.detail}`);
       if (Date.now() - t0 > (o.timeout ?? 20_000)) {
         const last = this.acks[this.acks.length - 1];
