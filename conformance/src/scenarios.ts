@@ -363,6 +363,34 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
+    id: 'device/pause-resume', title: 'a paused session keeps its state and completes after resume', covers: [R.LM_DLV_9],
+    async run(ctx) {
+      const s = await open(ctx, 16);
+      await s.send(FrameType.CONTROL, { sid: s.sid, op: ControlOp.pause, reason: 0 });
+      await sleep(300);
+      await s.send(FrameType.CONTROL, { sid: s.sid, op: ControlOp.resume, reason: 0 });
+      await deliverExact(ctx, s);
+    },
+  },
+  {
+    id: 'device/alarm', title: 'an authenticated ALARM ends the session: no receipt, no more acknowledgements', covers: [R.LM_ALARM_5],
+    async run(ctx) {
+      const data = new Uint8Array(Array.from({ length: 3 }, () => [...ctx.data]).flat());
+      const s = await open(ctx, 16, { data });
+      const chunks = s.plan(data);
+      await s.sendFrame(chunks[0]!, 0);
+      await sleep(300);
+      await s.send(FrameType.ALARM, { sid: s.sid, code: Reason.rate, detail: 'conformance: consumption faster than allowed', time: Date.now() });
+      await sleep(300);
+      const acks = s.acks.length;
+      await s.sendFrame(chunks[0]!, 1);
+      await s.sendFrame(chunks[1]!, 0);
+      await sleep(800);
+      check(s.acks.length === acks, 'the device kept acknowledging after an ALARM');
+      check(s.receipt === undefined, 'the device sent a receipt after an ALARM');
+    },
+  },
+  {
     id: 'device/telemetry', title: 'telemetry sent as hints under the d2g chain decodes', covers: [R.LM_TEL_1],
     async run(ctx) {
       const data = new Uint8Array(Array.from({ length: 3 }, () => [...ctx.data]).flat()); // long enough for a few reports

@@ -323,6 +323,7 @@ class DeviceSession {
         if (f.body.op === ControlOp.abort) this.fail(new LmError(Reason.aborted, 'the gateway aborted the stream'), false);
         return;
       case FrameType.ALARM:
+        // [LM-ALARM-5]: an authenticated alarm ends the session and erases its keys
         this.stream.emit('alarm', { code: f.body.code, detail: f.body.detail });
         this.fail(new LmError(f.body.code === Reason.rate ? Reason.rate : Reason.tamper, `alarm from the gateway: ${f.body.detail}`), false);
         return;

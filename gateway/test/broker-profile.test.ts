@@ -14,6 +14,7 @@ import { Device } from '@livematrix/device-sdk';
 import { Gateway } from '../src/index.js';
 import { CAPS, GCODE, freePort, mosquittoPath, sign, waitForPort } from './harness.js';
 
+const inCI = process.env['CI'] === 'true';
 let engine: MatrixEngine;
 beforeAll(async () => {
   engine = new MatrixEngine({ workers: 2 });
@@ -90,8 +91,33 @@ describe('aedes with the Live Matrix plugin [LM-BRK-1] [LM-BRK-2] [LM-BRK-3]', (
   });
 });
 
+describe('standalone broker over TLS', () => {
+  const openssl = spawnSync('openssl', ['version']).status === 0;
+  if (!openssl) console.warn('openssl is not installed: skipping the TLS listener test');
+  it.runIf(openssl || inCI)('accepts MQTT over TLS with a certificate the client verifies, and streams', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lm-tls-'));
+    const key = join(dir, 'key.pem');
+    const cert = join(dir, 'cert.pem');
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    if (r.status !== 0) throw new Error(`openssl: ${r.stderr.toString()}`);
+    const p = parties();
+    const reg = join(dir, 'registry.json');
+    p.registry.save(reg);
+    const b = await runBroker({ host: '127.0.0.1', port: 0, registry: reg, tls: { port: 0, cert, key } });
+    try {
+      const ca = readFileSync(cert);
+      const c = await mqtt.connectAsync(`mqtts://127.0.0.1:${b.ports.tls}`, { ca, username: 'p1', password: Buffer.from(makeConnectToken('p1', 1, p.deviceKeys.secretKey)), protocolVersion: 4, reconnectPeriod: 0 });
+      expect(c.connected).toBe(true);
+      await c.endAsync();
+      // a client that does not trust the certificate is refused by TLS itself
+      await expect(mqtt.connectAsync(`mqtts://127.0.0.1:${b.ports.tls}`, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 2000 })).rejects.toThrow();
+    } finally {
+      await b.close();
+    }
+  });
+});
+
 const have = mosquittoPath() !== undefined;
-const inCI = process.env['CI'] === 'true';
 describe.runIf(have || inCI)('Mosquitto with the ACL generated from the registry [LM-BRK-2]', () => {
   it('streams byte-identical, and a device cannot read another device\'s topic', async () => {
     const p = parties();
