@@ -48,10 +48,24 @@ export interface DeviceOptions {
   /** metrics hook: a HINTS frame is fully resolved (benchmarks measure hint latency with it) */
   onFrameResolved?: (seq: number) => void;
   /**
+   * Where the consumer stands in a job, so that a restarted device resumes it ([LM-DLV-10]):
+   * the bytes it took of the transaction (by its hash, hex) and a way to read them again (the
+   * end digest covers the whole job).
+   */
+  resume?: (txh: string) => Promise<ResumePoint | undefined> | ResumePoint | undefined;
+  /**
    * Deliberately broken behaviours, so that a conformance suite can prove it catches them.
    * Never set in production.
    */
   faults?: DeviceFaults;
+}
+
+/** A consumer's progress in a job ([LM-DLV-10]). */
+export interface ResumePoint {
+  /** plaintext bytes the consumer took */
+  bytes: number;
+  /** the first n of those bytes again, in order */
+  read(n: number): AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 }
 
 /** Deliberate protocol violations for testing the conformance suite itself. */
@@ -93,6 +107,10 @@ export interface StreamEvents {
 export class IncomingStream extends EventEmitter<StreamEvents> {
   readonly job: string;
   readonly size: number;
+  /** where this stream starts in the job: 0, or the resume point of a restarted device ([LM-DLV-10]) */
+  readonly offset: number;
+  /** hash of the transaction, the key a consumer keeps its progress under */
+  readonly txh: string;
   private readonly queue: Uint8Array[] = [];
   private waiter: (() => void) | undefined;
   private failure: LmError | undefined;
@@ -103,6 +121,8 @@ export class IncomingStream extends EventEmitter<StreamEvents> {
     super();
     this.job = s.tx.body.job;
     this.size = s.tx.body.size;
+    this.offset = s.from;
+    this.txh = Buffer.from(s.tx.hash).toString('hex');
   }
   get params(): SessionParams {
     return this.s.params;
@@ -233,8 +253,15 @@ class DeviceSession {
     readonly params: SessionParams,
     keys: SessionKeys,
     gwpk: Uint8Array,
+    readonly from = 0,
+    prefix?: Uint8Array[],
   ) {
     this.fk = keys;
+    // a resumed job ([LM-DLV-10]): chunks, counters and the digest continue from `from`
+    this.nextChunk = from / params.chunk;
+    this.deliveredBytes = from;
+    this.consumedBytes = from;
+    for (const p of prefix ?? []) this.hash.update(p);
     this.gwpk = gwpk;
     const g2d = new Ratchet(keys.ckG2d, params.r0);
     this.d2g = new Ratchet(keys.ckD2g, params.r0);
@@ -642,6 +669,8 @@ export class Device extends EventEmitter<DeviceEvents> {
   private readonly waiting: ((s: IncomingStream) => void)[] = [];
   private readonly prints: Map<string, number>;
   private ownEngine: boolean;
+  /** random per start of this process: a gateway sees a restart by a new value ([LM-DLV-10]) */
+  readonly boot = randomBytes(8);
 
   private constructor(readonly o: DeviceOptions, engine?: MatrixEngine) {
     super();
@@ -683,7 +712,7 @@ export class Device extends EventEmitter<DeviceEvents> {
 
   private async announce(): Promise<void> {
     const hello = encodeFrame(FrameType.HELLO, {
-      device: this.o.id, idpk: this.o.identity.publicKey, caps: this.caps, time: this.clock(), software: SOFTWARE, online: true,
+      device: this.o.id, idpk: this.o.identity.publicKey, caps: this.caps, time: this.clock(), software: SOFTWARE, online: true, boot: this.boot,
     }, { kind: 'sig', secretKey: this.o.identity.secretKey });
     await this.link.send(topics.deviceState(this.o.fleet, this.o.id), hello, FrameType.HELLO, { retain: true });
   }
@@ -738,11 +767,12 @@ export class Device extends EventEmitter<DeviceEvents> {
     }
     let tx: SignedTx;
     let licence: Uint8Array;
+    const txh = Buffer.from(digest(b.tx)).toString('hex');
     try {
-      const txh = Buffer.from(digest(b.tx)).toString('hex');
+      const used = this.prints.get(txh) ?? 0;
       const ctx = {
         now: this.clock(), trustedOperators: this.o.trustedOperators, device: { id: this.o.id, publicKey: this.o.identity.publicKey },
-        gatewayPublic: b.gwpk, printsUsed: this.prints.get(txh) ?? 0,
+        gatewayPublic: b.gwpk, printsUsed: b.resume ? Math.max(0, used - 1) : used,
       };
       try {
         tx = verifyTx(b.tx, ctx);
@@ -754,16 +784,33 @@ export class Device extends EventEmitter<DeviceEvents> {
       validateParams(b.params);
       if (b.params.w > this.caps.wmax || !this.caps.suites.some(([s]) => s === b.params.suite)) throw new LmError(Reason.params, `w=${b.params.w} suite ${b.params.suite} not supported by this device ([LM-CAP-2])`);
       licence = openLicence(tx.body.lic, this.o.identity.secretKey, this.o.identity.publicKey, tx.body.jd); // [LM-TX-1]
-      this.prints.set(txh, (this.prints.get(txh) ?? 0) + 1);
+      if (!b.resume) this.prints.set(txh, (this.prints.get(txh) ?? 0) + 1); // a resumed job is the same print ([LM-DLV-10])
     } catch (e) {
       return void (await refuse(e as LmError));
     }
+    // [LM-DLV-10]: a resumed job starts at the consumer's progress, rounded down to a chunk
+    let from = 0;
+    let prefix: Uint8Array[] | undefined;
+    if (b.resume && this.o.resume) {
+      const point = await this.o.resume(txh);
+      if (point) {
+        from = Math.floor(Math.min(point.bytes, tx.body.size) / b.params.chunk) * b.params.chunk;
+        prefix = [];
+        let got = 0;
+        for await (const piece of point.read(from)) {
+          prefix.push(piece.subarray(0, Math.max(0, from - got)));
+          got += piece.length;
+          if (got >= from) break;
+        }
+        if (got < from) from = 0, prefix = undefined;
+      }
+    }
     const eph = x25519KeyPair();
-    const accept = encodeFrame(FrameType.ACCEPT, { sid: b.sid, epk: eph.publicKey, oh: digest(offerBytes), window: this.window }, { kind: 'sig', secretKey: this.o.identity.secretKey });
+    const accept = encodeFrame(FrameType.ACCEPT, { sid: b.sid, epk: eph.publicKey, oh: digest(offerBytes), window: this.window, ...(b.resume ? { from } : {}) }, { kind: 'sig', secretKey: this.o.identity.secretKey });
     const z = ecdh(eph.secretKey, b.epk);
     const keys = deriveSessionKeys(z, licence, transcriptHash(offerBytes, accept)); // [LM-KEY-2]
     wipe(z, licence, eph.secretKey); // [LM-KEY-4]
-    const s = new DeviceSession(this, b.sid, tx, b.params, keys, b.gwpk);
+    const s = new DeviceSession(this, b.sid, tx, b.params, keys, b.gwpk, from, prefix);
     this.session = s;
     s.stream.on('reject', (r) => this.emit('reject', r));
     await this.link.send(topics.deviceOut(this.o.fleet, this.o.id), accept, FrameType.ACCEPT);

@@ -3,6 +3,6 @@
  * The machine side of Live Matrix: `Device.start(...)` connects to any MQTT 3.1.1 or 5 broker,
  * announces the device, accepts signed streams and hands their bytes to the machine in order.
  */
-export { Device, IncomingStream, SOFTWARE, type DeviceOptions, type DeviceFaults, type DeviceEvents, type StreamEvents, type ProgressEvent, type RejectEvent } from './device.js';
+export { Device, IncomingStream, SOFTWARE, type DeviceOptions, type DeviceFaults, type ResumePoint, type DeviceEvents, type StreamEvents, type ProgressEvent, type RejectEvent } from './device.js';
 export { FrameLink, authOptions, type BrokerAuth, type LinkOptions, type LinkStats } from './link.js';
 export { createIdentityFile, readIdentityFile, type IdentityFile } from './keyfile.js';

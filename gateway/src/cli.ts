@@ -5,7 +5,7 @@
  * stream, device, keygen, sign. `livematrix <cmd> --help` says more.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, readFileSync, renameSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, type WriteStream } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -83,7 +83,8 @@ progress and one report per job. Exit code 0 when every job was delivered.`,
 
 Runs a device that accepts signed streams and writes each to --out (default: stdout), consuming
 at most --rate bytes per second like a real machine. Writes to FILE.part and renames it to FILE
-only when the stream completed and its digest verified. --once exits after the first stream.`,
+only when the stream completed and its digest verified. Restarted mid-job, it resumes from what
+FILE.part holds. --once exits after the first stream.`,
 };
 
 function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
@@ -394,12 +395,21 @@ async function device(argv: string[]): Promise<number> {
   const { values } = parse(argv, { identity: { type: 'string' }, 'operator-key': { type: 'string' }, out: { type: 'string' }, rate: { type: 'string' }, url: { type: 'string' }, fleet: { type: 'string' }, once: { type: 'boolean' } });
   if (values['help']) return help('device');
   const identity = readIdentityFile(need(values, 'identity'));
+  const out = typeof values['out'] === 'string' ? values['out'] : '-';
+  const part = out + '.part';
+  const progressFile = out + '.part.json';
   const dev = await Device.start({
     url: typeof values['url'] === 'string' ? values['url'] : 'mqtt://127.0.0.1:1883', fleet: typeof values['fleet'] === 'string' ? values['fleet'] : 'default',
     id: identity.id, identity, trustedOperators: [hexKey(values, 'operator-key')],
+    // [LM-DLV-10]: after a restart, what this machine already took of a job is in FILE.part
+    resume: (txh) => {
+      if (out === '-' || !existsSync(progressFile) || !existsSync(part)) return undefined;
+      const kept = JSON.parse(readFileSync(progressFile, 'utf8')) as { txh?: string };
+      if (kept.txh !== txh) return undefined;
+      return { bytes: statSync(part).size, read: (n: number) => (n > 0 ? createReadStream(part, { start: 0, end: n - 1 }) : []) };
+    },
   });
   console.error(`device ${identity.id} online; capabilities ${JSON.stringify(dev.caps.suites.map(([s, r]) => `${SUITE_NAMES[s]} ${(r / 1e6).toFixed(1)} M/s`))}`);
-  const out = typeof values['out'] === 'string' ? values['out'] : '-';
   const rate = num(values, 'rate', 1e9, 1);
   let code: number = EXIT.ok;
   const stop = new Promise<void>((r) => {
@@ -412,7 +422,14 @@ async function device(argv: string[]): Promise<number> {
     console.error(`stream ${next.job}: ${next.size} bytes`);
     const p = new Progress(identity.id, next.size);
     let ws: WriteStream | undefined;
-    if (out !== '-') ws = createWriteStream(out + '.part', { mode: 0o600 });
+    if (out !== '-') {
+      writeFileSync(progressFile, JSON.stringify({ txh: next.txh }) + '\n');
+      if (next.offset > 0) {
+        truncateSync(part, next.offset); // a resumed job: keep what is before the resume point
+        console.error(`resuming ${next.job} at byte ${next.offset}`);
+      }
+      ws = createWriteStream(part, next.offset > 0 ? { flags: 'r+', start: next.offset } : { mode: 0o600 });
+    }
     try {
       await consume(next, rate, (b) => {
         if (ws) return new Promise<void>((r) => (ws!.write(b) ? r() : ws!.once('drain', () => r())));
@@ -422,7 +439,8 @@ async function device(argv: string[]): Promise<number> {
       p.done();
       if (ws) {
         await new Promise<void>((r) => ws!.end(() => r()));
-        renameSync(out + '.part', out); // complete and verified: only now under its name
+        renameSync(part, out); // complete and verified: only now under its name
+        rmSync(progressFile, { force: true });
         console.error(`wrote ${out}`);
       }
     } catch (e) {

@@ -90,15 +90,16 @@ interface OutChunk {
 
 /** One stream from this gateway to one device. */
 export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
-  readonly sid = randomBytes(16);
+  sid = randomBytes(16);
   params!: SessionParams;
-  private keys!: SessionKeys;
+  private keys: SessionKeys | undefined;
   private g2d!: Ratchet;
   private d2g!: Ratchet;
   private sendKeys: RevisionKeys | undefined;
   private readonly telemetryKeys = new Map<number, RevisionKeys>();
-  private readonly frames: OutFrame[] = [];
-  private readonly chunks: OutChunk[] = [];
+  private frames: OutFrame[] = [];
+  /** by chunk index (sparse after a resume) */
+  private chunks: OutChunk[] = [];
   private nextChunk = 0;
   private consumed = 0;
   private credit = 0;
@@ -146,18 +147,52 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   }
 
   /** Offer, then stream. @internal */
-  async begin(hello: HelloBody): Promise<void> {
+  async begin(hello: HelloBody, resume = false): Promise<void> {
     const now = this.gw.clock();
     const policy = this.opts.policy ?? {};
     let params = negotiate(hello.caps, now, policy);
     if (policy.w !== undefined) params = { ...params, w: policy.w, L: minHintLength(policy.w) };
     this.params = params;
     this.offerBytes = encodeFrame(FrameType.OFFER, {
-      sid: this.sid, tx: this.tx.bytes, epk: this.ephemeral.publicKey, params, gwpk: this.gw.o.identity.publicKey, time: now,
+      sid: this.sid, tx: this.tx.bytes, epk: this.ephemeral.publicKey, params, gwpk: this.gw.o.identity.publicKey, time: now, ...(resume ? { resume: true } : {}),
     }, { kind: 'sig', secretKey: this.gw.o.identity.secretKey });
     await this.gw.link.send(this.inTopic, this.offerBytes, FrameType.OFFER);
-    this.t0 = Date.now();
+    if (!this.t0) this.t0 = Date.now();
   }
+
+  /**
+   * The device's process restarted ([LM-DLV-10]): its session keys are gone. Ends this session
+   * and offers the job again with `resume`; the device answers where its consumer stands.
+   * @internal
+   */
+  async restart(hello: HelloBody): Promise<void> {
+    if (this.ended) return;
+    this.gw.log(`${this.device} restarted mid-stream: resuming the job in a new session`);
+    this.resumes++;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.queue.clear();
+    for (const c of this.chunks) if (c) wipe(c.key);
+    if (this.sendKeys) wipe(this.sendKeys.hk, this.sendKeys.wk);
+    this.sendKeys = undefined;
+    for (const k of this.telemetryKeys.values()) wipe(k.hk, k.wk);
+    this.telemetryKeys.clear();
+    this.g2d?.destroy();
+    this.d2g?.destroy();
+    if (this.keys) wipe(this.keys.fkG2d, this.keys.fkD2g);
+    this.keys = undefined;
+    this.frames = [];
+    this.chunks = [];
+    this.retry.clear();
+    this.ackedUpTo = 0;
+    this.firstAck = false;
+    this.endSent = false;
+    this.paused = false;
+    this.sid = randomBytes(16);
+    this.ephemeral = x25519KeyPair();
+    await this.begin(hello, true);
+  }
+  private resumes = 0;
 
   /** @internal */
   async onFrame(f: AnyFrame, raw: Uint8Array): Promise<void> {
@@ -219,6 +254,12 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     this.d2g = new Ratchet(this.keys.ckD2g, this.params.r0);
     wipe(this.keys.ckG2d, this.keys.ckD2g);
     this.credit = f.body.window;
+    // [LM-DLV-10]: a resumed job continues at the device's resume point
+    const from = f.body.from ?? 0;
+    if (from % this.params.chunk !== 0 || from > this.plaintext.length) return this.fail(new LmError(Reason.schema, `resume point ${from} is not a chunk boundary of the job`));
+    this.nextChunk = from / this.params.chunk;
+    this.wiped = this.nextChunk;
+    this.consumed = Math.max(from, 0);
     this.timer = setInterval(() => this.onTimer(), Math.max(50, Math.floor(this.params.period / 4)));
   }
 
@@ -258,7 +299,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
         this.frames.push(fr);
         this.sendHints(fr);
       }
-      this.chunks.push({ key, first, last: this.frames.length - 1, pending: this.frames.length - first, keySent: false, keyAt: 0, start, end: start + pt.length });
+      this.chunks[j] = { key, first, last: this.frames.length - 1, pending: this.frames.length - first, keySent: false, keyAt: 0, start, end: start + pt.length };
     }
     if (!this.started) this.started = this.gw.clock();
   }
@@ -464,6 +505,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   }
 
   private async send<T extends FrameTypeId>(type: T, body: Parameters<typeof encodeFrame<T>>[1], opts: { expirySeconds?: number } = {}): Promise<void> {
+    if (!this.keys) return; // between sessions of a resumed job: the new session re-sends
     const frame = encodeFrame(type, body, { kind: 'mac', key: this.keys.fkG2d });
     this.wireBytes += frame.length;
     try {
@@ -485,7 +527,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     this.ended = true;
     if (this.timer) clearInterval(this.timer);
     this.queue.clear();
-    for (const c of this.chunks) wipe(c.key);
+    for (const c of this.chunks) if (c) wipe(c.key); // sparse after a resume
     if (this.sendKeys) wipe(this.sendKeys.hk, this.sendKeys.wk);
     for (const k of this.telemetryKeys.values()) wipe(k.hk, k.wk);
     this.g2d?.destroy();
@@ -519,6 +561,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   readonly engine: MatrixEngine;
   readonly clock: () => number;
   private readonly hellos = new Map<string, HelloBody>();
+  /** the latest HELLO of each device, kept across its BYE (to see restarts) */
+  private readonly lastHello = new Map<string, HelloBody>();
   private readonly helloWaiters = new Map<string, ((h: HelloBody) => void)[]>();
   private readonly streams = new Map<string, GatewayStream>();
   private readonly prints = new Map<string, number>();
@@ -565,7 +609,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
         } catch {
           return;
         }
+        const before = this.hellos.get(device) ?? this.lastHello.get(device);
         this.hellos.set(device, f.body);
+        this.lastHello.set(device, f.body);
+        // [LM-DLV-10]: a new boot value while streaming means the device's process restarted
+        const running = this.streams.get(device);
+        if (running && before?.boot && f.body.boot && !equalBytes(before.boot, f.body.boot)) {
+          void running.restart(f.body).catch((e: unknown) => running.fail(e instanceof LmError ? e : new LmError(Reason.internal, String(e))));
+        }
         for (const w of this.helloWaiters.get(device) ?? []) w(f.body);
         this.helloWaiters.delete(device);
       } else if (f.type === FrameType.BYE) this.hellos.delete(device);

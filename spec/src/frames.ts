@@ -69,9 +69,9 @@ export interface Caps {
   workers: number;
 }
 
-export interface HelloBody { device: string; idpk: Uint8Array; caps: Caps; time: number; software: string; online: boolean }
-export interface OfferBody { sid: Uint8Array; tx: Uint8Array; epk: Uint8Array; params: SessionParams; gwpk: Uint8Array; time: number }
-export interface AcceptBody { sid: Uint8Array; epk: Uint8Array; oh: Uint8Array; window: number }
+export interface HelloBody { device: string; idpk: Uint8Array; caps: Caps; time: number; software: string; online: boolean; boot?: Uint8Array }
+export interface OfferBody { sid: Uint8Array; tx: Uint8Array; epk: Uint8Array; params: SessionParams; gwpk: Uint8Array; time: number; resume?: boolean }
+export interface AcceptBody { sid: Uint8Array; epk: Uint8Array; oh: Uint8Array; window: number; from?: number }
 export interface TimeReqBody { sid: Uint8Array; t1: number }
 export interface TimeRespBody { sid: Uint8Array; t1: number; t2: number; t3: number }
 export interface HintsBody { sid: Uint8Array; seq: number; rev: number; chunk: number; off: number; ctlen: number; hints: Uint8Array; idx?: number[] }
@@ -230,6 +230,7 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 4, name: 'time', parse: uint },
     { key: 5, name: 'software', parse: tstr(64) },
     { key: 6, name: 'online', parse: bool },
+    { key: 7, name: 'boot', parse: bstr(8, 8), optional: true },
   ],
   2: [
     sidF(),
@@ -238,8 +239,9 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 3, name: 'params', parse: mapParser<SessionParams>(PARAM_FIELDS, 'params'), emit: (x: SessionParams) => emitMap(PARAM_FIELDS, x as unknown as Record<string, unknown>) },
     { key: 4, name: 'gwpk', parse: key32 },
     { key: 5, name: 'time', parse: uint },
+    { key: 6, name: 'resume', parse: bool, optional: true },
   ],
-  3: [sidF(), { key: 1, name: 'epk', parse: key32 }, { key: 2, name: 'oh', parse: key32 }, { key: 3, name: 'window', parse: uint }],
+  3: [sidF(), { key: 1, name: 'epk', parse: key32 }, { key: 2, name: 'oh', parse: key32 }, { key: 3, name: 'window', parse: uint }, { key: 4, name: 'from', parse: uint, optional: true }],
   4: [sidF(), { key: 1, name: 't1', parse: uint }],
   5: [sidF(), { key: 1, name: 't1', parse: uint }, { key: 2, name: 't2', parse: uint }, { key: 3, name: 't3', parse: uint }],
   6: [
