@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LmError, MatrixEngine, Reason, decodeFrame, FrameType } from '@livematrix/spec';
-import { GCODE, aedes, freePort, rig, run } from './harness.js';
+import { GCODE, aedes, freePort, rig, run, withRig } from './harness.js';
 
 const files = ['calib_cube.gcode', 'cylinder_annular.gcode', 'twisted_gear_box.gcode'];
 const load = (f: string) => new Uint8Array(readFileSync(join(GCODE, f)));
@@ -119,40 +119,28 @@ describe('replay and tampering [LM-REV-2] [LM-ALARM-4] [LM-FRAME-2]', () => {
 
 describe('clock skew [LM-TIME-2]', () => {
   it('works with the device clock 150 ms ahead (inside the 250 ms grace window)', async () => {
-    const broker = await aedes();
-    const r = await rig(broker.url, engine, { clock: () => Date.now() + 150 });
-    try {
+    await withRig(engine, { clock: () => Date.now() + 150 }, async ({ r }) => {
       const data = load('calib_cube.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16, period: 1000 } });
       const [, out] = await Promise.all([gs.done, output]);
       expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
-    } finally {
-      await r.close();
-      await broker.close();
-    }
+    });
   });
   it('fails clearly with the device clock 2 s behind', async () => {
-    const broker = await aedes();
-    const r = await rig(broker.url, engine, { clock: () => Date.now() - 2000 });
-    try {
+    await withRig(engine, { clock: () => Date.now() - 2000 }, async ({ r }) => {
       const data = load('calib_cube.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16, period: 1000 } });
       const err = await output.then(() => null, (e: unknown) => e as LmError);
       expect(err?.code).toBe(Reason.skew);
       expect(err?.message).toMatch(/clock skew too large.*grace 250 ms/);
       await expect(gs.done).rejects.toMatchObject({ code: Reason.skew });
-    } finally {
-      await r.close();
-      await broker.close();
-    }
+    });
   });
 });
 
 describe('flow control [LM-DLV-4] [LM-DLV-5] [LM-DLV-9]', () => {
   it('pause stops the stream, resume finishes it', async () => {
-    const broker = await aedes();
-    const r = await rig(broker.url, engine, { window: 32 * 1024 });
-    try {
+    await withRig(engine, { window: 32 * 1024 }, async ({ r }) => {
       const data = load('calib_cube.gcode');
       const { gs, stream, output } = await run(r, data, { policy: { w: 16 }, rate: 80_000 });
       let consumed = 0;
@@ -168,16 +156,11 @@ describe('flow control [LM-DLV-4] [LM-DLV-5] [LM-DLV-9]', () => {
       await stream.resume();
       const [, out] = await Promise.all([gs.done, output]);
       expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
-    } finally {
-      await r.close();
-      await broker.close();
-    }
+    });
   });
 
   it('a device acknowledges only what its consumer took: an idle consumer holds the gateway to the window', async () => {
-    const broker = await aedes();
-    const r = await rig(broker.url, engine, { window: 32 * 1024 });
-    try {
+    await withRig(engine, { window: 32 * 1024 }, async ({ r }) => {
       const data = load('cylinder_annular.gcode');
       const { tx, licence } = (await import('./harness.js')).sign(r, data);
       const incoming = r.device.nextStream();
@@ -190,26 +173,18 @@ describe('flow control [LM-DLV-4] [LM-DLV-5] [LM-DLV-9]', () => {
       expect(r.gateway.link.stats.bytesOut).toBeLessThan(3 * 32 * 1024 * 2); // about the window, not the 2 MB file
       await stream.abort();
       await expect(gs.done).rejects.toMatchObject({ code: Reason.aborted });
-    } finally {
-      await r.close();
-      await broker.close();
-    }
+    });
   });
 
   it('abort ends both sides', async () => {
-    const broker = await aedes();
-    const r = await rig(broker.url, engine);
-    try {
+    await withRig(engine, {}, async ({ r }) => {
       const data = load('cylinder_annular.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16 }, rate: 200_000 });
       await new Promise((res) => setTimeout(res, 500));
       await gs.control(3);
       await expect(output).rejects.toMatchObject({ code: Reason.aborted });
       await expect(gs.done).rejects.toMatchObject({ code: Reason.aborted });
-    } finally {
-      await r.close();
-      await broker.close();
-    }
+    });
   });
 });
 
@@ -263,19 +238,14 @@ describe('broker restart mid-stream [LM-DLV-8]', () => {
 
 describe('device connection lost mid-stream [LM-DLV-8]', () => {
   it('the device reconnects and the session ends with byte-identical output', async () => {
-    const broker = await aedes();
-    const r = await rig(broker.url, engine);
-    try {
+    await withRig(engine, {}, async ({ r }) => {
       const data = load('cylinder_annular.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16 }, rate: 1_000_000 });
       await new Promise((res) => setTimeout(res, 700));
       r.device.link.client.stream.destroy(); // the device host's connection drops
       const [, out] = await Promise.all([gs.done, output]);
       expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
-    } finally {
-      await r.close();
-      await broker.close();
-    }
+    });
   });
 });
 

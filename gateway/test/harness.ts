@@ -77,6 +77,18 @@ export async function run(r: Rig, data: Uint8Array, opts: StreamOptions & { rate
   return { gs, stream, output };
 }
 
+/** Runs fn with a fresh aedes broker and a rig on it, and closes both whatever happens. */
+export async function withRig(engine: MatrixEngine, dev: Partial<DeviceOptions>, fn: (x: { r: Rig; broker: RunningBroker }) => Promise<void>): Promise<void> {
+  const broker = await aedes();
+  const r = await rig(broker.url, engine, dev);
+  try {
+    await fn({ r, broker });
+  } finally {
+    await r.close();
+    await broker.close();
+  }
+}
+
 export async function aedes(port = 0): Promise<RunningBroker> {
   return startBroker({ host: '127.0.0.1', port });
 }
