@@ -78,6 +78,8 @@ export interface DeviceFaults {
   ackBeforeConsume?: boolean;
   /** keep the keys of expired revisions and accept KEY frames stamped with them */
   keepExpiredKeys?: boolean;
+  /** report 1 MiB more consumed than the consumer took (a device lying about its pace) */
+  overstateConsumption?: boolean;
   /** do not check the zero padding of a chunk's last symbol */
   ignorePadding?: boolean;
   /** resolve an ambiguous hint to one of its candidates instead of NACKing it */
@@ -570,7 +572,8 @@ class DeviceSession {
       if (last && last[1] === s - 1) last[1] = s;
       else if (sack.length < 64) sack.push([s, s]);
     }
-    const consumed = this.dev.o.faults?.ackBeforeConsume ? Math.max(this.consumedBytes, this.earlyAcked) : this.consumedBytes;
+    let consumed = this.dev.o.faults?.ackBeforeConsume ? Math.max(this.consumedBytes, this.earlyAcked) : this.consumedBytes;
+    if (this.dev.o.faults?.overstateConsumption && consumed > this.from) consumed += 1 << 20;
     const body: AckBody = { sid: this.sid, cum: this.cum, sack, nack: this.nacks, consumed, credit: this.dev.window };
     this.nacks = [];
     void this.send(FrameType.ACK, body);

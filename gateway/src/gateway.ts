@@ -351,7 +351,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     if (b.consumed > this.consumed) {
       this.consumed = b.consumed;
       const t = this.gw.clock();
-      const allowed = (this.tx.body.rate * (t - (this.started || t))) / 1000 + this.tx.body.burst;
+      const allowed = this.allowance(t);
       if (this.consumed > allowed) {
         this.alarm(Reason.rate, `device consumed ${this.consumed} bytes in ${((t - this.started) / 1000).toFixed(1)} s; the transaction allows ${this.tx.body.rate} bytes/s plus a burst of ${this.tx.body.burst}`, this.consumed, Math.floor(allowed));
         return;
@@ -360,6 +360,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     this.credit = b.credit;
     // chunk keys are erased once the consumer is past their chunk
     while (this.wiped < this.chunks.length && this.chunks[this.wiped]!.end <= this.consumed) wipe(this.chunks[this.wiped++]!.key);
+    this.releaseKeys();
     this.emit('progress', { consumed: this.consumed, total: this.plaintext.length, sent: this.framesSent, revision: this.sendKeys?.revision ?? 0 });
     if (first || b.consumed >= 0) this.kick();
     this.maybeEnd();
@@ -383,9 +384,15 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     }
   }
 
+  /** Plaintext bytes the transaction allows the device to have taken by now ([LM-ALARM-1]). */
+  private allowance(now = this.gw.clock()): number {
+    return (this.tx.body.rate * (now - (this.started || now))) / 1000 + this.tx.body.burst;
+  }
+
   private sendKey(j: number, again = false): void {
     const ch = this.chunks[j];
     if (!ch || (ch.keySent && !again) || this.alarmed) return; // [LM-AEAD-3]: withheld on alarm
+    if (!ch.keySent && ch.end > this.allowance()) return; // [LM-AEAD-3]: paced by the transaction; the timer releases it
     ch.keySent = true;
     ch.keyAt = Date.now();
     void this.queue.add(async () => {
@@ -395,6 +402,14 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       await this.send(FrameType.KEY, { sid: this.sid, chunk: j, rev: k.revision, wrapped });
       this.maybeEnd();
     });
+  }
+
+  /** KEYs of received chunks that the transaction's allowance now covers. */
+  private releaseKeys(): void {
+    for (let j = this.wiped; j < this.chunks.length; j++) {
+      const ch = this.chunks[j];
+      if (ch && ch.pending === 0 && !ch.keySent) this.sendKey(j);
+    }
   }
 
   private maybeEnd(): void {
@@ -421,6 +436,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
         this.sendHints(fr);
       }
     }
+    this.releaseKeys();
     // a KEY or END lost on the way (QoS 1 does not survive a broker restart) goes again
     for (let j = this.wiped; j < this.chunks.length; j++) {
       const ch = this.chunks[j]!;

@@ -189,20 +189,31 @@ describe('flow control [LM-DLV-4] [LM-DLV-5] [LM-DLV-9]', () => {
 });
 
 describe('alarms [LM-ALARM-1] [LM-AEAD-3]', () => {
-  it('consumption faster than the transaction allows raises the alarm, stops the stream and withholds keys', async () => {
+  it('a device faster than its transaction is held to it: keys are released at the allowed pace', async () => {
+    await withRig(engine, {}, async ({ r }) => {
+      const data = load('calib_cube.gcode');
+      const t0 = Date.now();
+      const { gs, output } = await run(r, data, { policy: { w: 16 }, txRate: 100_000, burst: 32_768 });
+      const seen: number[] = [];
+      gs.on('alarm', (a) => seen.push(a.code));
+      const [, out] = await Promise.all([gs.done, output]);
+      expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+      // 205 kB at 100 kB/s after a 32 kB burst: at least 1.7 s, however fast the consumer
+      expect(Date.now() - t0).toBeGreaterThan(1500);
+      expect(seen).toEqual([]);
+    });
+  });
+
+  it('a device that claims more than the transaction allows raises the alarm, stops the stream and withholds keys', async () => {
     const broker = await aedes();
     const alarms: Buffer[] = [];
     broker.aedes.on('publish', (p) => {
       if (p.topic === 'lm/1/f1/alarm') alarms.push(Buffer.from(p.payload as Buffer));
     });
-    // A window far smaller than the file: the gateway cannot have released every key before the
-    // consumption it is told about crosses the limit. (With a window as large as the file, a fast
-    // device can finish before the alarm: keys are released on reception, not paced by the
-    // transaction's rate; see the closing note.)
-    const r = await rig(broker.url, engine, { window: 64 * 1024 });
+    const r = await rig(broker.url, engine, { faults: { overstateConsumption: true } });
     try {
       const data = load('cylinder_annular.gcode');
-      const { gs, output } = await run(r, data, { policy: { w: 16 }, txRate: 20_000, burst: 16_384 });
+      const { gs, output } = await run(r, data, { policy: { w: 16 }, txRate: 200_000, burst: 65_536 });
       const seen: number[] = [];
       gs.on('alarm', (a) => seen.push(a.code));
       await expect(gs.done).rejects.toMatchObject({ code: Reason.rate });
