@@ -6,7 +6,7 @@
  * refused CONNECTs carry `returnCode`, refused subscriptions are negated (SUBACK 128).
  */
 import type { Aedes, AuthenticateError, Client, PublishPacket } from 'aedes';
-import { FrameType, LmError, Reason, decodeConnectToken, encodeFrame, equalBytes, reasonName, topics, verifyConnectToken, type ReasonCode } from '@livematrix/spec';
+import { FrameType, LmError, Reason, decodeConnectToken, encodeFrame, equalBytes, reasonName, topics, verifyConnectToken } from '@livematrix/spec';
 import { checkPublish } from './frame-check.js';
 import { Metrics } from './metrics.js';
 import { type Registry, type RegistryEntry, aclFor, filterWithin, topicMatches } from './registry.js';
@@ -176,4 +176,3 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
   };
 }
 
-export type { ReasonCode };

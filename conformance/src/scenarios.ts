@@ -406,11 +406,9 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
       const t = ctx.tester;
       const topic = `lm/1/${t.o.fleet}/d/${t.o.deviceId}/in`;
       const s = await open(ctx, 16);
-      const [c] = s.plan(ctx.data) as [Chunk];
       const junk = [Uint8Array.of(0xff), randomBytes(300), Uint8Array.of(0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), encodeCbor([2, 6, new Map(), new Uint8Array(16)]), new Uint8Array(0)];
       for (const j of junk) await t.link.send(topic, j, FrameType.HINTS);
       await deliverExact(ctx, s);
-      check(c.frames.length > 0, 'no frames');
     },
   },
   {

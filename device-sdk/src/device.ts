@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
-  type AckBody, type AnyFrame, type Caps, ControlOp, type Frame, FrameType, type FrameTypeId, Kernel, LmError, MatrixEngine, PROTOCOL_VERSION, Ratchet,
+  type AckBody, type AnyFrame, type Caps, ControlOp, type Frame, FrameType, type FrameTypeId, Kernel, LmError, MatrixEngine, Ratchet,
   Reason, type ReasonCode, type RevisionKeys, RevisionPipeline, type SessionKeys, type SessionParams, type SignedTx, type Signer, type SuiteId,
   type TimeSample, bestSample, checkRevision, checkSkew, decodeFrame, deriveSessionKeys, digest, ecdh, encodeCbor, encodeFrame, equalBytes,
   minHintLength, openChunk, openLicence, pack, randomBytes, reasonName, sealTelemetry, senderRevision, symbolCount, topics, transcriptHash,
@@ -246,7 +246,6 @@ class DeviceSession {
   private closed = false;
   private telemetrySeq = 0;
   private tamper: number[] = [];
-  private readonly gwpk: Uint8Array;
 
   constructor(
     private readonly dev: Device,
@@ -254,7 +253,6 @@ class DeviceSession {
     readonly tx: SignedTx,
     readonly params: SessionParams,
     keys: SessionKeys,
-    gwpk: Uint8Array,
     readonly from = 0,
     prefix?: Uint8Array[],
   ) {
@@ -264,7 +262,6 @@ class DeviceSession {
     this.deliveredBytes = from;
     this.consumedBytes = from;
     for (const p of prefix ?? []) this.hash.update(p);
-    this.gwpk = gwpk;
     const g2d = new Ratchet(keys.ckG2d, params.r0);
     this.d2g = new Ratchet(keys.ckD2g, params.r0);
     wipe(keys.ckG2d, keys.ckD2g);
@@ -407,10 +404,9 @@ class DeviceSession {
     } else if (ch.ctlen !== b.ctlen) return this.reject(f, Reason.schema, `ctlen ${b.ctlen} differs from ${ch.ctlen}`);
     let fs = this.frames.get(b.seq);
     if (!fs) {
-      const total = b.idx ? Math.max(...b.idx) + 1 : n;
       if (b.idx) return this.nack(b.seq, Reason.unknown, []); // a partial re-send of a frame we never saw: ask for all
-      if (b.off + total > m) return this.reject(f, Reason.schema, 'symbols beyond the chunk');
-      fs = { chunk: b.chunk, off: b.off, n: total, missing: new Uint8Array(total).fill(1), left: total };
+      if (b.off + n > m) return this.reject(f, Reason.schema, 'symbols beyond the chunk');
+      fs = { chunk: b.chunk, off: b.off, n, missing: new Uint8Array(n).fill(1), left: n };
       this.frames.set(b.seq, fs);
     }
     if (this.done.has(b.seq) || b.seq < this.cum) return this.ackSoon();
@@ -813,7 +809,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     const z = ecdh(eph.secretKey, b.epk);
     const keys = deriveSessionKeys(z, licence, transcriptHash(offerBytes, accept)); // [LM-KEY-2]
     wipe(z, licence, eph.secretKey); // [LM-KEY-4]
-    const s = new DeviceSession(this, b.sid, tx, b.params, keys, b.gwpk, from, prefix);
+    const s = new DeviceSession(this, b.sid, tx, b.params, keys, from, prefix);
     this.session = s;
     s.stream.on('reject', (r) => this.emit('reject', r));
     await this.link.send(topics.deviceOut(this.o.fleet, this.o.id), accept, FrameType.ACCEPT);

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
 import {
-  type AnyFrame, type Caps, ControlOp, type Frame, FrameType, type FrameTypeId, Kernel, LmError, MatrixEngine, type NegotiationPolicy, Ratchet, Reason,
+  type AnyFrame, ControlOp, type Frame, FrameType, type FrameTypeId, Kernel, LmError, MatrixEngine, type NegotiationPolicy, Ratchet, Reason,
   type ReasonCode, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, type CborValue, checkRevision, decodeCbor, decodeFrame,
   deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, negotiate, openTelemetry, pack, randomBytes, reasonName, sealChunk,
   senderRevision, topics, transcriptHash, unpack, verifyFrame, verifyTx, wipe, wrapChunkKey, x25519KeyPair, type IdentityKeyPair, type HelloBody,
@@ -323,7 +323,6 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
 
   private onAck(f: Frame<8>): void {
     const b = f.body;
-    const first = !this.firstAck;
     this.firstAck = true;
     const mark = (seq: number) => {
       const fr = this.frames[seq];
@@ -362,7 +361,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     while (this.wiped < this.chunks.length && this.chunks[this.wiped]!.end <= this.consumed) wipe(this.chunks[this.wiped++]!.key);
     this.releaseKeys();
     this.emit('progress', { consumed: this.consumed, total: this.plaintext.length, sent: this.framesSent, revision: this.sendKeys?.revision ?? 0 });
-    if (first || b.consumed >= 0) this.kick();
+    this.kick();
     this.maybeEnd();
   }
   private ackedUpTo = 0;
@@ -696,4 +695,3 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 }
 
-export type { Caps };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  LmError, Reason, bestSample, checkRevision, checkSkew, largestWidth, minHintLength, negotiate, revisionAt, senderRevision, syncResult, validateParams, type SessionParams,
+  Reason, bestSample, checkRevision, checkSkew, largestWidth, minHintLength, negotiate, revisionAt, senderRevision, syncResult, validateParams, type SessionParams,
 } from '../src/index.js';
 import { reasonOf } from './helpers.js';
 
