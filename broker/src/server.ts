@@ -27,7 +27,7 @@ export interface RunningBroker {
 export async function startBroker(o: BrokerOptions = {}): Promise<RunningBroker> {
   const aedes = await Aedes.createBroker(o.aedes ?? {});
   await o.setup?.(aedes);
-  const server = createServer(aedes.handle);
+  const server = createServer({ noDelay: true }, aedes.handle);
   const host = o.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

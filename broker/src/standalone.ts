@@ -90,7 +90,7 @@ export async function runBroker(c: BrokerConfig, log: (l: string) => void = () =
     process.on('SIGHUP', onHup);
   } else log('no registry given: running WITHOUT authentication, topic isolation or frame checks (development only)');
   const servers: (Server | HttpServer)[] = [];
-  const tcp = createServer(aedes.handle);
+  const tcp = createServer({ noDelay: true }, aedes.handle);
   servers.push(tcp);
   const ports: StandaloneBroker['ports'] = { tcp: await listen(tcp, c.port ?? 1883, host) };
   if (c.tls) {

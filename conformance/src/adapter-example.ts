@@ -7,7 +7,7 @@
  */
 import { createInterface } from 'node:readline';
 import {
-  LmError, Ratchet, type SuiteId, decodeFrame, deriveSessionKeys, ecdh, fromHex, hint, openChunk, pack, reasonName, sealChunk, toHex, transcriptHash,
+  LmError, Ratchet, type SuiteId, decodeFrame, deriveSessionKeys, ecdh, fromHex, hint, openChunk, pack, reasonName, sealChunk, shiftedSymbol, toHex, transcriptHash,
   unpack, verifyFrame, verifyTx, wrapChunkKey,
 } from '@livematrix/spec';
 
@@ -21,6 +21,10 @@ function handle(r: Req): Record<string, unknown> {
       return { hint: toHex(hint(n(r['suite']) as SuiteId, h(r['hk']), n(r['w']), n(r['L']), n(r['g']))) };
     case 'pack':
       return { symbols: [...pack(h(r['bytes']), n(r['w']))] };
+    case 'shift': {
+      const syms = r['symbols'] as number[];
+      return { shifted: syms.map((_, j) => j).concat(syms.length).map((j) => shiftedSymbol(syms, n(r['w']), n(r['sh']), j)) };
+    }
     case 'unpack':
       return { bytes: toHex(unpack(r['symbols'] as number[], n(r['w']), n(r['n']))) };
     case 'ecdh':

@@ -3,7 +3,7 @@
  * Device profile scenarios. Each declares the requirement IDs it covers (constants generated
  * from spec/requirements.json) and throws an Error saying what the device did wrong.
  */
-import { type CborValue, ControlOp, FrameType, Reason, decodeCbor, minHintLength, digest, encodeCbor, equalBytes, identityKeyPair, randomBytes, toHex, verifyFrame } from '@livematrix/spec';
+import { type CborValue, ControlOp, FrameType, Reason, decodeCbor, minHintLength, digest, encodeCbor, equalBytes, fromHex as fromHexBytes, identityKeyPair, randomBytes, shiftedSymbol, toHex, verifyFrame } from '@livematrix/spec';
 import { R, type RequirementId } from './generated/requirements.js';
 import { type Chunk, type Session, type Tester, until } from './tester.js';
 
@@ -194,6 +194,48 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
       const n = await s.wait(() => nackOf(s, fr.seq, Reason.ambiguous), 3000, `a NACK of frame ${fr.seq}`).catch(() => undefined);
       check(n && n[1] === Reason.ambiguous && (n[2].length === 0 || n[2].includes(0)), `no ambiguous NACK for symbol 0 of frame ${fr.seq} (got ${JSON.stringify(n)})`);
       check(!s.received.has(fr.seq), 'frame with an ambiguous hint was reported received');
+    },
+  },
+  {
+    id: 'device/shifted-resend', title: 'completes an ambiguous symbol from shifted hints within the same revision', covers: [R.LM_DLV_11, R.LM_DLV_1],
+    async run(ctx) {
+      const data = ctx.data.subarray(0, 600); // one chunk, one frame
+      const s = await open(ctx, 16, { L: minHintLength(16), period: 5000, data });
+      const p = s.params;
+      // start early in a revision, so that the whole exchange fits in it
+      const into = () => (Date.now() - p.grace - p.epoch) % p.period;
+      if (into() > p.period / 2) await sleep(p.period - into() + 50);
+      const rev = s.rev();
+      const all = s.hints(Uint32Array.from({ length: 65536 }, (_, g) => g), rev);
+      const L = p.L;
+      const count = new Map<string, number>();
+      for (let g = 0; g < 65536; g++) {
+        const k = toHex(all.subarray(g * L, g * L + L));
+        count.set(k, (count.get(k) ?? 0) + 1);
+      }
+      const unique = (g: number) => count.get(toHex(all.subarray(g * L, g * L + L))) === 1;
+      const amb = [...count].find(([, n]) => n > 1)?.[0];
+      check(amb, 'no ambiguous hint in this revision (retry)');
+      const chunks = s.plan(data);
+      check(chunks.length === 1 && chunks[0]!.frames.length === 1, 'test data is not one frame');
+      const c = chunks[0]!;
+      const fr = c.frames[0]!;
+      const syms = c.symbols.subarray(fr.off, fr.off + fr.n);
+      const hints = s.hints(syms, rev);
+      hints.set(fromHexBytes(amb), 0); // symbol 0 carries an ambiguous hint; others may be ambiguous by nature
+      await s.sendFrame(c, 0, { rev, hints });
+      await s.wait(() => nackOf(s, fr.seq, Reason.ambiguous), 3000, `an ambiguous NACK of frame ${fr.seq}`);
+      // every symbol of the frame that is ambiguous goes again as the two shifted symbols around it
+      const failed = [0, ...[...syms].flatMap((g, j) => (j > 0 && !unique(g) ? [j] : []))];
+      const pos = [...new Set(failed.flatMap((j) => [j, j + 1]))].sort((x, y) => x - y);
+      let sh = 0;
+      for (let t = 1; t < p.w && !sh; t++) if (pos.every((j) => unique(shiftedSymbol(syms, p.w, t, j)))) sh = t;
+      check(sh, 'no shift gives unambiguous shifted hints (retry)');
+      await s.sendFrame(c, 0, { rev, idx: pos, sh });
+      await s.wait(() => s.received.has(fr.seq), 3000, `frame ${fr.seq} reported received after the shifted re-send of symbols ${failed.join(', ')} (shift ${sh})`);
+      check(s.rev() === rev, 'the revision turned during the test (retry)');
+      // the bits it took from the shifted hints must be the right ones: the chunk decrypts
+      await deliverExact(ctx, s, data, { chunks, skipFirstSending: (seq) => seq === fr.seq });
     },
   },
   {

@@ -8,7 +8,7 @@ import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/device-sdk'
 import {
   type AckBody, type AnyFrame, type Bodies, ControlOp, type ErrorBody, FrameType, type FrameTypeId, type HelloBody, type IdentityKeyPair, Kernel, LmError,
   MatrixEngine, Ratchet, Reason, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, decodeCbor, decodeFrame, deriveSessionKeys,
-  digest, ecdh, encodeFrame, equalBytes, identityKeyPair, minHintLength, openTelemetry, pack, randomBytes, sealChunk, senderRevision, signTx,
+  digest, ecdh, encodeFrame, equalBytes, identityKeyPair, minHintLength, openTelemetry, pack, randomBytes, sealChunk, senderRevision, shiftedSymbol, signTx,
   topics, transcriptHash, unpack, verifyFrame, wrapChunkKey, x25519KeyPair, createTx, type TxRequest,
 } from '@livematrix/spec';
 
@@ -302,13 +302,15 @@ export class Session {
     return this.kernel.hintList(this.params.suite, this.params.w, this.params.L, symbols);
   }
 
-  async sendFrame(c: Chunk, fi: number, o: { rev?: number; idx?: number[]; tamper?: boolean; symbols?: Uint32Array; hints?: Uint8Array } = {}): Promise<void> {
+  /** Sends a frame's hints: all, those in `idx`, or with `sh` the shifted symbols at the `idx` positions ([LM-DLV-11]). */
+  async sendFrame(c: Chunk, fi: number, o: { rev?: number; idx?: number[]; sh?: number; tamper?: boolean; symbols?: Uint32Array; hints?: Uint8Array } = {}): Promise<void> {
     const fr = c.frames[fi]!;
     const rev = o.rev ?? this.rev();
     const all = (o.symbols ?? c.symbols).subarray(fr.off, fr.off + fr.n);
-    const syms = o.idx ? o.idx.map((i) => all[i] as number) : all;
+    const sh = o.sh;
+    const syms = o.idx ? o.idx.map((i) => (sh !== undefined ? shiftedSymbol(all, this.params.w, sh, i) : (all[i] as number))) : all;
     const hints = o.hints ?? this.hints(syms, rev);
-    await this.send(FrameType.HINTS, { sid: this.sid, seq: fr.seq, rev, chunk: c.j, off: fr.off, ctlen: c.ct.length, hints, ...(o.idx ? { idx: o.idx } : {}) }, { tamper: o.tamper ?? false });
+    await this.send(FrameType.HINTS, { sid: this.sid, seq: fr.seq, rev, chunk: c.j, off: fr.off, ctlen: c.ct.length, hints, ...(o.idx ? { idx: o.idx } : {}), ...(sh !== undefined ? { sh } : {}) }, { tamper: o.tamper ?? false });
   }
 
   async sendKey(c: Chunk, rev = this.rev()): Promise<void> {

@@ -41,6 +41,7 @@ function requests(file: string, g: VFile['testGroups'][number], t: VTest): { req
       if (g.type !== 'HintTest') return [];
       return [{ req: { op: 'hint', suite: g.suite, hk: t['hk'], w: t['w'], L: t['L'], g: t['g'] }, expect: t.result === 'valid' ? eq('hint', t['hint']) : err }];
     case 'pack.json':
+      if (g.type === 'ShiftTest') return [{ req: { op: 'shift', w: t['w'], sh: t['sh'], symbols: t['symbols'] }, expect: eq('shifted', t['shifted']) }];
       return t.result === 'valid'
         ? [{ req: { op: 'pack', w: t['w'], bytes: t['bytes'] }, expect: eq('symbols', t['symbols']) }, { req: { op: 'unpack', w: t['w'], n: t['n'], symbols: t['symbols'] }, expect: eq('bytes', t['bytes']) }]
         : [{ req: { op: 'unpack', w: t['w'], n: t['n'], symbols: t['symbols'] }, expect: err }];

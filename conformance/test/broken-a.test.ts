@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { DeviceFaults } from '@livematrix/device-sdk';
 import { failuresWith } from './harness.js';
 
-const cases: [keyof DeviceFaults, string[]][] = [['acceptExpiredRevision', ['device/expired-revision']], ['skipTxSignature', ['device/tx-bad-signature']], ['ackBeforeConsume', ['device/back-pressure']]];
+const cases: [keyof DeviceFaults, string[]][] = [['acceptExpiredRevision', ['device/expired-revision']], ['skipTxSignature', ['device/tx-bad-signature']], ['ackBeforeConsume', ['device/back-pressure']], ['misreadShifted', ['device/shifted-resend']]];
 
 describe('broken devices fail exactly what is aimed at them', () => {
   for (const [fault, aimed] of cases) {

@@ -10,7 +10,7 @@ import {
   type AckBody, type AnyFrame, type Caps, ControlOp, type Frame, FrameType, type FrameTypeId, Kernel, LmError, MatrixEngine, Ratchet,
   Reason, type ReasonCode, type RevisionKeys, RevisionPipeline, type SessionKeys, type SessionParams, type SignedTx, type Signer, type SuiteId,
   type TimeSample, bestSample, checkRevision, checkSkew, decodeFrame, deriveSessionKeys, digest, ecdh, encodeCbor, encodeFrame, equalBytes,
-  minHintLength, openChunk, openLicence, pack, randomBytes, reasonName, sealTelemetry, senderRevision, symbolCount, topics, transcriptHash,
+  minHintLength, openChunk, openLicence, pack, randomBytes, reasonName, sealTelemetry, senderRevision, splitShifted, symbolCount, topics, transcriptHash,
   type CborValue, decodeTx, unpack, unwrapChunkKey, validateParams, verifyFrame, verifyTx, wipe, x25519KeyPair, type IdentityKeyPair,
 } from '@livematrix/spec';
 import { type BrokerAuth, FrameLink, authOptions } from './link.js';
@@ -84,6 +84,8 @@ export interface DeviceFaults {
   ignorePadding?: boolean;
   /** resolve an ambiguous hint to one of its candidates instead of NACKing it */
   noAmbiguityNack?: boolean;
+  /** take the bits of shifted hints with the shift mirrored (w - sh for sh): an off-by-shift bug */
+  misreadShifted?: boolean;
 }
 
 export interface ProgressEvent {
@@ -216,6 +218,8 @@ interface FrameState {
   /** 1 for each symbol still missing */
   missing: Uint8Array;
   left: number;
+  /** bits of missing symbols known from shifted hints ([LM-DLV-11]): rel -> value and mask */
+  partial?: Map<number, { v: number; m: number }>;
 }
 
 const TAMPER_LIMIT = 3; // [LM-ALARM-3]
@@ -390,7 +394,8 @@ class DeviceSession {
     }
     if (b.hints.length % p.L !== 0) return this.reject(f, Reason.schema, `hints of ${b.hints.length} bytes are not a multiple of L=${p.L}`);
     const n = b.hints.length / p.L;
-    if (n > p.symbolsPerFrame || (b.idx && b.idx.length !== n)) return this.reject(f, Reason.schema, 'symbol count');
+    if (n > p.symbolsPerFrame + (b.sh ? 1 : 0) || (b.idx && b.idx.length !== n)) return this.reject(f, Reason.schema, 'symbol count');
+    if (b.sh !== undefined && b.sh >= p.w) return this.reject(f, Reason.schema, `shift ${b.sh} is not below w=${p.w} ([LM-DLV-11])`);
     if (b.chunk < this.nextChunk) {
       this.markDone(b.seq);
       return this.ackSoon();
@@ -418,7 +423,9 @@ class DeviceSession {
     const res = table.lookupMany(b.hints, new Int32Array(n));
     const amb: number[] = [];
     const unk: number[] = [];
-    for (let i = 0; i < n; i++) {
+    if (b.sh !== undefined && b.idx) {
+      this.onShifted(fs, ch, b.idx, b.sh, res, amb, unk);
+    } else for (let i = 0; i < n; i++) {
       const rel = b.idx ? (b.idx[i] as number) : i;
       if (rel >= fs.n || !fs.missing[rel]) continue;
       const r = res[i] as number;
@@ -454,6 +461,59 @@ class DeviceSession {
     this.deliver();
   }
 
+  /**
+   * A shifted re-send ([LM-DLV-11]): each resolved hint gives the low `sh` bits of the symbol
+   * before its position and the high `w - sh` bits of the symbol at it; a symbol is resolved
+   * once all its bits are known. Failed hints NACK the frame's symbols they would have completed.
+   */
+  private onShifted(fs: FrameState, ch: ChunkState, idx: number[], sh: number, res: Int32Array, amb: number[], unk: number[]): void {
+    const w = this.params.w;
+    const full = 2 ** w - 1;
+    const lowMask = 2 ** sh - 1;
+    const highMask = full - lowMask;
+    const partial = (fs.partial ??= new Map());
+    const learn = (rel: number, v: number, mask: number) => {
+      if (rel < 0 || rel >= fs.n || !fs.missing[rel]) return; // bits of other symbols are ignored
+      const cur = partial.get(rel) ?? { v: 0, m: 0 };
+      cur.v = (cur.v | v) >>> 0;
+      cur.m = (cur.m | mask) >>> 0;
+      if (cur.m !== full) {
+        partial.set(rel, cur);
+        return;
+      }
+      partial.delete(rel);
+      const at = fs.off + rel;
+      ch.symbols[at] = cur.v;
+      if (!ch.have[at]) {
+        ch.have[at] = 1;
+        ch.missing--;
+      }
+      fs.missing[rel] = 0;
+      fs.left--;
+    };
+    const failed = new Set<number>();
+    for (let i = 0; i < idx.length; i++) {
+      const j = idx[i] as number;
+      if (j > fs.n) continue;
+      const r = res[i] as number;
+      if (r >= 0) {
+        const { prevLow, curHigh } = splitShifted(r, w, this.dev.o.faults?.misreadShifted && 2 * sh !== w ? w - sh : sh); // the fault: broken on purpose
+        learn(j - 1, prevLow, lowMask);
+        learn(j, curHigh, highMask);
+      } else {
+        for (const rel of [j - 1, j]) {
+          if (rel < 0 || rel >= fs.n || !fs.missing[rel] || failed.has(rel)) continue;
+          failed.add(rel);
+          (r === -2 ? amb : unk).push(rel);
+        }
+      }
+    }
+    // a symbol listed as failed may have been completed by another shifted hint of the frame
+    const still = (xs: number[]) => xs.filter((rel) => fs.missing[rel]).sort((x, y) => x - y);
+    amb.splice(0, amb.length, ...still(amb));
+    unk.splice(0, unk.length, ...still(unk));
+  }
+
   private markDone(seq: number): void {
     if (seq < this.cum) return;
     this.done.add(seq);
@@ -462,7 +522,7 @@ class DeviceSession {
 
   private nack(seq: number, reason: number, idx: number[]): void {
     // Long lists mean "the whole frame" (an empty list) so that an ACK stays small.
-    if (this.nacks.length < 64) this.nacks.push([seq, reason, idx.length > 256 ? [] : idx]);
+    if (this.nacks.length < 4096) this.nacks.push([seq, reason, idx.length > 256 ? [] : idx]);
     this.ackSoon(0);
   }
 
@@ -566,13 +626,22 @@ class DeviceSession {
     for (const s of above) {
       const last = sack[sack.length - 1];
       if (last && last[1] === s - 1) last[1] = s;
-      else if (sack.length < 64) sack.push([s, s]);
+      else sack.push([s, s]);
     }
     let consumed = this.dev.o.faults?.ackBeforeConsume ? Math.max(this.consumedBytes, this.earlyAcked) : this.consumedBytes;
     if (this.dev.o.faults?.overstateConsumption && consumed > this.from) consumed += 1 << 20;
-    const body: AckBody = { sid: this.sid, cum: this.cum, sack, nack: this.nacks, consumed, credit: this.dev.window };
+    // [LM-DLV-2]: an ACK holds at most 64 ranges and 64 NACKs; more go in further ACKs at once,
+    // so that nothing received or failed waits for the gateway's 2 P timeout
+    const nacks = this.nacks;
     this.nacks = [];
-    void this.send(FrameType.ACK, body);
+    let i = 0;
+    let j = 0;
+    do {
+      const body: AckBody = { sid: this.sid, cum: this.cum, sack: sack.slice(i, i + 64), nack: nacks.slice(j, j + 64), consumed, credit: this.dev.window };
+      i += 64;
+      j += 64;
+      void this.send(FrameType.ACK, body);
+    } while (i < sack.length || j < nacks.length);
   }
 
   async control(op: number): Promise<void> {

@@ -46,6 +46,14 @@ export class FrameLink {
   private readonly handlers: PayloadHandler[] = [];
   private readonly subscriptions = new Set<string>();
   private constructor(readonly client: MqttClient, readonly protocolVersion: 4 | 5) {
+    // Hints, ACKs and KEYs are small and latency-bound: Nagle's algorithm would hold them back
+    // behind unacknowledged segments. Every new connection (reconnects too) gets TCP_NODELAY.
+    const noDelay = () => {
+      const st = client.stream as { setNoDelay?: (v: boolean) => void } | undefined;
+      if (typeof st?.setNoDelay === 'function') st.setNoDelay(true);
+    };
+    noDelay();
+    client.on('connect', noDelay);
     client.on('message', (topic, payload) => {
       this.stats.framesIn++;
       this.stats.bytesIn += payload.length;

@@ -16,7 +16,13 @@ import { Gateway } from '../src/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const file = process.argv[2] ?? join(root, '..', 'shared', 'data', 'gcode', 'twisted_gear_box.gcode');
+const args = process.argv.slice(2);
+if (args.includes('--help')) {
+  console.log('usage: npm run bench:stream -- [FILE] [--w=20,24]\n  streams FILE (default ../shared/data/gcode/twisted_gear_box.gcode) at each w and writes BENCHMARKS.md');
+  process.exit(0);
+}
+const file = args.find((a) => !a.startsWith('--')) ?? join(root, '..', 'shared', 'data', 'gcode', 'twisted_gear_box.gcode');
+const widths = (args.find((a) => a.startsWith('--w='))?.slice(4) ?? '20,24').split(',').map(Number);
 
 async function plainTransfer(url: string, data: Uint8Array): Promise<number> {
   const sub = await mqtt.connectAsync(url, { clientId: 'plain-sub', protocolVersion: 4 });
@@ -50,7 +56,7 @@ async function streamOnce(url: string, data: Uint8Array, w: number) {
   const operator = identityKeyPair();
   const gwKeys = identityKeyPair();
   const devSeed = identityKeyPair();
-  const child = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'device-child.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...process.execArgv, join(dirname(fileURLToPath(import.meta.url)), 'device-child.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const next = () => new Promise<string>((res) => lines.once('line', res));
   child.stdin!.write(JSON.stringify({ url, seed: toHex(devSeed.secretKey), operator: toHex(operator.publicKey), caps: { suites: [[3, 50_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 } }) + '\n');
@@ -81,6 +87,7 @@ async function streamOnce(url: string, data: Uint8Array, w: number) {
   });
   const result = next();
   const report = await gs.done;
+  log(`  frames ${report.frames}, sent ${report.framesSent}, resends ${report.resends} (shifted ${report.shiftedResends}, timeouts ${report.timeoutResends}), symbols re-sent ${report.symbolsResent}`);
   const secs = (performance.now() - t0) / 1000;
   const dev = JSON.parse(await result) as { bytes: number; sha256: string; maxRSS: number; resolved: [number, number][] };
   await gw.stop();
@@ -97,7 +104,7 @@ async function main(): Promise<void> {
   const plain = await plainTransfer(broker.url, data);
   log(`  ${(plain / 1e6).toFixed(2)} MB/s`);
   const rows: string[] = [];
-  for (const w of [20, 24]) {
+  for (const w of widths) {
     log(`live matrix stream at w=${w} ...`);
     const r = await streamOnce(broker.url, data, w);
     const tput = data.length / r.secs;

@@ -9,8 +9,8 @@ import PQueue from 'p-queue';
 import {
   type AnyFrame, ControlOp, type Frame, FrameType, type FrameTypeId, Kernel, LmError, MatrixEngine, type NegotiationPolicy, Ratchet, Reason,
   type ReasonCode, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, type CborValue, checkRevision, decodeCbor, decodeFrame,
-  deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, negotiate, openTelemetry, pack, randomBytes, reasonName, sealChunk,
-  senderRevision, topics, transcriptHash, unpack, verifyFrame, verifyTx, wipe, wrapChunkKey, x25519KeyPair, type IdentityKeyPair, type HelloBody,
+  defaultChunk, deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, negotiate, openTelemetry, pack, randomBytes, reasonName, sealChunk,
+  senderRevision, shiftedSymbol, topics, transcriptHash, unpack, verifyFrame, verifyTx, wipe, wrapChunkKey, x25519KeyPair, type IdentityKeyPair, type HelloBody,
 } from '@livematrix/spec';
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/device-sdk';
 
@@ -47,6 +47,10 @@ export interface StreamReport {
   frames: number;
   framesSent: number;
   resends: number;
+  /** re-sends as shifted symbols within the revision ([LM-DLV-11]) */
+  shiftedResends: number;
+  /** re-sends of frames not acknowledged within 2 P */
+  timeoutResends: number;
   symbolsResent: number;
   wireBytes: number;
   revisions: number;
@@ -74,6 +78,10 @@ interface OutFrame {
   received: boolean;
   /** revision of the latest sending */
   rev: number;
+  /** revision of the latest shifted re-send ([LM-DLV-11]); -1 if none */
+  shiftedRev: number;
+  /** shifted re-sends of this frame in that revision (each with another shift) */
+  shifts: number;
 }
 
 interface OutChunk {
@@ -87,6 +95,12 @@ interface OutChunk {
   start: number;
   end: number;
 }
+
+/** Shifts of successive shifted re-sends of a frame in one revision, as fractions of w ([LM-DLV-11]). */
+const SHIFTS = [1 / 2, 1 / 4, 3 / 4] as const;
+const INITIAL_CWND = 4;
+const MIN_CWND = 2;
+const MAX_CWND = 4096;
 
 /** One stream from this gateway to one device. */
 export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
@@ -110,6 +124,8 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   private ended = false;
   private endSent = false;
   private resends = 0;
+  private shiftedResends = 0;
+  private timeoutResends = 0;
   private symbolsResent = 0;
   private framesSent = 0;
   private wireBytes = 0;
@@ -151,7 +167,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     const now = this.gw.clock();
     const policy = this.opts.policy ?? {};
     let params = negotiate(hello.caps, now, policy);
-    if (policy.w !== undefined) params = { ...params, w: policy.w, L: minHintLength(policy.w) };
+    if (policy.w !== undefined) params = { ...params, w: policy.w, L: minHintLength(policy.w), chunk: policy.chunk ?? defaultChunk(policy.w, params.symbolsPerFrame) };
     this.params = params;
     this.offerBytes = encodeFrame(FrameType.OFFER, {
       sid: this.sid, tx: this.tx.bytes, epk: this.ephemeral.publicKey, params, gwpk: this.gw.o.identity.publicKey, time: now, ...(resume ? { resume: true } : {}),
@@ -182,6 +198,9 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     if (this.keys) wipe(this.keys.fkG2d, this.keys.fkD2g);
     this.keys = undefined;
     this.frames = [];
+    this.framesReceived = 0;
+    this.cwnd = INITIAL_CWND;
+    this.ssthresh = Infinity;
     this.chunks = [];
     this.retry.clear();
     this.ackedUpTo = 0;
@@ -286,7 +305,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     if (!this.firstAck || this.paused || this.alarmed || this.ended) return;
     const p = this.params;
     const size = this.plaintext.length;
-    while (this.nextChunk * p.chunk < size && this.nextChunk * p.chunk < this.consumed + this.credit && this.queue.size < 256) {
+    while (this.nextChunk * p.chunk < size && this.nextChunk * p.chunk < this.consumed + this.credit && this.queue.size < 256 && this.frames.length - this.framesReceived < this.cwnd) {
       const j = this.nextChunk++;
       const start = j * p.chunk;
       const pt = this.plaintext.subarray(start, Math.min(size, start + p.chunk));
@@ -295,7 +314,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       const syms = pack(ct, p.w);
       const first = this.frames.length;
       for (let off = 0; off < syms.length; off += p.symbolsPerFrame) {
-        const fr: OutFrame = { seq: this.frames.length, chunk: j, off, symbols: syms.subarray(off, Math.min(syms.length, off + p.symbolsPerFrame)), ctlen: ct.length, sentAt: 0, received: false, rev: -1 };
+        const fr: OutFrame = { seq: this.frames.length, chunk: j, off, symbols: syms.subarray(off, Math.min(syms.length, off + p.symbolsPerFrame)), ctlen: ct.length, sentAt: 0, received: false, rev: -1, shiftedRev: -1, shifts: 0 };
         this.frames.push(fr);
         this.sendHints(fr);
       }
@@ -304,19 +323,24 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     if (!this.started) this.started = this.gw.clock();
   }
 
-  private sendHints(fr: OutFrame, idx?: number[]): void {
+  /** Sends a frame's hints: all, those listed in `idx`, or shifted ones ([LM-DLV-11]). */
+  private sendHints(fr: OutFrame, idx?: number[], shifted?: { sh: number; pos: number[] }): void {
     void this.queue.add(async () => {
       if (this.ended || this.alarmed || fr.received) return;
       const k = this.keysNow();
       const p = this.params;
-      const syms = idx ? idx.map((i) => fr.symbols[i] as number) : fr.symbols;
+      // the revision turned while this waited: a plain re-send under the new key does
+      if (shifted && k.revision !== fr.shiftedRev) return this.sendHints(fr, idx);
+      const sh = shifted?.sh;
+      if (shifted) idx = shifted.pos;
+      const syms = idx ? idx.map((i) => (sh !== undefined ? shiftedSymbol(fr.symbols, p.w, sh, i) : (fr.symbols[i] as number))) : fr.symbols;
       this.kernel.setKey(k.hk);
       const hints = this.kernel.hintList(p.suite, p.w, p.L, syms); // [LM-HINT-1]
       this.kernel.wipe();
       this.opts.onFrameSent?.(fr.seq, fr.sentAt > 0);
       fr.sentAt = Date.now();
       fr.rev = k.revision;
-      await this.send(FrameType.HINTS, { sid: this.sid, seq: fr.seq, rev: k.revision, chunk: fr.chunk, off: fr.off, ctlen: fr.ctlen, hints, ...(idx ? { idx } : {}) }, { expirySeconds: Math.ceil((2 * p.period) / 1000) });
+      await this.send(FrameType.HINTS, { sid: this.sid, seq: fr.seq, rev: k.revision, chunk: fr.chunk, off: fr.off, ctlen: fr.ctlen, hints, ...(idx ? { idx } : {}), ...(sh !== undefined ? { sh } : {}) }, { expirySeconds: Math.ceil((2 * p.period) / 1000) });
       this.framesSent++;
     });
   }
@@ -324,10 +348,16 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   private onAck(f: Frame<8>): void {
     const b = f.body;
     this.firstAck = true;
+    const now = Date.now();
+    let newly = 0;
+    let maxLat = 0;
     const mark = (seq: number) => {
       const fr = this.frames[seq];
       if (!fr || fr.received) return;
       fr.received = true;
+      this.framesReceived++;
+      newly++;
+      maxLat = Math.max(maxLat, now - fr.sentAt);
       fr.symbols = new Uint32Array(0);
       const ch = this.chunks[fr.chunk];
       if (ch && --ch.pending === 0) this.sendKey(fr.chunk);
@@ -335,12 +365,37 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     for (let s = this.ackedUpTo; s < Math.min(b.cum, this.frames.length); s++) mark(s);
     this.ackedUpTo = Math.max(this.ackedUpTo, Math.min(b.cum, this.frames.length));
     for (const [lo, hi] of b.sack) for (let s = lo; s <= hi && s < this.frames.length; s++) mark(s);
+    // [LM-DLV-12]: hints in flight follow what the device resolves within the latency budget
+    // delay-based: grow fast while frames come back well within the target, slowly near it,
+    // halve beyond it (and on stale or busy NACKs and timeouts)
+    const target = this.latencyTarget();
+    if (maxLat > target) this.congested();
+    else if (newly) this.cwnd = Math.min(MAX_CWND, this.cwnd < this.ssthresh || maxLat < target / 2 ? this.cwnd + newly : this.cwnd + newly / this.cwnd);
+    const revNow = senderRevision(this.gw.clock(), this.params);
     for (const [seq, reason, idx] of b.nack) {
       const fr = this.frames[seq];
       if (!fr || fr.received) continue;
+      // [LM-DLV-11]: an ambiguous symbol NACKed in the revision it failed in goes again at once
+      // as the two shifted symbols that straddle it (once per frame and revision)
+      const n = fr.symbols.length;
+      if (fr.shiftedRev !== revNow) fr.shifts = 0;
+      const w = this.params.w;
+      if (reason === Reason.ambiguous && idx.length > 0 && idx.length <= 512 && fr.rev === revNow && fr.shifts < SHIFTS.length && idx.every((j) => j < n)) {
+        // a shift not tried in this revision: the same one would fail again
+        const sh = Math.max(1, Math.min(w - 1, Math.floor(w * (SHIFTS[fr.shifts] as number))));
+        fr.shiftedRev = revNow;
+        fr.shifts++;
+        this.shiftedResends++;
+        const pos = [...new Set(idx.flatMap((j) => [j, j + 1]))].sort((x, y) => x - y);
+        this.resends++;
+        this.symbolsResent += idx.length;
+        this.sendHints(fr, idx, { sh, pos });
+        continue;
+      }
       // [LM-DLV-3]: re-send the NACKed symbols (or the whole frame) in a revision later than
       // the one they failed in: the same key would give the same ambiguous hints again.
       const sub = idx.length && idx.length < fr.symbols.length && reason !== Reason.revExpired && reason !== Reason.revFuture && reason !== Reason.busy ? idx.filter((i) => i < fr.symbols.length) : undefined;
+      if (reason === Reason.revExpired || reason === Reason.busy) this.congested();
       const prev = this.retry.get(seq);
       const merged = prev === undefined || sub === undefined || prev.idx === undefined ? (prev === undefined ? sub : undefined) : [...new Set([...prev.idx, ...sub])].sort((x, y) => x - y);
       this.retry.set(seq, { idx: merged, after: fr.rev });
@@ -366,6 +421,25 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   }
   private ackedUpTo = 0;
   private wiped = 0;
+  private framesReceived = 0;
+  /** congestion window in frames ([LM-DLV-12]) */
+  private cwnd = INITIAL_CWND;
+  private ssthresh = Infinity;
+  private lastCut = 0;
+
+  /** How late a frame may be resolved before the gateway sends less: a quarter of P - 2G. */
+  private latencyTarget(): number {
+    return Math.max(20, (this.params.period - 2 * this.params.grace) / 4);
+  }
+
+  /** Halves the congestion window, at most once per two latency targets ([LM-DLV-12]). */
+  private congested(): void {
+    const now = Date.now();
+    if (now - this.lastCut < 2 * this.latencyTarget()) return;
+    this.lastCut = now;
+    this.ssthresh = Math.max(MIN_CWND, this.cwnd / 2);
+    this.cwnd = this.ssthresh;
+  }
   /** NACKed frames waiting for a later revision: seq -> symbols (all when undefined) */
   private readonly retry = new Map<number, { idx: number[] | undefined; after: number }>();
 
@@ -431,6 +505,8 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       if (!fr.received && fr.sentAt > 0 && now - fr.sentAt > timeout && !this.retry.has(s)) {
         fr.sentAt = now;
         this.resends++;
+        this.timeoutResends++;
+        this.congested();
         this.symbolsResent += fr.symbols.length;
         this.sendHints(fr);
       }
@@ -487,7 +563,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       return this.fail(new LmError(Reason.digest, 'receipt digest or length does not match the job'));
     }
     const report: StreamReport = {
-      device: this.device, job: this.tx.body.job, bytes: this.plaintext.length, frames: this.frames.length, framesSent: this.framesSent, resends: this.resends,
+      device: this.device, job: this.tx.body.job, bytes: this.plaintext.length, frames: this.frames.length, framesSent: this.framesSent, resends: this.resends, shiftedResends: this.shiftedResends, timeoutResends: this.timeoutResends,
       symbolsResent: this.symbolsResent, wireBytes: this.wireBytes, revisions: this.revisionsUsed.size, seconds: (Date.now() - this.t0) / 1000,
       params: this.params, alarms: 0, receipt: { digest: Buffer.from(b.digest).toString('hex'), bytes: b.bytes },
     };

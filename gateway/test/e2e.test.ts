@@ -35,6 +35,9 @@ describe('byte-identical delivery over aedes [LM-DLV-6] [LM-DLV-7]', () => {
           expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
           expect(report.receipt.bytes).toBe(data.length);
           expect(report.params.w).toBe(w);
+          // w=16 has L=3: about one symbol in 256 is ambiguous, so every frame needs a
+          // re-send, and [LM-DLV-11] sends most of them shifted within the revision
+          if (w === 16 && data.length > 100_000) expect(report.shiftedResends).toBeGreaterThan(0);
           // every byte went as hints: at least 8L/w wire bytes per plaintext byte (the 2.0
           // target for the ratio is checked by bench:stream, not by a timed test)
           expect(report.wireBytes).toBeGreaterThan((data.length * 8 * report.params.L) / w);
@@ -151,7 +154,7 @@ describe('flow control [LM-DLV-4] [LM-DLV-5] [LM-DLV-9]', () => {
       const atPause = consumed;
       await new Promise((res) => setTimeout(res, 700));
       // the consumer drains what it had (at most the window), nothing more arrives
-      expect(consumed - atPause).toBeLessThanOrEqual(32 * 1024 + 4096);
+      expect(consumed - atPause).toBeLessThanOrEqual(32 * 1024 + gs.params.chunk);
       expect(consumed).toBeLessThan(data.length);
       await stream.resume();
       const [, out] = await Promise.all([gs.done, output]);
@@ -295,7 +298,7 @@ describe('device process restart mid-stream [LM-DLV-10]', () => {
       }, engine);
       const resumed = await second.nextStream();
       expect(resumed.offset).toBeGreaterThan(0);
-      expect(resumed.offset % 4096).toBe(0);
+      expect(resumed.offset % resumed.params.chunk).toBe(0);
       const rest: Uint8Array[] = [];
       for await (const b of resumed.bytes()) rest.push(b.slice());
       const report = await gs.done;

@@ -7,7 +7,7 @@ import { expand } from '@noble/hashes/hkdf.js';
 import {
   type AnyFrame, type Bodies, type CborValue, type FrameTypeId, type Signer, type SuiteId, FRAME_TYPE_NAMES, FrameType, LmError,
   Ratchet, ReferenceTable, SUITE_NAMES, ascii, blake3Message, createTx, decodeCbor, decodeFrame, deriveSessionKeys, ecdh,
-  encodeCbor, encodeFrame, hintDigest, hintInput, identityKeyPair, openChunk, openLicence, pack, reasonName, sealChunk,
+  encodeCbor, encodeFrame, hintDigest, hintInput, identityKeyPair, openChunk, openLicence, pack, reasonName, sealChunk, shiftedSymbol,
   sealTelemetry, toHex, transcriptHash, unpack, verifyTx, wrapChunkKey, x25519KeyPair, Reason, type ReasonCode,
   verifyFrame as verifyFrameFn, fromHex as fromHexLocal, concatBytes as concat, frameMac,
 } from '../src/index.js';
@@ -149,7 +149,18 @@ function packVectors(): VectorFile {
   for (const [comment, w, n, symbols] of bad) {
     tests.push({ tcId: 0, comment, result: 'invalid', flags: ['BadPacking'], requirements: ['LM-PACK-3'], w, n, symbols, error: errorName(() => unpack(symbols, w, n)) });
   }
-  return file('LIVEMATRIX-PACK', { Padding: 'the last symbol carries zero padding bits', BadPacking: 'an unpacker must refuse it' }, [{ type: 'PackTest', tests }]);
+  // [LM-DLV-11]: shifted symbols of a frame's symbols, every position 0..n
+  const shifts: VectorTest[] = [];
+  for (const w of [8, 12, 16, 20, 24]) {
+    const symbols = [...pack(det(`shift ${w}`, 9), w)];
+    for (const sh of [...new Set([1, Math.floor(w / 2), w - 1])]) {
+      shifts.push({
+        tcId: 0, comment: `shift ${sh} at w=${w}`, result: 'valid', flags: ['Shifted'], requirements: ['LM-DLV-11'],
+        w, sh, symbols, shifted: symbols.map((_, j) => j).concat(symbols.length).map((j) => shiftedSymbol(symbols, w, sh, j)),
+      });
+    }
+  }
+  return file('LIVEMATRIX-PACK', { Padding: 'the last symbol carries zero padding bits', BadPacking: 'an unpacker must refuse it', Shifted: 'shifted symbols at positions 0..n of a frame\'s symbols' }, [{ type: 'PackTest', tests }, { type: 'ShiftTest', tests: shifts }]);
 }
 
 // ---- key schedule ----------------------------------------------------------------------------
@@ -279,6 +290,10 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   const ext = rewriteBody(encodeFrame(FrameType.TIME_REQ, { sid, t1: t }, macD), (m) => m.set(16, 'extension'), fkD2g);
   valid.push({ tcId: 0, comment: 'TIME_REQ with extension key 16', result: 'valid', flags: ['Extension'], requirements: ['LM-FRAME-4'], type: 4, name: 'TIME_REQ', authKind: 'mac', macKey: toHex(fkD2g), hex: toHex(ext), decoded: jsonOf(decodeFrame(ext).body) });
 
+  // A shifted re-send ([LM-DLV-11]).
+  const shifted = encodeFrame(FrameType.HINTS, { sid, seq: 0, rev: 6, chunk: 0, off: 0, ctlen: 4112, hints: det('shifted hints', 8), idx: [16, 17], sh: 10 }, macG);
+  valid.push({ tcId: 0, comment: 'HINTS shifted re-send', result: 'valid', flags: ['Shifted'], requirements: ['LM-FRAME-1', 'LM-DLV-11'], type: 6, name: 'HINTS', authKind: 'mac', macKey: toHex(fkG2d), hex: toHex(shifted), decoded: jsonOf(decodeFrame(shifted).body) });
+
   const invalid: VectorTest[] = [];
   const bad = (comment: string, flags: string[], requirements: string[], bytes: Uint8Array, verifyWith?: Record<string, string>) => {
     let error: string;
@@ -302,6 +317,8 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   bad('missing field ctlen', ['MissingField'], ['LM-FRAME-1'], rewriteBody(hintsFrame, (m) => m.delete(5), fkG2d));
   bad('unknown key 9 below the extension range', ['UnknownKey'], ['LM-FRAME-4'], rewriteBody(hintsFrame, (m) => m.set(9, 1), fkG2d));
   bad('idx not increasing', ['WrongType'], ['LM-FRAME-1'], rewriteBody(hintsFrame, (m) => m.set(7, [3, 3]), fkG2d));
+  bad('sh without idx', ['WrongType'], ['LM-FRAME-1', 'LM-DLV-11'], rewriteBody(hintsFrame, (m) => m.set(8, 10), fkG2d));
+  bad('sh of 0', ['WrongType'], ['LM-FRAME-1', 'LM-DLV-11'], rewriteBody(shifted, (m) => m.set(8, 0), fkG2d));
   bad('auth of 15 bytes', ['AuthLength'], ['LM-FRAME-3'], rewriteArray(hintsFrame, (a) => { a[3] = new Uint8Array(15); }));
   bad('HINTS with empty auth (NONE not allowed)', ['AuthLength'], ['LM-FRAME-3', 'LM-FRAME-5'], rewriteArray(hintsFrame, (a) => { a[3] = new Uint8Array(0); }));
   bad('body is an array', ['WrongType'], ['LM-FRAME-1'], rewriteArray(hintsFrame, (a) => { a[2] = []; }));
@@ -322,7 +339,7 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   const tamperedOffer = rewriteBodyKeepAuth(offer, (m) => m.set(5, t + 1));
   bad('OFFER with its time changed after signing', ['BadAuth'], ['LM-FRAME-2'], tamperedOffer, { signerPublic: toHex(gateway.publicKey) });
   return file('LIVEMATRIX-FRAMES', {
-    Extension: 'keys of 16 and above are ignored',
+    Extension: 'keys of 16 and above are ignored', Shifted: 'a shifted re-send (LM-DLV-11)',
     Truncated: 'input ends inside a data item', Trailing: 'bytes after the frame', Version: 'unsupported version', UnknownType: 'no such frame type',
     WrongType: 'a field or the envelope has the wrong type', MissingField: 'a required field is absent', UnknownKey: 'a body key below 16 that the type does not define',
     AuthLength: 'auth length fits no allowed kind', NonCanonical: 'not deterministic CBOR', Float: 'floats are outside the profile', Oversize: 'over the frame limit',

@@ -74,7 +74,7 @@ export interface OfferBody { sid: Uint8Array; tx: Uint8Array; epk: Uint8Array; p
 export interface AcceptBody { sid: Uint8Array; epk: Uint8Array; oh: Uint8Array; window: number; from?: number }
 export interface TimeReqBody { sid: Uint8Array; t1: number }
 export interface TimeRespBody { sid: Uint8Array; t1: number; t2: number; t3: number }
-export interface HintsBody { sid: Uint8Array; seq: number; rev: number; chunk: number; off: number; ctlen: number; hints: Uint8Array; idx?: number[] }
+export interface HintsBody { sid: Uint8Array; seq: number; rev: number; chunk: number; off: number; ctlen: number; hints: Uint8Array; idx?: number[]; sh?: number }
 export interface KeyBody { sid: Uint8Array; chunk: number; rev: number; wrapped: Uint8Array }
 export interface AckBody { sid: Uint8Array; cum: number; sack: [number, number][]; nack: [number, number, number[]][]; consumed: number; credit: number }
 export interface ControlBody { sid: Uint8Array; op: number; reason: number }
@@ -126,6 +126,7 @@ const bad = (path: string, what: string): never => {
 
 const uint: Parse<number> = (v, p) => (typeof v === 'number' && v >= 0 ? v : bad(p, 'unsigned integer'));
 const uintMax = (max: number): Parse<number> => (v, p) => (typeof v === 'number' && v >= 0 && v <= max ? v : bad(p, `unsigned integer <= ${max}`));
+const uintIn = (min: number, max: number): Parse<number> => (v, p) => (typeof v === 'number' && v >= min && v <= max ? v : bad(p, `unsigned integer in ${min}..${max}`));
 const bool: Parse<boolean> = (v, p) => (typeof v === 'boolean' ? v : bad(p, 'bool'));
 const bstr = (min: number, max: number): Parse<Uint8Array> => (v, p) =>
   v instanceof Uint8Array && v.length >= min && v.length <= max ? v : bad(p, min === max ? `bstr .size ${min}` : `bstr of ${min}..${max} bytes`);
@@ -252,7 +253,8 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 4, name: 'off', parse: uint },
     { key: 5, name: 'ctlen', parse: uintMax(65536 + 16) },
     { key: 6, name: 'hints', parse: bstr(1, 65536) },
-    { key: 7, name: 'idx', parse: increasing(4096), optional: true },
+    { key: 7, name: 'idx', parse: increasing(4097), optional: true },
+    { key: 8, name: 'sh', parse: uintIn(1, 23), optional: true },
   ],
   7: [sidF(), { key: 1, name: 'chunk', parse: uint }, { key: 2, name: 'rev', parse: uint }, { key: 3, name: 'wrapped', parse: bstr(48, 48) }],
   8: [
@@ -367,6 +369,7 @@ function decodeFrameUnsafe(bytes: Uint8Array): AnyFrame {
   const authKind = AUTH_KINDS[t].find((k) => AUTH_LEN[k] === auth.length);
   if (!authKind) throw new LmError(Reason.schema, `${name}: auth of ${auth.length} bytes fits none of ${AUTH_KINDS[t].join(', ')} ([LM-FRAME-3])`);
   const parsed = parseMap(schema, body, name, name);
+  if (t === FrameType.HINTS && parsed['sh'] !== undefined && parsed['idx'] === undefined) throw new LmError(Reason.schema, 'HINTS: sh without idx ([LM-DLV-11])');
   // tba = prefix ‖ 0x83 ‖ the encoded version, type and body, which the input holds verbatim.
   const authStart = bytes.length - auth.length - headLength(auth.length);
   const tba = concatBytes(TBA_PREFIX, Uint8Array.of(0x83), bytes.subarray(1, authStart));

@@ -26,6 +26,17 @@ export interface NegotiationPolicy {
   wt?: number;
 }
 
+/** Default symbols per frame: the most a frame may carry ([LM-PARAM-1]), fewest messages. */
+export const DEFAULT_SYMBOLS_PER_FRAME = 4096;
+
+/**
+ * Default chunk size for a width: the largest plaintext chunk whose ciphertext (plus its 16-byte
+ * tag) packs into one frame of `n` symbols, so that a chunk costs one HINTS and one KEY frame.
+ */
+export function defaultChunk(w: number, n = DEFAULT_SYMBOLS_PER_FRAME): number {
+  return Math.max(RANGES.chunk[0], Math.min(RANGES.chunk[1], Math.floor((n * w) / 8) - 16));
+}
+
 /** The largest w satisfying [LM-CAP-2] for a rate, memory and period; null if none ≥ 8. */
 export function largestWidth(rate: number, mem: number, wmax: number, period: number, share: number): number | null {
   for (let w = Math.min(RANGES.w[1], wmax); w >= RANGES.w[0]; w--) {
@@ -60,8 +71,8 @@ export function negotiate(caps: Caps, now: number, policy: NegotiationPolicy = {
         epoch,
         grace: Math.floor(period / 4),
         r0: Math.floor((now - epoch) / period),
-        chunk: policy.chunk ?? 4096,
-        symbolsPerFrame: policy.symbolsPerFrame ?? 1024,
+        chunk: policy.chunk ?? defaultChunk(w, policy.symbolsPerFrame),
+        symbolsPerFrame: policy.symbolsPerFrame ?? DEFAULT_SYMBOLS_PER_FRAME,
         wt: policy.wt ?? 16,
       });
     }

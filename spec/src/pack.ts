@@ -107,3 +107,37 @@ export function unpack(symbols: ArrayLike<number>, w: number, n: number): Uint8A
   if (acc !== 0) throw new LmError(Reason.padding, `last symbol has ${bits} non-zero padding bits ([LM-PACK-3])`);
   return out;
 }
+
+/**
+ * The shifted symbol at position p of a symbol sequence ([LM-DLV-11]), a HINTS frame's own
+ * symbols: the low `s` bits of g[p-1] followed by the high `w - s` bits of g[p], where
+ * g[-1] = g[m] = 0. A shifted symbol
+ * straddles two symbols, so under the same revision key it has a hint of its own: a gateway
+ * re-sends an ambiguous symbol j as the shifted symbols at j and j + 1 without waiting for a
+ * new revision.
+ * @example shiftedSymbol(Uint32Array.of(0xab, 0xcd), 8, 4, 1) // 0xbc
+ */
+export function shiftedSymbol(symbols: ArrayLike<number>, w: number, s: number, p: number): number {
+  checkShift(w, s);
+  const m = symbols.length;
+  if (!Number.isInteger(p) || p < 0 || p > m) throw new LmError(Reason.padding, `shifted position ${p} outside 0..${m} ([LM-DLV-11])`);
+  const prev = p > 0 ? (symbols[p - 1] as number) : 0;
+  const cur = p < m ? (symbols[p] as number) : 0;
+  return ((prev % 2 ** s) * 2 ** (w - s)) + Math.floor(cur / 2 ** s);
+}
+
+/**
+ * What a resolved shifted symbol `v` at position p says ([LM-DLV-11]): the low `s` bits of
+ * g[p-1] (`prevLow`) and the high `w - s` bits of g[p] (`curHigh`, already in place: its low
+ * `s` bits are zero).
+ */
+export function splitShifted(v: number, w: number, s: number): { prevLow: number; curHigh: number } {
+  checkShift(w, s);
+  const low = 2 ** (w - s);
+  return { prevLow: Math.floor(v / low), curHigh: (v % low) * 2 ** s };
+}
+
+function checkShift(w: number, s: number): void {
+  checkWidth(w);
+  if (!Number.isInteger(s) || s < 1 || s >= w) throw new LmError(Reason.params, `shift ${s} outside 1..${w - 1} ([LM-DLV-11])`);
+}

@@ -11,7 +11,7 @@ import { keccak_256 } from '@noble/hashes/sha3.js';
 import { describe, expect, it } from 'vitest';
 import {
   LmError, Ratchet, ReferenceTable, decodeFrame, deriveSessionKeys, ecdh, fromHex, hint, openChunk, openLicence, openTelemetry,
-  pack, reasonName, toHex, transcriptHash, unpack, unwrapChunkKey, verifyFrame, verifyTx, sealChunk, wrapChunkKey, type SuiteId,
+  pack, reasonName, shiftedSymbol, splitShifted, toHex, transcriptHash, unpack, unwrapChunkKey, verifyFrame, verifyTx, sealChunk, wrapChunkKey, type SuiteId,
 } from '../src/index.js';
 import { buildVectors, jsonOf, renderVectorFile, type VectorFile, type VectorTest } from '../scripts/vectors.js';
 
@@ -107,13 +107,36 @@ describe('hint vectors [LM-HINT-1]', () => {
 
 describe('pack vectors [LM-PACK-1] [LM-PACK-2] [LM-PACK-3]', () => {
   it('pack and unpack as the vectors say', () => {
-    for (const t of tests(load('pack.json'))) {
+    for (const t of tests(load('pack.json'), 'PackTest')) {
       if (t.result === 'valid') {
         expect([...pack(fromHex(s(t, 'bytes')), n(t, 'w'))]).toEqual(t['symbols']);
         expect(toHex(unpack(t['symbols'] as number[], n(t, 'w'), n(t, 'n')))).toBe(s(t, 'bytes'));
       } else {
         expect(errName(() => unpack(t['symbols'] as number[], n(t, 'w'), n(t, 'n')))).toBe(t['error']);
       }
+    }
+  });
+});
+
+describe('shifted symbol vectors [LM-DLV-11]', () => {
+  it('gives the low sh bits of the symbol before and the high w - sh bits of the symbol at each position', () => {
+    const ts = tests(load('pack.json'), 'ShiftTest');
+    expect(ts.length).toBeGreaterThanOrEqual(14);
+    for (const t of ts) {
+      const w = n(t, 'w');
+      const sh = n(t, 'sh');
+      const syms = t['symbols'] as number[];
+      const got = (t['shifted'] as number[]);
+      expect(got.length).toBe(syms.length + 1);
+      got.forEach((v, j) => {
+        expect(v).toBe(shiftedSymbol(syms, w, sh, j));
+        // independent bit-string reading: the w bits starting sh bits before symbol j
+        const bits = [0, ...syms, 0].map((g) => g.toString(2).padStart(w, '0')).join('');
+        expect(v).toBe(parseInt(bits.slice(w + j * w - sh, w + j * w - sh + w), 2));
+        const { prevLow, curHigh } = splitShifted(v, w, sh);
+        if (j > 0) expect(prevLow).toBe((syms[j - 1] as number) % 2 ** sh);
+        if (j < syms.length) expect(curHigh).toBe((syms[j] as number) - ((syms[j] as number) % 2 ** sh));
+      });
     }
   });
 });
