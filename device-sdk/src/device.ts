@@ -769,7 +769,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   }
 
   private async measure(): Promise<Caps> {
-    const rates = await this.engine.benchmark(250);
+    const rates = await this.engine.buildRate(undefined, Math.min(20, this.o.wmax ?? 24)); // [LM-CAP-1]
     return {
       suites: [...rates.entries()].map(([s, r]) => [s, r] as [SuiteId, number]),
       mem: this.o.memory ?? 512 * 2 ** 20,

@@ -4,13 +4,14 @@
  */
 import { createHash } from 'node:crypto';
 import { Device } from '@livematrix/device-sdk';
-import { type Caps, fromHex, identityKeyPair } from '@livematrix/spec';
+import { fromHex, identityKeyPair } from '@livematrix/spec';
 
 interface Settings {
   url: string;
   seed: string;
   operator: string;
-  caps: Caps;
+  /** bytes the device may spend on tables */
+  mem: number;
 }
 
 const input = await new Promise<string>((res) => {
@@ -23,7 +24,7 @@ const input = await new Promise<string>((res) => {
 const cfg = JSON.parse(input) as Settings;
 const resolved: [number, number][] = [];
 const device = await Device.start({
-  url: cfg.url, fleet: 'bench', id: 'bench-device', identity: identityKeyPair(fromHex(cfg.seed)), trustedOperators: [fromHex(cfg.operator)], caps: cfg.caps,
+  url: cfg.url, fleet: 'bench', id: 'bench-device', identity: identityKeyPair(fromHex(cfg.seed)), trustedOperators: [fromHex(cfg.operator)], memory: cfg.mem, // measures its own build rate ([LM-CAP-1])
   onFrameResolved: (seq) => resolved.push([seq, performance.timeOrigin + performance.now()]),
 });
 process.stdout.write(JSON.stringify({ ready: true }) + '\n');

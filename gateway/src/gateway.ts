@@ -9,7 +9,7 @@ import PQueue from 'p-queue';
 import {
   type AnyFrame, ControlOp, type Frame, FrameType, type FrameTypeId, Kernel, LmError, MatrixEngine, type NegotiationPolicy, Ratchet, Reason,
   type ReasonCode, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, type CborValue, checkRevision, decodeCbor, decodeFrame,
-  defaultChunk, deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, negotiate, openTelemetry, pack, randomBytes, reasonName, sealChunk,
+  deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, negotiate, openTelemetry, pack, randomBytes, reasonName, sealChunk,
   senderRevision, shiftedSymbol, topics, transcriptHash, unpack, verifyFrame, verifyTx, wipe, wrapChunkKey, x25519KeyPair, type IdentityKeyPair, type HelloBody,
 } from '@livematrix/spec';
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/device-sdk';
@@ -31,7 +31,7 @@ export interface GatewayOptions {
 
 export interface StreamOptions {
   /** negotiation policy ([LM-CAP-2]); `w` forces a width */
-  policy?: NegotiationPolicy & { w?: number };
+  policy?: NegotiationPolicy;
   /** ms to wait for the device's HELLO; default 10000 */
   helloTimeout?: number;
   /** frames in flight at once on the MQTT client; default 64 */
@@ -166,9 +166,8 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   async begin(hello: HelloBody, resume = false): Promise<void> {
     const now = this.gw.clock();
     const policy = this.opts.policy ?? {};
-    let params = negotiate(hello.caps, now, policy);
-    if (policy.w !== undefined) params = { ...params, w: policy.w, L: minHintLength(policy.w), chunk: policy.chunk ?? defaultChunk(policy.w, params.symbolsPerFrame) };
-    this.params = params;
+    this.params = negotiate(hello.caps, now, policy);
+    const params = this.params;
     this.offerBytes = encodeFrame(FrameType.OFFER, {
       sid: this.sid, tx: this.tx.bytes, epk: this.ephemeral.publicKey, params, gwpk: this.gw.o.identity.publicKey, time: now, ...(resume ? { resume: true } : {}),
     }, { kind: 'sig', secretKey: this.gw.o.identity.secretKey });

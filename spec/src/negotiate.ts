@@ -21,6 +21,8 @@ export interface NegotiationPolicy {
   suite?: SuiteId;
   /** upper bound on w the gateway wants, default 24 */
   wmax?: number;
+  /** a width the operator insists on: the period is then the shortest that fits it */
+  w?: number;
   chunk?: number;
   symbolsPerFrame?: number;
   wt?: number;
@@ -60,7 +62,7 @@ export function negotiate(caps: Caps, now: number, policy: NegotiationPolicy = {
     for (const suite of order) {
       const rate = rates.get(suite);
       if (rate === undefined || rate <= 0) continue;
-      const w = largestWidth(rate, caps.mem, wCap, period, share);
+      const w = policy.w !== undefined ? (policy.w <= wCap && largestWidth(rate, caps.mem, policy.w, period, share) === policy.w ? policy.w : null) : largestWidth(rate, caps.mem, wCap, period, share);
       if (w === null) continue;
       const epoch = Math.floor(now / period) * period;
       return validateParams({
@@ -77,5 +79,6 @@ export function negotiate(caps: Caps, now: number, policy: NegotiationPolicy = {
       });
     }
   }
+  if (policy.w !== undefined) throw new LmError(Reason.params, `w=${policy.w} does not fit this device (suites ${JSON.stringify(caps.suites)}, mem ${caps.mem} bytes, wmax ${caps.wmax}) within a ${share * 100}% CPU share at any period ([LM-CAP-2])`);
   throw new LmError(Reason.params, `no parameters fit this device (suites ${JSON.stringify(caps.suites)}, mem ${caps.mem} bytes, wmax ${caps.wmax}) within a ${share * 100}% CPU share ([LM-CAP-2])`);
 }

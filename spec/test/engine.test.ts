@@ -227,6 +227,15 @@ describe('self-benchmark [LM-CAP-1]', () => {
   });
 });
 
+describe('table build rate [LM-CAP-1]', () => {
+  it('counts whole builds: below the hash rate of the same suite', async () => {
+    const hashes = await engine.benchmark(200, [3]);
+    const builds = await engine.buildRate(suites, 16);
+    for (const s of suites) expect(builds.get(s)).toBeGreaterThan(10_000);
+    expect(builds.get(3)!).toBeLessThan(hashes.get(3)!);
+  });
+});
+
 describe('sender hints from the kernel [LM-HINT-1]', () => {
   it('hintList equals the reference for every suite and L', () => {
     const kernel = new Kernel();

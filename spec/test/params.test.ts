@@ -72,4 +72,15 @@ describe('negotiation (SPEC.md §12)', () => {
     expect(slow.period).toBeGreaterThan(1000);
     expect(code(() => negotiate({ suites: [[2, 10]], mem: 2 ** 30, wmax: 24, workers: 1 }, 1e12))).toBe(Reason.params);
   });
+  it('a width the operator fixes gets the shortest period that keeps its build in the share [LM-CAP-2]', () => {
+    const caps = { suites: [[3, 26e6]] as [3, number][], mem: 2 ** 30, wmax: 24, workers: 2 };
+    // 2^24 / 26e6 = 0.65 s: more than 25% of 1 s and of 2 s, within 25% of 5 s
+    const s = negotiate(caps, 1e12, { w: 24 });
+    expect([s.w, s.L, s.period]).toEqual([24, 4, 5000]);
+    expect(negotiate(caps, 1e12, { w: 20 }).period).toBe(1000);
+    // one frame per chunk by default: the ciphertext of C bytes packs into N symbols
+    expect(Math.ceil(((s.chunk + 16) * 8) / s.w)).toBeLessThanOrEqual(s.symbolsPerFrame);
+    expect(code(() => negotiate({ ...caps, wmax: 20 }, 1e12, { w: 24 }))).toBe(Reason.params);
+    expect(code(() => negotiate(caps, 1e12, { w: 24, period: 1000 }))).toBe(Reason.params);
+  });
 });

@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { LmError, Reason } from '../errors.js';
-import { SUITES, type SuiteId } from '../params.js';
+import { SUITES, type SuiteId, minHintLength } from '../params.js';
 import { Kernel, packageRoot } from './kernel.js';
 import type { Envelope, Reply, Task } from './protocol.js';
 import { ABSENT, AMBIGUOUS, RevisionTable, type TableMemory, allocTable, fineBits, tableLayout } from './table.js';
@@ -214,6 +214,28 @@ export class MatrixEngine {
    * Measures candidate hashes per second per suite with all workers, in about `ms` per suite
    * (default 300: three suites within a second) ([LM-CAP-1]).
    */
+  /**
+   * Candidates per second at which this host builds complete revision tables ([LM-CAP-1]):
+   * hashing, sorting and indexing with all workers, the best of two builds of width `w` per
+   * suite. This, not the raw hash rate, is what a revision costs the device.
+   */
+  async buildRate(suites: readonly SuiteId[] = SUITES, w = 20): Promise<Map<SuiteId, number>> {
+    const out = new Map<SuiteId, number>();
+    const hk = new Uint8Array(32);
+    crypto.getRandomValues(hk);
+    for (const suite of suites) {
+      let best = Infinity;
+      for (let i = 0; i < 2; i++) {
+        const { table, report } = await this.buildTable(suite, w, minHintLength(w), hk);
+        table.wipe();
+        best = Math.min(best, report.totalSeconds);
+      }
+      out.set(suite, Math.round(2 ** w / best));
+    }
+    hk.fill(0);
+    return out;
+  }
+
   async benchmark(ms = 300, suites: readonly SuiteId[] = SUITES): Promise<Map<SuiteId, number>> {
     const pool = this.need();
     const out = new Map<SuiteId, number>();
