@@ -5,7 +5,7 @@
  * chunk decryption, in-order delivery to a consumer with back-pressure, receipts, telemetry.
  */
 import { EventEmitter } from 'node:events';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { createHash } from 'node:crypto';
 import {
   type AckBody, type AnyFrame, type Caps, ControlOp, type Frame, FrameType, type FrameTypeId, Kernel, LmError, MatrixEngine, Ratchet,
   Reason, type ReasonCode, type RevisionKeys, RevisionPipeline, type SessionKeys, type SessionParams, type SignedTx, type Signer, type SuiteId,
@@ -241,7 +241,7 @@ class DeviceSession {
   private deliveredBytes = 0;
   private earlyAcked = 0;
   private consumedBytes = 0;
-  private readonly hash = sha256.create();
+  private readonly hash = createHash('sha256');
   private end: { bytes: number; digest: Uint8Array } | undefined;
   private ackTimer: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -590,7 +590,7 @@ class DeviceSession {
 
   private maybeFinish(): void {
     if (!this.end || this.closed || this.consumedBytes < this.end.bytes || this.consumedBytes !== this.deliveredBytes) return;
-    const d = this.hash.digest();
+    const d = new Uint8Array(this.hash.digest());
     // [LM-DLV-6]: digest of what the consumer took equals END's and the transaction's
     if (this.consumedBytes !== this.end.bytes || !equalBytes(d, this.end.digest) || !equalBytes(d, this.tx.body.jd)) {
       void this.send(FrameType.ERROR, { sid: this.sid, code: Reason.digest, detail: 'end digest mismatch' });

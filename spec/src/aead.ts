@@ -3,7 +3,7 @@
  * The content layer of SPEC.md §7.4 and §7.5: ChaCha20-Poly1305 chunks, chunk-key wraps under
  * revision wrap keys, telemetry encryption.
  */
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { abytes, ascii, concatBytes, u64be } from './bytes.js';
 import { LmError, Reason } from './errors.js';
 
@@ -13,13 +13,34 @@ function nonceOf(j: number): Uint8Array {
   return concatBytes(new Uint8Array(4), u64be(j));
 }
 
+// RFC 8439 ChaCha20-Poly1305 from OpenSSL (node:crypto): the same bytes as @noble/ciphers (the
+// vectors check both), several times faster on a 12 KiB chunk.
+function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, pt: Uint8Array): Uint8Array {
+  const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_LENGTH });
+  c.setAAD(aad, { plaintextLength: pt.length });
+  const body = c.update(pt);
+  c.final();
+  const out = new Uint8Array(pt.length + TAG_LENGTH);
+  out.set(body);
+  out.set(c.getAuthTag(), pt.length);
+  return out;
+}
+
 function open(key: Uint8Array, nonce: Uint8Array, ct: Uint8Array, aad: Uint8Array, what: string): Uint8Array {
   if (ct.length < TAG_LENGTH) throw new LmError(Reason.auth, `${what}: ${ct.length} bytes is shorter than the tag`);
+  const n = ct.length - TAG_LENGTH;
+  const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_LENGTH });
+  d.setAAD(aad, { plaintextLength: n });
+  d.setAuthTag(ct.subarray(n));
+  const pt = new Uint8Array(n);
+  pt.set(d.update(ct.subarray(0, n)));
   try {
-    return chacha20poly1305(key, nonce, aad).decrypt(ct);
+    d.final();
   } catch {
+    pt.fill(0); // nothing of a chunk that does not verify leaves here
     throw new LmError(Reason.auth, `${what}: authentication tag does not verify`);
   }
+  return pt;
 }
 
 const chunkAad = (sid: Uint8Array, j: number): Uint8Array => concatBytes(ascii('lm1 chunk'), abytes('sid', sid, 16), u64be(j));
@@ -28,7 +49,7 @@ const telAad = (sid: Uint8Array, seq: number): Uint8Array => concatBytes(ascii('
 
 /** ct_j of [LM-AEAD-1]. */
 export function sealChunk(chunkKey: Uint8Array, sid: Uint8Array, j: number, plaintext: Uint8Array): Uint8Array {
-  return chacha20poly1305(abytes('chunk key', chunkKey, 32), nonceOf(j), chunkAad(sid, j)).encrypt(plaintext);
+  return seal(abytes('chunk key', chunkKey, 32), nonceOf(j), chunkAad(sid, j), plaintext);
 }
 
 export function openChunk(chunkKey: Uint8Array, sid: Uint8Array, j: number, ct: Uint8Array): Uint8Array {
@@ -37,7 +58,7 @@ export function openChunk(chunkKey: Uint8Array, sid: Uint8Array, j: number, ct: 
 
 /** The wrapped chunk key of [LM-AEAD-2]: 48 bytes. */
 export function wrapChunkKey(wk: Uint8Array, sid: Uint8Array, j: number, chunkKey: Uint8Array): Uint8Array {
-  return chacha20poly1305(abytes('wrap key', wk, 32), nonceOf(j), wrapAad(sid, j)).encrypt(abytes('chunk key', chunkKey, 32));
+  return seal(abytes('wrap key', wk, 32), nonceOf(j), wrapAad(sid, j), abytes('chunk key', chunkKey, 32));
 }
 
 export function unwrapChunkKey(wk: Uint8Array, sid: Uint8Array, j: number, wrapped: Uint8Array): Uint8Array {
@@ -47,7 +68,7 @@ export function unwrapChunkKey(wk: Uint8Array, sid: Uint8Array, j: number, wrapp
 
 /** Telemetry ciphertext of [LM-TEL-1]. */
 export function sealTelemetry(wk: Uint8Array, sid: Uint8Array, seq: number, payload: Uint8Array): Uint8Array {
-  return chacha20poly1305(abytes('wrap key', wk, 32), nonceOf(seq), telAad(sid, seq)).encrypt(payload);
+  return seal(abytes('wrap key', wk, 32), nonceOf(seq), telAad(sid, seq), payload);
 }
 
 export function openTelemetry(wk: Uint8Array, sid: Uint8Array, seq: number, ct: Uint8Array): Uint8Array {
