@@ -13,6 +13,7 @@ import {
   senderRevision, shiftedSymbol, topics, transcriptHash, unpack, verifyFrame, verifyTx, wipe, wrapChunkKey, x25519KeyPair, type IdentityKeyPair, type HelloBody,
 } from '@livematrix/spec';
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/device-sdk';
+import { BytesSource, type JobSource, StreamSource } from './source.js';
 
 export interface GatewayOptions {
   url: string;
@@ -36,6 +37,8 @@ export interface StreamOptions {
   helloTimeout?: number;
   /** frames in flight at once on the MQTT client; default 64 */
   concurrency?: number;
+  /** bytes a stream job is read ahead of the device's window; default 8 MiB */
+  readAhead?: number;
   /** metrics hook: a HINTS frame went out (benchmarks measure hint latency with it) */
   onFrameSent?: (seq: number, resend: boolean) => void;
 }
@@ -144,7 +147,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   constructor(
     private readonly gw: Gateway,
     readonly device: string,
-    private readonly plaintext: Uint8Array,
+    private readonly source: JobSource,
     readonly tx: SignedTx,
     private readonly licence: Uint8Array,
     private readonly opts: StreamOptions,
@@ -156,6 +159,11 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       this.rejectDone = rej;
     });
     this.done.catch(() => undefined);
+    source.onReadable(() => {
+      if (source.failure) return this.fail(source.failure);
+      this.kick();
+      this.maybeEnd();
+    });
   }
 
   private get inTopic(): string {
@@ -274,7 +282,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     this.credit = f.body.window;
     // [LM-DLV-10]: a resumed job continues at the device's resume point
     const from = f.body.from ?? 0;
-    if (from % this.params.chunk !== 0 || from > this.plaintext.length) return this.fail(new LmError(Reason.schema, `resume point ${from} is not a chunk boundary of the job`));
+    if (from % this.params.chunk !== 0 || from > this.source.size) return this.fail(new LmError(Reason.schema, `resume point ${from} is not a chunk boundary of the job`));
     this.nextChunk = from / this.params.chunk;
     this.wiped = this.nextChunk;
     this.consumed = Math.max(from, 0);
@@ -303,11 +311,12 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   private fill(): void {
     if (!this.firstAck || this.paused || this.alarmed || this.ended) return;
     const p = this.params;
-    const size = this.plaintext.length;
+    const size = this.source.size;
     while (this.nextChunk * p.chunk < size && this.nextChunk * p.chunk < this.consumed + this.credit && this.queue.size < 256 && this.frames.length - this.framesReceived < this.cwnd) {
+      const start = this.nextChunk * p.chunk;
+      const pt = this.source.take(start, start + p.chunk);
+      if (!pt) return; // a stream source is still reading: it calls back
       const j = this.nextChunk++;
-      const start = j * p.chunk;
-      const pt = this.plaintext.subarray(start, Math.min(size, start + p.chunk));
       const key = randomBytes(32); // [LM-AEAD-5]
       const ct = sealChunk(key, this.sid, j, pt); // [LM-AEAD-1]
       const syms = pack(ct, p.w);
@@ -414,7 +423,9 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     // chunk keys are erased once the consumer is past their chunk
     while (this.wiped < this.chunks.length && this.chunks[this.wiped]!.end <= this.consumed) wipe(this.chunks[this.wiped++]!.key);
     this.releaseKeys();
-    this.emit('progress', { consumed: this.consumed, total: this.plaintext.length, sent: this.framesSent, revision: this.sendKeys?.revision ?? 0 });
+    // a stream source keeps what a resumed session may still ask for ([LM-DLV-10])
+    this.source.release(Math.floor(this.consumed / this.params.chunk) * this.params.chunk);
+    this.emit('progress', { consumed: this.consumed, total: this.source.size, sent: this.framesSent, revision: this.sendKeys?.revision ?? 0 });
     this.kick();
     this.maybeEnd();
   }
@@ -486,9 +497,10 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
 
   private maybeEnd(): void {
     if (this.endSent || this.ended || this.alarmed) return;
-    const size = this.plaintext.length;
+    const size = this.source.size;
     if (this.nextChunk * this.params.chunk < size) return;
     if (!this.chunks.every((c) => c.keySent)) return;
+    if (!this.source.verified) return; // [LM-TX-6]: a stream source's digest is known at its end
     this.endSent = true; // [LM-DLV-6]
     this.lastEnd = Date.now();
     void this.queue.add(() => this.send(FrameType.END, { sid: this.sid, bytes: size, chunks: this.chunks.length, frames: this.frames.length, digest: this.tx.body.jd }));
@@ -518,7 +530,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     }
     if (this.endSent && now - this.lastEnd > timeout) {
       this.lastEnd = now;
-      if (this.lastEnd > 0) void this.queue.add(() => this.send(FrameType.END, { sid: this.sid, bytes: this.plaintext.length, chunks: this.chunks.length, frames: this.frames.length, digest: this.tx.body.jd }));
+      if (this.lastEnd > 0) void this.queue.add(() => this.send(FrameType.END, { sid: this.sid, bytes: this.source.size, chunks: this.chunks.length, frames: this.frames.length, digest: this.tx.body.jd }));
     }
   }
   private lastEnd = 0;
@@ -558,11 +570,11 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       return;
     }
     const b = f.body;
-    if (!equalBytes(b.sid, this.sid) || !equalBytes(b.digest, this.tx.body.jd) || b.bytes !== this.plaintext.length) {
+    if (!equalBytes(b.sid, this.sid) || !equalBytes(b.digest, this.tx.body.jd) || b.bytes !== this.source.size) {
       return this.fail(new LmError(Reason.digest, 'receipt digest or length does not match the job'));
     }
     const report: StreamReport = {
-      device: this.device, job: this.tx.body.job, bytes: this.plaintext.length, frames: this.frames.length, framesSent: this.framesSent, resends: this.resends, shiftedResends: this.shiftedResends, timeoutResends: this.timeoutResends,
+      device: this.device, job: this.tx.body.job, bytes: this.source.size, frames: this.frames.length, framesSent: this.framesSent, resends: this.resends, shiftedResends: this.shiftedResends, timeoutResends: this.timeoutResends,
       symbolsResent: this.symbolsResent, wireBytes: this.wireBytes, revisions: this.revisionsUsed.size, seconds: (Date.now() - this.t0) / 1000,
       params: this.params, alarms: 0, receipt: { digest: Buffer.from(b.digest).toString('hex'), bytes: b.bytes },
     };
@@ -624,6 +636,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     this.d2g?.destroy();
     if (this.keys) wipe(this.keys.fkG2d, this.keys.fkD2g); // [LM-KEY-5]
     this.kernel.wipe();
+    this.source.close();
     this.gw.streamEnded(this);
   }
 }
@@ -738,21 +751,29 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * Streams a job to a device under a signed transaction ([LM-TX-2]..[LM-TX-7]). Resolves with
    * the running stream; its `done` resolves with the report after the device's signed receipt.
    */
-  async stream(device: string, plaintext: Uint8Array, txBytes: Uint8Array, licence: Uint8Array, opts: StreamOptions = {}): Promise<GatewayStream> {
+  async stream(device: string, job: Uint8Array | AsyncIterable<Uint8Array>, txBytes: Uint8Array, licence: Uint8Array, opts: StreamOptions = {}): Promise<GatewayStream> {
     const txh = Buffer.from(digest(txBytes)).toString('hex');
     const tx = verifyTx(txBytes, { now: this.clock(), trustedOperators: this.o.trustedOperators, gatewayPublic: this.o.identity.publicKey, printsUsed: this.prints.get(txh) ?? 0 });
     if (tx.body.device !== device) throw new LmError(Reason.txDevice, `transaction is for "${tx.body.device}", not "${device}" ([LM-TX-5])`);
-    if (tx.body.size !== plaintext.length || !equalBytes(digest(plaintext), tx.body.jd)) throw new LmError(Reason.digest, 'the job does not match the transaction\'s digest or size ([LM-TX-6])');
+    let source: JobSource;
+    if (job instanceof Uint8Array) {
+      if (tx.body.size !== job.length || !equalBytes(digest(job), tx.body.jd)) throw new LmError(Reason.digest, 'the job does not match the transaction\'s digest or size ([LM-TX-6])');
+      source = new BytesSource(job);
+    } else {
+      // checked as it is read; END waits for the check, a mismatch fails the stream
+      source = new StreamSource(job, tx.body.size, tx.body.jd, opts.readAhead !== undefined ? { readAhead: opts.readAhead } : {});
+    }
     if (this.streams.has(device)) throw new LmError(Reason.busy, `a stream to "${device}" is already running`);
     const hello = await this.hello(device, opts.helloTimeout);
     if (!equalBytes(hello.idpk, tx.body.dpk)) throw new LmError(Reason.txDevice, `device "${device}" announces a key that differs from the transaction's ([LM-TX-5])`);
     this.prints.set(txh, (this.prints.get(txh) ?? 0) + 1); // [LM-TX-7]
-    const s = new GatewayStream(this, device, plaintext, tx, licence, opts);
+    const s = new GatewayStream(this, device, source, tx, licence, opts);
     this.streams.set(device, s);
     try {
       await s.begin(hello);
     } catch (e) {
       this.streams.delete(device);
+      source.close();
       throw e;
     }
     return s;

@@ -3,7 +3,7 @@
  * output, hints only on the wire, replay and tampering refused, skew, pause/resume/abort,
  * rate alarms, broker restart.
  */
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +47,56 @@ describe('byte-identical delivery over aedes [LM-DLV-6] [LM-DLV-7]', () => {
         }
       });
     }
+  }
+});
+
+describe('jobs from a stream [LM-TX-6] [LM-DLV-6]', () => {
+  it('a file read as a stream arrives byte-identical, read no further ahead than window and read-ahead', () => withRig(engine, {}, async ({ r }) => {
+    const data = load('twisted_gear_box.gcode');
+    let consumed = 0;
+    let read = 0;
+    let lead = 0;
+    const readAhead = 1 << 20;
+    async function* job() {
+      for await (const b of createReadStream(join(GCODE, 'twisted_gear_box.gcode'), { highWaterMark: 64 * 1024 })) {
+        read += (b as Buffer).length;
+        lead = Math.max(lead, read - consumed);
+        yield b as Buffer;
+      }
+    }
+    const { gs, output } = await run(r, data, { policy: { w: 20 }, job: job(), readAhead });
+    gs.on('progress', (p) => (consumed = p.consumed));
+    const [report, out] = await Promise.all([gs.done, output]);
+    expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+    expect(report.bytes).toBe(data.length);
+    // the device's window (4 MiB) + read-ahead + a chunk and a piece of slack: not the 20 MB file
+    expect(lead).toBeLessThan(4 * 2 ** 20 + readAhead + report.params.chunk + 64 * 1024 + 1);
+    expect(lead).toBeGreaterThan(0);
+  }));
+
+  const mangles: [string, (d: Uint8Array) => Uint8Array][] = [
+    ['differs from the transaction in one byte', (d) => {
+      const x = d.slice();
+      x[x.length - 10] = (x[x.length - 10] as number) ^ 1;
+      return x;
+    }],
+    ['ends short', (d) => d.slice(0, d.length - 1000)],
+    ['is longer', (d) => Buffer.concat([d, Buffer.from('G28\n')])],
+  ];
+  for (const [what, mangle] of mangles) {
+    it(`a stream that ${what} fails with digest before END; the device never completes it`, () => withRig(engine, {}, async ({ r }) => {
+      const data = load('cylinder_annular.gcode');
+      const bad = mangle(data);
+      async function* job() {
+        for (let i = 0; i < bad.length; i += 50_000) yield bad.subarray(i, i + 50_000);
+      }
+      const { gs, stream, output } = await run(r, data, { policy: { w: 16 }, job: job() });
+      let ended = false;
+      stream.on('end', () => (ended = true));
+      await expect(gs.done).rejects.toMatchObject({ code: Reason.digest });
+      await expect(output).rejects.toBeInstanceOf(LmError);
+      expect(ended).toBe(false);
+    }));
   }
 });
 

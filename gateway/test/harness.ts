@@ -53,11 +53,14 @@ export interface Run {
   output: Promise<Uint8Array>;
 }
 
-/** Starts a stream; the device's consumer reads at most `rate` bytes/s (default: as fast as it can). */
-export async function run(r: Rig, data: Uint8Array, opts: StreamOptions & { rate?: number; txRate?: number; burst?: number } = {}): Promise<Run> {
+/**
+ * Starts a stream of `data` (or of `job`, a stream source, under a transaction signed for
+ * `data`); the device's consumer reads at most `rate` bytes/s (default: as fast as it can).
+ */
+export async function run(r: Rig, data: Uint8Array, opts: StreamOptions & { rate?: number; txRate?: number; burst?: number; job?: AsyncIterable<Uint8Array> } = {}): Promise<Run> {
   const { tx, licence } = sign(r, data, { ...(opts.txRate ? { rate: opts.txRate } : {}), ...(opts.burst ? { burst: opts.burst } : {}) });
   const incoming = r.device.nextStream();
-  const gs = await r.gateway.stream('p1', data, tx.bytes, licence, opts);
+  const gs = await r.gateway.stream('p1', opts.job ?? data, tx.bytes, licence, opts);
   const stream = await incoming;
   const output = (async () => {
     const parts: Uint8Array[] = [];

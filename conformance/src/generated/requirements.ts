@@ -170,7 +170,7 @@ export const REQUIREMENTS: Readonly<Record<RequirementId, { level: string; profi
   'LM-TX-3': { level: 'MUST', profiles: ['V', 'D', 'G'] },
   'LM-TX-4': { level: 'MUST NOT', profiles: ['V', 'D', 'G'] },
   'LM-TX-5': { level: 'MUST', profiles: ['V', 'D', 'G'] },
-  'LM-TX-6': { level: 'MUST', profiles: ['V', 'D', 'G'] },
+  'LM-TX-6': { level: 'MUST NOT', profiles: ['V', 'D', 'G'] },
   'LM-TX-7': { level: 'MUST', profiles: ['V', 'D', 'G'] },
   'LM-CAP-1': { level: 'MUST NOT', profiles: ['D', 'G'] },
   'LM-CAP-2': { level: 'MUST NOT', profiles: ['D', 'G'] },
