@@ -19,6 +19,7 @@ export const NOT_TESTABLE: Readonly<Partial<Record<RequirementId, string>>> = {
   [R.LM_PARAM_5]: 'a constraint on parameters the gateway offers',
   [R.LM_REV_1]: 'how a gateway stamps revisions',
   [R.LM_DLV_3]: 'a gateway\'s re-send rule',
+  [R.LM_DLV_12]: 'a gateway\'s congestion window',
   [R.LM_AEAD_3]: 'a gateway\'s key release rule',
   [R.LM_AEAD_5]: 'a gateway\'s key generation',
   [R.LM_TIME_4]: 'a gateway\'s answer',

@@ -158,8 +158,10 @@ export class IncomingStream extends EventEmitter<StreamEvents> {
   }
   /**
    * The plaintext in order, piece by piece. A piece counts as consumed (and is acknowledged,
-   * [LM-DLV-4]) when the loop asks for the next one. Throws LmError if the stream fails; ends
-   * only after the end digest verified ([LM-DLV-6]).
+   * [LM-DLV-4]) when the loop asks for the next one, and is then overwritten with zeros (the SDK
+   * keeps no plaintext): copy what must outlive the iteration, for example a piece handed to a
+   * write stream. Throws LmError if the stream fails; ends only after the end digest verified
+   * ([LM-DLV-6]).
    */
   async *bytes(): AsyncGenerator<Uint8Array, void, undefined> {
     if (this.reading) throw new LmError(Reason.internal, 'a stream can be read once');

@@ -72,8 +72,11 @@ Signs a streaming transaction with the operator's identity file. Writes JSON { t
   stream: `livematrix stream FILE --device ID --tx FILE --identity FILE --operator-key HEX
                   [--url mqtt://127.0.0.1:1883] [--fleet default] [--w BITS]
 
-Runs a gateway for one stream: FILE to device ID under the signed transaction in --tx (from
-"livematrix sign"), with the gateway identity --identity. Prints progress and a report.`,
+Runs a gateway for one stream: FILE (or - for standard input) to device ID under the signed
+transaction in --tx (from "livematrix sign"), with the gateway identity --identity. The job is
+read as a stream, as the device's window allows; its size and SHA-256 must match the
+transaction, checked as the bytes pass (a mismatch fails the stream before the device could see
+it complete). Prints progress and a report.`,
   gateway: `livematrix gateway --jobs FILE --identity FILE --operator-key HEX [--url URL] [--fleet ID]
 
 Streams every job of a jobs file (JSON array of { "file", "device", "tx" }) in parallel, prints
@@ -303,7 +306,18 @@ function keygen(argv: string[]): number {
   return EXIT.ok;
 }
 
-function sign(argv: string[]): number {
+/** SHA-256 and size of a file, read as a stream (jobs may be larger than memory allows). */
+async function fileDigest(path: string): Promise<{ digest: Uint8Array; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const b of createReadStream(path)) {
+    h.update(b as Buffer);
+    size += (b as Buffer).length;
+  }
+  return { digest: new Uint8Array(h.digest()), size };
+}
+
+async function sign(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     operator: { type: 'string' }, job: { type: 'string' }, device: { type: 'string' }, 'device-key': { type: 'string' }, 'gateway-key': { type: 'string' },
     rate: { type: 'string' }, burst: { type: 'string' }, hours: { type: 'string' }, prints: { type: 'string' }, out: { type: 'string' },
@@ -312,10 +326,10 @@ function sign(argv: string[]): number {
   const op = readIdentityFile(need(values, 'operator'));
   const jobFile = need(values, 'job');
   if (!existsSync(jobFile)) throw new UsageError(`no such job file: ${jobFile}`);
-  const data = new Uint8Array(readFileSync(jobFile));
+  const plaintext = await fileDigest(jobFile);
   const now = Date.now();
   const { tx, licence } = createTx({
-    job: jobFile.split('/').pop()!.slice(0, 128), plaintext: { digest: digest(data), size: data.length }, device: need(values, 'device'),
+    job: jobFile.split('/').pop()!.slice(0, 128), plaintext, device: need(values, 'device'),
     devicePublic: hexKey(values, 'device-key'), operatorSecret: op.secretKey, operatorPublic: op.publicKey, notBefore: now - 60_000,
     notAfter: now + num(values, 'hours', 24, 0.01, 720) * 3600_000, rate: num(values, 'rate', 100_000, 1), burst: num(values, 'burst', 2 ** 20, 256),
     prints: num(values, 'prints', 1, 1, 1e6), ...(values['gateway-key'] ? { gatewayPublic: hexKey(values, 'gateway-key') } : {}),
@@ -323,7 +337,7 @@ function sign(argv: string[]): number {
   const out = need(values, 'out');
   writeFileSync(out + '.tmp', JSON.stringify({ kind: 'livematrix-transaction', tx: toHex(tx.bytes), licence: toHex(licence), txh: toHex(tx.hash) }, null, 2) + '\n', { mode: 0o600 });
   renameSync(out + '.tmp', out);
-  console.log(`wrote ${out}: job ${tx.body.job}, ${data.length} bytes, device ${tx.body.device}, valid until ${new Date(tx.body.naf).toISOString()}`);
+  console.log(`wrote ${out}: job ${tx.body.job}, ${plaintext.size} bytes, device ${tx.body.device}, valid until ${new Date(tx.body.naf).toISOString()}`);
   return EXIT.ok;
 }
 
@@ -345,15 +359,17 @@ async function runJobs(values: Record<string, string | boolean | undefined>, job
   gw.on('log', (l) => console.error(l));
   let ok = true;
   await Promise.all(jobs.map(async (job) => {
-    const data = new Uint8Array(readFileSync(job.file));
     const { tx, licence } = readTx(job.tx);
+    // read as a stream: the gateway checks size and digest against the transaction as the bytes
+    // pass and fails the stream before END on a mismatch ([LM-TX-6])
+    const input = job.file === '-' ? process.stdin : createReadStream(job.file);
     try {
-      const s = await gw.stream(job.device, data, tx, licence, { policy: values['w'] !== undefined ? { w: num(values, 'w', 20, 8, 24) } : {} });
-      const p = new Progress(job.device, data.length);
-      s.on('progress', (e) => p.update(e.consumed));
+      const s = await gw.stream(job.device, input, tx, licence, { policy: values['w'] !== undefined ? { w: num(values, 'w', 20, 8, 24) } : {} });
+      let p: Progress | undefined;
+      s.on('progress', (e) => (p ??= new Progress(job.device, e.total)).update(e.consumed));
       s.on('telemetry', (t) => console.error(`telemetry ${job.device}: ${JSON.stringify(t)}`));
       const r = await s.done;
-      p.done();
+      p?.done();
       console.log(JSON.stringify({ ...r, params: { ...r.params, suite: SUITE_NAMES[r.params.suite] } }));
     } catch (e) {
       ok = false;
@@ -371,7 +387,7 @@ async function stream(argv: string[]): Promise<number> {
   if (values['help']) return help('stream');
   const file = positionals[0];
   if (!file) throw new UsageError('the G-code FILE to stream is required');
-  if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+  if (file !== '-' && !existsSync(file)) throw new UsageError(`no such file: ${file}`);
   return runJobs(values, [{ file, device: need(values, 'device'), tx: need(values, 'tx') }]);
 }
 
@@ -432,8 +448,11 @@ async function device(argv: string[]): Promise<number> {
     }
     try {
       await consume(next, rate, (b) => {
-        if (ws) return new Promise<void>((r) => (ws!.write(b) ? r() : ws!.once('drain', () => r())));
-        process.stdout.write(b);
+        // the SDK zeroes a piece once the loop moves on, and a write stream may still hold it:
+        // the writes get copies
+        const copy = Buffer.from(b);
+        if (ws) return new Promise<void>((r) => (ws!.write(copy) ? r() : ws!.once('drain', () => r())));
+        process.stdout.write(copy);
         return undefined;
       }, (n) => p.update(n));
       p.done();
@@ -471,7 +490,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'keygen':
         return keygen(rest);
       case 'sign':
-        return sign(rest);
+        return await sign(rest);
       case 'acl':
         return aclCmd(rest);
       case 'stream':
