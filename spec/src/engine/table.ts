@@ -74,7 +74,9 @@ export class RevisionTable {
     this.off = new Uint32Array(mem.offsets);
     this.remBits = 40 - mem.w;
     this.pow = 2 ** mem.w;
+    this.dv = new DataView(mem.entries);
   }
+  private readonly dv: DataView;
 
   private entry(j: number): number {
     const e = this.e;
@@ -155,7 +157,9 @@ export class RevisionTable {
     const remBits = this.remBits; // 40 - w, 16..32
     const remMask = remBits >= 32 ? 0xffffffff : 2 ** remBits - 1;
     const remScale = 2 ** remBits;
-    const pow = this.pow;
+    const dv = this.dv;
+    const shw = this.layout.w - 8;
+    const gMask = 2 ** shw - 1;
     // Blocks of B hints: first touch every bucket bound and guessed entry (independent loads,
     // so the cache misses overlap), then resolve them from cache.
     const B = 32;
@@ -188,25 +192,19 @@ export class RevisionTable {
       for (let t = 0; t < m; t++) {
         const lo = los[t] as number;
         const hi = his[t] as number;
-        const vLo = (rems[t] as number) * pow; // values of this key are in [vLo, vLo + pow)
-        const vHi = vLo + pow;
+        const r = rems[t] as number;
+        // an entry's top 32 bits are its key remainder (40 - w bits) and the symbol's high w - 8
+        // bits: one unaligned 32-bit read compares the key, the symbol is read only on a match
         let j = js[t] as number;
-        while (j > lo) {
-          const q = (j - 1) * 5;
-          if ((e[q] as number) * 0x100000000 + ((((e[q + 1] as number) << 24) | ((e[q + 2] as number) << 16) | ((e[q + 3] as number) << 8) | (e[q + 4] as number)) >>> 0) < vLo) break;
-          j--;
-        }
+        while (j > lo && dv.getUint32((j - 1) * 5) >>> shw >= r) j--;
+        while (j < hi && dv.getUint32(j * 5) >>> shw < r) j++;
         let found = ABSENT;
-        for (; j < hi; j++) {
-          const q = j * 5;
-          const v = (e[q] as number) * 0x100000000 + ((((e[q + 1] as number) << 24) | ((e[q + 2] as number) << 16) | ((e[q + 3] as number) << 8) | (e[q + 4] as number)) >>> 0);
-          if (v < vLo) continue;
-          if (v >= vHi) break;
-          if (found !== ABSENT) {
-            found = AMBIGUOUS; // [LM-HINT-3]
-            break;
+        if (j < hi) {
+          const top = dv.getUint32(j * 5);
+          if (top >>> shw === r) {
+            found = (((top & gMask) << 8) | (e[j * 5 + 4] as number)) >>> 0;
+            if (j + 1 < hi && dv.getUint32((j + 1) * 5) >>> shw === r) found = AMBIGUOUS; // [LM-HINT-3]
           }
-          found = v - vLo;
         }
         out[base + t] = found;
       }
