@@ -610,7 +610,7 @@ class DeviceSession {
     this.close();
   }
 
-  private ackSoon(delay = 15): void {
+  private ackSoon(delay = 5): void {
     if (this.closed) return;
     if (this.ackTimer) {
       if (delay > 0) return;

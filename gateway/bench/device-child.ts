@@ -36,6 +36,7 @@ for await (const b of stream.bytes()) {
   n += b.length;
 }
 const rss = process.resourceUsage().maxRSS * 1024;
+const up = device.link.stats.bytesOut; // ACKs, time sync, receipt: the device's share of the wire
 await device.stop();
 // exit only once the pipe took the whole line
-process.stdout.write(JSON.stringify({ bytes: n, sha256: h.digest('hex'), maxRSS: rss, resolved }) + '\n', () => process.exit(0));
+process.stdout.write(JSON.stringify({ bytes: n, sha256: h.digest('hex'), maxRSS: rss, up, resolved }) + '\n', () => process.exit(0));
