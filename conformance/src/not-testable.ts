@@ -29,7 +29,6 @@ export const NOT_TESTABLE: Readonly<Partial<Record<RequirementId, string>>> = {
   [R.LM_CAP_2]: 'a gateway\'s choice of parameters',
   [R.LM_CAP_3]: 'a gateway\'s preference',
   [R.LM_ALARM_1]: 'a gateway\'s rate check (the device side is LM-ALARM-2, a SHOULD)',
-  [R.LM_ALARM_2]: 'a SHOULD on the device\'s own monitor; not observable without a consumer faster than the transaction',
   [R.LM_TEL_2]: 'a gateway\'s decoding of telemetry',
   [R.LM_DLV_10]: 'the suite cannot restart the device under test\'s process (the gateway side is tested with the device SDK)',
   [R.LM_HINT_5]: 'whether a device scans or builds tables is internal; the results are tested through its NACKs and deliveries',

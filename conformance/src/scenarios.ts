@@ -32,11 +32,11 @@ function check(cond: unknown, msg: string): asserts cond {
  * minimum: natural ambiguities then practically never occur (2^-24 per symbol), so a scenario
  * fails only for what it aims at.
  */
-async function open(ctx: Ctx, w: number, o: { suite?: 1 | 2 | 3; period?: number; r0Back?: number; timeShift?: number; L?: number; data?: Uint8Array } = {}): Promise<Session> {
+async function open(ctx: Ctx, w: number, o: { suite?: 1 | 2 | 3; period?: number; r0Back?: number; timeShift?: number; L?: number; data?: Uint8Array; tx?: { rate: number; burst: number } } = {}): Promise<Session> {
   const t = ctx.tester;
   const params = t.params({ w, L: o.L ?? minHintLength(w) + 2, ...(o.suite ? { suite: o.suite } : {}), ...(o.period ? { period: o.period } : {}) });
   if (o.r0Back) params.r0 -= o.r0Back;
-  const { tx, licence } = t.tx(o.data ?? ctx.data);
+  const { tx, licence } = t.tx(o.data ?? ctx.data, o.tx ?? {});
   const s = await t.offer(params, tx, licence, o.timeShift !== undefined ? { timeShift: o.timeShift } : {});
   if ('refused' in s) throw new Error(`device refused a valid offer: ${s.refused.code} ${s.refused.detail}`);
   return s;
@@ -236,6 +236,19 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
       check(s.rev() === rev, 'the revision turned during the test (retry)');
       // the bits it took from the shifted hints must be the right ones: the chunk decrypts
       await deliverExact(ctx, s, data, { chunks, skipFirstSending: (seq) => seq === fr.seq });
+    },
+  },
+  {
+    id: 'device/rate-alarm', title: 'raises ALARM rate when its consumer runs faster than the transaction allows', covers: [R.LM_ALARM_2],
+    async run(ctx) {
+      // a transaction for an eighth of the consumer's pace, and a gateway that ignores it: every
+      // KEY goes as soon as its chunk is received
+      const s = await open(ctx, 16, { tx: { rate: Math.max(256, Math.floor(ctx.consumeRate / 8)), burst: 4096 } });
+      const delivery = background(s.deliver(ctx.data, { timeout: 15_000 }));
+      const alarm = await s.wait(() => s.alarms.find((a) => a.code === Reason.rate), 12_000, 'an ALARM with reason rate from the device');
+      check(alarm.observed === undefined || alarm.limit === undefined || alarm.observed > alarm.limit, `ALARM says ${alarm.observed} bytes observed, limit ${alarm.limit}`);
+      const completed = await delivery.then(() => true, () => false);
+      check(!completed, 'the device completed a stream its consumer took faster than the transaction allows');
     },
   },
   {

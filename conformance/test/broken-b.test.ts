@@ -8,7 +8,7 @@ import { failuresWith } from './harness.js';
 
 const cases: [keyof DeviceFaults, string[]][] = [['keepExpiredKeys', ['device/expired-key']], ['ignorePadding', ['device/padding']], 
   // a device that guesses instead of NACKing never asks for the shifted re-send either
-  ['noAmbiguityNack', ['device/ambiguity-nack', 'device/shifted-resend']]];
+  ['noAmbiguityNack', ['device/ambiguity-nack', 'device/shifted-resend']], ['skipRateCheck', ['device/rate-alarm']]];
 
 describe('broken devices fail exactly what is aimed at them', () => {
   for (const [fault, aimed] of cases) {

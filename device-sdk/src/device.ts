@@ -86,6 +86,8 @@ export interface DeviceFaults {
   noAmbiguityNack?: boolean;
   /** take the bits of shifted hints with the shift mirrored (w - sh for sh): an off-by-shift bug */
   misreadShifted?: boolean;
+  /** never check the consumer's pace against the transaction ([LM-ALARM-2]) */
+  skipRateCheck?: boolean;
 }
 
 export interface ProgressEvent {
@@ -251,6 +253,7 @@ class DeviceSession {
   private synced = false;
   private closed = false;
   private telemetrySeq = 0;
+  private firstHints = 0;
   private tamper: number[] = [];
 
   constructor(
@@ -387,6 +390,7 @@ class DeviceSession {
     const b = f.body;
     const p = this.params;
     if (!this.synced) return; // [LM-TIME-1]: no hints before time sync
+    if (!this.firstHints) this.firstHints = this.dev.clock(); // t_start of [LM-ALARM-2]
     let rc = checkRevision(b.rev, this.dev.clock(), p); // [LM-REV-2]
     if (rc === Reason.revExpired && this.dev.o.faults?.acceptExpiredRevision) rc = null;
     if (rc !== null) {
@@ -582,9 +586,24 @@ class DeviceSession {
 
   /** Called when the consumer took a piece ([LM-DLV-4]). */
   consumed(b: Uint8Array): void {
+    if (this.closed) return;
     this.consumedBytes += b.length;
     this.hash.update(b);
     b.fill(0); // consumed plaintext is not retained by the SDK
+    // [LM-ALARM-2]: the gateway paces keys by the transaction's rate ([LM-AEAD-3]), so a consumer
+    // faster than that means keys came early; the device stops on its own (G of slack for the
+    // latency between the two sides' clocks of the session start)
+    const tx = this.tx.body;
+    const now = this.dev.clock();
+    const allowed = this.firstHints && !this.dev.o.faults?.skipRateCheck ? (tx.rate * (now - this.firstHints + this.params.grace)) / 1000 + tx.burst : Infinity;
+    const taken = this.consumedBytes - this.from;
+    if (taken > allowed) {
+      const detail = `the consumer took ${taken} bytes in ${((now - this.firstHints) / 1000).toFixed(1)} s; the transaction allows ${tx.rate} bytes/s plus a burst of ${tx.burst}`;
+      void this.send(FrameType.ALARM, { sid: this.sid, code: Reason.rate, detail, time: Date.now(), observed: taken, limit: Math.floor(allowed) });
+      this.stream.emit('alarm', { code: Reason.rate, detail });
+      this.fail(new LmError(Reason.rate, `rate alarm: ${detail} ([LM-ALARM-2])`), false);
+      return;
+    }
     this.stream.emit('progress', { bytes: this.consumedBytes, total: this.tx.body.size, revision: this.pipeline.current() });
     this.ackSoon();
     this.maybeFinish();

@@ -121,6 +121,8 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   private consumed = 0;
   private credit = 0;
   private started = 0;
+  /** plaintext offset where this session started (the resume point, [LM-DLV-10]) */
+  private base = 0;
   private firstAck = false;
   private paused = false;
   private alarmed = false;
@@ -205,6 +207,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     if (this.keys) wipe(this.keys.fkG2d, this.keys.fkD2g);
     this.keys = undefined;
     this.frames = [];
+    this.started = 0;
     this.framesReceived = 0;
     this.cwnd = INITIAL_CWND;
     this.ssthresh = Infinity;
@@ -259,7 +262,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
         return this.fail(new LmError((reasonName(f.body.code as ReasonCode) ? f.body.code : Reason.internal) as ReasonCode, `device error: ${f.body.detail}`), false);
       case FrameType.ALARM:
         this.emit('alarm', { code: f.body.code, detail: f.body.detail });
-        return this.fail(new LmError(Reason.tamper, `device alarm: ${f.body.detail}`), false);
+        return this.fail(new LmError(f.body.code === Reason.rate ? Reason.rate : Reason.tamper, `device alarm: ${f.body.detail}`), false);
       default:
         return;
     }
@@ -286,6 +289,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     this.nextChunk = from / this.params.chunk;
     this.wiped = this.nextChunk;
     this.consumed = Math.max(from, 0);
+    this.base = this.consumed;
     this.timer = setInterval(() => this.onTimer(), Math.max(50, Math.floor(this.params.period / 4)));
   }
 
@@ -415,7 +419,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       const t = this.gw.clock();
       const allowed = this.allowance(t);
       if (this.consumed > allowed) {
-        this.alarm(Reason.rate, `device consumed ${this.consumed} bytes in ${((t - this.started) / 1000).toFixed(1)} s; the transaction allows ${this.tx.body.rate} bytes/s plus a burst of ${this.tx.body.burst}`, this.consumed, Math.floor(allowed));
+        this.alarm(Reason.rate, `device consumed ${this.consumed - this.base} bytes in ${((t - this.started) / 1000).toFixed(1)} s; the transaction allows ${this.tx.body.rate} bytes/s plus a burst of ${this.tx.body.burst}`, this.consumed, Math.floor(allowed));
         return;
       }
     }
@@ -469,7 +473,9 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
 
   /** Plaintext bytes the transaction allows the device to have taken by now ([LM-ALARM-1]). */
   private allowance(now = this.gw.clock()): number {
-    return (this.tx.body.rate * (now - (this.started || now))) / 1000 + this.tx.body.burst;
+    // per session: a resumed job counts from its resume point and its own start, so a device
+    // cannot bank allowance while it is down and spend it in a burst afterwards
+    return this.base + (this.tx.body.rate * (now - (this.started || now))) / 1000 + this.tx.body.burst;
   }
 
   private sendKey(j: number, again = false): void {
