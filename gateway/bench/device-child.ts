@@ -29,6 +29,7 @@ const device = await Device.start({
 });
 process.stdout.write(JSON.stringify({ ready: true }) + '\n');
 const stream = await device.nextStream();
+const c0 = process.cpuUsage(); // the stream's CPU, worker threads included
 const h = createHash('sha256');
 let n = 0;
 for await (const b of stream.bytes()) {
@@ -36,7 +37,9 @@ for await (const b of stream.bytes()) {
   n += b.length;
 }
 const rss = process.resourceUsage().maxRSS * 1024;
+const cpuUsed = process.cpuUsage(c0);
+const cpu = (cpuUsed.user + cpuUsed.system) / 1e6;
 const up = device.link.stats.bytesOut; // ACKs, time sync, receipt: the device's share of the wire
 await device.stop();
 // exit only once the pipe took the whole line
-process.stdout.write(JSON.stringify({ bytes: n, sha256: h.digest('hex'), maxRSS: rss, up, resolved }) + '\n', () => process.exit(0));
+process.stdout.write(JSON.stringify({ bytes: n, sha256: h.digest('hex'), maxRSS: rss, up, cpu, resolved }) + '\n', () => process.exit(0));

@@ -27,7 +27,13 @@ if (args.includes('--help')) {
 const file = args.find((a) => !a.startsWith('--')) ?? join(root, '..', 'shared', 'data', 'gcode', 'twisted_gear_box.gcode');
 const widths = (args.find((a) => a.startsWith('--w='))?.slice(4) ?? '20,24').split(',').map(Number);
 
-async function plainTransfer(url: string, data: Uint8Array): Promise<number> {
+/** CPU seconds (user + system, all threads) this process used since `from`. */
+const cpuSince = (from: NodeJS.CpuUsage): number => {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1e6;
+};
+
+async function plainTransfer(url: string, data: Uint8Array): Promise<{ rate: number; cpu: number }> {
   const sub = await mqtt.connectAsync(url, { clientId: 'plain-sub', protocolVersion: 4 });
   const pub = await mqtt.connectAsync(url, { clientId: 'plain-pub', protocolVersion: 4 });
   await sub.subscribeAsync('plain/file', { qos: 1 });
@@ -39,14 +45,16 @@ async function plainTransfer(url: string, data: Uint8Array): Promise<number> {
     if (got >= data.length) res();
   }));
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const sends: Promise<unknown>[] = [];
   for (let i = 0; i < n; i++) sends.push(pub.publishAsync('plain/file', Buffer.from(data.subarray(i * C, (i + 1) * C)), { qos: 1 }));
   await Promise.all(sends);
   await done;
   const s = (performance.now() - t0) / 1000;
+  const cpu = cpuSince(c0); // publisher, broker and subscriber all run in this process
   await sub.endAsync();
   await pub.endAsync();
-  return data.length / s;
+  return { rate: data.length / s, cpu };
 }
 
 /**
@@ -116,6 +124,7 @@ async function streamOnce(url: string, data: Uint8Array, w: number) {
     operatorSecret: operator.secretKey, operatorPublic: operator.publicKey, notBefore: now - 60_000, notAfter: now + 3600_000, rate: 1e9, burst: 1e9, gatewayPublic: gwKeys.publicKey,
   });
   const sent = new Map<number, number>();
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const gs = await gw.stream('bench-device', data, tx.bytes, licence, {
     policy: { w }, // the period is the shortest that keeps table building within 25% of the device's CPU ([LM-CAP-2])
@@ -135,11 +144,12 @@ async function streamOnce(url: string, data: Uint8Array, w: number) {
   const report = await gs.done;
   log(`  frames ${report.frames}, sent ${report.framesSent}, resends ${report.resends} (shifted ${report.shiftedResends}, timeouts ${report.timeoutResends}), symbols re-sent ${report.symbolsResent}`);
   const secs = (performance.now() - t0) / 1000;
-  const dev = JSON.parse(await result) as { bytes: number; sha256: string; maxRSS: number; up: number; resolved: [number, number][] };
+  const gwCpu = cpuSince(c0); // gateway and broker
+  const dev = JSON.parse(await result) as { bytes: number; sha256: string; maxRSS: number; up: number; cpu: number; resolved: [number, number][] };
   await gw.stop();
   // from a frame's first publish to its resolution, re-sends (shifted or not) included
   const lat = dev.resolved.filter(([seq]) => sent.has(seq)).map(([seq, t]) => t - sent.get(seq)!);
-  return { report, secs, dev, lat, same: dev.sha256 === toHex(digest(data)) };
+  return { report, secs, dev, lat, gwCpu, same: dev.sha256 === toHex(digest(data)) };
 }
 
 async function main(): Promise<void> {
@@ -148,8 +158,9 @@ async function main(): Promise<void> {
   const broker = await startBroker();
   log(`bench:stream: ${file} (${(data.length / 1e6).toFixed(1)} MB) through aedes on ${broker.url}`);
   log('plain chunked QoS 1 transfer ...');
-  const plain = await plainTransfer(broker.url, data);
-  log(`  ${(plain / 1e6).toFixed(2)} MB/s`);
+  const { rate: plain, cpu: plainCpu } = await plainTransfer(broker.url, data);
+  log(`  ${(plain / 1e6).toFixed(2)} MB/s, ${plainCpu.toFixed(2)} CPU s`);
+  const plainSecs = data.length / plain;
   const rows: string[] = [];
   const ceilings: string[] = [];
   const mb = (x: number) => `${(x / 1e6).toFixed(2)} MB/s`;
@@ -158,7 +169,7 @@ async function main(): Promise<void> {
     const r = await streamOnce(broker.url, data, w);
     const tput = data.length / r.secs;
     const rep = r.report;
-    rows.push(`| ${w} | ${rep.params.L} | ${rep.params.period} ms | ${rep.params.chunk} | ${r.same ? 'yes' : 'NO'} | ${(rep.wireBytes / data.length).toFixed(3)} | ${((rep.wireBytes + r.dev.up) / data.length).toFixed(3)} | ${mb(tput)} | ${mb(plain)} | ${(tput / plain).toFixed(3)} | ${pct(r.lat, 50).toFixed(1)} / ${pct(r.lat, 99).toFixed(1)} ms | ${(r.dev.maxRSS / 2 ** 20).toFixed(0)} MiB | ${rep.revisions} | ${rep.frames} / ${rep.resends} (${rep.shiftedResends} shifted, ${rep.timeoutResends} timeouts) |`);
+    rows.push(`| ${w} | ${rep.params.L} | ${rep.params.period} ms | ${rep.params.chunk} | ${r.same ? 'yes' : 'NO'} | ${(rep.wireBytes / data.length).toFixed(3)} | ${((rep.wireBytes + r.dev.up) / data.length).toFixed(3)} | ${mb(tput)} | ${mb(plain)} | ${(tput / plain).toFixed(3)} | ${pct(r.lat, 50).toFixed(1)} / ${pct(r.lat, 99).toFixed(1)} ms | ${(r.dev.maxRSS / 2 ** 20).toFixed(0)} MiB | ${rep.revisions} | ${rep.frames} / ${rep.resends} (${rep.shiftedResends} shifted, ${rep.timeoutResends} timeouts) | ${r.gwCpu.toFixed(2)} + ${r.dev.cpu.toFixed(2)} s | ${((r.gwCpu + r.dev.cpu) / (2 * 2 * plainSecs)).toFixed(2)} |`);
     log(`  compute ceiling at w=${w} ...`);
     const c = await computeCeiling(data, w);
     const bound = Math.min(c.gateway, c.device);
@@ -170,8 +181,8 @@ async function main(): Promise<void> {
 
 ${new Date().toISOString().slice(0, 10)}; ${machine()}; file ${file.split('/').pop()} (${data.length} bytes); embedded aedes on loopback; gateway and device in separate processes; suite blake3; w fixed, the period P negotiated from the device's own measured table build rate (25% CPU share, [LM-CAP-2]).
 
-| w | L | P | chunk C | sha256 equal | wire bytes / plaintext (gateway to device) | both directions | live matrix throughput | plain QoS 1 (4 KiB chunks, same broker, same run) | ratio | hint latency p50 / p99 | device peak RSS | revisions | frames / re-sends |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| w | L | P | chunk C | sha256 equal | wire bytes / plaintext (gateway to device) | both directions | live matrix throughput | plain QoS 1 (4 KiB chunks, same broker, same run) | ratio | hint latency p50 / p99 | device peak RSS | revisions | frames / re-sends | CPU used (gateway + broker, device) | CPU used / CPU of 2 cores in 2 x the plain transfer's time |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
 Compute ceiling, same run: the protocol's per-byte work with no network, one thread per side
@@ -185,6 +196,7 @@ ${ceilings.join('\n')}
 
 - wire bytes: every frame the gateway published (hints, keys, control) over the plaintext; both directions adds the device's ACKs, time sync and receipt. The paper reports about 1.67 GB of extra traffic for a 20 MB file.
 - throughput: gateway, broker, device (and its table-building workers) share this machine's cores, as the plain transfer's publisher, broker and subscriber do; in a deployment the device has cores of its own.
+- CPU: the plain transfer used ${plainCpu.toFixed(2)} CPU seconds (publisher, broker and subscriber in one process). The last column is the stream's CPU seconds over what two cores offer in twice the plain transfer's time: above 1, a throughput of 0.5 of the plain transfer cannot be reached on this machine however the work is scheduled.
 - hint latency: from a HINTS frame's first publish to its resolution at the device, re-sends included.
 - re-sends: shifted ones go within the revision ([LM-DLV-11]); timeouts are frames unacknowledged for 2 P.
 - targets (issue 4): wire/plaintext <= 2.0; throughput >= 0.5 of the plain transfer.`;
