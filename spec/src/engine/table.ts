@@ -247,6 +247,22 @@ export function fineBits(w: number): number {
 export function scatter(keys: Uint32Array, start: number, end: number, w: number, cursor: Uint32Array, entries: Uint8Array, fine = fineBits(w)): void {
   const sh = 32 - fine;
   const remBits = 40 - w;
+  if (w >= 8 && fine > 0) {
+    // integer path: the entry's top 32 bits are rem << (w - 8) | g >>> 8, its last byte g & 0xff
+    const dv = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
+    const s = w - 8;
+    const remMask32 = remBits >= 32 ? 0xffffffff : (1 << remBits) - 1;
+    for (let g = start; g < end; g++) {
+      const k = keys[g] as number;
+      const bk = k >>> sh;
+      const pos = cursor[bk] as number;
+      cursor[bk] = pos + 1;
+      const p = pos * 5;
+      dv.setUint32(p, ((((k & remMask32) >>> 0) << s) | (g >>> 8)) >>> 0);
+      entries[p + 4] = g & 0xff;
+    }
+    return;
+  }
   const remMask = remBits >= 32 ? 0xffffffff : 2 ** remBits - 1;
   const pow = 2 ** w;
   for (let g = start; g < end; g++) {
@@ -271,12 +287,55 @@ export function scatter(keys: Uint32Array, start: number, end: number, w: number
  * insertion sort for the short runs of fine buckets, a typed-array sort for long ones.
  */
 export function sortBuckets(entries: Uint8Array, offsets: Uint32Array, bStart: number, bEnd: number): void {
+  // Entries compare as (top 32 bits, last byte): integer compares, no 40-bit floats. The order
+  // is exactly that of the 40-bit values.
+  const dv = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
+  let his = new Uint32Array(64);
+  let los = new Uint8Array(64);
+  for (let bk = bStart; bk < bEnd; bk++) {
+    const lo = offsets[bk] as number;
+    const hi = offsets[bk + 1] as number;
+    const n = hi - lo;
+    if (n < 2 || n > 48) continue;
+    if (his.length < n) {
+      his = new Uint32Array(n * 2);
+      los = new Uint8Array(n * 2);
+    }
+    let sorted = true;
+    for (let j = 0; j < n; j++) {
+      const p = (lo + j) * 5;
+      const h = dv.getUint32(p);
+      const l = entries[p + 4] as number;
+      let i = j - 1;
+      if (i >= 0 && ((his[i] as number) > h || ((his[i] as number) === h && (los[i] as number) > l))) sorted = false;
+      while (i >= 0 && ((his[i] as number) > h || ((his[i] as number) === h && (los[i] as number) > l))) {
+        his[i + 1] = his[i] as number;
+        los[i + 1] = los[i] as number;
+        i--;
+      }
+      his[i + 1] = h;
+      los[i + 1] = l;
+    }
+    if (sorted) continue;
+    for (let j = 0; j < n; j++) {
+      const p = (lo + j) * 5;
+      dv.setUint32(p, his[j] as number);
+      entries[p + 4] = los[j] as number;
+    }
+  }
+  his.fill(0);
+  los.fill(0);
+  sortLongBuckets(entries, offsets, bStart, bEnd);
+}
+
+/** Runs longer than 48 entries (rare with 16 per fine bucket on average): a typed-array sort. */
+function sortLongBuckets(entries: Uint8Array, offsets: Uint32Array, bStart: number, bEnd: number): void {
   let tmp = new Float64Array(256);
   for (let bk = bStart; bk < bEnd; bk++) {
     const lo = offsets[bk] as number;
     const hi = offsets[bk + 1] as number;
     const n = hi - lo;
-    if (n < 2) continue;
+    if (n <= 48) continue;
     if (tmp.length < n) tmp = new Float64Array(n * 2);
     for (let j = 0; j < n; j++) {
       const p = (lo + j) * 5;
