@@ -369,7 +369,9 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
   {
     id: 'device/skew-in-grace', title: 'streams with a clock offset inside the grace window', covers: [R.LM_TIME_2, R.LM_TIME_3],
     async run(ctx) {
-      const s = await open(ctx, 16, { timeShift: 100 });
+      // P = 2000 ms, G = 500 ms: an offset of 100 ms stays inside the grace window even when a
+      // loaded host stretches the time-sync round trips
+      const s = await open(ctx, 16, { timeShift: 100, period: 2000 });
       await deliverExact(ctx, s);
     },
   },

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LmError, MatrixEngine, Reason, decodeFrame, FrameType } from '@livematrix/spec';
-import { GCODE, aedes, freePort, rig, run, withRig } from './harness.js';
+import { Device } from '@livematrix/device-sdk';
+import { CAPS, GCODE, type Rig, aedes, freePort, rig, run, sign, withRig } from './harness.js';
 
 const files = ['calib_cube.gcode', 'cylinder_annular.gcode', 'twisted_gear_box.gcode'];
 const load = (f: string) => new Uint8Array(readFileSync(join(GCODE, f)));
@@ -111,10 +112,11 @@ describe('what crosses the broker', () => {
     try {
       const data = load('calib_cube.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16 } });
-      await Promise.all([gs.done, output]);
+      const [report] = await Promise.all([gs.done, output]);
       const grams = new Set<string>();
       for (let i = 0; i + 8 <= data.length; i++) grams.add(Buffer.from(data.subarray(i, i + 8)).toString('latin1'));
-      expect(payloads.length).toBeGreaterThan(100);
+      // at least a HINTS and a KEY frame per chunk were captured
+      expect(payloads.length).toBeGreaterThanOrEqual(2 * Math.ceil(data.length / report.params.chunk));
       let hits = 0;
       for (const p of payloads) for (let i = 0; i + 8 <= p.length; i++) if (grams.has(p.subarray(i, i + 8).toString('latin1'))) hits++;
       expect(hits).toBe(0);
@@ -215,7 +217,7 @@ describe('flow control [LM-DLV-4] [LM-DLV-5] [LM-DLV-9]', () => {
   it('a device acknowledges only what its consumer took: an idle consumer holds the gateway to the window', async () => {
     await withRig(engine, { window: 32 * 1024 }, async ({ r }) => {
       const data = load('cylinder_annular.gcode');
-      const { tx, licence } = (await import('./harness.js')).sign(r, data);
+      const { tx, licence } = sign(r, data);
       const incoming = r.device.nextStream();
       const gs = await r.gateway.stream('p1', data, tx.bytes, licence, { policy: { w: 16 } });
       const stream = await incoming;
@@ -318,35 +320,37 @@ describe('device connection lost mid-stream [LM-DLV-8]', () => {
 });
 
 describe('device process restart mid-stream [LM-DLV-10]', () => {
-  it('a new device process resumes the job from its consumer\'s progress; the output is byte-identical', async () => {
-    const broker = await aedes();
-    const r = await rig(broker.url, engine);
-    let second: import('@livematrix/device-sdk').Device | undefined;
+  /**
+   * Streams cylinder_annular.gcode, lets the device's consumer take `cut` bytes, crashes the
+   * device process, waits `down` ms and starts a new one that resumes from what it kept.
+   */
+  async function restart(r: Rig, url: string, o: { cut: number; down?: number; rate?: number; burst?: number }) {
+    const data = load('cylinder_annular.gcode');
+    const { tx, licence } = sign(r, data, { ...(o.rate ? { rate: o.rate } : {}), ...(o.burst ? { burst: o.burst } : {}) });
+    const incoming = r.device.nextStream();
+    const gs = await r.gateway.stream('p1', data, tx.bytes, licence, { policy: { w: 16 } });
+    const stream = await incoming;
+    // the machine's consumer keeps what it took (its own storage survives the restart)
+    const taken: Uint8Array[] = [];
+    let bytes = 0;
+    for await (const b of stream.bytes()) {
+      taken.push(b.slice());
+      bytes += b.length;
+      if (bytes > o.cut) break; // the process dies here
+    }
+    await r.device.crash();
+    if (o.down) await new Promise((res) => setTimeout(res, o.down));
+    const kept = Buffer.concat(taken);
+    const second = await Device.start({
+      url, fleet: 'f1', id: 'p1', identity: r.deviceKeys, trustedOperators: [r.operator.publicKey], caps: CAPS,
+      resume: () => ({ bytes: kept.length, read: (n: number) => [kept.subarray(0, n)] }),
+    }, engine);
+    return { data, gs, kept, second, resumed: await second.nextStream() };
+  }
+
+  it('a new device process resumes the job from its consumer\'s progress; the output is byte-identical', () => withRig(engine, {}, async ({ r, broker }) => {
+    const { data, gs, kept, second, resumed } = await restart(r, broker.url, { cut: 700_000 });
     try {
-      const data = load('cylinder_annular.gcode');
-      const { tx, licence } = (await import('./harness.js')).sign(r, data);
-      const incoming = r.device.nextStream();
-      const gs = await r.gateway.stream('p1', data, tx.bytes, licence, { policy: { w: 16 } });
-      const stream = await incoming;
-      // the machine's consumer keeps what it took (its own storage survives the restart)
-      const taken: Uint8Array[] = [];
-      let bytes = 0;
-      const first = (async () => {
-        for await (const b of stream.bytes()) {
-          taken.push(b.slice());
-          bytes += b.length;
-          if (bytes > 700_000) break; // the process dies here
-        }
-      })();
-      await first;
-      await r.device.crash();
-      const { Device } = await import('@livematrix/device-sdk');
-      const kept = Buffer.concat(taken);
-      second = await Device.start({
-        url: broker.url, fleet: 'f1', id: 'p1', identity: r.deviceKeys, trustedOperators: [r.operator.publicKey], caps: (await import('./harness.js')).CAPS,
-        resume: () => ({ bytes: kept.length, read: (n: number) => [kept.subarray(0, n)] }),
-      }, engine);
-      const resumed = await second.nextStream();
       expect(resumed.offset).toBeGreaterThan(0);
       expect(resumed.offset % resumed.params.chunk).toBe(0);
       const rest: Uint8Array[] = [];
@@ -356,9 +360,27 @@ describe('device process restart mid-stream [LM-DLV-10]', () => {
       expect(out.equals(Buffer.from(data))).toBe(true);
       expect(report.receipt.bytes).toBe(data.length);
     } finally {
-      await second?.stop();
-      await r.close();
-      await broker.close();
+      await second.stop();
     }
-  });
+  }));
+
+  it('a restarted device cannot spend the allowance of its downtime: keys follow the rate from the resume [LM-ALARM-1] [LM-AEAD-3]', () => withRig(engine, {}, async ({ r, broker }) => {
+    const rate = 200_000;
+    const burst = 64 * 1024;
+    // 2 s down: counted from the job's start, 400 kB of allowance would be waiting
+    const { second, resumed } = await restart(r, broker.url, { cut: 150_000, down: 2000, rate, burst });
+    try {
+      const t0 = Date.now();
+      let got = 0;
+      for await (const b of resumed.bytes()) {
+        got += b.length;
+        if (Date.now() - t0 > 500) break;
+      }
+      const elapsed = (Date.now() - t0) / 1000;
+      expect(got).toBeGreaterThan(0);
+      expect(got).toBeLessThanOrEqual(burst + rate * (elapsed + 0.25) + 2 * resumed.params.chunk);
+    } finally {
+      await second.stop();
+    }
+  }));
 });
