@@ -9,7 +9,7 @@ import PQueue from 'p-queue';
 import {
   type AnyFrame, ControlOp, type Frame, FrameType, type FrameTypeId, Kernel, LmError, MatrixEngine, type NegotiationPolicy, Ratchet, Reason,
   type ReasonCode, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, type CborValue, checkRevision, decodeCbor, decodeFrame,
-  deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, negotiate, openTelemetry, pack, randomBytes, reasonName, sealChunk,
+  deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, negotiate, openTelemetry, pack, RANGES, randomBytes, reasonName, sealChunk,
   senderRevision, shiftedSymbol, topics, transcriptHash, unpack, verifyFrame, verifyTx, wipe, wrapChunkKey, x25519KeyPair, type IdentityKeyPair, type HelloBody,
 } from '@livematrix/spec';
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/device-sdk';
@@ -427,8 +427,10 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     // chunk keys are erased once the consumer is past their chunk
     while (this.wiped < this.chunks.length && this.chunks[this.wiped]!.end <= this.consumed) wipe(this.chunks[this.wiped++]!.key);
     this.releaseKeys();
-    // a stream source keeps what a resumed session may still ask for ([LM-DLV-10])
-    this.source.release(Math.floor(this.consumed / this.params.chunk) * this.params.chunk);
+    // a stream source keeps what a resumed session may still ask for ([LM-DLV-10]): its resume
+    // point is a multiple of its own chunk size (which may differ if the restarted device
+    // negotiates another w) at or below what the consumer took, so at most one chunk back
+    this.source.release(Math.max(0, this.consumed - RANGES.chunk[1]));
     this.emit('progress', { consumed: this.consumed, total: this.source.size, sent: this.framesSent, revision: this.sendKeys?.revision ?? 0 });
     this.kick();
     this.maybeEnd();

@@ -324,11 +324,12 @@ describe('device process restart mid-stream [LM-DLV-10]', () => {
    * Streams cylinder_annular.gcode, lets the device's consumer take `cut` bytes, crashes the
    * device process, waits `down` ms and starts a new one that resumes from what it kept.
    */
-  async function restart(r: Rig, url: string, o: { cut: number; down?: number; rate?: number; burst?: number }) {
+  async function restart(r: Rig, url: string, o: { cut: number; down?: number; rate?: number; burst?: number; fromStream?: boolean }) {
     const data = load('cylinder_annular.gcode');
     const { tx, licence } = sign(r, data, { ...(o.rate ? { rate: o.rate } : {}), ...(o.burst ? { burst: o.burst } : {}) });
     const incoming = r.device.nextStream();
-    const gs = await r.gateway.stream('p1', data, tx.bytes, licence, { policy: { w: 16 } });
+    const job = o.fromStream ? createReadStream(join(GCODE, 'cylinder_annular.gcode'), { highWaterMark: 16 * 1024 }) : data;
+    const gs = await r.gateway.stream('p1', job, tx.bytes, licence, { policy: { w: 16 }, readAhead: 64 * 1024 });
     const stream = await incoming;
     // the machine's consumer keeps what it took (its own storage survives the restart)
     const taken: Uint8Array[] = [];
@@ -348,8 +349,8 @@ describe('device process restart mid-stream [LM-DLV-10]', () => {
     return { data, gs, kept, second, resumed: await second.nextStream() };
   }
 
-  it('a new device process resumes the job from its consumer\'s progress; the output is byte-identical', () => withRig(engine, {}, async ({ r, broker }) => {
-    const { data, gs, kept, second, resumed } = await restart(r, broker.url, { cut: 700_000 });
+  for (const fromStream of [false, true]) it(`a new device process resumes the job${fromStream ? ' (read from a stream)' : ''} from its consumer's progress; the output is byte-identical`, () => withRig(engine, {}, async ({ r, broker }) => {
+    const { data, gs, kept, second, resumed } = await restart(r, broker.url, { cut: 700_000, fromStream });
     try {
       expect(resumed.offset).toBeGreaterThan(0);
       expect(resumed.offset % resumed.params.chunk).toBe(0);
