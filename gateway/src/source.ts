@@ -132,7 +132,9 @@ export class StreamSource implements JobSource {
         this.reading = false;
         if (this.closed) return;
         if (r.done) return this.finish();
-        const piece = r.value instanceof Uint8Array ? r.value : new Uint8Array(r.value as ArrayBuffer);
+        const v: unknown = r.value;
+        if (!(v instanceof Uint8Array)) return this.fail(new LmError(Reason.internal, `the job's stream yielded ${typeof v === 'string' ? 'text' : typeof v}, not bytes (open it without an encoding)`));
+        const piece = v;
         if (this.read + piece.length > this.size) return this.fail(new LmError(Reason.digest, `the job's stream is longer than the transaction's ${this.size} bytes ([LM-TX-6])`));
         this.hash.update(piece);
         this.pieces.push(piece);

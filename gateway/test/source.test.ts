@@ -94,6 +94,13 @@ describe('StreamSource [LM-TX-6]', () => {
     expect(src.verified).toBe(false);
   });
 
+  it('a stream of text instead of bytes is refused with a clear error', async () => {
+    const src = new StreamSource(createReadStream(join(import.meta.dirname, 'source.test.ts'), { encoding: 'utf8' }) as AsyncIterable<never>, 10, new Uint8Array(32));
+    const err = await takeWhenReady(src, 0, 10).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LmError);
+    expect((err as LmError).message).toMatch(/yielded text, not bytes/);
+  });
+
   it('a stream that errors (a missing file) becomes a typed error, not a crash', async () => {
     const src = new StreamSource(createReadStream(join(tmpdir(), `no-such-job-${Date.now()}.gcode`)), 10, new Uint8Array(32));
     const err = await takeWhenReady(src, 0, 10).catch((e: unknown) => e);
