@@ -176,8 +176,8 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   async begin(hello: HelloBody, resume = false): Promise<void> {
     const now = this.gw.clock();
     const policy = this.opts.policy ?? {};
-    this.params = negotiate(hello.caps, now, policy);
-    const params = this.params;
+    const params = negotiate(hello.caps, now, policy);
+    this.params = params;
     this.offerBytes = encodeFrame(FrameType.OFFER, {
       sid: this.sid, tx: this.tx.bytes, epk: this.ephemeral.publicKey, params, gwpk: this.gw.o.identity.publicKey, time: now, ...(resume ? { resume: true } : {}),
     }, { kind: 'sig', secretKey: this.gw.o.identity.secretKey });
@@ -388,7 +388,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       const fr = this.frames[seq];
       if (!fr || fr.received) continue;
       // [LM-DLV-11]: an ambiguous symbol NACKed in the revision it failed in goes again at once
-      // as the two shifted symbols that straddle it (once per frame and revision)
+      // as the two shifted symbols that straddle it (up to SHIFTS.length shifts per frame and revision)
       const n = fr.symbols.length;
       if (fr.shiftedRev !== revNow) fr.shifts = 0;
       const w = this.params.w;
