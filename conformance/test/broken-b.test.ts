@@ -13,7 +13,8 @@ const cases: [keyof DeviceFaults, string[]][] = [['keepExpiredKeys', ['device/ex
 describe('broken devices fail exactly what is aimed at them', () => {
   for (const [fault, aimed] of cases) {
     it(`${fault} fails ${aimed.join(', ')} and nothing else`, async () => {
-      expect(await failuresWith(fault)).toEqual(aimed);
+      const { ids, why } = await failuresWith(fault);
+      expect(ids, why).toEqual(aimed);
     }, 180_000);
   }
 });

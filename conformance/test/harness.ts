@@ -49,7 +49,7 @@ export async function startDut(url: string, identity: IdentityKeyPair, operator:
  * Runs the device profile against a device with one deliberate fault and returns the ids of the
  * scenarios that failed.
  */
-export async function failuresWith(fault: keyof DeviceFaults): Promise<string[]> {
+export async function failuresWith(fault: keyof DeviceFaults): Promise<{ ids: string[]; why: string }> {
   const { startBroker } = await import('@livematrix/broker');
   const { identityKeyPair } = await import('@livematrix/spec');
   const { runDeviceProfile } = await import('../src/index.js');
@@ -61,7 +61,9 @@ export async function failuresWith(fault: keyof DeviceFaults): Promise<string[]>
   const dut = await startDut(broker.url, keys, operator.publicKey, engine, { rate: 64_000, faults: { [fault]: true } });
   try {
     const results = await runDeviceProfile({ url: broker.url, fleet: 'conf', deviceId: 'dut', devicePublic: keys.publicKey, operator, consumeRate: 64_000 });
-    return results.filter((r) => r.status === 'fail').map((r) => r.id);
+    const failed = results.filter((r) => r.status === 'fail');
+    // the messages go into the assertion, so that an unexpected failure says what happened
+    return { ids: failed.map((r) => r.id), why: failed.map((r) => `${r.id}: ${r.message ?? ''}`).join('\n') };
   } finally {
     await dut.stop();
     await engine.stop();

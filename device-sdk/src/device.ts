@@ -227,6 +227,8 @@ interface FrameState {
 }
 
 const TAMPER_LIMIT = 3; // [LM-ALARM-3]
+/** rounds of 4 time-sync samples (about 0.3 s each) before a device refuses for skew ([LM-TIME-2]) */
+const SYNC_ROUNDS = 5;
 const TAMPER_WINDOW_MS = 60_000;
 
 /** One session on the device. @internal */
@@ -250,6 +252,7 @@ class DeviceSession {
   private ackTimer: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private samples: TimeSample[] = [];
+  private syncRounds = 0;
   private synced = false;
   private closed = false;
   private telemetrySeq = 0;
@@ -296,8 +299,12 @@ class DeviceSession {
   }
 
   // ---- time sync ([LM-TIME-1]..[LM-TIME-3]) ----
-  private startSync(): void {
-    this.samples = [];
+  private startSync(fresh = true): void {
+    if (fresh) {
+      this.samples = [];
+      this.syncRounds = 0;
+    }
+    this.syncRounds++;
     let sent = 0;
     const send = () => {
       if (this.closed) return;
@@ -317,6 +324,9 @@ class DeviceSession {
     try {
       checkSkew(bestSample(this.samples), this.params.grace);
     } catch (e) {
+      // A slow round trip widens the bound (|offset| + delay / 2) and a busy gateway may not
+      // have answered yet: another round of samples (the best of all counts) before refusing.
+      if (this.syncRounds < SYNC_ROUNDS) return this.startSync(false);
       const err = e as LmError;
       void this.send(FrameType.ERROR, { sid: this.sid, code: err.code, detail: err.message.slice(0, 256) });
       this.fail(err);
