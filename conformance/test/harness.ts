@@ -2,6 +2,7 @@
  * A device under test built on the device SDK: it consumes every stream at a set rate and sends
  * telemetry while it streams, as the conformance README asks of a DUT.
  */
+import { describe, expect, it } from 'vitest';
 import { Device, type DeviceFaults } from '@livematrix/device-sdk';
 import { type Caps, type IdentityKeyPair, MatrixEngine } from '@livematrix/spec';
 
@@ -69,4 +70,19 @@ export async function failuresWith(fault: keyof DeviceFaults): Promise<{ ids: st
     await engine.stop();
     await broker.close();
   }
+}
+
+/**
+ * Registers one test per case: a device with that single fault fails exactly the scenarios
+ * listed for it and passes the rest (the split into files only spreads the runs over workers).
+ */
+export function brokenDeviceTests(cases: readonly [keyof DeviceFaults, string[]][]): void {
+  describe('broken devices fail exactly what is aimed at them', () => {
+    for (const [fault, aimed] of cases) {
+      it(`${fault} fails ${aimed.join(', ')} and nothing else`, async () => {
+        const { ids, why } = await failuresWith(fault);
+        expect(ids, why).toEqual(aimed);
+      }, 180_000);
+    }
+  });
 }
