@@ -226,6 +226,18 @@ interface FrameState {
   partial?: Map<number, { v: number; m: number }>;
 }
 
+/** Symbol `rel` of a frame is known: `g` ([LM-DLV-1]). */
+function resolveSymbol(fs: FrameState, ch: ChunkState, rel: number, g: number): void {
+  const at = fs.off + rel;
+  ch.symbols[at] = g;
+  if (!ch.have[at]) {
+    ch.have[at] = 1;
+    ch.missing--;
+  }
+  fs.missing[rel] = 0;
+  fs.left--;
+}
+
 const TAMPER_LIMIT = 3; // [LM-ALARM-3]
 /** rounds of 4 time-sync samples (about 0.3 s each) before a device refuses for skew ([LM-TIME-2]) */
 const SYNC_ROUNDS = 5;
@@ -445,23 +457,9 @@ class DeviceSession {
       const rel = b.idx ? (b.idx[i] as number) : i;
       if (rel >= fs.n || !fs.missing[rel]) continue;
       const r = res[i] as number;
-      if (r >= 0) {
-        const at = fs.off + rel;
-        ch.symbols[at] = r;
-        if (!ch.have[at]) {
-          ch.have[at] = 1;
-          ch.missing--;
-        }
-        fs.missing[rel] = 0;
-        fs.left--;
-      } else if (r === -2 && this.dev.o.faults?.noAmbiguityNack) {
-        const at = fs.off + rel; // broken on purpose: takes a guess instead of a NACK
-        if (!ch.have[at]) {
-          ch.have[at] = 1;
-          ch.missing--;
-        }
-        fs.missing[rel] = 0;
-        fs.left--;
+      if (r >= 0) resolveSymbol(fs, ch, rel, r);
+      else if (r === -2 && this.dev.o.faults?.noAmbiguityNack) {
+        resolveSymbol(fs, ch, rel, ch.symbols[fs.off + rel] as number); // broken on purpose: takes a guess instead of a NACK
       } else if (r === -2) amb.push(rel); // [LM-HINT-3]
       else unk.push(rel); // [LM-HINT-4]
     }
@@ -498,14 +496,7 @@ class DeviceSession {
         return;
       }
       partial.delete(rel);
-      const at = fs.off + rel;
-      ch.symbols[at] = cur.v;
-      if (!ch.have[at]) {
-        ch.have[at] = 1;
-        ch.missing--;
-      }
-      fs.missing[rel] = 0;
-      fs.left--;
+      resolveSymbol(fs, ch, rel, cur.v);
     };
     const failed = new Set<number>();
     for (let i = 0; i < idx.length; i++) {
