@@ -86,3 +86,16 @@ export class LmError extends Error {
 export function fail(code: ReasonCode, message: string): never {
   throw new LmError(code, message);
 }
+
+/**
+ * Any thrown value as an LmError: an LmError as it is, anything else as `internal` with its
+ * message, the original kept as `cause`. One place instead of unchecked `e as LmError` casts.
+ *
+ * @example
+ * promise.catch((e: unknown) => session.fail(toLmError(e)));
+ */
+export function toLmError(e: unknown, context?: string): LmError {
+  if (e instanceof LmError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new LmError(Reason.internal, context ? `${context}: ${message}` : message, { cause: e });
+}

@@ -53,7 +53,7 @@ export const AUTH_KINDS: Readonly<Record<FrameTypeId, readonly AuthKind[]>> = {
   11: ['mac'],
   12: ['sig'],
   13: ['mac', 'none'],
-  14: ['mac', 'none'],
+  14: ['mac', 'sig', 'none'], // SIG: a device's refusal of an OFFER ([LM-FRAME-9])
   15: ['mac', 'none'],
 };
 
