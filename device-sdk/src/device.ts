@@ -11,7 +11,7 @@ import {
   Reason, type ReasonCode, type RevisionKeys, RevisionPipeline, type SessionKeys, type SessionParams, type SignedTx, type Signer, type SuiteId,
   type TimeSample, bestSample, checkRevision, checkSkew, decodeFrame, deriveSessionKeys, digest, ecdh, encodeCbor, encodeFrame, equalBytes,
   minHintLength, openChunk, openLicence, pack, randomBytes, reasonName, sealTelemetry, senderRevision, splitShifted, symbolCount, topics, transcriptHash,
-  type CborValue, decodeTx, unpack, unwrapChunkKey, validateParams, verifyFrame, verifyTx, wipe, x25519KeyPair, type IdentityKeyPair,
+  type CborValue, FRAME_TYPE_NAMES, decodeTx, toLmError, toHex, unpack, unwrapChunkKey, validateParams, verifyFrame, verifyTx, wipe, x25519KeyPair, type IdentityKeyPair,
 } from '@livematrix/spec';
 import { type BrokerAuth, FrameLink, authOptions } from './link.js';
 
@@ -45,6 +45,13 @@ export interface DeviceOptions {
   brokerAuth?: BrokerAuth;
   /** brokers to fail over to, in turn, when the connection drops (a cluster of instances) */
   servers?: { host: string; port: number }[];
+  /**
+   * ms without an authenticated frame from the gateway after which a session ends as
+   * interrupted ([LM-DLV-13]); the next OFFER of its transaction resumes it. Default 10000.
+   */
+  gatewayTimeout?: number;
+  /** refused OFFERs answered per second at most, so the device cannot be made a flood amplifier ([LM-FRAME-9]); default 20 */
+  refusalsPerSecond?: number;
   /** metrics hook: a HINTS frame is fully resolved (benchmarks measure hint latency with it) */
   onFrameResolved?: (seq: number) => void;
   /**
@@ -242,6 +249,10 @@ const TAMPER_LIMIT = 3; // [LM-ALARM-3]
 /** rounds of 4 time-sync samples (about 0.3 s each) before a device refuses for skew ([LM-TIME-2]) */
 const SYNC_ROUNDS = 5;
 const TAMPER_WINDOW_MS = 60_000;
+/** a TIME_REQ at least this often during a session: the gateway's answer proves it alive ([LM-DLV-13]) */
+const HEARTBEAT_MS = 1000;
+/** a busy device takes a verified OFFER when its session's gateway was silent this long ([LM-DLV-13]) */
+const TAKEOVER_SILENCE_MS = 2500;
 
 /** One session on the device. @internal */
 class DeviceSession {
@@ -270,6 +281,9 @@ class DeviceSession {
   private telemetrySeq = 0;
   private firstHints = 0;
   private tamper: number[] = [];
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** when the last authenticated frame of the gateway arrived (device clock, ms) */
+  private lastHeard: number;
 
   constructor(
     private readonly dev: Device,
@@ -296,6 +310,12 @@ class DeviceSession {
     });
     this.pipeline.on('error', (e) => this.fail(new LmError(Reason.internal, `revision pipeline: ${e.message}`)));
     this.stream = new IncomingStream(this);
+    this.lastHeard = dev.clock();
+  }
+
+  /** ms since the gateway last sent an authenticated frame ([LM-DLV-13]) */
+  silentFor(): number {
+    return this.dev.clock() - this.lastHeard;
   }
 
   private get outTopic(): string {
@@ -308,6 +328,16 @@ class DeviceSession {
   /** Time sync first ([LM-TIME-1]); the pipeline starts once the clocks agree. */
   begin(): void {
     this.startSync();
+    // [LM-DLV-13]: a heartbeat the gateway answers, and the end of a session whose gateway is gone
+    this.heartbeat = setInterval(() => {
+      if (this.closed) return;
+      const silent = this.silentFor();
+      if (silent > this.dev.gatewayTimeout) {
+        this.fail(new LmError(Reason.timeout, `the gateway is gone: no authenticated frame from it for ${(silent / 1000).toFixed(1)} s ([LM-DLV-13]); the job resumes when a gateway offers it again`), false);
+        return;
+      }
+      if (this.synced) void this.send(FrameType.TIME_REQ, { sid: this.sid, t1: this.dev.clock() });
+    }, HEARTBEAT_MS);
   }
 
   // ---- time sync ([LM-TIME-1]..[LM-TIME-3]) ----
@@ -339,7 +369,7 @@ class DeviceSession {
       // A slow round trip widens the bound (|offset| + delay / 2) and a busy gateway may not
       // have answered yet: another round of samples (the best of all counts) before refusing.
       if (this.syncRounds < SYNC_ROUNDS) return this.startSync(false);
-      const err = e as LmError;
+      const err = toLmError(e);
       void this.send(FrameType.ERROR, { sid: this.sid, code: err.code, detail: err.message.slice(0, 256) });
       this.fail(err);
       return;
@@ -356,12 +386,18 @@ class DeviceSession {
   // ---- frames in ----
   async onFrame(f: AnyFrame): Promise<void> {
     if (this.closed) return;
+    if (f.authKind !== 'mac') {
+      // [LM-FRAME-5]: an unauthenticated ERROR, ALARM or BYE is advisory: logged, never acted on
+      this.reject(f, Reason.auth, `unauthenticated ${FRAME_TYPE_NAMES[f.type]} ignored${'detail' in f.body ? `: ${String(f.body.detail)}` : ''} ([LM-FRAME-5])`);
+      return;
+    }
     try {
       verifyFrame(f, { mac: this.fk.fkG2d });
     } catch (e) {
-      this.onTamper(f, e as LmError);
+      this.onTamper(f, toLmError(e));
       return;
     }
+    this.lastHeard = this.dev.clock(); // [LM-DLV-13]
     switch (f.type) {
       case FrameType.TIME_RESP: {
         const b = f.body;
@@ -545,7 +581,7 @@ class DeviceSession {
     try {
       k = unwrapChunkKey(keys.wk, this.sid, b.chunk, b.wrapped);
     } catch (e) {
-      return this.onTamper(f, e as LmError);
+      return this.onTamper(f, toLmError(e));
     }
     const ch = this.chunks.get(b.chunk);
     if (!ch) {
@@ -571,7 +607,7 @@ class DeviceSession {
         pt = openChunk(ch.key, this.sid, this.nextChunk, ct); // [LM-AEAD-4]
         wipe(ct);
       } catch (e) {
-        this.fail(e as LmError);
+        this.fail(toLmError(e));
         return;
       }
       wipe(ch.key);
@@ -625,6 +661,7 @@ class DeviceSession {
       sid: this.sid, jd: this.tx.body.jd, bytes: this.consumedBytes, digest: d, time: Date.now(), device: this.dev.o.id, txh: this.tx.hash,
     }, { kind: 'sig', secretKey: this.dev.o.identity.secretKey });
     void this.dev.link.send(this.outTopic, receipt, FrameType.RECEIPT);
+    this.dev.interrupted.delete(this.stream.txh);
     this.stream.emit('end', { bytes: this.consumedBytes, digest: d });
     this.stream.finish();
     this.close();
@@ -703,6 +740,8 @@ class DeviceSession {
 
   fail(e: LmError, tellGateway = true): void {
     if (this.closed) return;
+    // a session cut off (its gateway gone) leaves the job to resume ([LM-DLV-13], [LM-DLV-10])
+    if (e.code === Reason.timeout || e.code === Reason.offline) this.dev.interrupted.add(this.stream.txh);
     if (tellGateway && e.code !== Reason.skew && e.code !== Reason.digest) {
       void this.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: e.message.slice(0, 256) });
     }
@@ -716,6 +755,7 @@ class DeviceSession {
     this.closed = true;
     if (this.ackTimer) clearTimeout(this.ackTimer);
     if (this.syncTimer) clearTimeout(this.syncTimer);
+    if (this.heartbeat) clearInterval(this.heartbeat);
     void this.pipeline.stop();
     this.d2g.destroy();
     if (this.d2gKeys) wipe(this.d2gKeys.hk, this.d2gKeys.wk);
@@ -758,6 +798,13 @@ export class Device extends EventEmitter<DeviceEvents> {
   private session: DeviceSession | undefined;
   private readonly waiting: ((s: IncomingStream) => void)[] = [];
   private readonly prints: Map<string, number>;
+  /** transactions (hash, hex) whose session was cut off: their next OFFER resumes ([LM-DLV-13]) */
+  readonly interrupted = new Set<string>();
+  readonly gatewayTimeout: number;
+  /** refusals answered in the current second ([LM-FRAME-9]) */
+  private refusals = { second: 0, count: 0 };
+  /** an OFFER is between its checks and its ACCEPT */
+  private accepting = false;
   private ownEngine: boolean;
   /** random per start of this process: a gateway sees a restart by a new value ([LM-DLV-10]) */
   readonly boot = randomBytes(8);
@@ -770,6 +817,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.window = o.window ?? 4 * 1024 * 1024;
     this.clock = o.clock ?? Date.now;
     this.prints = o.printCounts ?? new Map();
+    this.gatewayTimeout = o.gatewayTimeout ?? 10_000;
   }
 
   /** Starts the engine, measures capabilities, connects and publishes HELLO ([LM-MQTT-2]). */
@@ -823,12 +871,16 @@ export class Device extends EventEmitter<DeviceEvents> {
     try {
       f = decodeFrame(payload);
     } catch (e) {
-      const err = e as LmError;
-      this.emit('reject', { code: err.code, reason: reasonName(err.code), type: 0 as FrameTypeId, detail: err.message });
+      const err = toLmError(e);
+      this.emit('reject', { code: err.code, reason: reasonName(err.code), type: 0 as FrameTypeId, detail: `${topic}: ${err.message}` });
       return;
     }
     if (f.type === FrameType.OFFER) {
-      void this.onOffer(f, payload).catch((e: unknown) => this.emit('error', e instanceof LmError ? e : new LmError(Reason.internal, String(e))));
+      // a device never dies of a frame: whatever goes wrong with an OFFER is a refusal ([LM-FRAME-9])
+      void this.onOffer(f, payload).catch((e: unknown) => {
+        const err = toLmError(e, 'OFFER');
+        this.emit('reject', { code: err.code, reason: reasonName(err.code), type: FrameType.OFFER, detail: err.message });
+      });
       return;
     }
     const sid = (f.body as { sid?: Uint8Array }).sid;
@@ -838,31 +890,56 @@ export class Device extends EventEmitter<DeviceEvents> {
       this.emit('reject', { code: Reason.unknownSession, reason: reasonName(Reason.unknownSession), type: f.type, detail: `${topic}: no such session` });
       return;
     }
-    void s.onFrame(f).catch((e: unknown) => s.fail(e instanceof LmError ? e : new LmError(Reason.internal, String(e))));
+    void s.onFrame(f).catch((e: unknown) => s.fail(toLmError(e)));
+  }
+
+  /**
+   * Answers a refused OFFER with ERROR signed by the device's identity key, so that the gateway
+   * can tell a real refusal from a forged one ([LM-FRAME-9]), at most `refusalsPerSecond`
+   * answers per second; every refusal is reported as a 'reject' event.
+   */
+  private async refuseOffer(b: Frame<2>['body'], e: LmError): Promise<void> {
+    this.emit('reject', { code: e.code, reason: reasonName(e.code), type: FrameType.OFFER, detail: `OFFER ${toHex(b.sid).slice(0, 8)} refused: ${e.message}` });
+    const second = Math.floor(this.clock() / 1000);
+    if (this.refusals.second !== second) this.refusals = { second, count: 0 };
+    if (++this.refusals.count > (this.o.refusalsPerSecond ?? 20)) return;
+    const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: e.message.slice(0, 256) }, { kind: 'sig', secretKey: this.o.identity.secretKey });
+    await this.link.send(topics.deviceOut(this.o.fleet, this.o.id), err, FrameType.ERROR).catch(() => undefined);
   }
 
   private async onOffer(f: Frame<2>, offerBytes: Uint8Array): Promise<void> {
     const b = f.body;
-    const refuse = async (e: LmError): Promise<never> => {
-      const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: e.message.slice(0, 256) }, { kind: 'none' });
-      await this.link.send(topics.deviceOut(this.o.fleet, this.o.id), err, FrameType.ERROR).catch(() => undefined);
-      this.emit('error', e);
-      throw e;
-    };
-    if (this.session && !this.session.isClosed) return void (await refuse(new LmError(Reason.busy, 'a session is already running')));
     try {
       verifyFrame(f, { signer: b.gwpk }); // [LM-FRAME-6]
     } catch (e) {
-      return void (await refuse(e as LmError));
+      return this.refuseOffer(b, toLmError(e));
     }
+    const running = this.session && !this.session.isClosed ? this.session : undefined;
+    if (running && running.silentFor() <= TAKEOVER_SILENCE_MS) return this.refuseOffer(b, new LmError(Reason.busy, 'a session is already running'));
+    if (this.accepting) return this.refuseOffer(b, new LmError(Reason.busy, 'another OFFER is being accepted'));
+    this.accepting = true;
+    try {
+      await this.acceptOffer(f, offerBytes);
+    } finally {
+      this.accepting = false;
+    }
+  }
+
+  private async acceptOffer(f: Frame<2>, offerBytes: Uint8Array): Promise<void> {
+    const b = f.body;
     let tx: SignedTx;
     let licence: Uint8Array;
     const txh = Buffer.from(digest(b.tx)).toString('hex');
+    // [LM-DLV-13]: a gateway that restarted offers again while this device still holds the
+    // session it lost; once the OFFER checks out, a session whose gateway is silent ends as interrupted
+    const running = this.session && !this.session.isClosed ? this.session : undefined;
+    // [LM-DLV-10], [LM-DLV-13]: an OFFER that resumes, or the next OFFER of a transaction whose session was cut off
+    const resume = b.resume === true || this.interrupted.has(txh) || running?.stream.txh === txh;
     try {
       const used = this.prints.get(txh) ?? 0;
       const ctx = {
         now: this.clock(), trustedOperators: this.o.trustedOperators, device: { id: this.o.id, publicKey: this.o.identity.publicKey },
-        gatewayPublic: b.gwpk, printsUsed: b.resume ? Math.max(0, used - 1) : used,
+        gatewayPublic: b.gwpk, printsUsed: resume ? Math.max(0, used - 1) : used,
       };
       try {
         tx = verifyTx(b.tx, ctx);
@@ -874,14 +951,22 @@ export class Device extends EventEmitter<DeviceEvents> {
       validateParams(b.params);
       if (b.params.w > this.caps.wmax || !this.caps.suites.some(([s]) => s === b.params.suite)) throw new LmError(Reason.params, `w=${b.params.w} suite ${b.params.suite} not supported by this device ([LM-CAP-2])`);
       licence = openLicence(tx.body.lic, this.o.identity.secretKey, this.o.identity.publicKey, tx.body.jd); // [LM-TX-1]
-      if (!b.resume) this.prints.set(txh, (this.prints.get(txh) ?? 0) + 1); // a resumed job is the same print ([LM-DLV-10])
     } catch (e) {
-      return void (await refuse(e as LmError));
+      return this.refuseOffer(b, toLmError(e));
     }
+    if (running) {
+      const silent = running.silentFor();
+      if (silent <= TAKEOVER_SILENCE_MS) {
+        wipe(licence);
+        return this.refuseOffer(b, new LmError(Reason.busy, 'a session is already running'));
+      }
+      running.fail(new LmError(Reason.timeout, `the gateway is gone: silent for ${(silent / 1000).toFixed(1)} s when a new OFFER came ([LM-DLV-13])`), false);
+    }
+    if (!resume) this.prints.set(txh, (this.prints.get(txh) ?? 0) + 1); // a resumed job is the same print ([LM-DLV-10])
     // [LM-DLV-10]: a resumed job starts at the consumer's progress, rounded down to a chunk
     let from = 0;
     let prefix: Uint8Array[] | undefined;
-    if (b.resume && this.o.resume) {
+    if (resume && this.o.resume) {
       const point = await this.o.resume(txh);
       if (point) {
         from = Math.floor(Math.min(point.bytes, tx.body.size) / b.params.chunk) * b.params.chunk;
@@ -896,7 +981,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       }
     }
     const eph = x25519KeyPair();
-    const accept = encodeFrame(FrameType.ACCEPT, { sid: b.sid, epk: eph.publicKey, oh: digest(offerBytes), window: this.window, ...(b.resume ? { from } : {}) }, { kind: 'sig', secretKey: this.o.identity.secretKey });
+    const accept = encodeFrame(FrameType.ACCEPT, { sid: b.sid, epk: eph.publicKey, oh: digest(offerBytes), window: this.window, ...(resume ? { from } : {}) }, { kind: 'sig', secretKey: this.o.identity.secretKey });
     const z = ecdh(eph.secretKey, b.epk);
     const keys = deriveSessionKeys(z, licence, transcriptHash(offerBytes, accept)); // [LM-KEY-2]
     wipe(z, licence, eph.secretKey); // [LM-KEY-4]

@@ -11,9 +11,10 @@ import {
   type ReasonCode, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, type CborValue, checkRevision, decodeCbor, decodeFrame,
   deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, negotiate, openTelemetry, pack, RANGES, randomBytes, reasonName, sealChunk,
   senderRevision, shiftedSymbol, topics, transcriptHash, unpack, verifyFrame, verifyTx, wipe, wrapChunkKey, x25519KeyPair, type IdentityKeyPair, type HelloBody,
+  FRAME_TYPE_NAMES, toHex, toLmError,
 } from '@livematrix/spec';
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/device-sdk';
-import { BytesSource, type JobSource, StreamSource } from './source.js';
+import { BytesSource, type JobSource, type JobStream, StreamSource } from './source.js';
 
 export interface GatewayOptions {
   url: string;
@@ -28,6 +29,11 @@ export interface GatewayOptions {
   clock?: () => number;
   /** how to authenticate to the broker: 'token' for a broker with the Live Matrix plugin, or a user name and password */
   brokerAuth?: BrokerAuth;
+  /**
+   * registered identity keys of devices, by id ([LM-MQTT-6]): a HELLO signed by another key is
+   * ignored. Without it, a HELLO counts only when its key is the transaction's device key.
+   */
+  deviceKeys?: ReadonlyMap<string, Uint8Array>;
 }
 
 export interface StreamOptions {
@@ -41,6 +47,14 @@ export interface StreamOptions {
   readAhead?: number;
   /** metrics hook: a HINTS frame went out (benchmarks measure hint latency with it) */
   onFrameSent?: (seq: number, resend: boolean) => void;
+  /** ms to wait for ACCEPT after an OFFER; default 10000 ([LM-FRAME-9]) */
+  offerTimeout?: number;
+  /** ms to keep offering to a device that refuses as `busy` (its previous session may be ending); default 15000 */
+  busyWait?: number;
+  /** ms without an authenticated frame from the device before the stream fails ([LM-DLV-13]); default 20000 */
+  deviceTimeout?: number;
+  /** ms after the device's Last Will before the stream fails unless the device is heard again or restarts ([LM-DLV-13]); default 10000 */
+  offlineGrace?: number;
 }
 
 export interface StreamReport {
@@ -89,6 +103,8 @@ interface OutFrame {
 
 interface OutChunk {
   key: Uint8Array;
+  /** KEY re-sends so far: each waits twice as long as the one before */
+  keyTries: number;
   first: number;
   last: number;
   pending: number;
@@ -145,6 +161,17 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   private t0 = 0;
   private pump = false;
   private readonly kernel = new Kernel();
+  /** the HELLO the current OFFER answers (a restart needs a later one, [LM-MQTT-6]) */
+  private hello: HelloBody | undefined;
+  private offerTimer: NodeJS.Timeout | undefined;
+  /** when offering began, for `busyWait` */
+  private offeringSince = 0;
+  /** an unauthenticated refusal: advisory only ([LM-FRAME-5]), reported if no ACCEPT comes */
+  private advisory: string | undefined;
+  /** when the last authenticated frame of the device arrived ([LM-DLV-13]) */
+  private lastHeard = 0;
+  /** when the device's Last Will arrived, 0 if it is online ([LM-DLV-13]) */
+  private offlineSince = 0;
 
   constructor(
     private readonly gw: Gateway,
@@ -175,6 +202,16 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   /** Offer, then stream. @internal */
   async begin(hello: HelloBody, resume = false): Promise<void> {
     const now = this.gw.clock();
+    this.hello = hello;
+    this.advisory = undefined;
+    if (!this.offeringSince) this.offeringSince = now;
+    if (this.offerTimer) clearTimeout(this.offerTimer);
+    const offerTimeout = this.opts.offerTimeout ?? 10_000;
+    this.offerTimer = setTimeout(() => {
+      if (this.keys || this.ended) return;
+      const why = this.advisory ? `; an unauthenticated message said: ${this.advisory}` : '';
+      this.fail(new LmError(Reason.timeout, `device "${this.device}" did not accept the OFFER within ${offerTimeout / 1000} s${why}`));
+    }, offerTimeout);
     const policy = this.opts.policy ?? {};
     const params = negotiate(hello.caps, now, policy);
     this.params = params;
@@ -217,9 +254,62 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     this.firstAck = false;
     this.endSent = false;
     this.paused = false;
+    this.offlineSince = 0;
+    this.offeringSince = 0;
     this.sid = randomBytes(16);
     this.ephemeral = x25519KeyPair();
     await this.begin(hello, true);
+  }
+
+  /** The HELLO this session's OFFER answered. @internal */
+  get offeredHello(): HelloBody | undefined {
+    return this.hello;
+  }
+
+  /** The device's Last Will arrived: it has `offlineGrace` to be heard again or restart ([LM-DLV-13]). @internal */
+  deviceOffline(): void {
+    if (this.ended || this.offlineSince) return;
+    this.offlineSince = this.gw.clock();
+    this.gw.log(`${this.device} went offline (its Last Will); waiting ${(this.opts.offlineGrace ?? 10_000) / 1000} s for it to come back`);
+  }
+
+  /** Offers again under a new session id, after a refusal as `busy`. */
+  private reoffer(): void {
+    if (this.ended || this.keys || !this.hello) return;
+    this.sid = randomBytes(16);
+    wipe(this.ephemeral.secretKey);
+    this.ephemeral = x25519KeyPair();
+    void this.begin(this.hello, this.resumes > 0).catch((e: unknown) => this.fail(toLmError(e)));
+  }
+
+  /**
+   * A frame before ACCEPT: only an ERROR signed by the transaction's device key ends the offer
+   * ([LM-FRAME-9]); an unsigned one is advisory ([LM-FRAME-5]) and kept for the timeout's message.
+   */
+  private beforeAccept(f: AnyFrame): void {
+    if (f.type !== FrameType.ERROR) return;
+    const detail = `${reasonName(f.body.code as ReasonCode) ?? f.body.code}: ${f.body.detail}`;
+    if (f.authKind !== 'sig') {
+      this.advisory = detail;
+      this.gw.emit('reject', { code: Reason.auth, detail: `${this.device}: unauthenticated refusal ignored (${detail}) ([LM-FRAME-5])` });
+      return;
+    }
+    try {
+      verifyFrame(f, { signer: this.tx.body.dpk });
+    } catch (e) {
+      this.gw.emit('reject', { code: Reason.auth, detail: `${this.device}: refusal not signed by the device: ${toLmError(e).message}` });
+      return;
+    }
+    const busyWait = this.opts.busyWait ?? 15_000;
+    if (f.body.code === Reason.busy && this.gw.clock() - this.offeringSince < busyWait) {
+      // its previous session may be ending ([LM-DLV-13]): offer again shortly
+      this.gw.log(`${this.device} is busy; offering again for up to ${busyWait / 1000} s`);
+      if (this.offerTimer) clearTimeout(this.offerTimer);
+      this.offerTimer = setTimeout(() => this.reoffer(), 1000);
+      return;
+    }
+    const code = (reasonName(f.body.code as ReasonCode) ? f.body.code : Reason.internal) as ReasonCode;
+    this.fail(new LmError(code, `device refused the offer: ${f.body.detail}`), false);
   }
   private resumes = 0;
 
@@ -230,17 +320,22 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       return;
     }
     if (f.type === FrameType.ACCEPT) return this.onAccept(f, raw);
-    if (f.type === FrameType.ERROR && f.authKind === 'none' && !this.keys) {
-      return this.fail(new LmError(f.body.code as ReasonCode, `device refused the offer: ${f.body.detail}`), false);
-    }
-    if (!this.keys) return;
+    if (!this.keys) return this.beforeAccept(f);
     if (f.type === FrameType.RECEIPT) return this.onReceipt(f);
+    if (f.authKind !== 'mac') {
+      // [LM-FRAME-5]: an unauthenticated ERROR, ALARM or BYE is advisory: logged, never acted on
+      this.gw.emit('reject', { code: Reason.auth, detail: `${this.device}: unauthenticated ${FRAME_TYPE_NAMES[f.type]} ignored ([LM-FRAME-5])` });
+      return;
+    }
     try {
       verifyFrame(f, { mac: this.keys.fkD2g });
     } catch (e) {
-      this.gw.emit('reject', { code: (e as LmError).code, detail: (e as LmError).message });
+      const err = toLmError(e);
+      this.gw.emit('reject', { code: err.code, detail: err.message });
       return;
     }
+    this.lastHeard = this.gw.clock(); // [LM-DLV-13]
+    this.offlineSince = 0;
     switch (f.type) {
       case FrameType.TIME_REQ: {
         const t2 = this.gw.clock();
@@ -274,8 +369,11 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       verifyFrame(f, { signer: this.tx.body.dpk }); // [LM-FRAME-7]
       if (!equalBytes(f.body.oh, digest(this.offerBytes))) throw new LmError(Reason.auth, 'ACCEPT does not answer our OFFER ([LM-FRAME-7])');
     } catch (e) {
-      return this.fail(e as LmError);
+      return this.fail(toLmError(e));
     }
+    if (this.offerTimer) clearTimeout(this.offerTimer);
+    this.offerTimer = undefined;
+    this.lastHeard = this.gw.clock();
     const z = ecdh(this.ephemeral.secretKey, f.body.epk);
     this.keys = deriveSessionKeys(z, this.licence, transcriptHash(this.offerBytes, raw));
     wipe(z, this.ephemeral.secretKey); // [LM-KEY-4]
@@ -286,6 +384,11 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     // [LM-DLV-10]: a resumed job continues at the device's resume point
     const from = f.body.from ?? 0;
     if (from % this.params.chunk !== 0 || from > this.source.size) return this.fail(new LmError(Reason.schema, `resume point ${from} is not a chunk boundary of the job`));
+    try {
+      this.source.seek(from); // [LM-DLV-10]: any resume point, 0 included, is served or refused clearly
+    } catch (e) {
+      return this.fail(toLmError(e));
+    }
     this.nextChunk = from / this.params.chunk;
     this.wiped = this.nextChunk;
     this.consumed = Math.max(from, 0);
@@ -308,7 +411,11 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     this.pump = true;
     queueMicrotask(() => {
       this.pump = false;
-      this.fill();
+      try {
+        this.fill();
+      } catch (e) {
+        this.fail(toLmError(e, 'sending the job'));
+      }
     });
   }
 
@@ -330,7 +437,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
         this.frames.push(fr);
         this.sendHints(fr);
       }
-      this.chunks[j] = { key, first, last: this.frames.length - 1, pending: this.frames.length - first, keySent: false, keyAt: 0, start, end: start + pt.length };
+      this.chunks[j] = { key, keyTries: 0, first, last: this.frames.length - 1, pending: this.frames.length - first, keySent: false, keyAt: 0, start, end: start + pt.length };
     }
     if (!this.started) this.started = this.gw.clock();
   }
@@ -484,6 +591,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     const ch = this.chunks[j];
     if (!ch || (ch.keySent && !again) || this.alarmed) return; // [LM-AEAD-3]: withheld on alarm
     if (!ch.keySent && ch.end > this.allowance()) return; // [LM-AEAD-3]: paced by the transaction; the timer releases it
+    if (again) ch.keyTries++;
     ch.keySent = true;
     ch.keyAt = Date.now();
     void this.queue.add(async () => {
@@ -515,7 +623,18 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   }
 
   private onTimer(): void {
-    if (this.ended || this.alarmed || this.paused || !this.firstAck) return;
+    if (this.ended) return;
+    // [LM-DLV-13]: a device that went offline and stayed away, or fell silent, ends the stream
+    const t = this.gw.clock();
+    const grace = this.opts.offlineGrace ?? 10_000;
+    if (this.offlineSince && t - this.offlineSince > grace) {
+      return this.fail(new LmError(Reason.offline, `device "${this.device}" went offline (its Last Will) ${((t - this.offlineSince) / 1000).toFixed(1)} s ago and did not come back ([LM-DLV-13])`), false);
+    }
+    const silence = this.opts.deviceTimeout ?? 20_000;
+    if (this.lastHeard && t - this.lastHeard > silence) {
+      return this.fail(new LmError(Reason.timeout, `no authenticated frame from device "${this.device}" for ${((t - this.lastHeard) / 1000).toFixed(1)} s: it is gone or cut off ([LM-DLV-13])`));
+    }
+    if (this.alarmed || this.paused || !this.firstAck) return;
     this.flushRetries();
     const now = Date.now();
     const timeout = 2 * this.params.period; // [LM-DLV-3]
@@ -534,7 +653,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     // a KEY or END lost on the way (QoS 1 does not survive a broker restart) goes again
     for (let j = this.wiped; j < this.chunks.length; j++) {
       const ch = this.chunks[j]!;
-      if (ch.keySent && ch.end > this.consumed && now - ch.keyAt > timeout) this.sendKey(j, true);
+      if (ch.keySent && ch.end > this.consumed && now - ch.keyAt > timeout * 2 ** Math.min(ch.keyTries, 5)) this.sendKey(j, true);
     }
     if (this.endSent && now - this.lastEnd > timeout) {
       this.lastEnd = now;
@@ -574,7 +693,8 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     try {
       verifyFrame(f, { signer: this.tx.body.dpk }); // [LM-DLV-7]
     } catch (e) {
-      this.gw.emit('reject', { code: (e as LmError).code, detail: (e as LmError).message });
+      const err = toLmError(e);
+      this.gw.emit('reject', { code: err.code, detail: err.message });
       return;
     }
     const b = f.body;
@@ -636,6 +756,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   private finish(): void {
     this.ended = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.offerTimer) clearTimeout(this.offerTimer);
     this.queue.clear();
     for (const c of this.chunks) if (c) wipe(c.key); // sparse after a resume
     if (this.sendKeys) wipe(this.sendKeys.hk, this.sendKeys.wk);
@@ -671,10 +792,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   link!: FrameLink;
   readonly engine: MatrixEngine;
   readonly clock: () => number;
-  private readonly hellos = new Map<string, HelloBody>();
-  /** the latest HELLO of each device, kept across its BYE (to see restarts) */
-  private readonly lastHello = new Map<string, HelloBody>();
-  private readonly helloWaiters = new Map<string, ((h: HelloBody) => void)[]>();
+  /** the latest accepted HELLO of each device and identity key (hex), while it is online ([LM-MQTT-6]) */
+  private readonly hellos = new Map<string, Map<string, HelloBody>>();
+  /** the latest accepted HELLO of each device and key, kept across its BYE (to see restarts and replays) */
+  private readonly lastHello = new Map<string, Map<string, HelloBody>>();
+  private readonly helloWaiters = new Map<string, { key: string | undefined; done: (h: HelloBody) => void }[]>();
   private readonly streams = new Map<string, GatewayStream>();
   private readonly prints = new Map<string, number>();
 
@@ -710,46 +832,86 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     try {
       f = decodeFrame(payload);
     } catch (e) {
-      this.emit('reject', { code: (e as LmError).code, detail: `${topic}: ${(e as LmError).message}` });
+      const err = toLmError(e);
+      this.emit('reject', { code: err.code, detail: `${topic}: ${err.message}` });
       return;
     }
     if (parts[5] === 'state') {
-      if (f.type === FrameType.HELLO && f.body.device === device) {
-        try {
-          verifyFrame(f, { signer: f.body.idpk });
-        } catch {
-          return;
-        }
-        const before = this.hellos.get(device) ?? this.lastHello.get(device);
-        this.hellos.set(device, f.body);
-        this.lastHello.set(device, f.body);
-        // [LM-DLV-10]: a new boot value while streaming means the device's process restarted
-        const running = this.streams.get(device);
-        if (running && before?.boot && f.body.boot && !equalBytes(before.boot, f.body.boot)) {
-          void running.restart(f.body).catch((e: unknown) => running.fail(e instanceof LmError ? e : new LmError(Reason.internal, String(e))));
-        }
-        for (const w of this.helloWaiters.get(device) ?? []) w(f.body);
-        this.helloWaiters.delete(device);
-      } else if (f.type === FrameType.BYE) this.hellos.delete(device);
+      if (f.type === FrameType.HELLO) this.onHello(device, f);
+      else if (f.type === FrameType.BYE) {
+        this.hellos.delete(device);
+        this.streams.get(device)?.deviceOffline(); // advisory: [LM-FRAME-5], [LM-DLV-13]
+      }
       return;
     }
     const s = this.streams.get(device);
     if (!s) return;
     const sid = (f.body as { sid?: Uint8Array }).sid;
     if (sid && !equalBytes(sid, s.sid)) return; // [LM-FRAME-8]
-    void s.onFrame(f, payload).catch((e: unknown) => s.fail(e instanceof LmError ? e : new LmError(Reason.internal, String(e))));
+    void s.onFrame(f, payload).catch((e: unknown) => s.fail(toLmError(e)));
   }
 
-  /** The device's latest HELLO (waits for it up to timeout ms). */
-  hello(device: string, timeout = 10_000): Promise<HelloBody> {
-    const h = this.hellos.get(device);
+  /**
+   * A HELLO counts only when it verifies under the device's registered key (or, without a
+   * registry, under the key it carries, then matched against the transaction's in `stream()`),
+   * and is later than the last one accepted for that device and key: a replayed HELLO changes
+   * nothing ([LM-MQTT-6]).
+   */
+  private onHello(device: string, f: Frame<1>): void {
+    const h = f.body;
+    const refuse = (why: string): void => void this.emit('reject', { code: Reason.auth, detail: `HELLO of "${device}" ignored: ${why} ([LM-MQTT-6])` });
+    if (h.device !== device) return refuse(`it names "${h.device}"`);
+    const registered = this.o.deviceKeys?.get(device);
+    if (this.o.deviceKeys && !registered) return refuse('the device is not registered');
+    if (registered && !equalBytes(registered, h.idpk)) return refuse('its key is not the registered one');
+    try {
+      verifyFrame(f, { signer: h.idpk });
+    } catch (e) {
+      return refuse(toLmError(e).message);
+    }
+    const key = toHex(h.idpk);
+    const last = this.lastHello.get(device)?.get(key);
+    if (last && h.time <= last.time && !(last.boot && h.boot && equalBytes(last.boot, h.boot) && h.time === last.time)) return refuse(`its time ${h.time} is not after the last accepted HELLO's ${last.time} (a replay)`);
+    const put = (m: Map<string, Map<string, HelloBody>>) => {
+      const byKey = m.get(device) ?? new Map<string, HelloBody>();
+      byKey.delete(key);
+      byKey.set(key, h);
+      while (byKey.size > 4) byKey.delete(byKey.keys().next().value as string); // bounded: keys an attacker signs with
+      m.set(device, byKey);
+    };
+    put(this.hellos);
+    put(this.lastHello);
+    // [LM-DLV-10]: a new boot value while streaming means the device's process restarted; only a
+    // HELLO of the transaction's device key, later than the one the session answered, says so
+    const running = this.streams.get(device);
+    const before = running?.offeredHello;
+    if (running && equalBytes(h.idpk, running.tx.body.dpk) && before?.boot && h.boot && !equalBytes(before.boot, h.boot) && h.time > before.time) {
+      void running.restart(h).catch((e: unknown) => running.fail(toLmError(e)));
+    }
+    const waiters = this.helloWaiters.get(device) ?? [];
+    const still = waiters.filter((w) => {
+      if (w.key !== undefined && w.key !== key) return true;
+      w.done(h);
+      return false;
+    });
+    if (still.length) this.helloWaiters.set(device, still);
+    else this.helloWaiters.delete(device);
+  }
+
+  /** The device's latest HELLO, of the given identity key if one is named (waits for it up to timeout ms). */
+  hello(device: string, timeout = 10_000, publicKey?: Uint8Array): Promise<HelloBody> {
+    const key = publicKey ? toHex(publicKey) : undefined;
+    const known = this.hellos.get(device);
+    const h = key ? known?.get(key) : [...(known?.values() ?? [])].pop();
     if (h) return Promise.resolve(h);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new LmError(Reason.timeout, `device "${device}" has not announced itself on ${topics.deviceState(this.o.fleet, device)} within ${timeout} ms`)), timeout);
+      const t = setTimeout(() => reject(new LmError(Reason.timeout, `device "${device}" has not announced itself${key ? ` with key ${key.slice(0, 16)}...` : ''} on ${topics.deviceState(this.o.fleet, device)} within ${timeout} ms`)), timeout);
       const list = this.helloWaiters.get(device) ?? [];
-      list.push((x) => {
-        clearTimeout(t);
-        resolve(x);
+      list.push({
+        key, done: (x) => {
+          clearTimeout(t);
+          resolve(x);
+        },
       });
       this.helloWaiters.set(device, list);
     });
@@ -758,8 +920,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /**
    * Streams a job to a device under a signed transaction ([LM-TX-2]..[LM-TX-7]). Resolves with
    * the running stream; its `done` resolves with the report after the device's signed receipt.
+   * A job is bytes, a stream, or a function that opens it from its start (then a device that
+   * restarts and resumes below what the stream has passed is served by reading it again).
    */
-  async stream(device: string, job: Uint8Array | AsyncIterable<Uint8Array>, txBytes: Uint8Array, licence: Uint8Array, opts: StreamOptions = {}): Promise<GatewayStream> {
+  async stream(device: string, job: Uint8Array | JobStream, txBytes: Uint8Array, licence: Uint8Array, opts: StreamOptions = {}): Promise<GatewayStream> {
     const txh = Buffer.from(digest(txBytes)).toString('hex');
     const tx = verifyTx(txBytes, { now: this.clock(), trustedOperators: this.o.trustedOperators, gatewayPublic: this.o.identity.publicKey, printsUsed: this.prints.get(txh) ?? 0 });
     if (tx.body.device !== device) throw new LmError(Reason.txDevice, `transaction is for "${tx.body.device}", not "${device}" ([LM-TX-5])`);
@@ -772,8 +936,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       source = new StreamSource(job, tx.body.size, tx.body.jd, opts.readAhead !== undefined ? { readAhead: opts.readAhead } : {});
     }
     if (this.streams.has(device)) throw new LmError(Reason.busy, `a stream to "${device}" is already running`);
-    const hello = await this.hello(device, opts.helloTimeout);
-    if (!equalBytes(hello.idpk, tx.body.dpk)) throw new LmError(Reason.txDevice, `device "${device}" announces a key that differs from the transaction's ([LM-TX-5])`);
+    const registered = this.o.deviceKeys?.get(device);
+    if (registered && !equalBytes(registered, tx.body.dpk)) throw new LmError(Reason.txDevice, `the transaction names a key for "${device}" that differs from its registered key ([LM-TX-5])`);
+    // [LM-MQTT-6]: only a HELLO of the transaction's device key counts
+    const hello = await this.hello(device, opts.helloTimeout, tx.body.dpk);
     this.prints.set(txh, (this.prints.get(txh) ?? 0) + 1); // [LM-TX-7]
     const s = new GatewayStream(this, device, source, tx, licence, opts);
     this.streams.set(device, s);

@@ -18,6 +18,12 @@ export interface JobSource {
   take(start: number, end: number): Uint8Array | undefined;
   /** the bytes below `offset` are no longer needed (the consumer took them) */
   release(offset: number): void;
+  /**
+   * Prepares to serve from `offset` again (a device that resumes, [LM-DLV-10]): reads the job
+   * again from its start when the bytes before were released and the source can be reopened.
+   * Throws LmError `aborted`, saying why, when it cannot serve them.
+   */
+  seek(offset: number): void;
   /** called when more bytes arrived or the source failed */
   onReadable(f: () => void): void;
   /** the reason the source failed, if it did */
@@ -38,6 +44,7 @@ export class BytesSource implements JobSource {
     return this.bytes.subarray(start, Math.min(end, this.bytes.length));
   }
   release(): void {}
+  seek(): void {}
   onReadable(): void {}
   close(): void {}
 }
@@ -46,6 +53,9 @@ export interface StreamSourceOptions {
   /** bytes read ahead of what the gateway asked for; default 8 MiB */
   readAhead?: number;
 }
+
+/** A job's bytes as a stream, or a way to open it (again) from its start, e.g. `() => fs.createReadStream(file)`. */
+export type JobStream = AsyncIterable<Uint8Array> | (() => AsyncIterable<Uint8Array>);
 
 /**
  * A job read from an async iterable of byte pieces (a Node Readable is one). Holds only the
@@ -62,15 +72,19 @@ export class StreamSource implements JobSource {
   private ended = false;
   private reading = false;
   private closed = false;
-  private readonly hash = createHash('sha256');
+  private hash = createHash('sha256');
   private listener: (() => void) | undefined;
   verified = false;
   failure: LmError | undefined;
-  private readonly iterator: AsyncIterator<Uint8Array>;
+  private iterator: AsyncIterator<Uint8Array>;
   private readonly readAhead: number;
+  private readonly open: (() => AsyncIterable<Uint8Array>) | undefined;
+  /** bumped on each reopening: reads of an earlier iterator are dropped */
+  private generation = 0;
 
-  constructor(input: AsyncIterable<Uint8Array>, readonly size: number, private readonly digest: Uint8Array, o: StreamSourceOptions = {}) {
-    this.iterator = input[Symbol.asyncIterator]();
+  constructor(input: JobStream, readonly size: number, private readonly digest: Uint8Array, o: StreamSourceOptions = {}) {
+    this.open = typeof input === 'function' ? input : undefined;
+    this.iterator = (typeof input === 'function' ? input() : input)[Symbol.asyncIterator]();
     this.readAhead = o.readAhead ?? 8 * 2 ** 20;
     // start at once: reading ahead, and a Node stream's errors have a listener from now on
     this.pump();
@@ -116,6 +130,27 @@ export class StreamSource implements JobSource {
     this.pump();
   }
 
+  seek(offset: number): void {
+    if (offset >= this.base) return;
+    if (!this.open) {
+      throw new LmError(Reason.aborted, `the device resumes at byte ${offset}, but this job is read from a one-way stream (a pipe or standard input) that has passed byte ${this.base}; stream the job again from its start ([LM-DLV-10])`);
+    }
+    // read the job again from its start; the digest is checked again on the way
+    void this.iterator.return?.().catch(() => undefined);
+    for (const p of this.pieces) p.fill(0);
+    this.pieces = [];
+    this.base = 0;
+    this.read = 0;
+    this.wanted = 0;
+    this.ended = false;
+    this.verified = false;
+    this.reading = false;
+    this.hash = createHash('sha256');
+    this.generation++;
+    this.iterator = this.open()[Symbol.asyncIterator]();
+    this.pump();
+  }
+
   close(): void {
     this.closed = true;
     for (const p of this.pieces) p.fill(0);
@@ -127,8 +162,10 @@ export class StreamSource implements JobSource {
     if (this.reading || this.ended || this.closed || this.failure) return;
     if (this.read >= this.wanted + this.readAhead) return;
     this.reading = true;
+    const generation = this.generation;
     void this.iterator.next().then(
       (r) => {
+        if (generation !== this.generation) return; // read by an iterator replaced by seek()
         this.reading = false;
         if (this.closed) return;
         if (r.done) return this.finish();
@@ -143,6 +180,7 @@ export class StreamSource implements JobSource {
         this.pump();
       },
       (e: unknown) => {
+        if (generation !== this.generation) return;
         this.reading = false;
         this.fail(new LmError(Reason.internal, `reading the job failed: ${(e as Error)?.message ?? String(e)}`));
       },
