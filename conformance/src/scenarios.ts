@@ -143,6 +143,43 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     }),
   },
   {
+    id: 'device/refusal-signed', title: 'answers refused OFFERs with ERROR signed by its identity key and keeps serving through forged ones', covers: [R.LM_FRAME_9],
+    async run(ctx) {
+      const t = ctx.tester;
+      const m = t.tx(ctx.data, { badSignature: true });
+      const r = await t.offer(t.params({ w: 16 }), m.tx, m.licence, { waitReady: false });
+      if (!('refused' in r)) throw new Error('device accepted a transaction whose signature does not verify');
+      check(r.refused.code === Reason.txSignature, `refused with ${r.refused.code}; expected ${Reason.txSignature}`);
+      const session = [...t.sessionsRefused()].pop();
+      check(session?.refusalSigned, 'the refusal is not an ERROR signed with the device\'s identity key ([LM-FRAME-9])');
+      // forged OFFERs: a genuine one with bytes flipped, truncated or extended
+      const genuine = t.rawOffer(t.params({ w: 16 }), t.tx(ctx.data));
+      let seed = 0x9e3779b9;
+      const rnd = (n: number) => ((seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) % n);
+      for (let i = 0; i < 200; i++) {
+        const b = genuine.slice(0, i % 7 === 0 ? rnd(genuine.length) : genuine.length);
+        for (let k = 0; k < 1 + rnd(3) && b.length; k++) b[rnd(b.length)] = rnd(256);
+        await t.sendRaw(i % 11 === 0 ? new Uint8Array([...b, ...randomBytes(1 + rnd(8))]) : b);
+      }
+      const s = await open(ctx, 16);
+      await deliverExact(ctx, s);
+    },
+  },
+  {
+    id: 'device/liveness', title: 'sends TIME_REQ at least once a second; ends a session whose gateway fell silent when a new OFFER comes', covers: [R.LM_DLV_13],
+    async run(ctx) {
+      const s = await open(ctx, 16);
+      const from = Date.now();
+      await sleep(2600);
+      const beats = s.timeRequestTimes.filter((x) => x >= from).length;
+      check(beats >= 2, `${beats} TIME_REQ in 2.6 s of a session; expected at least one per second ([LM-DLV-13])`);
+      s.mute = true; // the gateway is gone
+      await sleep(3500);
+      const next = await open(ctx, 16);
+      await deliverExact(ctx, next);
+    },
+  },
+  {
     id: 'device/tx-print-count', title: 'refuses a transaction whose print count is used up', covers: [R.LM_TX_7],
     async run(ctx) {
       const t = ctx.tester;

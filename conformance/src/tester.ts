@@ -62,7 +62,7 @@ export class Tester {
     const t = new Tester(o);
     await t.engine.start();
     t.link = await FrameLink.connect({
-      url: o.url, clientId: `lm-conf-${Math.random().toString(16).slice(2, 10)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
+      url: o.url, clientId: `lm-gw-${t.gateway.id}-${Math.random().toString(16).slice(2, 10)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
       ...authOptions(o.brokerAuth, t.gateway.id, 2, t.gateway.identity.secretKey),
     });
     t.link.onPayload((topic, payload) => t.onPayload(topic, payload));
@@ -101,6 +101,21 @@ export class Tester {
     const sid = (f.body as { sid?: Uint8Array }).sid;
     if (!sid) return;
     this.sessions.get(Buffer.from(sid).toString('hex'))?.onFrame(f, raw);
+  }
+
+  /** Sessions the device refused, in the order they were offered. */
+  sessionsRefused(): Session[] {
+    return [...this.sessions.values()].filter((s) => s.refusal !== undefined);
+  }
+
+  /** A genuine, signed OFFER's bytes, for scenarios that forge OFFERs from it. */
+  rawOffer(params: SessionParams, m: { tx: SignedTx }): Uint8Array {
+    return encodeFrame(FrameType.OFFER, { sid: randomBytes(16), tx: m.tx.bytes, epk: x25519KeyPair().publicKey, params, gwpk: this.gateway.identity.publicKey, time: Date.now() }, { kind: 'sig', secretKey: this.gateway.identity.secretKey });
+  }
+
+  /** Publishes any payload on the device's inbound topic (QoS 1, as an OFFER). */
+  async sendRaw(payload: Uint8Array): Promise<void> {
+    await this.link.send(topics.deviceIn(this.o.fleet, this.o.deviceId), payload, FrameType.OFFER);
   }
 
   /** The device's HELLO ([LM-MQTT-2]). */
@@ -157,6 +172,12 @@ export class Session {
   readonly sid = randomBytes(16);
   keys: SessionKeys | undefined;
   refusal: ErrorBody | undefined;
+  /** whether the refusal was signed by the device's identity key ([LM-FRAME-9]) */
+  refusalSigned = false;
+  /** when set, the tester answers nothing and sends nothing: a gateway gone silent ([LM-DLV-13]) */
+  mute = false;
+  /** when each TIME_REQ arrived (ms) */
+  readonly timeRequestTimes: number[] = [];
   readonly acks: AckBody[] = [];
   readonly errors: ErrorBody[] = [];
   readonly alarms: Bodies[13][] = [];
@@ -197,6 +218,11 @@ export class Session {
       return;
     }
     if (f.type === FrameType.ERROR && !this.keys) {
+      try {
+        this.refusalSigned = f.authKind === 'sig' && verifyFrame(f, { signer: this.t.o.devicePublic });
+      } catch {
+        this.refusalSigned = false;
+      }
       this.refusal = f.body;
       return;
     }
@@ -214,6 +240,8 @@ export class Session {
     switch (f.type) {
       case FrameType.TIME_REQ: {
         this.timeRequests++;
+        this.timeRequestTimes.push(Date.now());
+        if (this.mute) return;
         const now = Date.now() + this.timeShift;
         void this.send(FrameType.TIME_RESP, { sid: this.sid, t1: f.body.t1, t2: now, t3: now });
         return;
