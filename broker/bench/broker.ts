@@ -21,7 +21,8 @@ async function run(withPlugin: boolean, size: number): Promise<{ fps: number; mb
     { id: 'g1', role: 'gateway', fleet: 'b', publicKey: gw.publicKey, limits: { framesPerSecond: 1e9, bytesPerSecond: 1e12 } },
   ]);
   const broker = await startBroker({ setup: withPlugin ? (a) => void livematrixPlugin(a, { registry }) : undefined });
-  const auth = (id: string, role: 1 | 2, sk: Uint8Array) => (withPlugin ? { username: id, password: Buffer.from(makeConnectToken(id, role, sk)) } : {});
+  // [LM-BRK-8] client ids of the form lm-dev-{id}-... / lm-gw-{id}-...
+  const auth = (id: string, role: 1 | 2, sk: Uint8Array) => ({ clientId: `lm-${role === 1 ? 'dev' : 'gw'}-${id}-bench`, ...(withPlugin ? { username: id, password: Buffer.from(makeConnectToken(id, role, sk)) } : {}) });
   const sub = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0, ...auth('g1', 2, gw.secretKey) });
   const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0, ...auth('d1', 1, dev.secretKey) });
   await sub.subscribeAsync('lm/1/b/d/+/out', { qos: 0 });

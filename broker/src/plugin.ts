@@ -2,14 +2,18 @@
  * @module plugin
  * The Live Matrix plugin for aedes: client authentication by connect token ([LM-BRK-1]),
  * per-role topic isolation ([LM-BRK-2]), frame checks ([LM-BRK-3]), rate alarms ([LM-BRK-4]),
- * registry reload and metrics ([LM-BRK-5]). It wires aedes' own hooks and keeps their semantics:
- * refused CONNECTs carry `returnCode`, refused subscriptions are negated (SUBACK 128).
+ * registry reload and metrics ([LM-BRK-5]), Last Will checks ([LM-BRK-7]), client ids bound to
+ * identities ([LM-BRK-8]) and gateways kept to their devices ([LM-BRK-9]). It wires aedes' own
+ * hooks and keeps their semantics: refused CONNECTs carry `returnCode`, refused subscriptions are
+ * negated (SUBACK 128). The maximum packet size ([LM-BRK-6]) is enforced by the listener, before
+ * aedes parses a packet (packet-limit.ts).
  */
 import type { Aedes, AuthenticateError, Client, PublishPacket } from 'aedes';
 import { FrameType, LmError, Reason, decodeConnectToken, encodeFrame, equalBytes, reasonName, topics, verifyConnectToken } from '@livematrix/spec';
 import { checkPublish } from './frame-check.js';
 import { Metrics } from './metrics.js';
-import { type Registry, type RegistryEntry, aclFor, filterWithin, topicMatches } from './registry.js';
+import { type Registry, type RegistryEntry, aclFor, clientIdPrefix, filterWithin, topicMatches } from './registry.js';
+import { type WillMessage, checkWill, storedWillClientId } from './wills.js';
 
 export interface PluginOptions {
   registry: Registry;
@@ -39,10 +43,24 @@ interface Rate {
 
 const DROPPED_TOPIC = '$LM/dropped';
 
-function authError(message: string): AuthenticateError {
+/** CONNACK return codes of MQTT 3.1.1 the plugin refuses with */
+const BAD_CREDENTIALS = 4;
+const IDENTIFIER_REJECTED = 2;
+const NOT_AUTHORIZED = 5;
+
+function authError(message: string, returnCode: number): AuthenticateError {
   const e = new Error(message) as AuthenticateError;
-  e.returnCode = 4; // bad user name or password
+  e.returnCode = returnCode;
   return e;
+}
+
+interface Acl {
+  publish: string[];
+  /** the topics the client may receive */
+  read: string[];
+  /** the filters a SUBSCRIBE may ask for: `read`, or for a gateway with a device list the fleet-wide
+   * filters of [LM-BRK-2], whose deliveries are then narrowed to `read` ([LM-BRK-9]) */
+  subscribe: string[];
 }
 
 /**
@@ -61,15 +79,37 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
   const rates = new WeakMap<Client, Rate>();
   const nonces = new Map<string, number>();
   const live = new Set<Client>();
+  /** the Will each CONNECT carried, seen in preConnect (aedes keeps it private until authenticated) */
+  const connectWills = new WeakMap<Client, WillMessage | null>();
+  const acls = new WeakMap<RegistryEntry, Acl>();
+  const acl = (e: RegistryEntry): Acl => {
+    let a = acls.get(e);
+    if (!a) {
+      const own = aclFor(e);
+      a = { publish: own.publish, read: own.subscribe, subscribe: e.devices ? aclFor({ ...e, devices: undefined }).subscribe : own.subscribe };
+      acls.set(e, a);
+    }
+    return a;
+  };
+  const warn = () => {
+    for (const w of registry.warnings) log(`registry warning: ${w}`);
+  };
+  warn();
 
   metrics.gauge('livematrix_clients', 'connected, authenticated clients', () => live.size);
   aedes.on('client', (c) => live.add(c));
   aedes.on('clientDisconnect', (c) => live.delete(c));
 
-  const refuse = (reason: string, done: (e: AuthenticateError | null, ok: boolean | null) => void, detail: string) => {
+  const refuse = (reason: string, done: (e: AuthenticateError | null, ok: boolean | null) => void, detail: string, returnCode = BAD_CREDENTIALS) => {
     metrics.inc('livematrix_connections_refused_total', 'CONNECTs refused, by reason', { reason });
     log(`refused CONNECT: ${detail}`);
-    done(authError(detail), null);
+    done(authError(detail, returnCode), null);
+  };
+
+  const previousPreConnect = aedes.preConnect;
+  aedes.preConnect = (client, packet, cb) => {
+    connectWills.set(client, packet.will ? { topic: packet.will.topic, payload: packet.will.payload } : null);
+    previousPreConnect.call(aedes, client, packet, cb);
   };
 
   aedes.authenticate = (client, username, password, done) => {
@@ -86,7 +126,15 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
       for (const [k, exp] of nonces) if (exp < n) nonces.delete(k);
       const key = Buffer.from(t.nonce).toString('hex');
       if (nonces.has(key)) return refuse('replay', done, `token nonce of "${t.id}" was used before`);
-      nonces.set(key, n + window);
+      nonces.set(key, n + window); // spent from here on, even if the CONNECT is refused below
+      // [LM-BRK-8] the client id must belong to this identity: no taking over another's session
+      if (registry.clientIdOwner(client.id)?.id !== e.id) return refuse('client-id', done, `client id "${client.id}" does not belong to "${e.id}" (use ${clientIdPrefix(e)}...)`, IDENTIFIER_REJECTED);
+      // [LM-BRK-7] a Last Will is a publish on the client's behalf: same topics, a valid frame
+      const will = connectWills.get(client);
+      if (will) {
+        const w = checkWill(e.id, acl(e).publish, will);
+        if (!w.ok) return refuse(w.reason, done, w.detail, NOT_AUTHORIZED);
+      }
       who.set(client, e);
       metrics.inc('livematrix_connections_total', 'authenticated CONNECTs', { role: e.role });
       done(null, true);
@@ -102,9 +150,42 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
     aedes.publish({ cmd: 'publish', topic: topics.alarm(e.fleet), payload: Buffer.from(payload), qos: 1, retain: false, dup: false } as PublishPacket, () => undefined);
   };
 
+  /** Drops a publish: it goes to a topic nobody receives ($LM/ is never forwarded) and is not retained. */
+  const drop = (packet: PublishPacket) => {
+    packet.topic = DROPPED_TOPIC;
+    packet.retain = false;
+  };
+
+  /**
+   * [LM-BRK-7] A Will about to be published, by this instance or for a dead one: checked against
+   * the identity its client id belongs to now; a failing one is dropped, never an error (aedes'
+   * _clearWills would raise it as an 'error' event and keep the Will for the next round).
+   */
+  const authorizeWill = (clientId: string, packet: PublishPacket) => {
+    const e = registry.clientIdOwner(clientId);
+    const w = e ? checkWill(e.id, acl(e).publish, { topic: packet.topic, payload: packet.payload }) : { ok: false as const, reason: 'will-owner', detail: `Last Will of client id "${clientId}", which belongs to no registered identity` };
+    if (w.ok) {
+      metrics.inc('livematrix_wills_total', 'Last Wills published');
+      return;
+    }
+    metrics.inc('livematrix_wills_dropped_total', 'Last Wills dropped at publication, by reason', { reason: w.reason });
+    log(`dropped ${w.detail}`);
+    drop(packet);
+  };
+
   aedes.authorizePublish = (client, packet, cb) => {
     try {
-      if (!client) return cb(null); // an obsolete Last Will, already checked when it was set
+      const willOf = client ? (connectWills.get(client) === packet ? client.id : storedWillClientId(packet)) : (storedWillClientId(packet) ?? '');
+      if (willOf !== undefined) {
+        try {
+          authorizeWill(willOf, packet);
+        } catch (err) {
+          log(`dropped Last Will of client id "${willOf}": ${String(err)}`);
+          drop(packet);
+        }
+        return cb(null);
+      }
+      if (!client) return cb(new Error('publish without a client'));
       if (packet.topic.startsWith('$')) return cb(new Error(`${packet.topic}: reserved topic`));
       const e = who.get(client);
       if (!e) return cb(new Error('not authenticated'));
@@ -125,7 +206,7 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
         return cb(new Error('rate limit exceeded')); // aedes closes the connection
       }
       // [LM-BRK-2]
-      if (!aclFor(e).publish.some((f) => topicMatches(f, packet.topic))) {
+      if (!acl(e).publish.some((f) => topicMatches(f, packet.topic))) {
         metrics.inc('livematrix_publish_denied_total', 'publishes outside the client\'s topics', { role: e.role });
         return cb(new Error(`${e.id} may not publish to ${packet.topic}`));
       }
@@ -134,8 +215,7 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
       if (c.ok !== true) {
         const reason = c.ok === false ? reasonName(c.reason) : 'not-a-frame';
         metrics.inc('livematrix_frames_dropped_total', 'payloads dropped by the frame check, by reason', { reason });
-        packet.topic = DROPPED_TOPIC;
-        packet.retain = false;
+        drop(packet);
         return cb(null);
       }
       metrics.inc('livematrix_frames_total', 'frames forwarded', { type: String(c.type) });
@@ -149,14 +229,19 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
 
   aedes.authorizeSubscribe = (client, sub, cb) => {
     const e = who.get(client);
-    if (!e || !filterWithin(sub.topic, aclFor(e).subscribe)) {
+    if (!e || !filterWithin(sub.topic, acl(e).subscribe)) {
       metrics.inc('livematrix_subscribe_denied_total', 'subscriptions refused (SUBACK 128)', { role: e?.role ?? 'unknown' });
       return cb(null, null); // negated: SUBACK 128, connection kept
     }
     cb(null, sub);
   };
 
-  aedes.authorizeForward = (_client, packet) => (packet.topic.startsWith('$LM/') ? null : packet);
+  aedes.authorizeForward = (client, packet) => {
+    if (packet.topic.startsWith('$LM/')) return null;
+    // [LM-BRK-9] a gateway's fleet-wide subscription delivers only its own devices' topics
+    const e = who.get(client);
+    return e && !acl(e).read.some((f) => topicMatches(f, packet.topic)) ? null : packet;
+  };
 
   return {
     metrics,
@@ -164,10 +249,12 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
     identity: (c) => who.get(c),
     reload: () => {
       registry.reload();
+      warn();
       for (const c of live) {
         const e = who.get(c);
         const now2 = e ? registry.get(e.id) : undefined;
-        if (e && (!now2 || !equalBytes(now2.publicKey, e.publicKey) || now2.role !== e.role || now2.fleet !== e.fleet)) {
+        // [LM-BRK-8] a new identity may now own a connected client's id
+        if (e && (!now2 || !equalBytes(now2.publicKey, e.publicKey) || now2.role !== e.role || now2.fleet !== e.fleet || registry.clientIdOwner(c.id) !== now2)) {
           log(`registry reload: disconnecting ${e.id}`);
           c.close();
         } else if (e && now2) who.set(c, now2);

@@ -1,14 +1,25 @@
 /**
  * @module registry
- * The operator's registry of devices and gateways: id, role, fleet, Ed25519 key and rate limits.
- * Kept in a JSON file the operator edits; reloaded without a restart ([LM-BRK-5]).
+ * The operator's registry of devices and gateways: id, role, fleet, Ed25519 key, rate limits and,
+ * for a gateway, the devices it serves. Kept in a JSON file the operator edits; reloaded without a
+ * restart ([LM-BRK-5]).
  *
  * File format:
  * ```json
  * { "clients": [
  *   { "id": "printer-1", "role": "device", "fleet": "f1", "publicKey": "<64 hex>", "limits": { "framesPerSecond": 2000, "bytesPerSecond": 20000000 } },
- *   { "id": "gw-1", "role": "gateway", "fleet": "f1", "publicKey": "<64 hex>" } ] }
+ *   { "id": "gw-1", "role": "gateway", "fleet": "f1", "publicKey": "<64 hex>", "devices": ["printer-1"] } ] }
  * ```
+ *
+ * `devices` ([LM-BRK-9]): the ids of the devices of its fleet a gateway serves. It may publish to
+ * those devices' `in` topics only, and read only their `state` and `out` topics. A gateway entry
+ * without `devices` keeps the older, fleet-wide access (every device of its fleet): allowed for
+ * compatibility, but the registry reports it in `warnings` (the broker logs them at load), since
+ * any gateway of the fleet can then send frames to any device.
+ *
+ * Client ids ([LM-BRK-8]): a client id `lm-dev-{rest}` belongs to the registered device with the
+ * longest id `i` for which `{rest}` begins with `i-`; `lm-gw-{rest}` likewise to a gateway. See
+ * `clientIdOwner`.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { ID_RE, LmError, Reason, fromHex, toHex } from '@livematrix/spec';
@@ -28,6 +39,8 @@ export interface RegistryEntry {
   fleet: string;
   publicKey: Uint8Array;
   limits: Limits;
+  /** gateways only: the devices it serves ([LM-BRK-9]); absent = every device of its fleet */
+  devices?: readonly string[];
 }
 
 interface EntryJson {
@@ -36,6 +49,7 @@ interface EntryJson {
   fleet?: unknown;
   publicKey?: unknown;
   limits?: { framesPerSecond?: unknown; bytesPerSecond?: unknown };
+  devices?: unknown;
 }
 
 function parseEntry(e: EntryJson, i: number): RegistryEntry {
@@ -50,10 +64,24 @@ function parseEntry(e: EntryJson, i: number): RegistryEntry {
     if (typeof x !== 'number' || !(x > 0)) throw new LmError(Reason.schema, `${where}.limits.${name} must be a positive number`);
     return x;
   };
+  let devices: string[] | undefined;
+  if (e.devices !== undefined) {
+    if (e.role !== 'gateway') throw new LmError(Reason.schema, `${where}.devices is only for gateways`);
+    if (!Array.isArray(e.devices) || !e.devices.every((d): d is string => typeof d === 'string' && ID_RE.test(d))) {
+      throw new LmError(Reason.schema, `${where}.devices must be an array of device ids (1-64 of [A-Za-z0-9._-])`);
+    }
+    devices = [...new Set(e.devices)];
+  }
   return {
     id: e.id, role: e.role, fleet: e.fleet, publicKey: fromHex(e.publicKey),
     limits: { framesPerSecond: num(lim.framesPerSecond, DEFAULT_LIMITS.framesPerSecond, 'framesPerSecond'), bytesPerSecond: num(lim.bytesPerSecond, DEFAULT_LIMITS.bytesPerSecond, 'bytesPerSecond') },
+    ...(devices ? { devices } : {}),
   };
+}
+
+/** The client id prefix of an identity ([LM-BRK-8]): `lm-dev-{id}-` or `lm-gw-{id}-`. */
+export function clientIdPrefix(e: Pick<RegistryEntry, 'id' | 'role'>): string {
+  return `lm-${e.role === 'device' ? 'dev' : 'gw'}-${e.id}-`;
 }
 
 /** The registry, by id. */
@@ -96,6 +124,41 @@ export class Registry {
     return this.entries.get(id);
   }
 
+  /**
+   * The identity a client id belongs to ([LM-BRK-8]): for `lm-dev-{rest}` the registered device
+   * with the longest id `i` such that `{rest}` begins with `i-` (so device `a` does not own
+   * `lm-dev-a-b-1` while a device `a-b` is registered), for `lm-gw-{rest}` likewise a gateway;
+   * undefined for any other client id.
+   */
+  clientIdOwner(clientId: string): RegistryEntry | undefined {
+    const m = /^lm-(dev|gw)-/.exec(clientId);
+    if (!m) return undefined;
+    const role: RoleName = m[1] === 'dev' ? 'device' : 'gateway';
+    const rest = clientId.slice(m[0].length);
+    for (let i = rest.lastIndexOf('-'); i > 0; i = rest.lastIndexOf('-', i - 1)) {
+      const e = this.entries.get(rest.slice(0, i));
+      if (e && e.role === role) return e;
+    }
+    return undefined;
+  }
+
+  /**
+   * Problems worth a warning at load ([LM-BRK-9]): a gateway without `devices` reaches its whole
+   * fleet; a listed id that is not a device of the gateway's fleet (yet) gives no access to one.
+   */
+  get warnings(): string[] {
+    const out: string[] = [];
+    for (const e of this.all()) {
+      if (e.role !== 'gateway') continue;
+      if (!e.devices) out.push(`gateway "${e.id}" has no "devices" list: it may send frames to every device of fleet "${e.fleet}" ([LM-BRK-9])`);
+      for (const d of e.devices ?? []) {
+        const dev = this.entries.get(d);
+        if (dev?.role !== 'device' || dev.fleet !== e.fleet) out.push(`gateway "${e.id}" lists "${d}", which is not a registered device of fleet "${e.fleet}"`);
+      }
+    }
+    return out;
+  }
+
   upsert(e: RegistryEntry): void {
     this.entries.set(e.id, e);
   }
@@ -109,7 +172,7 @@ export class Registry {
   }
 
   toJSON(): string {
-    return JSON.stringify({ clients: this.all().map((e) => ({ id: e.id, role: e.role, fleet: e.fleet, publicKey: toHex(e.publicKey), limits: e.limits })) }, null, 2) + '\n';
+    return JSON.stringify({ clients: this.all().map((e) => ({ id: e.id, role: e.role, fleet: e.fleet, publicKey: toHex(e.publicKey), limits: e.limits, ...(e.devices ? { devices: e.devices } : {}) })) }, null, 2) + '\n';
   }
 
   /** Writes the registry to its file (atomically). */
@@ -120,11 +183,18 @@ export class Registry {
   }
 }
 
-/** Topics a client may publish to and subscribe to ([LM-BRK-2]), as MQTT filters. */
+/**
+ * Topics a client may publish to and subscribe to ([LM-BRK-2]), as MQTT filters; a gateway with a
+ * `devices` list only those devices' topics ([LM-BRK-9]).
+ */
 export function aclFor(e: RegistryEntry): { publish: string[]; subscribe: string[] } {
   const f = `lm/1/${e.fleet}`;
   if (e.role === 'device') return { publish: [`${f}/d/${e.id}/state`, `${f}/d/${e.id}/out`], subscribe: [`${f}/d/${e.id}/in`] };
-  return { publish: [`${f}/d/+/in`, `${f}/g/${e.id}/state`, `${f}/alarm`], subscribe: [`${f}/d/+/state`, `${f}/d/+/out`, `${f}/alarm`] };
+  const served = e.devices ?? ['+'];
+  return {
+    publish: [...served.map((d) => `${f}/d/${d}/in`), `${f}/g/${e.id}/state`, `${f}/alarm`],
+    subscribe: [...served.flatMap((d) => [`${f}/d/${d}/state`, `${f}/d/${d}/out`]), `${f}/alarm`],
+  };
 }
 
 /** A Mosquitto ACL file (acl_file) with the same per-client isolation ([LM-BRK-2]). */

@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from 'node:net';
 import { Aedes, type AedesOptions } from 'aedes';
+import { limitPacketSize, maxPacketSizeOption, type PacketViolation } from './packet-limit.js';
 
 export interface BrokerOptions {
   /** TCP port; 0 picks a free one */
@@ -13,6 +14,13 @@ export interface BrokerOptions {
   aedes?: AedesOptions;
   /** hook to wire plugins onto the instance before it listens */
   setup?: (broker: Aedes) => void | Promise<void>;
+  /**
+   * largest MQTT packet a client may send, bytes (fixed header included); a connection declaring
+   * a larger one is dropped as soon as its fixed header arrives ([LM-BRK-6]); default 256 KiB
+   */
+  maxPacketSize?: number;
+  /** called when a connection is dropped for its packet size */
+  onPacketViolation?: (v: PacketViolation, remote: string) => void;
 }
 
 export interface RunningBroker {
@@ -25,9 +33,13 @@ export interface RunningBroker {
 }
 
 export async function startBroker(o: BrokerOptions = {}): Promise<RunningBroker> {
+  const maxPacketSize = maxPacketSizeOption(o.maxPacketSize);
   const aedes = await Aedes.createBroker(o.aedes ?? {});
   await o.setup?.(aedes);
-  const server = createServer({ noDelay: true }, aedes.handle);
+  const server = createServer({ noDelay: true }, (socket) => {
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    aedes.handle(limitPacketSize(socket, maxPacketSize, (v) => o.onPacketViolation?.(v, remote)));
+  });
   const host = o.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -2,10 +2,12 @@
  * @module standalone
  * A standalone Live Matrix broker: aedes with the plugin on TCP, optional TLS and WebSocket
  * listeners, a Prometheus endpoint, registry reload on SIGHUP or file change, graceful shutdown.
+ * Every listener enforces the maximum packet size before aedes parses a packet ([LM-BRK-6]).
  */
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type Server } from 'node:net';
+import { type Socket, createServer, type Server } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AedesOptions } from 'aedes';
 import aedesPersistenceRedis from 'aedes-persistence-redis';
@@ -13,6 +15,7 @@ import mqemitterRedis from 'mqemitter-redis';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { LmError, Reason } from '@livematrix/spec';
 import { Metrics } from './metrics.js';
+import { limitPacketSize, maxPacketSizeOption, type PacketViolation } from './packet-limit.js';
 import { type LivematrixPlugin, livematrixPlugin } from './plugin.js';
 import { Registry } from './registry.js';
 
@@ -26,6 +29,18 @@ export interface BrokerConfig {
   registry?: string;
   /** redis://host:port shared by several broker instances (mqemitter-redis, aedes-persistence-redis) */
   redis?: string;
+  /**
+   * largest MQTT packet a client may send, bytes (fixed header included); a connection that
+   * declares a larger one is dropped as soon as its fixed header arrives, before authentication
+   * ([LM-BRK-6]); default 262144 (256 KiB)
+   */
+  maxPacketSize?: number;
+  /**
+   * cluster: how often this instance announces itself to the others, ms (aedes' heartbeat); an
+   * instance silent for 3 periods counts as dead, and the others publish its clients' Last Wills
+   * (checked again, [LM-BRK-7]) within 4 more periods; default 60000
+   */
+  heartbeatMs?: number;
 }
 
 /**
@@ -66,8 +81,16 @@ const listen = (s: Server | HttpServer, port: number, host: string): Promise<num
 
 export async function runBroker(c: BrokerConfig, log: (l: string) => void = () => undefined): Promise<StandaloneBroker> {
   const host = c.host ?? '127.0.0.1';
-  const aedes = await Aedes.createBroker(c.redis ? redisBackends(c.redis) : {});
+  const maxPacketSize = maxPacketSizeOption(c.maxPacketSize);
+  if (c.heartbeatMs !== undefined && !(Number.isInteger(c.heartbeatMs) && c.heartbeatMs >= 10)) throw new LmError(Reason.schema, `heartbeatMs must be an integer of at least 10 (ms), got ${String(c.heartbeatMs)}`);
+  const aedes = await Aedes.createBroker({ ...(c.redis ? redisBackends(c.redis) : {}), ...(c.heartbeatMs ? { heartbeatInterval: c.heartbeatMs } : {}) });
   const metrics = new Metrics();
+  // [LM-BRK-6] every connection, whatever its transport, passes the packet size check first
+  const guard = (conn: Duplex, remote: string): Duplex => limitPacketSize(conn, maxPacketSize, (v: PacketViolation) => {
+    metrics.inc('livematrix_packet_limit_drops_total', 'connections dropped for a packet over the maximum size', { reason: v.kind });
+    log(`dropped connection from ${remote}: ${v.kind === 'too-large' ? `packet of ${v.size} bytes declared, over the limit of ${v.limit}` : 'malformed remaining length'}`);
+  });
+  const peer = (s: Socket) => `${s.remoteAddress ?? '?'}:${s.remotePort ?? '?'}`;
   let plugin: LivematrixPlugin | undefined;
   let watcher: FSWatcher | undefined;
   const onHup = () => reload('SIGHUP');
@@ -90,19 +113,20 @@ export async function runBroker(c: BrokerConfig, log: (l: string) => void = () =
     process.on('SIGHUP', onHup);
   } else log('no registry given: running WITHOUT authentication, topic isolation or frame checks (development only)');
   const servers: (Server | HttpServer)[] = [];
-  const tcp = createServer({ noDelay: true }, aedes.handle);
+  const tcp = createServer({ noDelay: true }, (s) => aedes.handle(guard(s, peer(s))));
   servers.push(tcp);
   const ports: StandaloneBroker['ports'] = { tcp: await listen(tcp, c.port ?? 1883, host) };
   if (c.tls) {
-    const tls = createTlsServer({ cert: readFileSync(c.tls.cert), key: readFileSync(c.tls.key) }, aedes.handle);
+    const tls = createTlsServer({ cert: readFileSync(c.tls.cert), key: readFileSync(c.tls.key) }, (s) => aedes.handle(guard(s, peer(s))));
     servers.push(tls);
     ports.tls = await listen(tls, c.tls.port, host);
   }
   let wss: WebSocketServer | undefined;
   if (c.ws) {
     const http = createHttpServer();
-    wss = new WebSocketServer({ server: http });
-    wss.on('connection', (socket, req) => aedes.handle(createWebSocketStream(socket), req));
+    // a WebSocket message is buffered whole by ws: no larger than one packet either
+    wss = new WebSocketServer({ server: http, maxPayload: maxPacketSize });
+    wss.on('connection', (socket, req) => aedes.handle(guard(createWebSocketStream(socket), `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'} (ws)`), req));
     servers.push(http);
     ports.ws = await listen(http, c.ws.port, host);
   }

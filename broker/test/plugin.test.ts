@@ -38,9 +38,11 @@ afterEach(async () => {
   await broker.close();
 });
 
-async function as(id: string, role: 1 | 2, o: { key?: Uint8Array; time?: number; token?: Uint8Array; username?: string } = {}): Promise<MqttClient> {
+type As = { key?: Uint8Array; time?: number; token?: Uint8Array; username?: string; clientId?: string; will?: { topic: string; payload: Buffer; retain?: boolean; qos?: 0 | 1 } };
+async function as(id: string, role: 1 | 2, o: As = {}): Promise<MqttClient> {
   const token = o.token ?? makeConnectToken(id, role, o.key ?? keys[id]!.secretKey, o.time);
-  const c = await mqtt.connectAsync(broker.url, { clientId: `${id}-${Math.random().toString(16).slice(2, 8)}`, username: o.username ?? id, password: Buffer.from(token), protocolVersion: 4, reconnectPeriod: 0 });
+  const clientId = o.clientId ?? `lm-${role === 1 ? 'dev' : 'gw'}-${id}-${Math.random().toString(16).slice(2, 8)}`;
+  const c = await mqtt.connectAsync(broker.url, { clientId, username: o.username ?? id, password: Buffer.from(token), protocolVersion: 4, reconnectPeriod: 0, ...(o.will ? { will: o.will } : {}) });
   clients.push(c);
   return c;
 }

@@ -80,7 +80,7 @@ describe('aedes with the Live Matrix plugin [LM-BRK-1] [LM-BRK-2] [LM-BRK-3]', (
     try {
       expect(await streamThrough(`mqtt://127.0.0.1:${b.ports.tcp}`, p, { device: 'token', gateway: 'token' })).toBe(true);
       // a device over WebSocket
-      const ws = await mqtt.connectAsync(`ws://127.0.0.1:${b.ports.ws}`, { username: 'p1', password: Buffer.from(makeConnectToken('p1', 1, p.deviceKeys.secretKey)), protocolVersion: 4, reconnectPeriod: 0 });
+      const ws = await mqtt.connectAsync(`ws://127.0.0.1:${b.ports.ws}`, { clientId: 'lm-dev-p1-ws', username: 'p1', password: Buffer.from(makeConnectToken('p1', 1, p.deviceKeys.secretKey)), protocolVersion: 4, reconnectPeriod: 0 });
       expect(ws.connected).toBe(true);
       await ws.endAsync();
       const text = await (await fetch(`http://127.0.0.1:${b.ports.metrics}/metrics`)).text();
@@ -106,7 +106,7 @@ describe('standalone broker over TLS', () => {
     const b = await runBroker({ host: '127.0.0.1', port: 0, registry: reg, tls: { port: 0, cert, key } });
     try {
       const ca = readFileSync(cert);
-      const c = await mqtt.connectAsync(`mqtts://127.0.0.1:${b.ports.tls}`, { ca, username: 'p1', password: Buffer.from(makeConnectToken('p1', 1, p.deviceKeys.secretKey)), protocolVersion: 4, reconnectPeriod: 0 });
+      const c = await mqtt.connectAsync(`mqtts://127.0.0.1:${b.ports.tls}`, { ca, clientId: 'lm-dev-p1-tls', username: 'p1', password: Buffer.from(makeConnectToken('p1', 1, p.deviceKeys.secretKey)), protocolVersion: 4, reconnectPeriod: 0 });
       expect(c.connected).toBe(true);
       await c.endAsync();
       // a client that does not trust the certificate is refused by TLS itself

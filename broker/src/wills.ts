@@ -1,0 +1,43 @@
+/**
+ * @module wills
+ * Last Will checks ([LM-BRK-7]). A Will is a publish the broker makes on a client's behalf, later
+ * and possibly from another instance of a cluster, so it gets the checks of a publish twice: when
+ * the CONNECT sets it (refused with return code 5 unless its topic is within the client's publish
+ * ACL and its payload passes the frame check of that topic), and again whenever aedes is about to
+ * publish one, against the identity its client id belongs to ([LM-BRK-8]) in the current registry.
+ *
+ * aedes hands `authorizePublish` a Will in three ways: with the closing client itself (the packet is
+ * the Will of its CONNECT); from `_clearWills`, for the Wills another, silent instance left in the
+ * shared persistence, with a null client; or with a live local client that has the same client id.
+ * Both persistences (aedes-persistence, aedes-persistence-redis) stamp `brokerId` and `clientId`
+ * on a Will when they store it, which a client's own PUBLISH never carries.
+ */
+import { reasonName } from '@livematrix/spec';
+import { checkPublish } from './frame-check.js';
+import { topicMatches } from './registry.js';
+
+/** The part of a Will (of a CONNECT, or stored by aedes) that is checked. */
+export interface WillMessage {
+  topic: string;
+  /** a Buffer or string; anything else (a corrupt stored Will) fails the check */
+  payload: unknown;
+}
+
+export type WillCheck = { ok: true } | { ok: false; reason: 'will-acl' | 'will-frame'; detail: string };
+
+/** Checks a Will against the publish filters of the identity that set it ([LM-BRK-7]). Never throws. */
+export function checkWill(id: string, publishFilters: readonly string[], will: WillMessage): WillCheck {
+  if (typeof will.topic !== 'string') return { ok: false, reason: 'will-acl', detail: `Last Will of "${id}" has no topic` };
+  if (!publishFilters.some((f) => topicMatches(f, will.topic))) return { ok: false, reason: 'will-acl', detail: `Last Will of "${id}" on ${will.topic}, a topic it may not publish to` };
+  const p = typeof will.payload === 'string' ? new TextEncoder().encode(will.payload) : will.payload instanceof Uint8Array ? will.payload : undefined;
+  if (!p) return { ok: false, reason: 'will-frame', detail: `Last Will of "${id}" on ${will.topic} has no binary payload` };
+  const c = checkPublish(will.topic, new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
+  if (c.ok === true) return { ok: true };
+  return { ok: false, reason: 'will-frame', detail: `Last Will of "${id}" on ${will.topic} is not a valid frame for that topic (${c.ok === false ? `${reasonName(c.reason)}: ${c.detail}` : 'not a protocol topic'})` };
+}
+
+/** The client id a stored Will carries (stamped by the persistence), or undefined for any other packet. */
+export function storedWillClientId(packet: object): string | undefined {
+  const p = packet as { brokerId?: unknown; clientId?: unknown };
+  return typeof p.brokerId === 'string' && typeof p.clientId === 'string' ? p.clientId : undefined;
+}
