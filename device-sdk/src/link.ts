@@ -8,6 +8,10 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { FRAME_QOS, type FrameTypeId, LmError, Reason, type RoleId, makeConnectToken } from '@livematrix/spec';
 
 export interface LinkOptions {
+  /**
+   * broker URL; user information in it (`mqtt://user:pass@host`) is used only when `username`,
+   * `password` and `token` do not say otherwise, and is never printed (errors redact it)
+   */
   url: string;
   clientId: string;
   /** MQTT protocol version: 4 (3.1.1, default: aedes speaks only 3.1.1) or 5 */
@@ -64,6 +68,9 @@ export class FrameLink {
 
   static async connect(o: LinkOptions): Promise<FrameLink> {
     const protocolVersion = o.protocolVersion ?? 4;
+    // User information in the URL is taken out of it: MQTT.js would let it override the
+    // explicit user name and password (and a token), and the URL goes into error messages.
+    const { url, username, password } = splitUserinfo(o.url);
     const opts: IClientOptions = {
       clientId: o.clientId,
       protocolVersion,
@@ -73,6 +80,8 @@ export class FrameLink {
       keepalive: 30,
       resubscribe: true,
     };
+    if (username !== undefined) opts.username = username;
+    if (password !== undefined) opts.password = password;
     if (o.username !== undefined) opts.username = o.username;
     if (o.password !== undefined) opts.password = typeof o.password === 'string' ? o.password : Buffer.from(o.password);
     if (o.token) {
@@ -82,7 +91,7 @@ export class FrameLink {
     if (o.servers) opts.servers = o.servers;
     if (o.will) opts.will = { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: o.will.retain };
     try {
-      const client = await mqtt.connectAsync(o.url, opts);
+      const client = await mqtt.connectAsync(url, opts);
       const t = o.token;
       if (t) client.on('reconnect', () => {
         // a token is good for one CONNECT: its nonce must not repeat
@@ -90,7 +99,9 @@ export class FrameLink {
       });
       return new FrameLink(client, protocolVersion);
     } catch (e) {
-      throw new LmError(Reason.offline, `cannot connect to the MQTT broker at ${o.url}: ${(e as Error).message}`);
+      // never echo a secret: the URL without its user information ([LM-BRK-1] tokens and
+      // passwords are credentials); the broker's refusal stays reachable as `cause`
+      throw new LmError(Reason.offline, `cannot connect to the MQTT broker at ${redactUrl(o.url)}: ${(e as Error).message}`, { cause: e });
     }
   }
 
@@ -131,4 +142,40 @@ export function authOptions(auth: BrokerAuth | undefined, id: string, role: Role
   if (!auth) return {};
   if (auth === 'token') return { token: { id, role, secretKey } };
   return { username: auth.username, password: auth.password };
+}
+
+/**
+ * The URL with any user information (user name, password) replaced by `***`, for messages:
+ * everything between `://` and the last `@` goes (a password may hold an unencoded `@`).
+ */
+export function redactUrl(url: string): string {
+  const at = url.lastIndexOf('@');
+  if (at < 0) return url;
+  const scheme = url.indexOf('://');
+  const from = scheme >= 0 ? scheme + 3 : 0;
+  return at < from ? url : `${url.slice(0, from)}***${url.slice(at)}`;
+}
+
+/** Splits `scheme://user:pass@host...` into the URL without user information and its decoded parts. */
+function splitUserinfo(url: string): { url: string; username?: string; password?: string } {
+  if (!url.includes('@')) return { url };
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { url }; // MQTT.js refuses it; the error message redacts it
+  }
+  if (!u.username && !u.password) return { url };
+  const decode = (x: string) => {
+    try {
+      return decodeURIComponent(x);
+    } catch {
+      return x;
+    }
+  };
+  const username = decode(u.username);
+  const password = decode(u.password);
+  u.username = '';
+  u.password = '';
+  return { url: u.toString(), ...(username ? { username } : {}), ...(password ? { password } : {}) };
 }

@@ -3,35 +3,12 @@
  * writing to a file, and a job streamed from standard input, over a real aedes broker on
  * loopback. Runs the built CLI (npm test builds first).
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, createReadStream } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cli, publicKey } from './cli-harness.js';
 import { GCODE, aedes } from './harness.js';
-
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'src', 'cli.js');
-
-interface Ran {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-function cli(args: string[], o: { stdin?: string } = {}): Promise<Ran> & { kill(): void } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  if (o.stdin) createReadStream(o.stdin).pipe(child.stdin);
-  else child.stdin.end();
-  const p = new Promise<Ran>((res) => child.on('close', (code) => res({ code, out, err })));
-  return Object.assign(p, { kill: () => void child.kill('SIGKILL') });
-}
-
-const publicKey = (r: Ran) => /public key: ([0-9a-f]{64})/.exec(r.out)?.[1] ?? '';
 
 describe('livematrix CLI', () => {
   it('--help helps; an unknown command is a usage error (exit 2)', async () => {
