@@ -12,4 +12,3 @@ export { DEFAULT_MAX_PACKET_SIZE, MQTT_MAX_PACKET_SIZE, PacketSizeScanner, limit
 export { checkWill, type WillCheck, type WillMessage } from './wills.js';
 export { Metrics } from './metrics.js';
 export { runBroker, readBrokerConfig, redisBackends, type BrokerConfig, type StandaloneBroker } from './standalone.js';
-export { startMosquitto, mosquittoPath, freePort, waitForPort, type RunningMosquitto } from './mosquitto.js';

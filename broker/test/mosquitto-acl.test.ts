@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { FrameType, Reason, decodeFrame, encodeFrame, identityKeyPair, topics } from '@livematrix/spec';
-import { Registry, mosquittoAcl, mosquittoPath, startMosquitto } from '../src/index.js';
+import { mosquittoPath, startMosquitto } from '@livematrix/testkit';
+import { Registry, mosquittoAcl } from '../src/index.js';
 
 const have = mosquittoPath() !== undefined && spawnSync('mosquitto_passwd', ['-h']).error === undefined;
 const inCI = process.env['CI'] === 'true';

@@ -6,7 +6,8 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { type BrokerConfig, freePort, waitForPort } from '../src/index.js';
+import { freePort, waitForPort } from '@livematrix/testkit';
+import type { BrokerConfig } from '../src/index.js';
 
 // this file runs from broker/test (vitest) or broker/dist/test (built)
 const SCRIPT = join(import.meta.dirname, ...(basename(dirname(import.meta.dirname)) === 'dist' ? [] : ['..', 'dist', 'test']), 'broker-process.js');

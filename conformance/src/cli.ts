@@ -8,7 +8,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { readIdentityFile } from '@livematrix/device-sdk';
+import { readIdentityFile } from '@livematrix/spec/keyfile';
 import { fromHex } from '@livematrix/spec';
 import { lint } from './lint.js';
 import { type Report, buildReport, renderJunit, renderText } from './report.js';

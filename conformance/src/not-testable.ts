@@ -24,6 +24,7 @@ export const NOT_TESTABLE: Readonly<Partial<Record<RequirementId, string>>> = {
   [R.LM_AEAD_5]: 'a gateway\'s key generation',
   [R.LM_TIME_4]: 'a gateway\'s answer',
   [R.LM_FRAME_7]: 'a gateway\'s check of ACCEPT',
+  [R.LM_MQTT_6]: 'a gateway\'s check of HELLO (tested with the gateway: gateway/test/hostile.test.ts)',
   [R.LM_FRAME_5]: 'which authentication a sender uses is checked by every decoding (vectors profile)',
   [R.LM_TX_6]: 'a gateway\'s job check',
   [R.LM_CAP_2]: 'a gateway\'s choice of parameters',

@@ -2,7 +2,7 @@
  * @module runner
  * Runs device scenarios against a device under test through a broker.
  */
-import type { BrokerAuth } from '@livematrix/device-sdk';
+import type { BrokerAuth } from '@livematrix/spec/transport';
 import type { IdentityKeyPair } from '@livematrix/spec';
 import type { TestResult } from './report.js';
 import { type Scenario, DEVICE_SCENARIOS } from './scenarios.js';

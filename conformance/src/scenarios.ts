@@ -146,10 +146,12 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     id: 'device/refusal-signed', title: 'answers refused OFFERs with ERROR signed by its identity key and keeps serving through forged ones', covers: [R.LM_FRAME_9],
     async run(ctx) {
       const t = ctx.tester;
-      const m = t.tx(ctx.data, { badSignature: true });
-      const r = await t.offer(t.params({ w: 16 }), m.tx, m.licence, { waitReady: false });
-      if (!('refused' in r)) throw new Error('device accepted a transaction whose signature does not verify');
-      check(r.refused.code === Reason.txSignature, `refused with ${r.refused.code}; expected ${Reason.txSignature}`);
+      const m = t.tx(ctx.data, { notBefore: Date.now() - 7200_000, notAfter: Date.now() - 3600_000 });
+      const r = await t.offer(t.params({ w: 16 }), m.tx, m.licence, { waitReady: false }).catch((e: unknown) => {
+        throw new Error(`no answer to an OFFER of an expired transaction: ${(e as Error).message}`);
+      });
+      if (!('refused' in r)) throw new Error('device accepted an expired transaction');
+      check(r.refused.code === Reason.txExpired, `refused with ${r.refused.code}; expected ${Reason.txExpired}`);
       const session = [...t.sessionsRefused()].pop();
       check(session?.refusalSigned, 'the refusal is not an ERROR signed with the device\'s identity key ([LM-FRAME-9])');
       // forged OFFERs: a genuine one with bytes flipped, truncated or extended
@@ -158,10 +160,16 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
       const rnd = (n: number) => ((seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) % n);
       for (let i = 0; i < 200; i++) {
         const b = genuine.slice(0, i % 7 === 0 ? rnd(genuine.length) : genuine.length);
-        for (let k = 0; k < 1 + rnd(3) && b.length; k++) b[rnd(b.length)] = rnd(256);
+        // every mutation changes its byte: an unchanged copy of the genuine OFFER would start a session
+        for (let k = 0; k < 1 + rnd(3) && b.length; k++) {
+          const at = rnd(b.length);
+          b[at] = (b[at] as number) ^ (1 + rnd(255));
+        }
         await t.sendRaw(i % 11 === 0 ? new Uint8Array([...b, ...randomBytes(1 + rnd(8))]) : b);
       }
-      const s = await open(ctx, 16);
+      const s = await open(ctx, 16).catch((e: unknown) => {
+        throw new Error(`after 200 forged OFFERs the device does not take a valid one: ${(e as Error).message}`);
+      });
       await deliverExact(ctx, s);
     },
   },

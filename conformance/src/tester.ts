@@ -4,7 +4,7 @@
  * control over every frame (revisions, order, loss, tampering, padding, time), and records what
  * the device answers.
  */
-import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/device-sdk';
+import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
 import {
   type AckBody, type AnyFrame, type Bodies, ControlOp, type ErrorBody, FrameType, type FrameTypeId, type HelloBody, type IdentityKeyPair, Kernel, LmError,
   MatrixEngine, Ratchet, Reason, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, decodeCbor, decodeFrame, deriveSessionKeys,

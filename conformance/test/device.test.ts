@@ -3,7 +3,8 @@
  * aedes broker (MQTT 3.1.1) and over Mosquitto (MQTT 5).
  */
 import { describe, expect, it } from 'vitest';
-import { mosquittoPath, startBroker, startMosquitto } from '@livematrix/broker';
+import { startBroker } from '@livematrix/broker';
+import { mosquittoPath, startMosquitto } from '@livematrix/testkit';
 import { MatrixEngine, identityKeyPair } from '@livematrix/spec';
 import { DEVICE_SCENARIOS, buildReport, runDeviceProfile } from '../src/index.js';
 import { startDut } from './harness.js';

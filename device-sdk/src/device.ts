@@ -13,7 +13,7 @@ import {
   minHintLength, openChunk, openLicence, pack, randomBytes, reasonName, sealTelemetry, senderRevision, splitShifted, symbolCount, topics, transcriptHash,
   type CborValue, FRAME_TYPE_NAMES, decodeTx, toLmError, toHex, unpack, unwrapChunkKey, validateParams, verifyFrame, verifyTx, wipe, x25519KeyPair, type IdentityKeyPair,
 } from '@livematrix/spec';
-import { type BrokerAuth, FrameLink, authOptions } from './link.js';
+import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
 
 export const SOFTWARE = 'livematrix-device/0.1';
 

@@ -4,5 +4,5 @@
  * announces the device, accepts signed streams and hands their bytes to the machine in order.
  */
 export { Device, IncomingStream, SOFTWARE, type DeviceOptions, type DeviceFaults, type ResumePoint, type DeviceEvents, type StreamEvents, type ProgressEvent, type RejectEvent } from './device.js';
-export { FrameLink, authOptions, type BrokerAuth, type LinkOptions, type LinkStats } from './link.js';
-export { createIdentityFile, readIdentityFile, type IdentityFile } from './keyfile.js';
+// the transport and key files live in the shared layer: @livematrix/spec/transport, @livematrix/spec/keyfile
+export type { BrokerAuth } from '@livematrix/spec/transport';

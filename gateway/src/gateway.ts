@@ -13,7 +13,7 @@ import {
   senderRevision, shiftedSymbol, topics, transcriptHash, unpack, verifyFrame, verifyTx, wipe, wrapChunkKey, x25519KeyPair, type IdentityKeyPair, type HelloBody,
   FRAME_TYPE_NAMES, toHex, toLmError,
 } from '@livematrix/spec';
-import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/device-sdk';
+import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
 import { BytesSource, type JobSource, type JobStream, StreamSource } from './source.js';
 
 export interface GatewayOptions {

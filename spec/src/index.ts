@@ -2,20 +2,55 @@
  * @module @livematrix/spec
  * Reference code of the Live Matrix protocol v1 (SPEC.md): the one implementation of the
  * primitives that the gateway, the device SDK, the broker plugin and the conformance suite share.
+ * Every name is listed here on purpose (no `export *`). Subpaths hold what not every user needs:
+ * `@livematrix/spec/engine` (WebAssembly kernels, worker threads, revision tables),
+ * `@livematrix/spec/transport` (frames over MQTT.js), `@livematrix/spec/keyfile` (identity files).
  */
-export * from './errors.js';
-export * from './bytes.js';
-export * from './cbor.js';
-export * from './params.js';
-export * from './hint.js';
-export * from './pack.js';
-export * from './keys.js';
-export * from './aead.js';
-export * from './frames.js';
-export * from './identity.js';
-export * from './tx.js';
-export * from './timesync.js';
-export * from './negotiate.js';
-export * from './topics.js';
+
+// reason codes (SPEC §7.6), the wire error type and toLmError
+export { LmError, REASON_WIRE_NAMES, Reason, fail, isReasonCode, reasonName, toLmError, type ReasonCode, type ReasonName } from './errors.js';
+
+// byte helpers
+export { ascii, concatBytes, equalBytes, fromHex, randomBytes, toHex, u32be, wipe } from './bytes.js';
+
+// the deterministic CBOR profile (SPEC §6)
+export { LIMITS, decodeCbor, encodeCbor, type CborValue } from './cbor.js';
+
+// session parameters and the revision clock (SPEC §2, §3)
+export { PROTOCOL_VERSION, RANGES, SUITES, SUITE_NAMES, Suite, ambiguityChance, checkRevision, isSuite, minHintLength, revisionAt, senderRevision, suiteByName, validateParams, type SessionParams, type SuiteId } from './params.js';
+
+// the hint function and the reference (per-hash) inversion (SPEC §5.1)
+export { ReferenceTable, blake3Message, hint, hintDigest, hintInput, hintSymbols, scanResolve, type Lookup } from './hint.js';
+
+// packing and shifted symbols (SPEC §5.2, [LM-DLV-11])
+export { pack, shiftedSymbol, splitShifted, symbolCount, unpack } from './pack.js';
+
+// the key schedule and ratchet (SPEC §4)
+export { Ratchet, deriveSessionKeys, ecdh, hkdf, transcriptHash, x25519KeyPair, type RevisionKeys, type SessionKeys, type X25519KeyPair } from './keys.js';
+
+// the content layer: chunks, key wraps, telemetry (SPEC §7.4, §7.5)
+export { TAG_LENGTH, openChunk, openTelemetry, sealChunk, sealTelemetry, unwrapChunkKey, wrapChunkKey } from './aead.js';
+
+// frames: types, schemas, encoding, authentication (SPEC §7)
+export { AUTH_KINDS, ControlOp, FRAME_TYPE_NAMES, FrameType, ID_RE, MAC_LENGTH, MAX_FRAME, SCHEMAS, SIG_LENGTH, decodeFrame, digest, encodeFrame, frameMac, verifyFrame, type AcceptBody, type AckBody, type AlarmBody, type AnyFrame, type AuthKind, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type Frame, type FrameTypeId, type FrameTypeName, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type Signer, type TelemetryBody, type TimeReqBody, type TimeRespBody, type VerifyKeys } from './frames.js';
+
+// Ed25519 identities
+export { edPublicToX25519, edSecretToX25519, identityKeyPair, sign, verify, type IdentityKeyPair } from './identity.js';
+
+// signed streaming transactions and sealed licences (SPEC §11)
+export { TX_MAX_VALIDITY_MS, createTx, decodeTx, openLicence, sealLicence, signTx, verifyTx, type SealedLicence, type SignedTx, type TxBody, type TxContext, type TxRequest } from './tx.js';
+
+// time synchronisation (SPEC §8)
+export { bestSample, checkSkew, skewBound, syncResult, type SyncResult, type TimeSample } from './timesync.js';
+
+// capability negotiation (SPEC §12)
+export { DEFAULT_SYMBOLS_PER_FRAME, SUITE_PREFERENCE, TABLE_BYTES_PER_ENTRY, defaultChunk, largestWidth, negotiate, type NegotiationPolicy } from './negotiate.js';
+
+// the MQTT topic tree and QoS (SPEC §10)
+export { FRAME_QOS, TOPIC_FRAMES, TOPIC_ROOT, parseTopic, topics, type ParsedTopic, type TopicKind } from './topics.js';
+
+// connect tokens of the broker profile (SPEC §10.1)
+export { Role, decodeConnectToken, makeConnectToken, verifyConnectToken, type ConnectToken, type RoleId } from './token.js';
+
+// the engine moves to the subpath @livematrix/spec/engine; re-exported here until every user imports it from there
 export * from './engine/index.js';
-export * from './token.js';

@@ -1,7 +1,7 @@
 /**
  * @module mosquitto
  * Runs a Mosquitto 2 broker (the Debian package) on a loopback port with a config of its own:
- * for tests, benchmarks and operators who want the stack on a third-party broker.
+ * for the project's tests and benchmarks.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';

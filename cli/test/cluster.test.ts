@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry, runBroker } from '@livematrix/broker';
 import { Device } from '@livematrix/device-sdk';
 import { MatrixEngine, identityKeyPair } from '@livematrix/spec';
-import { Gateway } from '../src/index.js';
+import { Gateway } from '@livematrix/gateway';
 import { CAPS, GCODE, freePort, sign, waitForPort } from './harness.js';
 
 const redisBin = ['/usr/bin/redis-server', '/usr/sbin/redis-server'].find((p) => spawnSync(p, ['--version']).status === 0);

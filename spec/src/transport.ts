@@ -5,7 +5,10 @@
  * the gateway.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { FRAME_QOS, type FrameTypeId, LmError, Reason, type RoleId, makeConnectToken } from '@livematrix/spec';
+import { LmError, Reason } from './errors.js';
+import type { FrameTypeId } from './frames.js';
+import { FRAME_QOS } from './topics.js';
+import { type RoleId, makeConnectToken } from './token.js';
 
 export interface LinkOptions {
   /**

@@ -15,16 +15,18 @@ import {
   FrameType, Kernel, MatrixEngine, createTx, decodeFrame, defaultChunk, digest, encodeFrame, identityKeyPair, minHintLength, openChunk, pack, randomBytes,
   sealChunk, toHex, unpack, verifyFrame,
 } from '@livematrix/spec';
-import { Gateway } from '../src/index.js';
+import { Gateway } from '@livematrix/gateway';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const args = process.argv.slice(2);
 if (args.includes('--help')) {
-  console.log('usage: npm run bench:stream -- [FILE] [--w=20,24]\n  streams FILE (default ../shared/data/gcode/twisted_gear_box.gcode) at each w and writes BENCHMARKS.md');
+  console.log('usage: npm run bench:stream -- [FILE] [--w=20,24]\n  streams FILE at each w and writes BENCHMARKS.md; FILE defaults to the 20 MB slicer file\n  ../shared/data/gcode/twisted_gear_box.gcode when it is there (the paper\'s file size), else examples/cylinder_annular.gcode');
   process.exit(0);
 }
-const file = args.find((a) => !a.startsWith('--')) ?? join(root, '..', 'shared', 'data', 'gcode', 'twisted_gear_box.gcode');
+const shared = join(root, '..', 'shared', 'data', 'gcode', 'twisted_gear_box.gcode');
+const file = args.find((a) => !a.startsWith('--')) ?? (existsSync(shared) ? shared : join(root, 'examples', 'cylinder_annular.gcode'));
+log(`bench:stream: ${file}`);
 const widths = (args.find((a) => a.startsWith('--w='))?.slice(4) ?? '20,24').split(',').map(Number);
 
 /** CPU seconds (user + system, all threads) this process used since `from`. */

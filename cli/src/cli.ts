@@ -12,12 +12,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type BrokerConfig, Registry, mosquittoAcl, readBrokerConfig, runBroker, startBroker } from '@livematrix/broker';
-import { type BrokerAuth, Device, type IdentityFile, type IncomingStream, createIdentityFile, readIdentityFile } from '@livematrix/device-sdk';
+import { Device, type IncomingStream } from '@livematrix/device-sdk';
+import { type IdentityFile, createIdentityFile, readIdentityFile } from '@livematrix/spec/keyfile';
+import type { BrokerAuth } from '@livematrix/spec/transport';
 import {
   FRAME_TYPE_NAMES, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, MatrixEngine, SUITE_NAMES, createTx, decodeFrame, digest, fromHex,
   identityKeyPair, isReasonCode, reasonName, toHex,
 } from '@livematrix/spec';
-import { Gateway, type GatewayStream, type StreamReport } from './gateway.js';
+import { Gateway, type GatewayStream, type StreamReport } from '@livematrix/gateway';
 
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 const DEFAULT_URL = 'mqtt://127.0.0.1:1883';

@@ -5,7 +5,9 @@
  * with hex keys.
  */
 import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { type IdentityKeyPair, LmError, Reason, fromHex, identityKeyPair, toHex } from '@livematrix/spec';
+import { fromHex, toHex } from './bytes.js';
+import { LmError, Reason } from './errors.js';
+import { type IdentityKeyPair, identityKeyPair } from './identity.js';
 
 export interface IdentityFile extends IdentityKeyPair {
   id: string;

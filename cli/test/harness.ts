@@ -3,12 +3,31 @@
  * signed transaction. No mocks.
  */
 import { join } from 'node:path';
-import { freePort, mosquittoPath, startBroker, startMosquitto, waitForPort, type RunningBroker } from '@livematrix/broker';
+import { startBroker, type RunningBroker } from '@livematrix/broker';
+import { freePort, mosquittoPath, startMosquitto, waitForPort } from '@livematrix/testkit';
 import { Device, type DeviceOptions, type IncomingStream } from '@livematrix/device-sdk';
 import { type Caps, MatrixEngine, createTx, digest, identityKeyPair, type IdentityKeyPair } from '@livematrix/spec';
-import { Gateway, type GatewayStream, type StreamOptions } from '../src/index.js';
+import { Gateway, type GatewayStream, type StreamOptions } from '@livematrix/gateway';
 
-export const GCODE = join(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'gcode');
+/** Slicer output kept in the repository (examples/README.md says where it comes from). */
+export const GCODE = join(import.meta.dirname, '..', '..', 'examples');
+
+/**
+ * A large, deterministic G-code job of about `bytes` bytes (spiral moves with extrusion), for
+ * tests that need more than the window and read-ahead: the repository keeps no 20 MB file.
+ */
+export function syntheticGcode(bytes: number): Uint8Array {
+  const lines = ['; livematrix synthetic test job', 'G28', 'M104 S215', 'M140 S60', 'G90', 'M82', 'G1 Z0.3 F3000'];
+  let size = lines.join('\n').length;
+  for (let i = 0; size < bytes; i++) {
+    const a = i * 0.013;
+    const r = 20 + (i % 977) * 0.01;
+    const l = `G1 X${(100 + r * Math.cos(a)).toFixed(3)} Y${(100 + r * Math.sin(a)).toFixed(3)} E${(i * 0.00731).toFixed(5)}${i % 50 === 0 ? ` F${1200 + (i % 7) * 300}` : ''}`;
+    lines.push(l);
+    size += l.length + 1;
+  }
+  return new TextEncoder().encode(lines.join('\n') + '\n');
+}
 export const CAPS: Caps = { suites: [[3, 40_000_000], [2, 5_000_000], [1, 5_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 };
 
 export interface Rig {

@@ -13,7 +13,7 @@ import {
   type AnyFrame, FrameType, LmError, MatrixEngine, Reason, decodeFrame, encodeFrame, identityKeyPair, negotiate, randomBytes, topics, verifyFrame, x25519KeyPair,
 } from '@livematrix/spec';
 import { Device, type IncomingStream } from '@livematrix/device-sdk';
-import { Gateway } from '../src/index.js';
+import { Gateway } from '@livematrix/gateway';
 import { CAPS, type Rig, run, sign, withRig } from './harness.js';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'cylinder_annular.gcode');

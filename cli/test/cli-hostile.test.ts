@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readIdentityFile } from '@livematrix/device-sdk';
+import { readIdentityFile } from '@livematrix/spec/keyfile';
 import {
   ControlOp, FrameType, Reason, createTx, digest, encodeFrame, fromHex, negotiate, randomBytes, topics, x25519KeyPair,
 } from '@livematrix/spec';

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry, livematrixPlugin, mosquittoAcl, runBroker, startBroker } from '@livematrix/broker';
 import { MatrixEngine, identityKeyPair, makeConnectToken, topics } from '@livematrix/spec';
 import { Device } from '@livematrix/device-sdk';
-import { Gateway } from '../src/index.js';
+import { Gateway } from '@livematrix/gateway';
 import { CAPS, GCODE, freePort, mosquittoPath, sign, waitForPort } from './harness.js';
 
 const inCI = process.env['CI'] === 'true';

@@ -1,0 +1,6 @@
+/**
+ * @module @livematrix/testkit
+ * What the project's tests share and the product never ships: a Mosquitto 2 broker started on a
+ * loopback port with a config of its own, free ports and waiting for a listener.
+ */
+export { startMosquitto, mosquittoPath, freePort, waitForPort, type RunningMosquitto } from './mosquitto.js';
