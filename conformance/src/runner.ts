@@ -59,8 +59,6 @@ export async function runDeviceProfile(target: DeviceTarget, o: { only?: (s: Sce
     const r: TestResult = { id: s.id, title: s.title, covers: s.covers, status: message ? 'fail' : 'pass', ...(message ? { message } : {}), ms: Date.now() - t0 };
     log(`${r.status === 'pass' ? 'PASS' : 'FAIL'} ${s.id}${message ? `: ${message}` : ''}`);
     results.push(r);
-    // let the device finish or drop the session before the next scenario
-    await new Promise((res) => setTimeout(res, 300));
   }
   return results;
 }

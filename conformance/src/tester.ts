@@ -159,12 +159,23 @@ export class Tester {
    * streams, finished time sync (its first ACK); or with the device's ERROR.
    */
   async offer(params: SessionParams, tx: SignedTx, licence: Uint8Array, o: { timeShift?: number; waitReady?: boolean; timeout?: number } = {}): Promise<Session | { refused: ErrorBody }> {
-    const s = new Session(this, params, tx, licence, o.timeShift ?? 0);
-    this.sessions.set(Buffer.from(s.sid).toString('hex'), s);
-    await s.sendOffer();
     const timeout = o.timeout ?? 10_000;
-    const r = await until(() => s.refusal ?? (s.keys && (o.waitReady === false || s.acks.length > 0) ? 'ready' : undefined), timeout, 'ACCEPT and the first ACK, or an ERROR');
-    return r === 'ready' ? s : { refused: r as ErrorBody };
+    const t0 = Date.now();
+    for (;;) {
+      const s = new Session(this, params, tx, licence, o.timeShift ?? 0);
+      this.sessions.set(Buffer.from(s.sid).toString('hex'), s);
+      await s.sendOffer();
+      const r = await until(() => s.refusal ?? (s.keys && (o.waitReady === false || s.acks.length > 0) ? 'ready' : undefined), timeout, 'ACCEPT and the first ACK, or an ERROR');
+      if (r === 'ready') return s;
+      // the previous scenario's session may still be ending on the device: offer again, under a
+      // new sid, as a gateway may ([LM-FRAME-9]); any other refusal is the answer
+      if (r.code === Reason.busy && Date.now() - t0 < 5000) {
+        s.end();
+        await sleep(50);
+        continue;
+      }
+      return { refused: r };
+    }
   }
 }
 
