@@ -9,6 +9,7 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LmError, MatrixEngine, Reason, decodeFrame, FrameType } from '@livematrix/spec';
 import { Device } from '@livematrix/device-sdk';
+import { Control } from '@livematrix/gateway';
 import { CAPS, GCODE, type Rig, aedes, freePort, rig, run, sign, syntheticGcode, withRig } from './harness.js';
 
 const SYNTHETIC = 'synthetic-8MB.gcode';
@@ -239,7 +240,7 @@ describe('flow control [LM-DLV-4] [LM-DLV-5] [LM-DLV-9]', () => {
       const data = load('cylinder_annular.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16 }, rate: 200_000 });
       await new Promise((res) => setTimeout(res, 500));
-      await gs.control(3);
+      await gs.control(Control.abort);
       await expect(output).rejects.toMatchObject({ code: Reason.aborted });
       await expect(gs.done).rejects.toMatchObject({ code: Reason.aborted });
     });

@@ -3,5 +3,8 @@
  * The sender side of Live Matrix: `Gateway.start(...)`, then `gateway.stream(device, job, tx,
  * licence)` streams a signed job to a device as hints and resolves with a report.
  */
-export { Gateway, GatewayStream, type GatewayOptions, type StreamOptions, type StreamReport, type GatewayEvents, type GatewayStreamEvents } from './gateway.js';
+export { Gateway, type GatewayOptions } from './gateway.js';
+export { GatewayStream } from './stream.js';
+export { Control, type ControlOpId, type GatewayEvents, type GatewayStreamEvents, type StreamAlarm, type StreamOptions, type StreamProgress, type StreamReport } from './types.js';
+export { DeviceOfflineError, DeviceSilentError, HelloTimeoutError, OfferRefusedError, OfferTimeoutError, StreamAbortedError, StreamBusyError } from './errors.js';
 export { BytesSource, StreamSource, type JobSource, type JobStream, type StreamSourceOptions } from './source.js';

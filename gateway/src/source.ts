@@ -182,7 +182,7 @@ export class StreamSource implements JobSource {
       (e: unknown) => {
         if (generation !== this.generation) return;
         this.reading = false;
-        this.fail(new LmError(Reason.internal, `reading the job failed: ${(e as Error)?.message ?? String(e)}`));
+        this.fail(new LmError(Reason.internal, `reading the job failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
       },
     );
   }

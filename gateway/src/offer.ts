@@ -1,0 +1,169 @@
+/**
+ * @module offer
+ * From OFFER to ACCEPT (SPEC.md §7.3 steps 2 and 3): the OFFER signed with the gateway's key,
+ * the device's refusals ([LM-FRAME-9]: only a refusal signed by the transaction's device key
+ * ends the offer, an unsigned one is advisory, [LM-FRAME-5]), re-offers to a device that is
+ * busy, the offer timeout, and the ACCEPT that answers the OFFER with the session keys
+ * ([LM-FRAME-7], [LM-KEY-2], [LM-KEY-4]).
+ */
+import {
+  type AnyFrame, FrameType, type Frame, type HelloBody, type IdentityKeyPair, LmError, Ratchet, Reason, type SessionKeys, type SessionParams, type SignedTx,
+  deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, isReasonCode, negotiate, randomBytes, reasonName, toLmError, transcriptHash, verifyFrame, wipe, x25519KeyPair,
+} from '@livematrix/spec';
+import { type Cancel, type Clock, noTimer } from './clock.js';
+import { OfferRefusedError, OfferTimeoutError } from './errors.js';
+import type { StreamOptions } from './types.js';
+
+export type AcceptFrame = Frame<typeof FrameType.ACCEPT>;
+
+/** What an offer needs from its stream. */
+export interface OfferHost {
+  readonly clock: Clock;
+  readonly identity: IdentityKeyPair;
+  readonly device: string;
+  readonly tx: SignedTx;
+  readonly licence: Uint8Array;
+  readonly opts: StreamOptions;
+  /** publishes the signed OFFER on the device's inbound topic */
+  publishOffer(frame: Uint8Array): Promise<void>;
+  log(line: string): void;
+  reject(code: number, detail: string): void;
+  fail(e: LmError, tell?: boolean): void;
+  ended(): boolean;
+}
+
+/** What an ACCEPT gives the session. */
+export interface Accepted {
+  keys: SessionKeys;
+  g2d: Ratchet;
+  d2g: Ratchet;
+  /** the device's receive window in plaintext bytes ([LM-DLV-5]) */
+  window: number;
+  /** the resume point the device asks for, 0 for a fresh start ([LM-DLV-10]) */
+  from: number;
+}
+
+/** ms between re-offers to a busy device */
+const REOFFER_AFTER = 1000;
+
+/** The offer phase of one session: its OFFERs until one is accepted, refused, or times out. */
+export class Offering {
+  /** the session id of the latest OFFER (a re-offer draws a new one) */
+  sid = randomBytes(16);
+  private ephemeral = x25519KeyPair();
+  private offer: { params: SessionParams; bytes: Uint8Array } | undefined;
+  /** the HELLO the current OFFER answers (a restart needs a later one, [LM-MQTT-6]) */
+  private helloBody: HelloBody | undefined;
+  /** when offering began, for `busyWait` */
+  private since: number | undefined;
+  /** an unauthenticated refusal: advisory only ([LM-FRAME-5]), reported if no ACCEPT comes */
+  private advisory: string | undefined;
+  private cancelTimer: Cancel = noTimer;
+  private accepted = false;
+
+  constructor(
+    private readonly host: OfferHost,
+    /** offers a resumed job ([LM-DLV-10]) */
+    readonly resume: boolean,
+  ) {}
+
+  /** The parameters of the latest OFFER. */
+  get params(): SessionParams {
+    if (!this.offer) throw new LmError(Reason.internal, 'no OFFER was made yet');
+    return this.offer.params;
+  }
+
+  get hello(): HelloBody | undefined {
+    return this.helloBody;
+  }
+
+  /** Negotiates ([LM-CAP-2]) with the device's HELLO and sends a signed OFFER; waits for ACCEPT up to the offer timeout. */
+  async send(hello: HelloBody): Promise<void> {
+    const now = this.host.clock.now();
+    this.helloBody = hello;
+    this.advisory = undefined;
+    this.since ??= now;
+    this.cancelTimer();
+    const offerTimeout = this.host.opts.offerTimeout ?? 10_000;
+    this.cancelTimer = this.host.clock.after(offerTimeout, () => this.timedOut(offerTimeout));
+    const params = negotiate(hello.caps, now, this.host.opts.policy ?? {});
+    const { identity, tx } = this.host;
+    const bytes = encodeFrame(FrameType.OFFER, {
+      sid: this.sid, tx: tx.bytes, epk: this.ephemeral.publicKey, params, gwpk: identity.publicKey, time: now, ...(this.resume ? { resume: true } : {}),
+    }, { kind: 'sig', secretKey: identity.secretKey });
+    this.offer = { params, bytes };
+    await this.host.publishOffer(bytes);
+  }
+
+  private timedOut(offerTimeout: number): void {
+    if (this.accepted || this.host.ended()) return;
+    const why = this.advisory ? `; an unauthenticated message said: ${this.advisory}` : '';
+    this.host.fail(new OfferTimeoutError(`device "${this.host.device}" did not accept the OFFER within ${offerTimeout / 1000} s${why}`));
+  }
+
+  /** Offers again under a new session id, after a refusal as `busy`. */
+  private reoffer(): void {
+    if (this.host.ended() || this.accepted || !this.helloBody) return;
+    this.sid = randomBytes(16);
+    wipe(this.ephemeral.secretKey);
+    this.ephemeral = x25519KeyPair();
+    void this.send(this.helloBody).catch((e: unknown) => this.host.fail(toLmError(e)));
+  }
+
+  /**
+   * A frame before ACCEPT: only an ERROR signed by the transaction's device key ends the offer
+   * ([LM-FRAME-9]); an unsigned one is advisory ([LM-FRAME-5]) and kept for the timeout's message.
+   */
+  beforeAccept(f: AnyFrame): void {
+    if (f.type !== FrameType.ERROR) return;
+    const { host } = this;
+    const code = f.body.code;
+    const detail = `${(isReasonCode(code) ? reasonName(code) : undefined) ?? code}: ${f.body.detail}`;
+    if (f.authKind !== 'sig') {
+      this.advisory = detail;
+      host.reject(Reason.auth, `${host.device}: unauthenticated refusal ignored (${detail}) ([LM-FRAME-5])`);
+      return;
+    }
+    try {
+      verifyFrame(f, { signer: host.tx.body.dpk });
+    } catch (e) {
+      host.reject(Reason.auth, `${host.device}: refusal not signed by the device: ${toLmError(e).message}`);
+      return;
+    }
+    const busyWait = host.opts.busyWait ?? 15_000;
+    if (code === Reason.busy && host.clock.now() - (this.since ?? 0) < busyWait) {
+      // its previous session may be ending ([LM-DLV-13]): offer again shortly
+      host.log(`${host.device} is busy; offering again for up to ${busyWait / 1000} s`);
+      this.cancelTimer();
+      this.cancelTimer = host.clock.after(REOFFER_AFTER, () => this.reoffer());
+      return;
+    }
+    host.fail(new OfferRefusedError(isReasonCode(code) ? code : Reason.internal, `device refused the offer: ${f.body.detail}`), false);
+  }
+
+  /**
+   * Checks that an ACCEPT answers our OFFER, signed by the transaction's device key
+   * ([LM-FRAME-7]), and derives the session keys from it ([LM-KEY-2]). Throws LmError `auth`
+   * when it does not answer the OFFER.
+   */
+  accept(f: AcceptFrame, raw: Uint8Array): Accepted {
+    verifyFrame(f, { signer: this.host.tx.body.dpk }); // [LM-FRAME-7]
+    const offer = this.offer;
+    if (!offer || !equalBytes(f.body.oh, digest(offer.bytes))) throw new LmError(Reason.auth, 'ACCEPT does not answer our OFFER ([LM-FRAME-7])');
+    this.accepted = true;
+    this.cancelTimer();
+    const z = ecdh(this.ephemeral.secretKey, f.body.epk);
+    const keys = deriveSessionKeys(z, this.host.licence, transcriptHash(offer.bytes, raw));
+    wipe(z, this.ephemeral.secretKey); // [LM-KEY-4]
+    const g2d = new Ratchet(keys.ckG2d, offer.params.r0);
+    const d2g = new Ratchet(keys.ckD2g, offer.params.r0);
+    wipe(keys.ckG2d, keys.ckD2g);
+    return { keys, g2d, d2g, window: f.body.window, from: f.body.from ?? 0 };
+  }
+
+  /** Stops the timers and erases the ephemeral secret. */
+  close(): void {
+    this.cancelTimer();
+    wipe(this.ephemeral.secretKey);
+  }
+}

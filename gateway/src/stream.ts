@@ -1,0 +1,282 @@
+/**
+ * @module stream
+ * One stream from the gateway to one device: its sessions (a new one for a device that
+ * restarted, [LM-DLV-10]), the device's frames dispatched to the phase they belong to, CONTROL
+ * ([LM-DLV-9]), alarms ([LM-ALARM-1]), the receipt ([LM-DLV-7]) and the report.
+ */
+import { EventEmitter } from 'node:events';
+import PQueue from 'p-queue';
+import {
+  type AnyFrame, FRAME_TYPE_NAMES, FrameType, type Frame, type FrameTypeId, type HelloBody, type IdentityKeyPair, LmError, Reason, type ReasonCode,
+  type SessionParams, type SignedTx, encodeFrame, isReasonCode, reasonName, toLmError, topics, verifyFrame,
+} from '@livematrix/spec';
+import { Kernel, type MatrixEngine } from '@livematrix/spec/engine';
+import type { Clock } from './clock.js';
+import type { Delivery } from './delivery.js';
+import { StreamAbortedError } from './errors.js';
+import { Stats, buildReport, receiptMismatch } from './report.js';
+import { Session, type SessionHost } from './session.js';
+import type { JobSource } from './source.js';
+import { Control, type ControlOpId, type GatewayStreamEvents, type StreamOptions, type StreamReport } from './types.js';
+
+export type ReceiptFrame = Frame<typeof FrameType.RECEIPT>;
+
+/** What a stream needs from its gateway. */
+export interface GatewayContext {
+  readonly clock: Clock;
+  readonly engine: MatrixEngine;
+  readonly fleet: string;
+  readonly identity: IdentityKeyPair;
+  /** publishes a frame on a topic at the QoS of its type */
+  send(topic: string, frame: Uint8Array, type: FrameTypeId, opts?: { expirySeconds?: number }): Promise<void>;
+  log(line: string): void;
+  reject(code: number, detail: string): void;
+  /** the stream ended: the gateway forgets it */
+  ended(s: GatewayStream): void;
+}
+
+/** One stream from this gateway to one device. */
+export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
+  readonly done: Promise<StreamReport>;
+  private readonly settle: { resolve(r: StreamReport): void; reject(e: LmError): void };
+  private readonly stats = new Stats();
+  private readonly kernel = new Kernel();
+  private readonly queue: PQueue;
+  private readonly host: SessionHost;
+  private session: Session;
+  private ended = false;
+  private alarmed = false;
+  private pump = false;
+  /** when the first OFFER went out */
+  private t0: number | undefined;
+
+  /** @internal Streams start with `Gateway.stream()`. */
+  constructor(
+    private readonly ctx: GatewayContext,
+    readonly device: string,
+    private readonly source: JobSource,
+    readonly tx: SignedTx,
+    private readonly licence: Uint8Array,
+    private readonly opts: StreamOptions,
+  ) {
+    super();
+    this.queue = new PQueue({ concurrency: opts.concurrency ?? 64 });
+    const settled = deferred<StreamReport>();
+    this.done = settled.promise;
+    this.settle = settled;
+    this.done.catch(() => undefined);
+    this.host = this.sessionHost();
+    this.session = new Session(this.host, false);
+    source.onReadable(() => {
+      if (source.failure) return this.fail(source.failure);
+      this.kick();
+      this.session.delivery?.maybeEnd();
+    });
+  }
+
+  /** The id of the current session (of its latest OFFER while it is offered). */
+  get sid(): Uint8Array {
+    return this.session.sid;
+  }
+
+  /** The parameters of the current session ([LM-CAP-2]). */
+  get params(): SessionParams {
+    return this.session.params;
+  }
+
+  /** The HELLO this session's OFFER answered. @internal */
+  get offeredHello(): HelloBody | undefined {
+    return this.session.hello;
+  }
+
+  /** Offer, then stream. @internal */
+  begin(hello: HelloBody): Promise<void> {
+    return this.session.offer(hello);
+  }
+
+  /**
+   * The device's process restarted ([LM-DLV-10]): its session keys are gone. Ends this session
+   * and offers the job again with `resume` in a new one; the device answers where its consumer
+   * stands.
+   * @internal
+   */
+  async restart(hello: HelloBody): Promise<void> {
+    if (this.ended) return;
+    this.ctx.log(`${this.device} restarted mid-stream: resuming the job in a new session`);
+    this.session.close();
+    this.queue.clear();
+    this.session = new Session(this.host, true);
+    await this.session.offer(hello);
+  }
+
+  /** The device's Last Will arrived: it has `offlineGrace` to be heard again or restart ([LM-DLV-13]). @internal */
+  deviceOffline(): void {
+    if (this.ended || !this.session.liveness.offline()) return;
+    this.ctx.log(`${this.device} went offline (its Last Will); waiting ${(this.opts.offlineGrace ?? 10_000) / 1000} s for it to come back`);
+  }
+
+  /** A frame of the device for this stream's session id (or without one). @internal */
+  async onFrame(f: AnyFrame, raw: Uint8Array): Promise<void> {
+    if (this.ended) {
+      if (f.type === FrameType.ACK || f.type === FrameType.ACCEPT) this.ctx.reject(Reason.replay, `${f.type} for an ended session`); // [LM-ALARM-4]
+      return;
+    }
+    const s = this.session;
+    if (f.type === FrameType.ACCEPT) return s.accept(f, raw);
+    const d = s.delivery;
+    if (!d) return s.offering.beforeAccept(f);
+    if (f.type === FrameType.RECEIPT) return this.onReceipt(f, d);
+    if (f.authKind !== 'mac') {
+      // [LM-FRAME-5]: an unauthenticated ERROR, ALARM or BYE is advisory: logged, never acted on
+      this.ctx.reject(Reason.auth, `${this.device}: unauthenticated ${FRAME_TYPE_NAMES[f.type]} ignored ([LM-FRAME-5])`);
+      return;
+    }
+    try {
+      d.verify(f);
+    } catch (e) {
+      const err = toLmError(e);
+      this.ctx.reject(err.code, err.message);
+      return;
+    }
+    s.heard(); // [LM-DLV-13]
+    return this.onAuthenticated(f, s, d);
+  }
+
+  /** A frame whose MAC verified under the session's d2g frame key. */
+  private async onAuthenticated(f: AnyFrame, s: Session, d: Delivery): Promise<void> {
+    switch (f.type) {
+      case FrameType.TIME_REQ: {
+        const t2 = this.ctx.clock.now();
+        return d.send(FrameType.TIME_RESP, { sid: s.sid, t1: f.body.t1, t2, t3: this.ctx.clock.now() }); // [LM-TIME-4]
+      }
+      case FrameType.ACK:
+        return d.onAck(f.body);
+      case FrameType.TELEMETRY:
+        return d.onTelemetry(f.body);
+      case FrameType.CONTROL:
+        if (f.body.op === Control.pause) s.pause(true);
+        else if (f.body.op === Control.resume) s.pause(false);
+        else if (f.body.op === Control.abort) this.fail(new StreamAbortedError('the device aborted the stream'), false);
+        return;
+      case FrameType.ERROR:
+        return this.fail(new LmError(reasonOr(f.body.code, Reason.internal), `device error: ${f.body.detail}`), false);
+      case FrameType.ALARM:
+        this.emit('alarm', { code: f.body.code, detail: f.body.detail });
+        return this.fail(new LmError(f.body.code === Reason.rate ? Reason.rate : Reason.tamper, `device alarm: ${f.body.detail}`), false);
+      default:
+        return;
+    }
+  }
+
+  private onReceipt(f: ReceiptFrame, d: Delivery): void {
+    try {
+      verifyFrame(f, { signer: this.tx.body.dpk }); // [LM-DLV-7]
+    } catch (e) {
+      const err = toLmError(e);
+      this.ctx.reject(err.code, err.message);
+      return;
+    }
+    const mismatch = receiptMismatch(f.body, { sid: this.sid, jd: this.tx.body.jd, size: this.source.size });
+    if (mismatch) return this.fail(mismatch);
+    const now = this.ctx.clock.now();
+    const report = buildReport({
+      device: this.device, job: this.tx.body.job, bytes: this.source.size, frames: d.sender.frames.length, stats: this.stats,
+      seconds: (now - (this.t0 ?? now)) / 1000, params: this.params, receipt: f.body,
+    });
+    this.finish();
+    this.emit('done', report);
+    this.settle.resolve(report);
+  }
+
+  /** Pauses, resumes or aborts from the gateway side ([LM-DLV-9]). */
+  async control(op: ControlOpId): Promise<void> {
+    if (op === Control.pause) this.session.pause(true);
+    if (op === Control.resume) this.session.pause(false);
+    await this.session.delivery?.send(FrameType.CONTROL, { sid: this.sid, op, reason: op === Control.abort ? Reason.aborted : 0 });
+    if (op === Control.abort) this.fail(new StreamAbortedError('aborted by the gateway'), false);
+  }
+
+  private alarm(code: ReasonCode, detail: string, observed?: number, limit?: number): void {
+    if (this.alarmed) return;
+    this.alarmed = true; // stops HINTS and withholds every further KEY ([LM-ALARM-1])
+    const numbers = { ...(observed !== undefined ? { observed } : {}), ...(limit !== undefined ? { limit } : {}) };
+    const body = { sid: this.sid, code, detail: detail.slice(0, 256), time: this.ctx.clock.now(), ...numbers };
+    void this.session.delivery?.send(FrameType.ALARM, body);
+    const fleetAlarm = encodeFrame(FrameType.ALARM, body, { kind: 'none' });
+    void this.ctx.send(topics.alarm(this.ctx.fleet), fleetAlarm, FrameType.ALARM).catch(() => undefined);
+    this.ctx.log(`ALARM ${reasonName(code)} on ${this.device}: ${detail}`);
+    this.emit('alarm', { code, detail, ...numbers });
+    this.fail(new LmError(code, detail), false);
+  }
+
+  /** Ends the stream with `e`; `tell` sends the device an ERROR first. @internal */
+  fail(e: LmError, tell = true): void {
+    if (this.ended) return;
+    if (tell) void this.session.delivery?.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: e.message.slice(0, 256) });
+    this.finish();
+    this.settle.reject(e);
+    if (this.listenerCount('error') > 0) this.emit('error', e); // callers also get it from `done`
+  }
+
+  private finish(): void {
+    this.ended = true;
+    this.session.close(); // [LM-KEY-5]
+    this.queue.clear();
+    this.kernel.wipe();
+    this.source.close();
+    this.ctx.ended(this);
+  }
+
+  /** Fills the window once per turn of the event loop. */
+  private kick(): void {
+    if (this.pump) return;
+    this.pump = true;
+    queueMicrotask(() => {
+      this.pump = false;
+      try {
+        this.session.delivery?.fill();
+      } catch (e) {
+        this.fail(toLmError(e, 'sending the job'));
+      }
+    });
+  }
+
+  /** The stream as its sessions see it. */
+  private sessionHost(): SessionHost {
+    const { ctx, opts, source, tx } = this;
+    const inTopic = topics.deviceIn(ctx.fleet, this.device);
+    return {
+      clock: ctx.clock, engine: ctx.engine, identity: ctx.identity, device: this.device, tx, licence: this.licence, opts, source,
+      queue: this.queue, kernel: this.kernel, stats: this.stats,
+      publishOffer: async (frame) => {
+        await ctx.send(inTopic, frame, FrameType.OFFER);
+        this.t0 ??= ctx.clock.now();
+      },
+      publish: (frame, type, o) => ctx.send(inTopic, frame, type, o),
+      log: (line) => ctx.log(line),
+      reject: (code, detail) => ctx.reject(code, detail),
+      fail: (e, tell) => this.fail(e, tell),
+      ended: () => this.ended,
+      halted: () => this.ended || this.alarmed,
+      alarm: (code, detail, observed, limit) => this.alarm(code, detail, observed, limit),
+      progress: (p) => this.emit('progress', p),
+      telemetry: (t) => this.emit('telemetry', t),
+      kick: () => this.kick(),
+    };
+  }
+}
+
+/** `code` when it is a reason code of SPEC.md §7.6, `otherwise` when it is not. */
+function reasonOr(code: number, otherwise: ReasonCode): ReasonCode {
+  return isReasonCode(code) ? code : otherwise;
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve(v: T): void; reject(e: unknown): void } {
+  let resolve: (v: T) => void = () => undefined;
+  let reject: (e: unknown) => void = () => undefined;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}

@@ -1,0 +1,99 @@
+/**
+ * HELLO acceptance without a broker ([LM-MQTT-6], [LM-DLV-10]): which HELLO a gateway acts on,
+ * which one says the device restarted, and waiting for a device to announce itself.
+ */
+import { describe, expect, it } from 'vitest';
+import { type Caps, FrameType, type HelloBody, type IdentityKeyPair, Reason, decodeFrame, encodeFrame, identityKeyPair, randomBytes } from '@livematrix/spec';
+import { HelloTimeoutError } from '../src/errors.js';
+import { HelloBook, type HelloFrame, helloRefusal, isRestart } from '../src/hello.js';
+import { FakeClock } from './fake-clock.js';
+
+const CAPS: Caps = { suites: [[3, 40_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 };
+const dev = identityKeyPair();
+
+function body(o: Partial<HelloBody> = {}, keys: IdentityKeyPair = dev): HelloBody {
+  return { device: 'p1', idpk: keys.publicKey, caps: CAPS, time: 1000, software: 'test', online: true, ...o };
+}
+
+/** A HELLO as the gateway decodes it, signed by `signer` (default: the key it carries). */
+function hello(b: HelloBody, signer?: IdentityKeyPair): HelloFrame {
+  const f = decodeFrame(encodeFrame(FrameType.HELLO, b, { kind: 'sig', secretKey: (signer ?? dev).secretKey }));
+  if (f.type !== FrameType.HELLO) throw new Error('not a HELLO');
+  return f;
+}
+
+describe('HELLO acceptance [LM-MQTT-6]', () => {
+  it('without a registry, a HELLO counts when it verifies under the key it carries', () => {
+    expect(helloRefusal('p1', hello(body()), undefined, undefined)).toBeUndefined();
+    const other = identityKeyPair();
+    expect(helloRefusal('p1', hello(body({}, other), other), undefined, undefined)).toBeUndefined();
+  });
+
+  it('refuses a HELLO for another device\'s topic, or signed by another key than it carries', () => {
+    expect(helloRefusal('p2', hello(body()), undefined, undefined)).toBe('it names "p1"');
+    expect(helloRefusal('p1', hello(body(), identityKeyPair()), undefined, undefined)).toMatch(/^auth \(9\)/);
+  });
+
+  it('with a registry, counts only a HELLO of the registered key of a registered device', () => {
+    const registry = new Map([['p1', dev.publicKey]]);
+    expect(helloRefusal('p1', hello(body()), registry, undefined)).toBeUndefined();
+    const other = identityKeyPair();
+    expect(helloRefusal('p1', hello(body({}, other), other), registry, undefined)).toBe('its key is not the registered one');
+    expect(helloRefusal('p3', hello(body({ device: 'p3' })), registry, undefined)).toBe('the device is not registered');
+  });
+
+  it('refuses a HELLO not later than the last accepted one, unless it is that HELLO again', () => {
+    const boot = randomBytes(8);
+    const last = body({ time: 5000, boot });
+    expect(helloRefusal('p1', hello(body({ time: 5001, boot: randomBytes(8) })), undefined, last)).toBeUndefined();
+    expect(helloRefusal('p1', hello(body({ time: 4000, boot: randomBytes(8) })), undefined, last)).toBe('its time 4000 is not after the last accepted HELLO\'s 5000 (a replay)');
+    expect(helloRefusal('p1', hello(body({ time: 5000, boot: randomBytes(8) })), undefined, last)).toMatch(/a replay/);
+    expect(helloRefusal('p1', hello(body({ time: 5000 })), undefined, last)).toMatch(/a replay/);
+    expect(helloRefusal('p1', hello(body({ time: 5000, boot })), undefined, last)).toBeUndefined(); // re-delivered retained
+  });
+});
+
+describe('restart [LM-DLV-10]', () => {
+  const answered = body({ time: 5000, boot: randomBytes(8) });
+  it('is a later HELLO of the transaction\'s device key with a new boot', () => {
+    expect(isRestart(body({ time: 6000, boot: randomBytes(8) }), dev.publicKey, answered)).toBe(true);
+  });
+  it('is not the same boot, an earlier time, another key, or a HELLO without boot', () => {
+    expect(isRestart(body({ time: 6000, boot: answered.boot! }), dev.publicKey, answered)).toBe(false);
+    expect(isRestart(body({ time: 5000, boot: randomBytes(8) }), dev.publicKey, answered)).toBe(false);
+    expect(isRestart(body({ time: 6000, boot: randomBytes(8) }), identityKeyPair().publicKey, answered)).toBe(false);
+    expect(isRestart(body({ time: 6000 }), dev.publicKey, answered)).toBe(false);
+    expect(isRestart(body({ time: 6000, boot: randomBytes(8) }), dev.publicKey, body({ time: 5000 }))).toBe(false);
+  });
+});
+
+describe('hello book', () => {
+  it('hands a waiter the HELLO of the key it waits for, and forgets online HELLOs on BYE only', async () => {
+    const c = new FakeClock();
+    const book = new HelloBook(c);
+    const other = identityKeyPair();
+    const waiting = book.wait('p1', 10_000, dev.publicKey, 'lm/1/f1/d/p1/state');
+    book.accept('p1', body({}, other));
+    book.notify('p1', body({}, other));
+    const h = body({ time: 2000 });
+    book.accept('p1', h);
+    book.notify('p1', h);
+    await expect(waiting).resolves.toBe(h);
+    await expect(book.wait('p1', 10_000, undefined, '')).resolves.toBe(h); // the latest of any key
+    book.offline('p1');
+    expect(book.last('p1', dev.publicKey)).toBe(h); // kept to see replays
+    const none = book.wait('p1', 10_000, dev.publicKey, 'lm/1/f1/d/p1/state');
+    c.advance(10_000);
+    await expect(none).rejects.toBeInstanceOf(HelloTimeoutError);
+    await expect(none).rejects.toMatchObject({ code: Reason.timeout, message: expect.stringContaining('has not announced itself with key') });
+    expect(c.pending).toBe(0);
+  });
+
+  it('keeps at most four keys per device, the oldest dropped', () => {
+    const book = new HelloBook(new FakeClock());
+    const keys = Array.from({ length: 5 }, () => identityKeyPair());
+    for (const k of keys) book.accept('p1', body({}, k));
+    expect(book.last('p1', keys[0]!.publicKey)).toBeUndefined();
+    for (const k of keys.slice(1)) expect(book.last('p1', k.publicKey)?.idpk).toEqual(k.publicKey);
+  });
+});
