@@ -11,7 +11,7 @@
  * the remaining length.
  */
 import { Duplex } from 'node:stream';
-import { LmError, Reason } from '@livematrix/spec';
+import { LmError, Reason, ConfigError } from '@livematrix/spec';
 
 /** Default maximum packet size, bytes: four times the largest frame ([LM-FRAME-1]) with room for the topic. */
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
@@ -24,7 +24,7 @@ export type PacketViolation = { kind: 'too-large'; size: number; limit: number }
 export function maxPacketSizeOption(v: unknown, where = 'maxPacketSize'): number {
   if (v === undefined) return DEFAULT_MAX_PACKET_SIZE;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 64 || v > MQTT_MAX_PACKET_SIZE) {
-    throw new LmError(Reason.schema, `${where} must be an integer from 64 to ${MQTT_MAX_PACKET_SIZE} (bytes), got ${String(v)}`);
+    throw new ConfigError(`${where} must be an integer from 64 to ${MQTT_MAX_PACKET_SIZE} (bytes), got ${String(v)}`);
   }
   return v;
 }

@@ -9,7 +9,7 @@
  * aedes parses a packet (packet-limit.ts).
  */
 import type { Aedes, AuthenticateError, Client, PublishPacket } from 'aedes';
-import { FrameType, LmError, Reason, decodeConnectToken, encodeFrame, equalBytes, reasonName, topics, verifyConnectToken } from '@livematrix/spec';
+import { FrameType, LmError, Reason, Role, decodeConnectToken, encodeFrame, equalBytes, reasonName, topics, verifyConnectToken } from '@livematrix/spec';
 import { checkPublish } from './frame-check.js';
 import { Metrics } from './metrics.js';
 import { type Registry, type RegistryEntry, aclFor, clientIdPrefix, filterWithin, topicMatches } from './registry.js';
@@ -119,7 +119,7 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
       const e = registry.get(t.id);
       if (!e) return refuse('unknown-id', done, `"${t.id}" is not in the registry`);
       if (username !== t.id) return refuse('impersonation', done, `user name "${username ?? ''}" differs from the token's id "${t.id}"`);
-      if ((t.role === 1 ? 'device' : 'gateway') !== e.role) return refuse('role', done, `"${t.id}" is registered as ${e.role}`);
+      if ((t.role === Role.device ? 'device' : 'gateway') !== e.role) return refuse('role', done, `"${t.id}" is registered as ${e.role}`);
       if (!verifyConnectToken(t, e.publicKey)) return refuse('signature', done, `token of "${t.id}" is not signed by its registered key`);
       const n = now();
       if (Math.abs(n - t.time) > maxSkew) return refuse('stale', done, `token of "${t.id}" is ${Math.round((n - t.time) / 1000)} s old`);

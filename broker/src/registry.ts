@@ -22,7 +22,7 @@
  * `clientIdOwner`.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { ID_RE, LmError, Reason, fromHex, toHex } from '@livematrix/spec';
+import { ID_RE, LmError, Reason, fromHex, toHex, ConfigError, errorMessage } from '@livematrix/spec';
 
 export type RoleName = 'device' | 'gateway';
 
@@ -54,21 +54,21 @@ interface EntryJson {
 
 function parseEntry(e: EntryJson, i: number): RegistryEntry {
   const where = `clients[${i}]`;
-  if (typeof e.id !== 'string' || !ID_RE.test(e.id)) throw new LmError(Reason.schema, `${where}.id must be 1-64 of [A-Za-z0-9._-]`);
-  if (e.role !== 'device' && e.role !== 'gateway') throw new LmError(Reason.schema, `${where}.role must be "device" or "gateway"`);
-  if (typeof e.fleet !== 'string' || !ID_RE.test(e.fleet)) throw new LmError(Reason.schema, `${where}.fleet must be 1-64 of [A-Za-z0-9._-]`);
-  if (typeof e.publicKey !== 'string' || !/^[0-9a-fA-F]{64}$/.test(e.publicKey)) throw new LmError(Reason.schema, `${where}.publicKey must be 64 hex digits`);
+  if (typeof e.id !== 'string' || !ID_RE.test(e.id)) throw new ConfigError(`${where}.id must be 1-64 of [A-Za-z0-9._-]`);
+  if (e.role !== 'device' && e.role !== 'gateway') throw new ConfigError(`${where}.role must be "device" or "gateway"`);
+  if (typeof e.fleet !== 'string' || !ID_RE.test(e.fleet)) throw new ConfigError(`${where}.fleet must be 1-64 of [A-Za-z0-9._-]`);
+  if (typeof e.publicKey !== 'string' || !/^[0-9a-fA-F]{64}$/.test(e.publicKey)) throw new ConfigError(`${where}.publicKey must be 64 hex digits`);
   const lim = e.limits ?? {};
   const num = (x: unknown, d: number, name: string) => {
     if (x === undefined) return d;
-    if (typeof x !== 'number' || !(x > 0)) throw new LmError(Reason.schema, `${where}.limits.${name} must be a positive number`);
+    if (typeof x !== 'number' || !(x > 0)) throw new ConfigError(`${where}.limits.${name} must be a positive number`);
     return x;
   };
   let devices: string[] | undefined;
   if (e.devices !== undefined) {
-    if (e.role !== 'gateway') throw new LmError(Reason.schema, `${where}.devices is only for gateways`);
+    if (e.role !== 'gateway') throw new ConfigError(`${where}.devices is only for gateways`);
     if (!Array.isArray(e.devices) || !e.devices.every((d): d is string => typeof d === 'string' && ID_RE.test(d))) {
-      throw new LmError(Reason.schema, `${where}.devices must be an array of device ids (1-64 of [A-Za-z0-9._-])`);
+      throw new ConfigError(`${where}.devices must be an array of device ids (1-64 of [A-Za-z0-9._-])`);
     }
     devices = [...new Set(e.devices)];
   }
@@ -97,20 +97,20 @@ export class Registry {
     try {
       j = JSON.parse(text) as { clients?: unknown };
     } catch (e) {
-      throw new LmError(Reason.schema, `registry${path ? ` ${path}` : ''} is not JSON: ${(e as Error).message}`);
+      throw new ConfigError(`registry${path ? ` ${path}` : ''} is not JSON: ${errorMessage(e)}`);
     }
-    if (!Array.isArray(j.clients)) throw new LmError(Reason.schema, 'registry needs a "clients" array');
+    if (!Array.isArray(j.clients)) throw new ConfigError('registry needs a "clients" array');
     const list = (j.clients as EntryJson[]).map(parseEntry);
     const ids = new Set<string>();
     for (const e of list) {
-      if (ids.has(e.id)) throw new LmError(Reason.schema, `registry lists "${e.id}" twice`);
+      if (ids.has(e.id)) throw new ConfigError(`registry lists "${e.id}" twice`);
       ids.add(e.id);
     }
     return new Registry(list, path);
   }
 
   static load(path: string): Registry {
-    if (!existsSync(path)) throw new LmError(Reason.schema, `registry file ${path} not found`);
+    if (!existsSync(path)) throw new ConfigError(`registry file ${path} not found`);
     return Registry.parse(readFileSync(path, 'utf8'), path);
   }
 
@@ -177,7 +177,7 @@ export class Registry {
 
   /** Writes the registry to its file (atomically). */
   save(path = this.path): void {
-    if (!path) throw new LmError(Reason.schema, 'registry has no file');
+    if (!path) throw new ConfigError('registry has no file');
     writeFileSync(path + '.tmp', this.toJSON());
     renameSync(path + '.tmp', path);
   }

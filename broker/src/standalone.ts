@@ -13,7 +13,7 @@ import { Aedes, type AedesOptions } from 'aedes';
 import aedesPersistenceRedis from 'aedes-persistence-redis';
 import mqemitterRedis from 'mqemitter-redis';
 import { WebSocketServer, createWebSocketStream } from 'ws';
-import { LmError, Reason } from '@livematrix/spec';
+import { LmError, Reason, ConfigError, errorMessage } from '@livematrix/spec';
 import { Metrics } from './metrics.js';
 import { limitPacketSize, maxPacketSizeOption, type PacketViolation } from './packet-limit.js';
 import { type LivematrixPlugin, livematrixPlugin } from './plugin.js';
@@ -49,7 +49,7 @@ export interface BrokerConfig {
  */
 export function redisBackends(url: string): AedesOptions {
   const u = new URL(url);
-  if (u.protocol !== 'redis:') throw new LmError(Reason.schema, `redis URL must start with redis://, got ${url}`);
+  if (u.protocol !== 'redis:') throw new ConfigError(`redis URL must start with redis://, got ${url}`);
   const conn = { host: u.hostname, port: Number(u.port || 6379) };
   return { mq: mqemitterRedis(conn), persistence: aedesPersistenceRedis(conn) };
 }
@@ -66,7 +66,7 @@ export function readBrokerConfig(path: string): BrokerConfig {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as BrokerConfig;
   } catch (e) {
-    throw new LmError(Reason.schema, `broker config ${path}: ${(e as Error).message}`);
+    throw new ConfigError(`broker config ${path}: ${errorMessage(e)}`);
   }
 }
 
@@ -82,7 +82,7 @@ const listen = (s: Server | HttpServer, port: number, host: string): Promise<num
 export async function runBroker(c: BrokerConfig, log: (l: string) => void = () => undefined): Promise<StandaloneBroker> {
   const host = c.host ?? '127.0.0.1';
   const maxPacketSize = maxPacketSizeOption(c.maxPacketSize);
-  if (c.heartbeatMs !== undefined && !(Number.isInteger(c.heartbeatMs) && c.heartbeatMs >= 10)) throw new LmError(Reason.schema, `heartbeatMs must be an integer of at least 10 (ms), got ${String(c.heartbeatMs)}`);
+  if (c.heartbeatMs !== undefined && !(Number.isInteger(c.heartbeatMs) && c.heartbeatMs >= 10)) throw new ConfigError(`heartbeatMs must be an integer of at least 10 (ms), got ${String(c.heartbeatMs)}`);
   const aedes = await Aedes.createBroker({ ...(c.redis ? redisBackends(c.redis) : {}), ...(c.heartbeatMs ? { heartbeatInterval: c.heartbeatMs } : {}) });
   const metrics = new Metrics();
   // [LM-BRK-6] every connection, whatever its transport, passes the packet size check first
@@ -100,7 +100,7 @@ export async function runBroker(c: BrokerConfig, log: (l: string) => void = () =
       plugin.reload();
       log(`registry reloaded (${why}): ${plugin.registry.all().length} clients`);
     } catch (e) {
-      log(`registry NOT reloaded (${why}), keeping the previous one: ${(e as Error).message}`);
+      log(`registry NOT reloaded (${why}), keeping the previous one: ${errorMessage(e)}`);
     }
   };
   if (c.registry) {

@@ -6,10 +6,7 @@
  * around their own implementation (conformance/README.md has the protocol).
  */
 import { createInterface } from 'node:readline';
-import {
-  LmError, Ratchet, type SuiteId, decodeFrame, deriveSessionKeys, ecdh, fromHex, hint, openChunk, pack, reasonName, sealChunk, shiftedSymbol, toHex, transcriptHash,
-  unpack, verifyFrame, verifyTx, wrapChunkKey,
-} from '@livematrix/spec';
+import { LmError, Ratchet, type SuiteId, decodeFrame, deriveSessionKeys, ecdh, fromHex, hint, openChunk, pack, reasonName, sealChunk, shiftedSymbol, toHex, transcriptHash, unpack, verifyFrame, verifyTx, wrapChunkKey, errorMessage } from '@livematrix/spec';
 
 type Req = Record<string, unknown> & { id: number; op: string };
 const h = (x: unknown) => fromHex(String(x));
@@ -70,6 +67,6 @@ rl.on('line', (line) => {
     id = r.id;
     process.stdout.write(JSON.stringify({ id, ok: true, ...handle(r) }) + '\n');
   } catch (e) {
-    process.stdout.write(JSON.stringify({ id, ok: false, error: e instanceof LmError ? reasonName(e.code) : `internal: ${(e as Error).message}` }) + '\n');
+    process.stdout.write(JSON.stringify({ id, ok: false, error: e instanceof LmError ? reasonName(e.code) : `internal: ${errorMessage(e)}` }) + '\n');
   }
 });

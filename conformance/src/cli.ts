@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { readIdentityFile } from '@livematrix/spec/keyfile';
-import { fromHex } from '@livematrix/spec';
+import { fromHex, errorMessage } from '@livematrix/spec';
 import { lint } from './lint.js';
 import { type Report, buildReport, renderJunit, renderText } from './report.js';
 import { runDeviceProfile } from './runner.js';
@@ -59,7 +59,7 @@ export async function main(argv: string[]): Promise<number> {
       },
     }).values as Record<string, string | boolean | undefined>;
   } catch (e) {
-    console.error(`livematrix-conformance: ${(e as Error).message}\n\n${HELP}`);
+    console.error(`livematrix-conformance: ${errorMessage(e)}\n\n${HELP}`);
     return 2;
   }
   if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h' || values['help']) {
@@ -102,8 +102,8 @@ export async function main(argv: string[]): Promise<number> {
     if (typeof values['report'] === 'string') writeReports(values['report'], report);
     return report.passed ? 0 : 1;
   } catch (e) {
-    console.error(`livematrix-conformance: ${(e as Error).message}`);
-    return (e as Error).message.includes('required') || (e as Error).message.includes('must be') ? 2 : 1;
+    console.error(`livematrix-conformance: ${errorMessage(e)}`);
+    return errorMessage(e).includes('required') || errorMessage(e).includes('must be') ? 2 : 1;
   }
 }
 

@@ -3,7 +3,7 @@
  * Runs device scenarios against a device under test through a broker.
  */
 import type { BrokerAuth } from '@livematrix/spec/transport';
-import type { IdentityKeyPair } from '@livematrix/spec';
+import { type IdentityKeyPair, errorMessage } from '@livematrix/spec';
 import type { TestResult } from './report.js';
 import { type Scenario, DEVICE_SCENARIOS } from './scenarios.js';
 import { Tester } from './tester.js';
@@ -52,7 +52,7 @@ export async function runDeviceProfile(target: DeviceTarget, o: { only?: (s: Sce
       await tester.waitHello();
       await s.run({ tester, data, consumeRate: target.consumeRate, log });
     } catch (e) {
-      message = (e as Error).message;
+      message = errorMessage(e);
     } finally {
       await tester.close();
     }

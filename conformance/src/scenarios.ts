@@ -3,8 +3,8 @@
  * Device profile scenarios. Each declares the requirement IDs it covers (constants generated
  * from spec/requirements.json) and throws an Error saying what the device did wrong.
  */
-import { type CborValue, ControlOp, FrameType, Reason, decodeCbor, minHintLength, digest, encodeCbor, equalBytes, fromHex as fromHexBytes, identityKeyPair, randomBytes, shiftedSymbol, toHex, verifyFrame } from '@livematrix/spec';
-import { R, type RequirementId } from './generated/requirements.js';
+import { type CborValue, ControlOp, FrameType, Reason, decodeCbor, errorMessage, minHintLength, digest, encodeCbor, equalBytes, fromHex as fromHexBytes, identityKeyPair, randomBytes, shiftedSymbol, toHex, verifyFrame } from '@livematrix/spec';
+import type { RequirementId } from './generated/requirements.js';
 import { type Chunk, type Session, type Tester, until } from './tester.js';
 
 export interface Ctx {
@@ -86,7 +86,7 @@ async function age(s: Session, n: number): Promise<number> {
 
 export const DEVICE_SCENARIOS: readonly Scenario[] = [
   {
-    id: 'device/hello', title: 'announces itself: signed HELLO with capabilities, retained', covers: [R.LM_MQTT_2, R.LM_CAP_1],
+    id: 'device/hello', title: 'announces itself: signed HELLO with capabilities, retained', covers: ['LM-MQTT-2', 'LM-CAP-1'],
     async run(ctx) {
       const h = await ctx.tester.waitHello();
       check(h.online, 'HELLO says offline');
@@ -96,7 +96,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
   },
   {
     id: 'device/deliver-w16-blake3', title: 'exact delivery, w=16, keyed blake3, signed receipt',
-    covers: [R.LM_HINT_1, R.LM_HINT_2, R.LM_PACK_1, R.LM_PACK_2, R.LM_AEAD_1, R.LM_AEAD_2, R.LM_KEY_1, R.LM_KEY_2, R.LM_KEY_3, R.LM_FRAME_2, R.LM_DLV_1, R.LM_DLV_2, R.LM_DLV_6, R.LM_DLV_7, R.LM_TIME_1, R.LM_MQTT_1, R.LM_CBOR_1],
+    covers: ['LM-HINT-1', 'LM-HINT-2', 'LM-PACK-1', 'LM-PACK-2', 'LM-AEAD-1', 'LM-AEAD-2', 'LM-KEY-1', 'LM-KEY-2', 'LM-KEY-3', 'LM-FRAME-2', 'LM-DLV-1', 'LM-DLV-2', 'LM-DLV-6', 'LM-DLV-7', 'LM-TIME-1', 'LM-MQTT-1', 'LM-CBOR-1'],
     async run(ctx) {
       const s = await open(ctx, 16);
       check(s.timeRequests > 0, 'no TIME_REQ before the first ACK');
@@ -104,19 +104,19 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/deliver-w12-keccak', title: 'exact delivery, w=12, keccak-256', covers: [R.LM_HINT_1, R.LM_PARAM_2, R.LM_PARAM_3],
+    id: 'device/deliver-w12-keccak', title: 'exact delivery, w=12, keccak-256', covers: ['LM-HINT-1', 'LM-PARAM-2', 'LM-PARAM-3'],
     async run(ctx) {
       await deliverExact(ctx, await open(ctx, 12, { suite: 1 }));
     },
   },
   {
-    id: 'device/deliver-w20-sha3', title: 'exact delivery, w=20, sha3-256', covers: [R.LM_HINT_1, R.LM_PARAM_2],
+    id: 'device/deliver-w20-sha3', title: 'exact delivery, w=20, sha3-256', covers: ['LM-HINT-1', 'LM-PARAM-2'],
     async run(ctx) {
       await deliverExact(ctx, await open(ctx, 20, { suite: 2 }));
     },
   },
   {
-    id: 'device/tx-unsigned', title: 'refuses an offer whose transaction carries no valid signature', covers: [R.LM_TX_2],
+    id: 'device/tx-unsigned', title: 'refuses an offer whose transaction carries no valid signature', covers: ['LM-TX-2'],
     run: (ctx) => refusedWith(ctx, Reason.txSignature, (t) => {
       const m = t.tx(ctx.data);
       const [body] = decodeCbor(m.tx.bytes) as CborValue[];
@@ -124,31 +124,31 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     }),
   },
   {
-    id: 'device/tx-bad-signature', title: 'refuses a transaction whose signature does not verify', covers: [R.LM_TX_2],
+    id: 'device/tx-bad-signature', title: 'refuses a transaction whose signature does not verify', covers: ['LM-TX-2'],
     run: (ctx) => refusedWith(ctx, Reason.txSignature, (t) => t.tx(ctx.data, { badSignature: true })),
   },
   {
-    id: 'device/tx-expired', title: 'refuses an expired transaction', covers: [R.LM_TX_4],
+    id: 'device/tx-expired', title: 'refuses an expired transaction', covers: ['LM-TX-4'],
     run: (ctx) => refusedWith(ctx, Reason.txExpired, (t) => t.tx(ctx.data, { notBefore: Date.now() - 7200_000, notAfter: Date.now() - 3600_000 })),
   },
   {
-    id: 'device/tx-other-device', title: 'refuses a transaction for another device', covers: [R.LM_TX_5],
+    id: 'device/tx-other-device', title: 'refuses a transaction for another device', covers: ['LM-TX-5'],
     run: (ctx) => refusedWith(ctx, Reason.txDevice, (t) => t.tx(ctx.data, { device: 'someone-else' })),
   },
   {
-    id: 'device/tx-untrusted-operator', title: 'refuses a transaction signed by an operator it does not trust', covers: [R.LM_TX_3],
+    id: 'device/tx-untrusted-operator', title: 'refuses a transaction signed by an operator it does not trust', covers: ['LM-TX-3'],
     run: (ctx) => refusedWith(ctx, Reason.txOperator, (t) => {
       const other = identityKeyPair();
       return t.tx(ctx.data, { operatorSecret: other.secretKey, operatorPublic: other.publicKey });
     }),
   },
   {
-    id: 'device/refusal-signed', title: 'answers refused OFFERs with ERROR signed by its identity key and keeps serving through forged ones', covers: [R.LM_FRAME_9],
+    id: 'device/refusal-signed', title: 'answers refused OFFERs with ERROR signed by its identity key and keeps serving through forged ones', covers: ['LM-FRAME-9'],
     async run(ctx) {
       const t = ctx.tester;
       const m = t.tx(ctx.data, { notBefore: Date.now() - 7200_000, notAfter: Date.now() - 3600_000 });
       const r = await t.offer(t.params({ w: 16 }), m.tx, m.licence, { waitReady: false }).catch((e: unknown) => {
-        throw new Error(`no answer to an OFFER of an expired transaction: ${(e as Error).message}`);
+        throw new Error(`no answer to an OFFER of an expired transaction: ${errorMessage(e)}`);
       });
       if (!('refused' in r)) throw new Error('device accepted an expired transaction');
       check(r.refused.code === Reason.txExpired, `refused with ${r.refused.code}; expected ${Reason.txExpired}`);
@@ -168,13 +168,13 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
         await t.sendRaw(i % 11 === 0 ? new Uint8Array([...b, ...randomBytes(1 + rnd(8))]) : b);
       }
       const s = await open(ctx, 16).catch((e: unknown) => {
-        throw new Error(`after 200 forged OFFERs the device does not take a valid one: ${(e as Error).message}`);
+        throw new Error(`after 200 forged OFFERs the device does not take a valid one: ${errorMessage(e)}`);
       });
       await deliverExact(ctx, s);
     },
   },
   {
-    id: 'device/liveness', title: 'sends TIME_REQ at least once a second; ends a session whose gateway fell silent when a new OFFER comes', covers: [R.LM_DLV_13],
+    id: 'device/liveness', title: 'sends TIME_REQ at least once a second; ends a session whose gateway fell silent when a new OFFER comes', covers: ['LM-DLV-13'],
     async run(ctx) {
       const s = await open(ctx, 16);
       const from = Date.now();
@@ -188,7 +188,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/tx-print-count', title: 'refuses a transaction whose print count is used up', covers: [R.LM_TX_7],
+    id: 'device/tx-print-count', title: 'refuses a transaction whose print count is used up', covers: ['LM-TX-7'],
     async run(ctx) {
       const t = ctx.tester;
       const m = t.tx(ctx.data, { prints: 1 });
@@ -201,22 +201,22 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/tx-other-gateway', title: 'refuses an offer from a gateway the transaction does not name', covers: [R.LM_FRAME_6],
+    id: 'device/tx-other-gateway', title: 'refuses an offer from a gateway the transaction does not name', covers: ['LM-FRAME-6'],
     run: (ctx) => refusedWith(ctx, Reason.txGateway, (t) => t.tx(ctx.data, { gatewayPublic: identityKeyPair().publicKey })),
   },
   {
-    id: 'device/licence-sealed-elsewhere', title: 'refuses a licence sealed to another key', covers: [R.LM_TX_1],
+    id: 'device/licence-sealed-elsewhere', title: 'refuses a licence sealed to another key', covers: ['LM-TX-1'],
     run: (ctx) => refusedWith(ctx, Reason.txSchema, (t) => {
       const other = t.tx(ctx.data, { devicePublic: identityKeyPair().publicKey });
       return t.tx(ctx.data, { bodyPatch: (b) => void (b.lic = other.tx.body.lic) });
     }),
   },
   {
-    id: 'device/params-out-of-range', title: 'refuses parameters outside the spec\'s ranges', covers: [R.LM_PARAM_1],
+    id: 'device/params-out-of-range', title: 'refuses parameters outside the spec\'s ranges', covers: ['LM-PARAM-1'],
     run: (ctx) => refusedWith(ctx, Reason.params, (t) => ({ ...t.tx(ctx.data), params: { ...t.params({ w: 16 }), w: 25, L: 5 } })),
   },
   {
-    id: 'device/ambiguity-nack', title: 'NACKs a hint that is ambiguous in its revision table', covers: [R.LM_HINT_3],
+    id: 'device/ambiguity-nack', title: 'NACKs a hint that is ambiguous in its revision table', covers: ['LM-HINT-3'],
     async run(ctx) {
       const s = await open(ctx, 16, { L: minHintLength(16) });
       const rev = s.rev();
@@ -242,7 +242,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/shifted-resend', title: 'completes an ambiguous symbol from shifted hints within the same revision', covers: [R.LM_DLV_11, R.LM_DLV_1],
+    id: 'device/shifted-resend', title: 'completes an ambiguous symbol from shifted hints within the same revision', covers: ['LM-DLV-11', 'LM-DLV-1'],
     async run(ctx) {
       const data = ctx.data.subarray(0, 600); // one chunk, one frame
       const s = await open(ctx, 16, { L: minHintLength(16), period: 5000, data });
@@ -284,7 +284,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/rate-alarm', title: 'raises ALARM rate when its consumer runs faster than the transaction allows', covers: [R.LM_ALARM_2],
+    id: 'device/rate-alarm', title: 'raises ALARM rate when its consumer runs faster than the transaction allows', covers: ['LM-ALARM-2'],
     async run(ctx) {
       // a transaction for an eighth of the consumer's pace, and a gateway that ignores it: every
       // KEY goes as soon as its chunk is received
@@ -300,7 +300,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/unknown-hint-nack', title: 'NACKs hints that are absent from the revision table', covers: [R.LM_HINT_4],
+    id: 'device/unknown-hint-nack', title: 'NACKs hints that are absent from the revision table', covers: ['LM-HINT-4'],
     async run(ctx) {
       const s = await open(ctx, 16);
       const [c] = s.plan(ctx.data) as [Chunk];
@@ -321,13 +321,13 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/loss-resend', title: 'a lost frame re-sent later completes the stream', covers: [R.LM_DLV_1, R.LM_DLV_2],
+    id: 'device/loss-resend', title: 'a lost frame re-sent later completes the stream', covers: ['LM-DLV-1', 'LM-DLV-2'],
     async run(ctx) {
       await deliverExact(ctx, await open(ctx, 16), ctx.data, { skipFirstSending: (seq) => seq === 1 || seq === 4 });
     },
   },
   {
-    id: 'device/duplicate-reorder', title: 'duplicate and reordered frames give the exact stream', covers: [R.LM_DLV_1, R.LM_DLV_6],
+    id: 'device/duplicate-reorder', title: 'duplicate and reordered frames give the exact stream', covers: ['LM-DLV-1', 'LM-DLV-6'],
     async run(ctx) {
       await deliverExact(ctx, await open(ctx, 16), ctx.data, {
         order: (frames) => {
@@ -338,7 +338,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/expired-revision', title: 'refuses HINTS of an expired revision', covers: [R.LM_REV_2, R.LM_ALARM_4],
+    id: 'device/expired-revision', title: 'refuses HINTS of an expired revision', covers: ['LM-REV-2', 'LM-ALARM-4'],
     async run(ctx) {
       const s = await open(ctx, 16, { period: 400, r0Back: 6 });
       const c = await age(s, 3);
@@ -350,7 +350,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/future-revision', title: 'refuses HINTS of a future revision', covers: [R.LM_REV_2],
+    id: 'device/future-revision', title: 'refuses HINTS of a future revision', covers: ['LM-REV-2'],
     async run(ctx) {
       const s = await open(ctx, 16);
       const [ch] = s.plan(ctx.data) as [Chunk];
@@ -361,7 +361,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/expired-key', title: 'refuses a chunk key wrapped under an expired revision', covers: [R.LM_REV_3],
+    id: 'device/expired-key', title: 'refuses a chunk key wrapped under an expired revision', covers: ['LM-REV-3'],
     async run(ctx) {
       const s = await open(ctx, 16, { period: 400, r0Back: 6 });
       const c0 = await age(s, 3);
@@ -376,7 +376,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/tampered-frame', title: 'drops frames whose MAC fails; three raise a tamper alarm', covers: [R.LM_FRAME_2, R.LM_ALARM_3],
+    id: 'device/tampered-frame', title: 'drops frames whose MAC fails; three raise a tamper alarm', covers: ['LM-FRAME-2', 'LM-ALARM-3'],
     async run(ctx) {
       const s = await open(ctx, 16);
       const [ch] = s.plan(ctx.data) as [Chunk];
@@ -389,7 +389,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/tampered-chunk', title: 'delivers nothing of a chunk whose AEAD fails', covers: [R.LM_AEAD_4],
+    id: 'device/tampered-chunk', title: 'delivers nothing of a chunk whose AEAD fails', covers: ['LM-AEAD-4'],
     async run(ctx) {
       const s = await open(ctx, 16);
       const chunks = s.plan(ctx.data);
@@ -402,7 +402,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/padding', title: 'refuses a chunk whose last symbol has non-zero padding', covers: [R.LM_PACK_3],
+    id: 'device/padding', title: 'refuses a chunk whose last symbol has non-zero padding', covers: ['LM-PACK-3'],
     async run(ctx) {
       const s = await open(ctx, 12);
       const chunks = s.plan(ctx.data);
@@ -415,7 +415,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/skew-in-grace', title: 'streams with a clock offset inside the grace window', covers: [R.LM_TIME_2, R.LM_TIME_3],
+    id: 'device/skew-in-grace', title: 'streams with a clock offset inside the grace window', covers: ['LM-TIME-2', 'LM-TIME-3'],
     async run(ctx) {
       // P = 2000 ms, G = 500 ms: an offset of 100 ms stays inside the grace window even when a
       // loaded host stretches the time-sync round trips
@@ -424,7 +424,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/skew-beyond-grace', title: 'refuses to stream with a clock offset beyond the grace window', covers: [R.LM_TIME_2],
+    id: 'device/skew-beyond-grace', title: 'refuses to stream with a clock offset beyond the grace window', covers: ['LM-TIME-2'],
     async run(ctx) {
       const t = ctx.tester;
       const { tx, licence } = t.tx(ctx.data);
@@ -435,7 +435,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/back-pressure', title: 'acknowledges as consumed only what its consumer took', covers: [R.LM_DLV_4, R.LM_DLV_5],
+    id: 'device/back-pressure', title: 'acknowledges as consumed only what its consumer took', covers: ['LM-DLV-4', 'LM-DLV-5'],
     async run(ctx) {
       // more than the consumer can take at once, so that decrypted data waits in the device
       const data = ctx.data.length >= 150_000 ? ctx.data : new Uint8Array(Array.from({ length: 4 }, () => [...ctx.data]).flat());
@@ -453,7 +453,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/abort', title: 'after an abort the session is gone: later frames are ignored', covers: [R.LM_DLV_9, R.LM_FRAME_8],
+    id: 'device/abort', title: 'after an abort the session is gone: later frames are ignored', covers: ['LM-DLV-9', 'LM-FRAME-8'],
     async run(ctx) {
       const s = await open(ctx, 16);
       const chunks = s.plan(ctx.data);
@@ -468,7 +468,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/pause-resume', title: 'a paused session keeps its state and completes after resume', covers: [R.LM_DLV_9],
+    id: 'device/pause-resume', title: 'a paused session keeps its state and completes after resume', covers: ['LM-DLV-9'],
     async run(ctx) {
       const s = await open(ctx, 16);
       await s.send(FrameType.CONTROL, { sid: s.sid, op: ControlOp.pause, reason: 0 });
@@ -478,7 +478,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/alarm', title: 'an authenticated ALARM ends the session: no receipt, no more acknowledgements', covers: [R.LM_ALARM_5],
+    id: 'device/alarm', title: 'an authenticated ALARM ends the session: no receipt, no more acknowledgements', covers: ['LM-ALARM-5'],
     async run(ctx) {
       const data = new Uint8Array(Array.from({ length: 3 }, () => [...ctx.data]).flat());
       const s = await open(ctx, 16, { data });
@@ -496,7 +496,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/telemetry', title: 'telemetry sent as hints under the d2g chain decodes', covers: [R.LM_TEL_1],
+    id: 'device/telemetry', title: 'telemetry sent as hints under the d2g chain decodes', covers: ['LM-TEL-1'],
     async run(ctx) {
       const data = new Uint8Array(Array.from({ length: 3 }, () => [...ctx.data]).flat()); // long enough for a few reports
       const s = await open(ctx, 16, { data });
@@ -506,7 +506,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/garbage-in', title: 'malformed payloads and unknown versions on its topic change nothing', covers: [R.LM_MQTT_4, R.LM_CBOR_6, R.LM_ROLE_2],
+    id: 'device/garbage-in', title: 'malformed payloads and unknown versions on its topic change nothing', covers: ['LM-MQTT-4', 'LM-CBOR-6', 'LM-ROLE-2'],
     async run(ctx) {
       const t = ctx.tester;
       const topic = `lm/1/${t.o.fleet}/d/${t.o.deviceId}/in`;
@@ -517,7 +517,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
     },
   },
   {
-    id: 'device/reconnect', title: 'a dropped broker connection mid-stream still ends exact', covers: [R.LM_DLV_8],
+    id: 'device/reconnect', title: 'a dropped broker connection mid-stream still ends exact', covers: ['LM-DLV-8'],
     async run(ctx) {
       const s = await open(ctx, 16);
       const run = background(deliverExact(ctx, s));

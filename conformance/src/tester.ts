@@ -7,7 +7,7 @@
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
 import {
   type AckBody, type AnyFrame, type Bodies, ControlOp, type ErrorBody, FrameType, type FrameTypeId, type HelloBody, type IdentityKeyPair, Kernel, LmError,
-  MatrixEngine, Ratchet, Reason, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, decodeCbor, decodeFrame, deriveSessionKeys,
+  MatrixEngine, Ratchet, Reason, Role, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, decodeCbor, decodeFrame, deriveSessionKeys,
   digest, ecdh, encodeFrame, equalBytes, identityKeyPair, minHintLength, openTelemetry, pack, randomBytes, sealChunk, senderRevision, shiftedSymbol, signTx,
   topics, transcriptHash, unpack, verifyFrame, wrapChunkKey, x25519KeyPair, createTx, type TxRequest,
 } from '@livematrix/spec';
@@ -63,7 +63,7 @@ export class Tester {
     await t.engine.start();
     t.link = await FrameLink.connect({
       url: o.url, clientId: `lm-gw-${t.gateway.id}-${Math.random().toString(16).slice(2, 10)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
-      ...authOptions(o.brokerAuth, t.gateway.id, 2, t.gateway.identity.secretKey),
+      ...authOptions(o.brokerAuth, t.gateway.id, Role.gateway, t.gateway.identity.secretKey),
     });
     t.link.onPayload((topic, payload) => t.onPayload(topic, payload));
     await t.link.subscribe(topics.deviceState(o.fleet, o.deviceId));

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { errorMessage } from '@livematrix/spec';
 
 export interface CheckResult {
   id: string;
@@ -112,7 +113,7 @@ export async function runVectors(command: string, log: (l: string) => void = () 
             const a = await ask(req);
             message = t.result === 'valid' && a['ok'] !== true ? `adapter error: ${JSON.stringify(a['error'])}` : expect(a);
           } catch (e) {
-            message = (e as Error).message;
+            message = errorMessage(e);
           }
           results.push({ id: `vectors/${file.replace('.json', '')}/${t.tcId}/${req['op'] as string}`, title: t.comment, covers: t.requirements, status: message ? 'fail' : 'pass', ...(message ? { message } : {}), ms: Date.now() - t0 });
         }

@@ -9,7 +9,7 @@
  * 64-bit integers as BigInt, has no canonical mode and has allocated gigabytes for declared
  * lengths beyond the input. It stays in the tests as an independent decoder to compare against.
  */
-import { LmError, Reason } from './errors.js';
+import { LmError, Reason, errorMessage } from './errors.js';
 
 /** A value of the CBOR profile ([LM-CBOR-2]). Maps are `Map`s with uint or text keys. */
 export type CborValue =
@@ -292,7 +292,7 @@ export function decodeCbor(input: Uint8Array, maxInput: number = LIMITS.maxInput
   } catch (e) {
     if (e instanceof LmError) throw e;
     // [LM-CBOR-6]: nothing but LmError leaves the decoder.
-    throw new LmError(Reason.internal, `decoder fault: ${(e as Error)?.message ?? String(e)}`);
+    throw new LmError(Reason.internal, `decoder fault: ${errorMessage(e)}`);
   }
   if (r.pos !== input.length) {
     throw new LmError(Reason.trailing, `${input.length - r.pos} bytes after the data item ([LM-CBOR-4])`);

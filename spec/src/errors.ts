@@ -99,3 +99,23 @@ export function toLmError(e: unknown, context?: string): LmError {
   const message = e instanceof Error ? e.message : String(e);
   return new LmError(Reason.internal, context ? `${context}: ${message}` : message, { cause: e });
 }
+
+/**
+ * A local failure that never goes on the wire: a missing or malformed file (identity, registry,
+ * broker config), an option out of range. Wire failures are {@link LmError}s with reason codes.
+ *
+ * @example
+ * try { readIdentityFile(path) } catch (e) { if (e instanceof ConfigError) console.error(e.message) }
+ */
+export class ConfigError extends Error {
+  static override readonly name = 'ConfigError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The message of any thrown value (an Error's message, or the value as text). */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

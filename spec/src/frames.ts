@@ -7,7 +7,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { createHash, createHmac } from 'node:crypto';
 import { ascii, concatBytes, equalBytes } from './bytes.js';
 import { type CborValue, decodeCbor, encodeCbor, LIMITS } from './cbor.js';
-import { LmError, Reason } from './errors.js';
+import { LmError, Reason, errorMessage } from './errors.js';
 import { PROTOCOL_VERSION, type SessionParams, type SuiteId, isSuite } from './params.js';
 
 export const FrameType = {
@@ -353,7 +353,7 @@ export function decodeFrame(bytes: Uint8Array): AnyFrame {
     return decodeFrameUnsafe(bytes);
   } catch (e) {
     if (e instanceof LmError) throw e;
-    throw new LmError(Reason.internal, `frame decoder fault: ${(e as Error)?.message ?? String(e)}`);
+    throw new LmError(Reason.internal, `frame decoder fault: ${errorMessage(e)}`);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { abytes, randomBytes } from './bytes.js';
-import { LmError, Reason } from './errors.js';
+import { LmError, Reason, errorMessage } from './errors.js';
 
 export interface IdentityKeyPair {
   /** 32-byte Ed25519 seed */
@@ -24,7 +24,7 @@ export function edPublicToX25519(edPublic: Uint8Array): Uint8Array {
   try {
     return ed25519.utils.toMontgomery(edPublic);
   } catch (e) {
-    throw new LmError(Reason.txDevice, `device key is not a valid Ed25519 point: ${(e as Error).message}`);
+    throw new LmError(Reason.txDevice, `device key is not a valid Ed25519 point: ${errorMessage(e)}`);
   }
 }
 

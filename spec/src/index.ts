@@ -8,7 +8,7 @@
  */
 
 // reason codes (SPEC §7.6), the wire error type and toLmError
-export { LmError, REASON_WIRE_NAMES, Reason, fail, isReasonCode, reasonName, toLmError, type ReasonCode, type ReasonName } from './errors.js';
+export { ConfigError, LmError, REASON_WIRE_NAMES, Reason, errorMessage, fail, isReasonCode, reasonName, toLmError, type ReasonCode, type ReasonName } from './errors.js';
 
 // byte helpers
 export { ascii, concatBytes, equalBytes, fromHex, randomBytes, toHex, u32be, wipe } from './bytes.js';

@@ -6,7 +6,7 @@
  */
 import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { fromHex, toHex } from './bytes.js';
-import { LmError, Reason } from './errors.js';
+import { LmError, Reason, ConfigError, errorMessage } from './errors.js';
 import { type IdentityKeyPair, identityKeyPair } from './identity.js';
 
 export interface IdentityFile extends IdentityKeyPair {
@@ -15,7 +15,7 @@ export interface IdentityFile extends IdentityKeyPair {
 
 /** Writes a new identity, refusing to overwrite an existing file. */
 export function createIdentityFile(path: string, id: string, keys: IdentityKeyPair = identityKeyPair()): IdentityFile {
-  if (existsSync(path)) throw new LmError(Reason.schema, `${path} exists; refusing to overwrite an identity key`);
+  if (existsSync(path)) throw new ConfigError(`${path} exists; refusing to overwrite an identity key`);
   const body = JSON.stringify({ kind: 'livematrix-identity', id, secretKey: toHex(keys.secretKey), publicKey: toHex(keys.publicKey) }, null, 2) + '\n';
   writeFileSync(path + '.tmp', body, { mode: 0o600 });
   chmodSync(path + '.tmp', 0o600);
@@ -25,21 +25,21 @@ export function createIdentityFile(path: string, id: string, keys: IdentityKeyPa
 
 /** Reads an identity file; refuses one that others can read. */
 export function readIdentityFile(path: string): IdentityFile {
-  if (!existsSync(path)) throw new LmError(Reason.schema, `identity file ${path} not found (create one with "livematrix keygen")`);
+  if (!existsSync(path)) throw new ConfigError(`identity file ${path} not found (create one with "livematrix keygen")`);
   const mode = statSync(path).mode & 0o777;
   if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-    throw new LmError(Reason.schema, `identity file ${path} has mode ${mode.toString(8)}; it must be readable by its owner only (chmod 600)`);
+    throw new ConfigError(`identity file ${path} has mode ${mode.toString(8)}; it must be readable by its owner only (chmod 600)`);
   }
   let j: { kind?: unknown; id?: unknown; secretKey?: unknown; publicKey?: unknown };
   try {
     j = JSON.parse(readFileSync(path, 'utf8')) as typeof j;
   } catch (e) {
-    throw new LmError(Reason.schema, `identity file ${path} is not JSON: ${(e as Error).message}`);
+    throw new ConfigError(`identity file ${path} is not JSON: ${errorMessage(e)}`);
   }
   if (j.kind !== 'livematrix-identity' || typeof j.id !== 'string' || typeof j.secretKey !== 'string') {
-    throw new LmError(Reason.schema, `${path} is not a livematrix identity file`);
+    throw new ConfigError(`${path} is not a livematrix identity file`);
   }
   const keys = identityKeyPair(fromHex(j.secretKey));
-  if (typeof j.publicKey === 'string' && j.publicKey !== toHex(keys.publicKey)) throw new LmError(Reason.schema, `${path}: public key does not match the secret key`);
+  if (typeof j.publicKey === 'string' && j.publicKey !== toHex(keys.publicKey)) throw new ConfigError(`${path}: public key does not match the secret key`);
   return { id: j.id, ...keys };
 }

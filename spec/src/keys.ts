@@ -8,7 +8,7 @@ import { hkdf, expand, extract } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { abytes, ascii, concatBytes, randomBytes, wipe } from './bytes.js';
-import { LmError, Reason } from './errors.js';
+import { LmError, Reason, errorMessage } from './errors.js';
 
 export { hkdf };
 
@@ -31,7 +31,7 @@ export function ecdh(secretKey: Uint8Array, peerPublic: Uint8Array): Uint8Array 
   try {
     z = x25519.getSharedSecret(secretKey, peerPublic);
   } catch (e) {
-    throw new LmError(Reason.auth, `X25519 failed: ${(e as Error).message} ([LM-KEY-1])`);
+    throw new LmError(Reason.auth, `X25519 failed: ${errorMessage(e)} ([LM-KEY-1])`);
   }
   if (z.every((b) => b === 0)) throw new LmError(Reason.auth, 'X25519 output is all zero ([LM-KEY-1])');
   return z;

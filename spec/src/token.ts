@@ -5,7 +5,7 @@
  */
 import { ascii, concatBytes, randomBytes } from './bytes.js';
 import { type CborValue, decodeCbor, encodeCbor } from './cbor.js';
-import { LmError, Reason } from './errors.js';
+import { LmError, Reason, errorMessage } from './errors.js';
 import { ID_RE } from './frames.js';
 import { sign, verify } from './identity.js';
 
@@ -35,7 +35,7 @@ export function decodeConnectToken(bytes: Uint8Array): ConnectToken {
   try {
     v = decodeCbor(bytes, 512);
   } catch (e) {
-    throw new LmError(Reason.auth, `connect token is not CBOR: ${(e as Error).message}`);
+    throw new LmError(Reason.auth, `connect token is not CBOR: ${errorMessage(e)}`);
   }
   if (!Array.isArray(v) || v.length !== 6) throw new LmError(Reason.auth, 'connect token is not a 6-item array');
   const [ver, id, role, time, nonce, sig] = v as CborValue[];

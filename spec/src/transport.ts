@@ -5,7 +5,7 @@
  * the gateway.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { LmError, Reason } from './errors.js';
+import { LmError, Reason, errorMessage } from './errors.js';
 import type { FrameTypeId } from './frames.js';
 import { FRAME_QOS } from './topics.js';
 import { type RoleId, makeConnectToken } from './token.js';
@@ -104,7 +104,7 @@ export class FrameLink {
     } catch (e) {
       // never echo a secret: the URL without its user information ([LM-BRK-1] tokens and
       // passwords are credentials); the broker's refusal stays reachable as `cause`
-      throw new LmError(Reason.offline, `cannot connect to the MQTT broker at ${redactUrl(o.url)}: ${(e as Error).message}`, { cause: e });
+      throw new LmError(Reason.offline, `cannot connect to the MQTT broker at ${redactUrl(o.url)}: ${errorMessage(e)}`, { cause: e });
     }
   }
 

@@ -9,7 +9,7 @@ import { expand, extract } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { abytes, ascii, concatBytes, equalBytes, randomBytes, wipe } from './bytes.js';
 import { type CborValue, decodeCbor, encodeCbor } from './cbor.js';
-import { LmError, Reason } from './errors.js';
+import { LmError, Reason, errorMessage } from './errors.js';
 import { ID_RE } from './frames.js';
 import { edPublicToX25519, edSecretToX25519, sign, verify } from './identity.js';
 import { x25519KeyPair } from './keys.js';
@@ -210,7 +210,7 @@ export function decodeTx(bytes: Uint8Array): SignedTx {
   try {
     v = decodeCbor(bytes, 4096);
   } catch (e) {
-    throw new LmError(Reason.txSchema, `transaction is not valid CBOR: ${(e as Error).message}`);
+    throw new LmError(Reason.txSchema, `transaction is not valid CBOR: ${errorMessage(e)}`);
   }
   if (!Array.isArray(v) || v.length !== 2) return txErr('not a [body, sig] array');
   const [b, sig] = v as [CborValue, CborValue];

@@ -1,0 +1,58 @@
+/**
+ * @module commands/broker
+ * `livematrix broker` (an embedded aedes broker until a signal) and `livematrix acl` (a
+ * Mosquitto acl_file from the broker registry).
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+import { type BrokerConfig, Registry, mosquittoAcl, readBrokerConfig, runBroker } from '@livematrix/broker';
+import { EXIT, type Values, need, num, opt, parse } from '../args.js';
+import { help } from '../help.js';
+
+/** The broker settings: --config FILE, then the options on the command line over it. */
+function brokerConfig(values: Values): BrokerConfig {
+  const c: BrokerConfig = typeof values['config'] === 'string' ? readBrokerConfig(values['config']) : {};
+  if (values['port'] !== undefined) c.port = num(values, 'port', 1883, 0, 65535);
+  if (typeof values['host'] === 'string') c.host = values['host'];
+  if (typeof values['registry'] === 'string') c.registry = values['registry'];
+  if (values['cert'] !== undefined || values['key'] !== undefined) c.tls = { cert: need(values, 'cert'), key: need(values, 'key'), port: num(values, 'tls-port', 8883, 0, 65535) };
+  if (values['ws-port'] !== undefined) c.ws = { port: num(values, 'ws-port', 8080, 0, 65535) };
+  if (values['metrics-port'] !== undefined) c.metrics = { port: num(values, 'metrics-port', 9464, 0, 65535) };
+  if (values['max-packet-size'] !== undefined) c.maxPacketSize = num(values, 'max-packet-size', 262_144, 64, 268_435_455);
+  return c;
+}
+
+export async function brokerCmd(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, registry: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
+    'tls-port': { type: 'string' }, 'ws-port': { type: 'string' }, 'metrics-port': { type: 'string' },
+    'max-packet-size': { type: 'string' },
+  });
+  if (values['help']) return help('broker');
+  const c = brokerConfig(values);
+  const b = await runBroker(c, (l) => console.error(l));
+  const p = b.ports;
+  console.log(`livematrix broker on ${c.host ?? '127.0.0.1'}: mqtt ${p.tcp}${p.tls ? `, mqtts ${p.tls}` : ''}${p.ws ? `, ws ${p.ws}` : ''}${p.metrics ? `, metrics http://${c.host ?? '127.0.0.1'}:${p.metrics}/metrics` : ''}${c.registry ? `, registry ${c.registry} (SIGHUP or edit to reload)` : ''}. Ctrl-C stops it.`);
+  await new Promise<void>((r) => {
+    process.once('SIGINT', r);
+    process.once('SIGTERM', r);
+  });
+  console.error('stopping: closing client connections ...');
+  await b.close();
+  console.error('broker stopped');
+  return EXIT.ok;
+}
+
+export function aclCmd(argv: string[]): number {
+  const { values } = parse(argv, { registry: { type: 'string' }, out: { type: 'string' } });
+  if (values['help']) return help('acl');
+  const reg = Registry.load(need(values, 'registry'));
+  const text = mosquittoAcl(reg);
+  const out = opt(values, 'out', '-');
+  if (out === '-') process.stdout.write(text);
+  else {
+    writeFileSync(out + '.tmp', text);
+    renameSync(out + '.tmp', out);
+    console.error(`wrote ${out}: ${reg.all().length} clients (set acl_file ${out} in mosquitto.conf)`);
+  }
+  return EXIT.ok;
+}

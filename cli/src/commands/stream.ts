@@ -1,0 +1,96 @@
+/**
+ * @module commands/stream
+ * The gateway side: `livematrix stream` (one file to one device) and `livematrix gateway`
+ * (every job of a jobs file, in parallel). Both run one gateway for their jobs, then exit.
+ */
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { readIdentityFile } from '@livematrix/spec/keyfile';
+import { SUITE_NAMES } from '@livematrix/spec';
+import { Gateway } from '@livematrix/gateway';
+import { EXIT, UsageError, type Values, errorMessage, hexKey, need, num, opt, parse } from '../args.js';
+import { connectAs, connection } from '../connection.js';
+import { help } from '../help.js';
+import { RateLimitedLog, describeRefusal } from '../log.js';
+import { Progress } from '../progress.js';
+import { readTx } from './keys.js';
+
+/** One entry of a jobs file: what to stream, to which device, under which transaction file. */
+interface Job {
+  file: string;
+  device: string;
+  tx: string;
+}
+
+/** Streams one job; prints its progress, telemetry and report. False when it failed. */
+async function runJob(gw: Gateway, values: Values, job: Job): Promise<boolean> {
+  const { tx, licence } = readTx(job.tx);
+  // read as a stream: the gateway checks size and digest against the transaction as the bytes
+  // pass and fails the stream before END on a mismatch ([LM-TX-6])
+  // a file can be opened again, so that a device that restarts and kept nothing is served from
+  // byte 0 ([LM-DLV-10]); standard input cannot
+  const input = job.file === '-' ? process.stdin : () => createReadStream(job.file);
+  try {
+    const s = await gw.stream(job.device, input, tx, licence, { policy: values['w'] !== undefined ? { w: num(values, 'w', 20, 8, 24) } : {} });
+    let p: Progress | undefined;
+    s.on('progress', (e) => (p ??= new Progress(job.device, e.total)).update(e.consumed));
+    s.on('telemetry', (t) => console.error(`telemetry ${job.device}: ${JSON.stringify(t)}`));
+    const r = await s.done;
+    p?.done();
+    console.log(JSON.stringify({ ...r, params: { ...r.params, suite: SUITE_NAMES[r.params.suite] } }));
+    return true;
+  } catch (e) {
+    console.error(`${job.device}: ${errorMessage(e)}`);
+    return false;
+  }
+}
+
+async function runJobs(values: Values, jobs: Job[]): Promise<number> {
+  const identity = readIdentityFile(need(values, 'identity'));
+  const conn = connection(values);
+  const trustedOperators = [hexKey(values, 'operator-key')];
+  const fleet = opt(values, 'fleet', 'default');
+  const gw = await connectAs(conn, identity, 'gateway', fleet, () => Gateway.start({
+    url: conn.url, fleet,
+    id: identity.id, identity, trustedOperators, brokerAuth: conn.auth,
+  }));
+  gw.on('log', (l) => console.error(l));
+  // frames the gateway drops (forged, replayed, malformed) are logged, never fatal
+  const refusals = new RateLimitedLog((l) => console.error(`gateway: ${l}`), 'dropped frames');
+  gw.on('reject', (r) => refusals.line(describeRefusal(r)));
+  const results = await Promise.all(jobs.map((job) => runJob(gw, values, job)));
+  refusals.flush();
+  await gw.stop();
+  return results.every(Boolean) ? EXIT.ok : EXIT.failure;
+}
+
+export async function stream(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    device: { type: 'string' }, tx: { type: 'string' }, identity: { type: 'string' }, 'operator-key': { type: 'string' }, url: { type: 'string' },
+    credentials: { type: 'string' }, fleet: { type: 'string' }, w: { type: 'string' },
+  });
+  if (values['help']) return help('stream');
+  const file = positionals[0];
+  if (!file) throw new UsageError('the G-code FILE to stream is required');
+  if (file !== '-' && !existsSync(file)) throw new UsageError(`no such file: ${file}`);
+  return runJobs(values, [{ file, device: need(values, 'device'), tx: need(values, 'tx') }]);
+}
+
+/** The jobs of a jobs file (a JSON array of { file, device, tx }). */
+function readJobs(path: string): Job[] {
+  try {
+    const jobs = JSON.parse(readFileSync(path, 'utf8')) as Job[];
+    if (!Array.isArray(jobs) || !jobs.every((j) => typeof j.file === 'string' && typeof j.device === 'string' && typeof j.tx === 'string')) throw new Error('expected an array of { file, device, tx }');
+    return jobs;
+  } catch (e) {
+    throw new UsageError(`jobs file ${path}: ${errorMessage(e)}`);
+  }
+}
+
+export async function gateway(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    jobs: { type: 'string' }, identity: { type: 'string' }, 'operator-key': { type: 'string' }, url: { type: 'string' }, credentials: { type: 'string' },
+    fleet: { type: 'string' }, w: { type: 'string' },
+  });
+  if (values['help']) return help('gateway');
+  return runJobs(values, readJobs(need(values, 'jobs')));
+}
