@@ -11,6 +11,7 @@ import { LmError, MatrixEngine, Reason, decodeFrame, FrameType } from '@livematr
 import { Device } from '@livematrix/device-sdk';
 import { Control } from '@livematrix/gateway';
 import { CAPS, GCODE, type Rig, aedes, freePort, rig, run, sign, syntheticGcode, withRig } from './harness.js';
+import { crash, overstateConsumption } from './kit.js';
 
 const SYNTHETIC = 'synthetic-8MB.gcode';
 const files = ['calib_cube.gcode', 'cylinder_annular.gcode', SYNTHETIC];
@@ -269,7 +270,7 @@ describe('alarms [LM-ALARM-1] [LM-AEAD-3]', () => {
     broker.aedes.on('publish', (p) => {
       if (p.topic === 'lm/1/f1/alarm') alarms.push(Buffer.from(p.payload as Buffer));
     });
-    const r = await rig(broker.url, engine, { faults: { overstateConsumption: true } });
+    const r = await rig(broker.url, engine, { phases: overstateConsumption });
     try {
       const data = load('cylinder_annular.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16 }, txRate: 200_000, burst: 65_536 });
@@ -343,7 +344,7 @@ describe('device process restart mid-stream [LM-DLV-10]', () => {
       bytes += b.length;
       if (bytes > o.cut) break; // the process dies here
     }
-    await r.device.crash();
+    await crash(r.device);
     if (o.down) await new Promise((res) => setTimeout(res, o.down));
     const kept = Buffer.concat(taken);
     const second = await Device.start({

@@ -15,6 +15,7 @@ import {
 import { Device, type IncomingStream } from '@livematrix/device-sdk';
 import { Gateway } from '@livematrix/gateway';
 import { CAPS, type Rig, run, sign, withRig } from './harness.js';
+import { crash } from './kit.js';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'cylinder_annular.gcode');
 const data = new Uint8Array(readFileSync(EXAMPLE));
@@ -191,7 +192,7 @@ describe('a device that vanishes [LM-DLV-13]', () => {
       await firstProgress(stream);
       const before = s.frames.length;
       const t0 = Date.now();
-      await r.device.crash();
+      await crash(r.device);
       const err = await gs.done.then(() => undefined, (e: unknown) => e as LmError);
       expect(err?.code).toBe(Reason.offline);
       expect(err?.message).toMatch(/went offline \(its Last Will\)/);
@@ -221,7 +222,7 @@ describe('a device that restarts and kept nothing resumes from byte 0 [LM-DLV-10
     const stream = await incoming;
     let bytes = 0;
     for await (const b of stream.bytes()) if ((bytes += b.length) > 700_000) break;
-    await r.device.crash();
+    await crash(r.device);
     const second = await Device.start({ url, fleet: 'f1', id: 'p1', identity: r.deviceKeys, trustedOperators: [r.operator.publicKey], caps: CAPS }, engine);
     return { gs, second, resumed: second.nextStream() };
   }

@@ -3,8 +3,9 @@
  * telemetry while it streams, as the conformance README asks of a DUT.
  */
 import { describe, expect, it } from 'vitest';
-import { Device, type DeviceFaults } from '@livematrix/device-sdk';
+import { Device, type PhaseFactories } from '@livematrix/device-sdk';
 import { type Caps, type IdentityKeyPair, MatrixEngine } from '@livematrix/spec';
+import { type BrokenDevice, brokenDevices } from './broken-devices.js';
 
 export const CAPS: Caps = { suites: [[3, 40_000_000], [2, 5_000_000], [1, 5_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 };
 
@@ -13,8 +14,8 @@ export interface Dut {
   stop(): Promise<void>;
 }
 
-export async function startDut(url: string, identity: IdentityKeyPair, operator: Uint8Array, engine: MatrixEngine, o: { rate: number; faults?: DeviceFaults; protocolVersion?: 4 | 5 }): Promise<Dut> {
-  const device = await Device.start({ url, fleet: 'conf', id: 'dut', identity, trustedOperators: [operator], caps: CAPS, ...(o.faults ? { faults: o.faults } : {}), ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}) }, engine);
+export async function startDut(url: string, identity: IdentityKeyPair, operator: Uint8Array, engine: MatrixEngine, o: { rate: number; phases?: Partial<PhaseFactories>; protocolVersion?: 4 | 5 }): Promise<Dut> {
+  const device = await Device.start({ url, fleet: 'conf', id: 'dut', identity, trustedOperators: [operator], caps: CAPS, ...(o.phases ? { phases: o.phases } : {}), ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}) }, engine);
   device.on('error', () => undefined);
   const reading = new Set<Promise<void>>();
   device.on('stream', (s) => {
@@ -50,7 +51,7 @@ export async function startDut(url: string, identity: IdentityKeyPair, operator:
  * Runs the device profile against a device with one deliberate fault and returns the ids of the
  * scenarios that failed.
  */
-export async function failuresWith(fault: keyof DeviceFaults): Promise<{ ids: string[]; why: string }> {
+export async function failuresWith(broken: BrokenDevice): Promise<{ ids: string[]; why: string }> {
   const { startBroker } = await import('@livematrix/broker');
   const { identityKeyPair } = await import('@livematrix/spec');
   const { runDeviceProfile } = await import('../src/index.js');
@@ -59,7 +60,7 @@ export async function failuresWith(fault: keyof DeviceFaults): Promise<{ ids: st
   const keys = identityKeyPair();
   const engine = new MatrixEngine({ workers: 1 });
   await engine.start();
-  const dut = await startDut(broker.url, keys, operator.publicKey, engine, { rate: 64_000, faults: { [fault]: true } });
+  const dut = await startDut(broker.url, keys, operator.publicKey, engine, { rate: 64_000, phases: brokenDevices[broken] });
   try {
     const results = await runDeviceProfile({ url: broker.url, fleet: 'conf', deviceId: 'dut', devicePublic: keys.publicKey, operator, consumeRate: 64_000 });
     const failed = results.filter((r) => r.status === 'fail');
@@ -76,11 +77,11 @@ export async function failuresWith(fault: keyof DeviceFaults): Promise<{ ids: st
  * Registers one test per case: a device with that single fault fails exactly the scenarios
  * listed for it and passes the rest (the split into files only spreads the runs over workers).
  */
-export function brokenDeviceTests(cases: readonly [keyof DeviceFaults, string[]][]): void {
+export function brokenDeviceTests(cases: readonly [BrokenDevice, string[]][]): void {
   describe('broken devices fail exactly what is aimed at them', () => {
-    for (const [fault, aimed] of cases) {
-      it(`${fault} fails ${aimed.join(', ')} and nothing else`, async () => {
-        const { ids, why } = await failuresWith(fault);
+    for (const [broken, aimed] of cases) {
+      it(`${broken} fails ${aimed.join(', ')} and nothing else`, async () => {
+        const { ids, why } = await failuresWith(broken);
         expect(ids, why).toEqual(aimed);
       }, 180_000);
     }

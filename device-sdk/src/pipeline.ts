@@ -1,16 +1,15 @@
 /**
- * @module engine/pipeline
+ * @module pipeline
  * The revision pipeline ([LM-REV-3], [LM-REV-4]): driven by the revision clock, it builds the
  * next revision's table while the current one serves, holds at most the current and previous
  * revisions (plus the one being built), and zero-fills and releases expired tables and keys.
+ * Only a device runs it (a gateway hashes forward and never inverts), so it lives here, on the
+ * engine of @livematrix/spec/engine.
  */
 import { EventEmitter } from 'node:events';
-import { wipe } from '../bytes.js';
-import type { RevisionKeys } from '../keys.js';
-import { revisionAt } from '../params.js';
-import type { SuiteId } from '../params.js';
-import type { BuildReport, MatrixEngine } from './engine.js';
-import { RevisionTable, type TableMemory, allocTable } from './table.js';
+import { type RevisionKeys, type SuiteId, revisionAt, wipe } from '@livematrix/spec';
+import { type BuildReport, type MatrixEngine, type RevisionTable, type TableMemory, allocTable } from '@livematrix/spec/engine';
+import { type Cancel, type Timers, systemTimers } from './clock.js';
 
 export interface PipelineOptions {
   engine: MatrixEngine;
@@ -23,6 +22,8 @@ export interface PipelineOptions {
   keysFor: (r: number) => RevisionKeys;
   /** clock in Unix ms; default Date.now */
   now?: () => number;
+  /** timers of the revision clock; default the system's */
+  timers?: Timers;
   /** first revision that has keys */
   r0: number;
   /** revisions held below the current one; 1 by the spec ([LM-REV-3]); more only to build deliberately broken devices */
@@ -57,7 +58,7 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
   private readonly o: Required<PipelineOptions>;
   private readonly slots = new Map<number, Slot>();
   private readonly free: TableMemory[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTick: Cancel | undefined;
   private building: Promise<void> | undefined;
   private lastBuilt = -1;
   private running = false;
@@ -66,7 +67,7 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
 
   constructor(opts: PipelineOptions) {
     super();
-    this.o = { now: Date.now, keep: 1, ...opts };
+    this.o = { now: Date.now, keep: 1, timers: systemTimers, ...opts };
   }
 
   /** Current revision on the clock. */
@@ -84,8 +85,8 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
   /** Stops, and erases every table and key ([LM-REV-3], [LM-KEY-5]). */
   async stop(): Promise<void> {
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.cancelTick?.();
+    this.cancelTick = undefined;
     await this.building?.catch(() => undefined);
     for (const r of [...this.slots.keys()]) this.release(r);
     for (const m of this.free) {
@@ -127,7 +128,7 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
       if (s?.table) return s.table;
       if (r < this.current() - this.o.keep) return undefined;
       if (this.building) await this.building;
-      else await new Promise((res) => setTimeout(res, 5));
+      else await new Promise<void>((res) => this.o.timers.after(5, res));
     }
     return undefined;
   }
@@ -145,8 +146,8 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
       if (target > this.lastBuilt && !this.slots.has(target)) this.building = this.build(target).finally(() => (this.building = undefined)).then(() => this.tick());
     }
     const next = this.o.epoch + (c + 1) * this.o.period;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.tick(), Math.max(1, next - this.o.now()));
+    this.cancelTick?.();
+    this.cancelTick = this.o.timers.after(Math.max(1, next - this.o.now()), () => this.tick());
   }
 
   private async build(r: number): Promise<void> {
@@ -171,7 +172,7 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
       this.emit('built', ev);
     } catch (e) {
       this.release(r);
-      this.emit('error', e as Error);
+      this.emit('error', e instanceof Error ? e : new Error(String(e)));
     }
   }
 
