@@ -11,10 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { startBroker } from '@livematrix/broker';
-import {
-  FrameType, Kernel, MatrixEngine, createTx, decodeFrame, defaultChunk, digest, encodeFrame, identityKeyPair, minHintLength, openChunk, pack, randomBytes,
-  sealChunk, toHex, unpack, verifyFrame,
-} from '@livematrix/spec';
+import { FrameType, createTx, decodeFrame, defaultChunk, digest, encodeFrame, identityKeyPair, minHintLength, openChunk, pack, randomBytes, sealChunk, toHex, unpack, verifyFrame } from '@livematrix/spec';
+import { Kernel, MatrixEngine } from '@livematrix/spec/engine';
 import { Gateway } from '@livematrix/gateway';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry, runBroker } from '@livematrix/broker';
 import { Device } from '@livematrix/device-sdk';
-import { MatrixEngine, identityKeyPair } from '@livematrix/spec';
+import { identityKeyPair } from '@livematrix/spec';
+import { MatrixEngine } from '@livematrix/spec/engine';
 import { Gateway } from '@livematrix/gateway';
 import { CAPS, GCODE, freePort, sign, waitForPort } from './harness.js';
 

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { startBroker, type RunningBroker } from '@livematrix/broker';
 import { freePort, mosquittoPath, startMosquitto, waitForPort } from '@livematrix/testkit';
 import { Device, type DeviceOptions, type IncomingStream } from '@livematrix/device-sdk';
-import { type Caps, MatrixEngine, createTx, digest, identityKeyPair, type IdentityKeyPair } from '@livematrix/spec';
+import { type Caps, createTx, digest, identityKeyPair, type IdentityKeyPair } from '@livematrix/spec';
+import { MatrixEngine } from '@livematrix/spec/engine';
 import { Gateway, type GatewayStream, type StreamOptions } from '@livematrix/gateway';
 
 /** Slicer output kept in the repository (examples/README.md says where it comes from). */

@@ -9,9 +9,8 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AnyFrame, FrameType, LmError, MatrixEngine, Reason, decodeFrame, encodeFrame, identityKeyPair, negotiate, randomBytes, topics, verifyFrame, x25519KeyPair,
-} from '@livematrix/spec';
+import { type AnyFrame, FrameType, LmError, Reason, decodeFrame, encodeFrame, identityKeyPair, negotiate, randomBytes, topics, verifyFrame, x25519KeyPair } from '@livematrix/spec';
+import { MatrixEngine } from '@livematrix/spec/engine';
 import { Device, type IncomingStream } from '@livematrix/device-sdk';
 import { Gateway } from '@livematrix/gateway';
 import { CAPS, type Rig, run, sign, withRig } from './harness.js';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MatrixEngine } from '@livematrix/spec';
+import { MatrixEngine } from '@livematrix/spec/engine';
 import { GCODE, mosquitto, mosquittoPath, rig, run } from './harness.js';
 
 const have = mosquittoPath() !== undefined;

@@ -5,12 +5,8 @@
  * the device answers.
  */
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
-import {
-  type AckBody, type AnyFrame, type Bodies, ControlOp, type ErrorBody, FrameType, type FrameTypeId, type HelloBody, type IdentityKeyPair, Kernel, LmError,
-  MatrixEngine, Ratchet, Reason, Role, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, decodeCbor, decodeFrame, deriveSessionKeys,
-  digest, ecdh, encodeFrame, equalBytes, identityKeyPair, minHintLength, openTelemetry, pack, randomBytes, sealChunk, senderRevision, shiftedSymbol, signTx,
-  topics, transcriptHash, unpack, verifyFrame, wrapChunkKey, x25519KeyPair, createTx, type TxRequest,
-} from '@livematrix/spec';
+import { type AckBody, type AnyFrame, type Bodies, ControlOp, type ErrorBody, FrameType, type FrameTypeId, type HelloBody, type IdentityKeyPair, LmError, Ratchet, Reason, Role, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, decodeCbor, decodeFrame, deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, identityKeyPair, minHintLength, openTelemetry, pack, randomBytes, sealChunk, senderRevision, shiftedSymbol, signTx, topics, transcriptHash, unpack, verifyFrame, wrapChunkKey, x25519KeyPair, createTx, type TxRequest } from '@livematrix/spec';
+import { Kernel, MatrixEngine } from '@livematrix/spec/engine';
 
 export interface TesterOptions {
   url: string;

@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { startBroker } from '@livematrix/broker';
 import { mosquittoPath, startMosquitto } from '@livematrix/testkit';
-import { MatrixEngine, identityKeyPair } from '@livematrix/spec';
+import { identityKeyPair } from '@livematrix/spec';
+import { MatrixEngine } from '@livematrix/spec/engine';
 import { DEVICE_SCENARIOS, buildReport, runDeviceProfile } from '../src/index.js';
 import { startDut } from './harness.js';
 

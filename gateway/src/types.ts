@@ -3,7 +3,7 @@
  * The gateway's public vocabulary: stream options, the report, the event maps, and the CONTROL
  * operations a caller may send ([LM-DLV-9]).
  */
-import { ControlOp, type LmError, type NegotiationPolicy, type SessionParams } from '@livematrix/spec';
+import type { LmError, NegotiationPolicy, SessionParams } from '@livematrix/spec';
 
 export interface StreamOptions {
   /** negotiation policy ([LM-CAP-2]); `w` forces a width */
@@ -73,18 +73,5 @@ export interface GatewayEvents {
   log: [string];
 }
 
-declare const controlOpBrand: unique symbol;
-
-/**
- * A CONTROL operation ([LM-DLV-9]): one of {@link Control}'s, never a bare number, so that
- * `stream.control(3)` does not compile and `stream.control(Control.abort)` says what it does.
- */
-export type ControlOpId = (typeof ControlOp)[keyof typeof ControlOp] & { readonly [controlOpBrand]: true };
-
-/**
- * The CONTROL operations a gateway sends ([LM-DLV-9]), with the wire values of `ControlOp`.
- *
- * @example
- * await stream.control(Control.pause); await stream.control(Control.resume);
- */
-export const Control = ControlOp as { readonly [K in keyof typeof ControlOp]: (typeof ControlOp)[K] & ControlOpId };
+/** The CONTROL operations a gateway sends ([LM-DLV-9]): spec's ControlOp, under the name the gateway API has used. */
+export { ControlOp as Control, type ControlOpId } from '@livematrix/spec';

@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { blake3 } from '@noble/hashes/blake3.js';
 import { keccak_256, sha3_256 } from '@noble/hashes/sha3.js';
-import { MatrixEngine, SUITE_NAMES, type SuiteId, blake3Message, hint, hintInput, packageRoot, randomBytes } from '../src/index.js';
+import { SUITE_NAMES, type SuiteId, blake3Message, hint, hintInput, randomBytes } from '../src/index.js';
+import { MatrixEngine, packageRoot } from '../src/engine/index.js';
 import { fmtRate, machine, writeSection } from './report.js';
 import { dirname } from 'node:path';
 

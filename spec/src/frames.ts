@@ -84,7 +84,21 @@ export interface AlarmBody { sid?: Uint8Array; code: number; detail: string; tim
 export interface ErrorBody { sid?: Uint8Array; code: number; detail: string; seq?: number }
 export interface ByeBody { sid?: Uint8Array; who: string; reason: number }
 
-export const ControlOp = { pause: 1, resume: 2, abort: 3 } as const;
+declare const controlOpBrand: unique symbol;
+
+/**
+ * A CONTROL operation ([LM-DLV-9]): one of {@link ControlOp}'s, never a bare number, so that
+ * `control(3)` does not compile and `control(ControlOp.abort)` says what it does.
+ */
+export type ControlOpId = (1 | 2 | 3) & { readonly [controlOpBrand]: true };
+
+/**
+ * The CONTROL operations ([LM-DLV-9]) with their wire values.
+ *
+ * @example
+ * await stream.control(ControlOp.pause); await stream.control(ControlOp.resume);
+ */
+export const ControlOp = { pause: 1, resume: 2, abort: 3 } as { readonly pause: 1 & ControlOpId; readonly resume: 2 & ControlOpId; readonly abort: 3 & ControlOpId };
 
 export interface Bodies {
   1: HelloBody;

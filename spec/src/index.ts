@@ -32,7 +32,7 @@ export { Ratchet, deriveSessionKeys, ecdh, hkdf, transcriptHash, x25519KeyPair, 
 export { TAG_LENGTH, openChunk, openTelemetry, sealChunk, sealTelemetry, unwrapChunkKey, wrapChunkKey } from './aead.js';
 
 // frames: types, schemas, encoding, authentication (SPEC §7)
-export { AUTH_KINDS, ControlOp, FRAME_TYPE_NAMES, FrameType, ID_RE, MAC_LENGTH, MAX_FRAME, SCHEMAS, SIG_LENGTH, decodeFrame, digest, encodeFrame, frameMac, verifyFrame, type AcceptBody, type AckBody, type AlarmBody, type AnyFrame, type AuthKind, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type Frame, type FrameTypeId, type FrameTypeName, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type Signer, type TelemetryBody, type TimeReqBody, type TimeRespBody, type VerifyKeys } from './frames.js';
+export { AUTH_KINDS, ControlOp, type ControlOpId, FRAME_TYPE_NAMES, FrameType, ID_RE, MAC_LENGTH, MAX_FRAME, SCHEMAS, SIG_LENGTH, decodeFrame, digest, encodeFrame, frameMac, verifyFrame, type AcceptBody, type AckBody, type AlarmBody, type AnyFrame, type AuthKind, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type Frame, type FrameTypeId, type FrameTypeName, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type Signer, type TelemetryBody, type TimeReqBody, type TimeRespBody, type VerifyKeys } from './frames.js';
 
 // Ed25519 identities
 export { edPublicToX25519, edSecretToX25519, identityKeyPair, sign, verify, type IdentityKeyPair } from './identity.js';
@@ -52,5 +52,3 @@ export { FRAME_QOS, TOPIC_FRAMES, TOPIC_ROOT, parseTopic, topics, type ParsedTop
 // connect tokens of the broker profile (SPEC §10.1)
 export { Role, decodeConnectToken, makeConnectToken, verifyConnectToken, type ConnectToken, type RoleId } from './token.js';
 
-// the engine moves to the subpath @livematrix/spec/engine; re-exported here until every user imports it from there
-export * from './engine/index.js';

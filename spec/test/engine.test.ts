@@ -7,9 +7,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ABSENT, AMBIGUOUS, Kernel, MatrixEngine, ReferenceTable, type SuiteId, fromHex, hint, hintDigest, randomBytes, tableBytes, toHex,
-} from '../src/index.js';
+import { ReferenceTable, type SuiteId, fromHex, hint, hintDigest, randomBytes, toHex } from '../src/index.js';
+import { ABSENT, AMBIGUOUS, Kernel, MatrixEngine, tableBytes } from '../src/engine/index.js';
 
 const suites: SuiteId[] = [1, 2, 3];
 let engine: MatrixEngine;

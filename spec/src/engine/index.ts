@@ -4,6 +4,6 @@
  * scan mode and the self-benchmark (the revision pipeline that drives it per revision is the
  * device's: @livematrix/device-sdk).
  */
-export * from './kernel.js';
-export * from './table.js';
-export * from './engine.js';
+export { KERNEL_BATCH, Kernel, kernelModule, packageRoot, type KernelModule } from './kernel.js';
+export { ENTRY_BYTES, RevisionTable, allocTable, tableBytes, type DigestFn, type TableLayout, type TableMemory } from './table.js';
+export { ABSENT, AMBIGUOUS, MatrixEngine, type BuildReport, type EngineOptions } from './engine.js';
