@@ -8,22 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testEngine } from '@livematrix/testkit';
 import { Registry, livematrixPlugin, mosquittoAcl, runBroker, startBroker } from '@livematrix/broker';
 import { identityKeyPair, makeConnectToken, topics } from '@livematrix/spec';
-import { MatrixEngine } from '@livematrix/spec/engine';
 import { Device } from '@livematrix/device-sdk';
 import { Gateway } from '@livematrix/gateway';
 import { CAPS, GCODE, freePort, mosquittoPath, sign, waitForPort } from './harness.js';
 
 const inCI = process.env['CI'] === 'true';
-let engine: MatrixEngine;
-beforeAll(async () => {
-  engine = new MatrixEngine({ workers: 2 });
-  await engine.start();
-});
-afterAll(async () => {
-  await engine.stop();
-});
+const engine = testEngine();
 
 function parties() {
   const operator = identityKeyPair();
@@ -38,11 +31,11 @@ function parties() {
 }
 
 async function streamThrough(url: string, p: ReturnType<typeof parties>, auth: { device: 'token' | { username: string; password: string }; gateway: 'token' | { username: string; password: string } }, v: 4 | 5 = 4) {
-  const device = await Device.start({ url, fleet: 'f1', id: 'p1', identity: p.deviceKeys, trustedOperators: [p.operator.publicKey], caps: CAPS, brokerAuth: auth.device, protocolVersion: v }, engine);
+  const device = await Device.start({ url, fleet: 'f1', id: 'p1', identity: p.deviceKeys, trustedOperators: [p.operator.publicKey], caps: CAPS, brokerAuth: auth.device, protocolVersion: v }, engine());
   const gateway = await Gateway.start({ url, fleet: 'f1', id: 'gw1', identity: p.gatewayKeys, trustedOperators: [p.operator.publicKey], workers: 1, brokerAuth: auth.gateway, protocolVersion: v });
   try {
     const data = new Uint8Array(readFileSync(join(GCODE, 'cylinder_annular.gcode')));
-    const r = { url, engine, operator: p.operator, deviceKeys: p.deviceKeys, gatewayKeys: p.gatewayKeys, device, gateway, close: async () => undefined };
+    const r = { url, engine: engine(), operator: p.operator, deviceKeys: p.deviceKeys, gatewayKeys: p.gatewayKeys, device, gateway, close: async () => undefined };
     const { tx, licence } = sign(r, data);
     const incoming = device.nextStream();
     const gs = await gateway.stream('p1', data, tx.bytes, licence, { policy: { w: 16 } });

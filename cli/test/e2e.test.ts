@@ -7,8 +7,8 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testEngine } from '@livematrix/testkit';
 import { LmError, Reason, decodeFrame, FrameType } from '@livematrix/spec';
-import { MatrixEngine } from '@livematrix/spec/engine';
 import { Device } from '@livematrix/device-sdk';
 import { Control } from '@livematrix/gateway';
 import { CAPS, GCODE, type Rig, aedes, freePort, rig, run, sign, syntheticGcode, withRig } from './harness.js';
@@ -18,22 +18,14 @@ const SYNTHETIC = 'synthetic-8MB.gcode';
 const files = ['calib_cube.gcode', 'cylinder_annular.gcode', SYNTHETIC];
 const synthetic = syntheticGcode(8 * 2 ** 20);
 const load = (f: string) => (f === SYNTHETIC ? synthetic : new Uint8Array(readFileSync(join(GCODE, f))));
-let engine: MatrixEngine;
-
-beforeAll(async () => {
-  engine = new MatrixEngine({ workers: 2 });
-  await engine.start();
-});
-afterAll(async () => {
-  await engine.stop();
-});
+const engine = testEngine();
 
 describe('byte-identical delivery over aedes [LM-DLV-6] [LM-DLV-7]', () => {
   for (const w of [16, 20]) {
     for (const f of files) {
       it(`${f} at w=${w}`, async () => {
         const broker = await aedes();
-        const r = await rig(broker.url, engine);
+        const r = await rig(broker.url, engine());
         try {
           const data = load(f);
           const { gs, output } = await run(r, data, { policy: { w } });
@@ -57,7 +49,7 @@ describe('byte-identical delivery over aedes [LM-DLV-6] [LM-DLV-7]', () => {
 });
 
 describe('jobs from a stream [LM-TX-6] [LM-DLV-6]', () => {
-  it('a file read as a stream arrives byte-identical, read no further ahead than window and read-ahead', () => withRig(engine, {}, async ({ r }) => {
+  it('a file read as a stream arrives byte-identical, read no further ahead than window and read-ahead', () => withRig(engine(), {}, async ({ r }) => {
     const data = load(SYNTHETIC);
     let consumed = 0;
     let read = 0;
@@ -91,7 +83,7 @@ describe('jobs from a stream [LM-TX-6] [LM-DLV-6]', () => {
     ['is longer', (d) => Buffer.concat([d, Buffer.from('G28\n')])],
   ];
   for (const [what, mangle] of mangles) {
-    it(`a stream that ${what} fails with digest before END; the device never completes it`, () => withRig(engine, {}, async ({ r }) => {
+    it(`a stream that ${what} fails with digest before END; the device never completes it`, () => withRig(engine(), {}, async ({ r }) => {
       const data = load('cylinder_annular.gcode');
       const bad = mangle(data);
       async function* job() {
@@ -114,7 +106,7 @@ describe('what crosses the broker', () => {
     broker.aedes.on('publish', (packet) => {
       if (packet.topic.startsWith('lm/')) payloads.push(Buffer.from(packet.payload as Buffer));
     });
-    const r = await rig(broker.url, engine);
+    const r = await rig(broker.url, engine());
     try {
       const data = load('calib_cube.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16 } });
@@ -136,7 +128,7 @@ describe('what crosses the broker', () => {
 describe('replay and tampering [LM-REV-2] [LM-ALARM-4] [LM-FRAME-2]', () => {
   it('recorded HINTS re-published after their revision expired give no bytes and raise rev-expired; tampered frames are refused', async () => {
     const broker = await aedes();
-    const r = await rig(broker.url, engine);
+    const r = await rig(broker.url, engine());
     const spy = await mqtt.connectAsync(broker.url, { clientId: 'recorder', protocolVersion: 4 });
     try {
       const data = load('calib_cube.gcode');
@@ -180,7 +172,7 @@ describe('replay and tampering [LM-REV-2] [LM-ALARM-4] [LM-FRAME-2]', () => {
 
 describe('clock skew [LM-TIME-2]', () => {
   it('works with the device clock 150 ms ahead (inside the 250 ms grace window)', async () => {
-    await withRig(engine, { clock: () => Date.now() + 150 }, async ({ r }) => {
+    await withRig(engine(), { clock: () => Date.now() + 150 }, async ({ r }) => {
       const data = load('calib_cube.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16, period: 1000 } });
       const [, out] = await Promise.all([gs.done, output]);
@@ -188,7 +180,7 @@ describe('clock skew [LM-TIME-2]', () => {
     });
   });
   it('fails clearly with the device clock 2 s behind', async () => {
-    await withRig(engine, { clock: () => Date.now() - 2000 }, async ({ r }) => {
+    await withRig(engine(), { clock: () => Date.now() - 2000 }, async ({ r }) => {
       const data = load('calib_cube.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16, period: 1000 } });
       const err = await output.then(() => null, (e: unknown) => e as LmError);
@@ -201,7 +193,7 @@ describe('clock skew [LM-TIME-2]', () => {
 
 describe('flow control [LM-DLV-4] [LM-DLV-5] [LM-DLV-9]', () => {
   it('pause stops the stream, resume finishes it', async () => {
-    await withRig(engine, { window: 32 * 1024 }, async ({ r }) => {
+    await withRig(engine(), { window: 32 * 1024 }, async ({ r }) => {
       const data = load('calib_cube.gcode');
       const { gs, stream, output } = await run(r, data, { policy: { w: 16 }, rate: 80_000 });
       let consumed = 0;
@@ -221,7 +213,7 @@ describe('flow control [LM-DLV-4] [LM-DLV-5] [LM-DLV-9]', () => {
   });
 
   it('a device acknowledges only what its consumer took: an idle consumer holds the gateway to the window', async () => {
-    await withRig(engine, { window: 32 * 1024 }, async ({ r }) => {
+    await withRig(engine(), { window: 32 * 1024 }, async ({ r }) => {
       const data = load('cylinder_annular.gcode');
       const { tx, licence } = sign(r, data);
       const incoming = r.device.nextStream();
@@ -238,7 +230,7 @@ describe('flow control [LM-DLV-4] [LM-DLV-5] [LM-DLV-9]', () => {
   });
 
   it('abort ends both sides', async () => {
-    await withRig(engine, {}, async ({ r }) => {
+    await withRig(engine(), {}, async ({ r }) => {
       const data = load('cylinder_annular.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16 }, rate: 200_000 });
       await new Promise((res) => setTimeout(res, 500));
@@ -251,7 +243,7 @@ describe('flow control [LM-DLV-4] [LM-DLV-5] [LM-DLV-9]', () => {
 
 describe('alarms [LM-ALARM-1] [LM-AEAD-3]', () => {
   it('a device faster than its transaction is held to it: keys are released at the allowed pace', async () => {
-    await withRig(engine, {}, async ({ r }) => {
+    await withRig(engine(), {}, async ({ r }) => {
       const data = load('calib_cube.gcode');
       const t0 = Date.now();
       const { gs, output } = await run(r, data, { policy: { w: 16 }, txRate: 100_000, burst: 32_768 });
@@ -271,7 +263,7 @@ describe('alarms [LM-ALARM-1] [LM-AEAD-3]', () => {
     broker.aedes.on('publish', (p) => {
       if (p.topic === 'lm/1/f1/alarm') alarms.push(Buffer.from(p.payload as Buffer));
     });
-    const r = await rig(broker.url, engine, { phases: overstateConsumption });
+    const r = await rig(broker.url, engine(), { phases: overstateConsumption });
     try {
       const data = load('cylinder_annular.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16 }, txRate: 200_000, burst: 65_536 });
@@ -295,7 +287,7 @@ describe('broker restart mid-stream [LM-DLV-8]', () => {
   it('ends with byte-identical output', async () => {
     const port = await freePort();
     let broker = await aedes(port);
-    const r = await rig(broker.url, engine);
+    const r = await rig(broker.url, engine());
     try {
       const data = load('cylinder_annular.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16 }, rate: 1_000_000 });
@@ -314,7 +306,7 @@ describe('broker restart mid-stream [LM-DLV-8]', () => {
 
 describe('device connection lost mid-stream [LM-DLV-8]', () => {
   it('the device reconnects and the session ends with byte-identical output', async () => {
-    await withRig(engine, {}, async ({ r }) => {
+    await withRig(engine(), {}, async ({ r }) => {
       const data = load('cylinder_annular.gcode');
       const { gs, output } = await run(r, data, { policy: { w: 16 }, rate: 1_000_000 });
       await new Promise((res) => setTimeout(res, 700));
@@ -351,11 +343,11 @@ describe('device process restart mid-stream [LM-DLV-10]', () => {
     const second = await Device.start({
       url, fleet: 'f1', id: 'p1', identity: r.deviceKeys, trustedOperators: [r.operator.publicKey], caps: CAPS,
       resume: () => ({ bytes: kept.length, read: (n: number) => [kept.subarray(0, n)] }),
-    }, engine);
+    }, engine());
     return { data, gs, kept, second, resumed: await second.nextStream() };
   }
 
-  for (const fromStream of [false, true]) it(`a new device process resumes the job${fromStream ? ' (read from a stream)' : ''} from its consumer's progress; the output is byte-identical`, () => withRig(engine, {}, async ({ r, broker }) => {
+  for (const fromStream of [false, true]) it(`a new device process resumes the job${fromStream ? ' (read from a stream)' : ''} from its consumer's progress; the output is byte-identical`, () => withRig(engine(), {}, async ({ r, broker }) => {
     const { data, gs, kept, second, resumed } = await restart(r, broker.url, { cut: 700_000, fromStream });
     try {
       expect(resumed.offset).toBeGreaterThan(0);
@@ -371,7 +363,7 @@ describe('device process restart mid-stream [LM-DLV-10]', () => {
     }
   }));
 
-  it('a restarted device cannot spend the allowance of its downtime: keys follow the rate from the resume [LM-ALARM-1] [LM-AEAD-3]', () => withRig(engine, {}, async ({ r, broker }) => {
+  it('a restarted device cannot spend the allowance of its downtime: keys follow the rate from the resume [LM-ALARM-1] [LM-AEAD-3]', () => withRig(engine(), {}, async ({ r, broker }) => {
     const rate = 200_000;
     const burst = 64 * 1024;
     // 2 s down: counted from the job's start, 400 kB of allowance would be waiting

@@ -9,8 +9,8 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testEngine } from '@livematrix/testkit';
 import { type AnyFrame, FrameType, LmError, Reason, decodeFrame, encodeFrame, identityKeyPair, negotiate, randomBytes, topics, verifyFrame, x25519KeyPair } from '@livematrix/spec';
-import { MatrixEngine } from '@livematrix/spec/engine';
 import { Device, type IncomingStream } from '@livematrix/device-sdk';
 import { Gateway } from '@livematrix/gateway';
 import { CAPS, type Rig, run, sign, withRig } from './harness.js';
@@ -18,15 +18,7 @@ import { crash } from './kit.js';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'cylinder_annular.gcode');
 const data = new Uint8Array(readFileSync(EXAMPLE));
-let engine: MatrixEngine;
-
-beforeAll(async () => {
-  engine = new MatrixEngine({ workers: 2 });
-  await engine.start();
-});
-afterAll(async () => {
-  await engine.stop();
-});
+const engine = testEngine();
 
 /** A client on the broker that records frames on some topics and publishes raw payloads. */
 async function spy(url: string, subs: string[]): Promise<{ client: MqttClient; frames: { topic: string; f: AnyFrame; raw: Buffer }[]; next(pred: (x: { topic: string; f: AnyFrame }) => boolean, ms?: number): Promise<{ topic: string; f: AnyFrame; raw: Buffer }> }> {
@@ -78,7 +70,7 @@ function offer(r: Rig) {
 
 describe('frames that are not authenticated end no session', () => {
   // 5862f57: the device ended its stream on the unauthenticated ERROR, the gateway on the ALARM
-  it('[LM-FRAME-5] an unauthenticated ERROR to the device and ALARM to the gateway are logged and ignored; the job arrives byte-identical', () => withRig(engine, {}, async ({ r, broker }) => {
+  it('[LM-FRAME-5] an unauthenticated ERROR to the device and ALARM to the gateway are logged and ignored; the job arrives byte-identical', () => withRig(engine(), {}, async ({ r, broker }) => {
     const s = await spy(broker.url, []);
     try {
       const { gs, stream, output } = await run(r, data, { policy: { w: 16 }, rate: 1_500_000 });
@@ -100,7 +92,7 @@ describe('frames that are not authenticated end no session', () => {
 describe('refused OFFERs [LM-FRAME-9]', () => {
   // 5862f57: the refusal was an unsigned ERROR and the device emitted an 'error' event nobody
   // listened to (a crash of the process)
-  it('a forged OFFER to an idle device is answered with an ERROR signed by the device; the device keeps serving', () => withRig(engine, {}, async ({ r, broker }) => {
+  it('a forged OFFER to an idle device is answered with an ERROR signed by the device; the device keeps serving', () => withRig(engine(), {}, async ({ r, broker }) => {
     const s = await spy(broker.url, [topics.deviceOut('f1', 'p1')]);
     try {
       const rejected = when<{ code: number }>((f) => r.device.on('reject', f), (e) => e.code === Reason.auth);
@@ -120,7 +112,7 @@ describe('refused OFFERs [LM-FRAME-9]', () => {
     }
   }));
 
-  it('the gateway\'s own OFFER replayed mid-stream is refused as busy; the stream completes', () => withRig(engine, {}, async ({ r, broker }) => {
+  it('the gateway\'s own OFFER replayed mid-stream is refused as busy; the stream completes', () => withRig(engine(), {}, async ({ r, broker }) => {
     const s = await spy(broker.url, [topics.deviceIn('f1', 'p1')]);
     try {
       const { gs, stream, output } = await run(r, data, { policy: { w: 16 }, rate: 1_500_000 });
@@ -139,7 +131,7 @@ describe('refused OFFERs [LM-FRAME-9]', () => {
 
 describe('HELLOs [LM-MQTT-6]', () => {
   // 5862f57: either HELLO (a new boot value) made the gateway re-offer to the busy device
-  it('a replayed HELLO of an earlier boot and a HELLO under a foreign key change nothing: one OFFER, the job byte-identical', () => withRig(engine, {}, async ({ r, broker }) => {
+  it('a replayed HELLO of an earlier boot and a HELLO under a foreign key change nothing: one OFFER, the job byte-identical', () => withRig(engine(), {}, async ({ r, broker }) => {
     const s = await spy(broker.url, [topics.deviceIn('f1', 'p1')]);
     try {
       const { gs, stream, output } = await run(r, data, { policy: { w: 16 }, rate: 1_500_000 });
@@ -163,7 +155,7 @@ describe('HELLOs [LM-MQTT-6]', () => {
     }
   }));
 
-  it('a gateway with a device registry ignores a HELLO signed by any other key', () => withRig(engine, {}, async ({ r, broker }) => {
+  it('a gateway with a device registry ignores a HELLO signed by any other key', () => withRig(engine(), {}, async ({ r, broker }) => {
     const gw = await Gateway.start({ url: broker.url, fleet: 'f1', id: 'gw-reg', identity: r.gatewayKeys, trustedOperators: [r.operator.publicKey], workers: 1, deviceKeys: new Map([['p1', r.deviceKeys.publicKey]]) });
     const s = await spy(broker.url, []);
     try {
@@ -184,7 +176,7 @@ describe('HELLOs [LM-MQTT-6]', () => {
 
 describe('a device that vanishes [LM-DLV-13]', () => {
   // 5862f57: the gateway never gave up (the test timed out) and re-sent KEY frames without end
-  it('after its Last Will the gateway ends the stream as offline, with a bounded number of frames sent', () => withRig(engine, {}, async ({ r, broker }) => {
+  it('after its Last Will the gateway ends the stream as offline, with a bounded number of frames sent', () => withRig(engine(), {}, async ({ r, broker }) => {
     const s = await spy(broker.url, [topics.deviceIn('f1', 'p1')]);
     try {
       const { gs, stream } = await run(r, data, { policy: { w: 16 }, rate: 300_000, offlineGrace: 1500 });
@@ -203,7 +195,7 @@ describe('a device that vanishes [LM-DLV-13]', () => {
     }
   }));
 
-  it('a device silent without a Will ends the stream with a timeout that says so', () => withRig(engine, {}, async ({ r }) => {
+  it('a device silent without a Will ends the stream with a timeout that says so', () => withRig(engine(), {}, async ({ r }) => {
     const { gs, stream } = await run(r, data, { policy: { w: 16 }, rate: 300_000, deviceTimeout: 1500 });
     await firstProgress(stream);
     await r.device.link.client.endAsync(true); // gone, with a clean DISCONNECT: no Will
@@ -222,12 +214,12 @@ describe('a device that restarts and kept nothing resumes from byte 0 [LM-DLV-10
     let bytes = 0;
     for await (const b of stream.bytes()) if ((bytes += b.length) > 700_000) break;
     await crash(r.device);
-    const second = await Device.start({ url, fleet: 'f1', id: 'p1', identity: r.deviceKeys, trustedOperators: [r.operator.publicKey], caps: CAPS }, engine);
+    const second = await Device.start({ url, fleet: 'f1', id: 'p1', identity: r.deviceKeys, trustedOperators: [r.operator.publicKey], caps: CAPS }, engine());
     return { gs, second, resumed: second.nextStream() };
   }
 
   // 5862f57: an uncaught LmError "bytes from 0 were already released" crashed the gateway
-  it('from a one-way stream the gateway refuses clearly, and the device hears why', () => withRig(engine, {}, async ({ r, broker }) => {
+  it('from a one-way stream the gateway refuses clearly, and the device hears why', () => withRig(engine(), {}, async ({ r, broker }) => {
     const { gs, second, resumed } = await cutAndRestart(r, broker.url, createReadStream(EXAMPLE, { highWaterMark: 16 * 1024 }));
     try {
       const err = await gs.done.then(() => undefined, (e: unknown) => e as LmError);
@@ -242,7 +234,7 @@ describe('a device that restarts and kept nothing resumes from byte 0 [LM-DLV-10
     }
   }));
 
-  it('from a source the gateway can open again, the job is served from byte 0, byte-identical', () => withRig(engine, {}, async ({ r, broker }) => {
+  it('from a source the gateway can open again, the job is served from byte 0, byte-identical', () => withRig(engine(), {}, async ({ r, broker }) => {
     const { gs, second, resumed } = await cutAndRestart(r, broker.url, () => createReadStream(EXAMPLE, { highWaterMark: 16 * 1024 }));
     try {
       const s = await resumed;
@@ -260,7 +252,7 @@ describe('a device that restarts and kept nothing resumes from byte 0 [LM-DLV-10
 describe('a gateway that vanishes [LM-DLV-13]', () => {
   // 5862f57: the device held the dead session; the new gateway was refused as busy at once and
   // the device failed 32 s later with "no time sync sample"
-  it('the device ends the session as interrupted, naming the cause, and a restarted gateway delivers the job without a manual wait', () => withRig(engine, {}, async ({ r, broker }) => {
+  it('the device ends the session as interrupted, naming the cause, and a restarted gateway delivers the job without a manual wait', () => withRig(engine(), {}, async ({ r, broker }) => {
     const { tx, licence } = sign(r, data);
     const incoming = r.device.nextStream();
     const gs = await r.gateway.stream('p1', data, tx.bytes, licence, { policy: { w: 16 } });

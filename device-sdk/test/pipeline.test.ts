@@ -4,18 +4,12 @@
  * spec package with the pipeline itself (only a device runs it).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testEngine } from '@livematrix/testkit';
 import { Ratchet, hint, randomBytes, toHex } from '@livematrix/spec';
-import { AMBIGUOUS, Kernel, MatrixEngine } from '@livematrix/spec/engine';
+import { AMBIGUOUS, Kernel } from '@livematrix/spec/engine';
 import { RevisionPipeline } from '../src/pipeline.js';
 
-let engine: MatrixEngine;
-beforeAll(async () => {
-  engine = new MatrixEngine({ workers: 2 });
-  await engine.start();
-});
-afterAll(async () => {
-  await engine.stop();
-});
+const engine = testEngine();
 
 describe('revision pipeline [LM-REV-3] [LM-REV-4] [LM-KEY-4]', () => {
   it('builds ahead, holds at most current, previous and next, wipes what expires', async () => {
@@ -25,7 +19,7 @@ describe('revision pipeline [LM-REV-3] [LM-REV-4] [LM-KEY-4]', () => {
     const ratchet = new Ratchet(randomBytes(32), r0);
     const issued: { r: number; hk: Uint8Array; wk: Uint8Array }[] = [];
     const p = new RevisionPipeline({
-      engine, suite: 3, w: 16, L: 3, epoch, period, r0,
+      engine: engine(), suite: 3, w: 16, L: 3, epoch, period, r0,
       keysFor: (r) => {
         const k = ratchet.keysFor(r);
         issued.push({ r, hk: k.hk, wk: k.wk });

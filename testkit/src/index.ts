@@ -4,3 +4,4 @@
  * loopback port with a config of its own, free ports and waiting for a listener.
  */
 export { startMosquitto, mosquittoPath, freePort, waitForPort, type RunningMosquitto } from './mosquitto.js';
+export { testEngine } from './engine.js';
