@@ -13,7 +13,7 @@ import { fromHex, errorMessage } from '@livematrix/spec';
 import { lint } from './lint.js';
 import { type Report, buildReport, renderJunit, renderText } from './report.js';
 import { runDeviceProfile } from './runner.js';
-import { DEVICE_SCENARIOS } from './scenarios.js';
+import { DEVICE_SCENARIOS } from './scenarios/index.js';
 import { runVectors } from './vectors-profile.js';
 
 const HELP = `livematrix-conformance: Live Matrix v1 conformance suite

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { REQUIREMENTS, type RequirementId } from './generated/requirements.js';
 import { NOT_TESTABLE } from './not-testable.js';
-import type { Scenario } from './scenarios.js';
+import type { Scenario } from './scenarios/index.js';
 
 /** Requirement IDs the vector files exercise. */
 export function vectorCoverage(): Set<string> {

@@ -5,7 +5,7 @@
 import type { BrokerAuth } from '@livematrix/spec/transport';
 import { type IdentityKeyPair, errorMessage } from '@livematrix/spec';
 import type { TestResult } from './report.js';
-import { type Scenario, DEVICE_SCENARIOS } from './scenarios.js';
+import { type Scenario, DEVICE_SCENARIOS } from './scenarios/index.js';
 import { Tester } from './tester.js';
 
 export interface DeviceTarget {

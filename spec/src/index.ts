@@ -31,8 +31,9 @@ export { Ratchet, deriveSessionKeys, ecdh, hkdf, transcriptHash, x25519KeyPair, 
 // the content layer: chunks, key wraps, telemetry (SPEC §7.4, §7.5)
 export { TAG_LENGTH, openChunk, openTelemetry, sealChunk, sealTelemetry, unwrapChunkKey, wrapChunkKey } from './aead.js';
 
-// frames: types, schemas, encoding, authentication (SPEC §7)
-export { AUTH_KINDS, ControlOp, type ControlOpId, FRAME_TYPE_NAMES, FrameType, ID_RE, MAC_LENGTH, MAX_FRAME, SCHEMAS, SIG_LENGTH, decodeFrame, digest, encodeFrame, frameMac, verifyFrame, type AcceptBody, type AckBody, type AlarmBody, type AnyFrame, type AuthKind, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type Frame, type FrameTypeId, type FrameTypeName, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type Signer, type TelemetryBody, type TimeReqBody, type TimeRespBody, type VerifyKeys } from './frames.js';
+// frames: types, encoding, authentication; bodies and their schemas (SPEC §7)
+export { AUTH_KINDS, ControlOp, type ControlOpId, FRAME_TYPE_NAMES, FrameType, MAC_LENGTH, MAX_FRAME, SIG_LENGTH, decodeFrame, digest, encodeFrame, frameMac, verifyFrame, type AnyFrame, type AuthKind, type Frame, type FrameTypeId, type FrameTypeName, type Signer, type VerifyKeys } from './frames.js';
+export { ID_RE, SCHEMAS, type AcceptBody, type AckBody, type AlarmBody, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type TelemetryBody, type TimeReqBody, type TimeRespBody } from './frame-schemas.js';
 
 // Ed25519 identities
 export { edPublicToX25519, edSecretToX25519, identityKeyPair, sign, verify, type IdentityKeyPair } from './identity.js';

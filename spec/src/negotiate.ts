@@ -4,7 +4,7 @@
  * parameters.
  */
 import { LmError, Reason } from './errors.js';
-import type { Caps } from './frames.js';
+import type { Caps } from './frame-schemas.js';
 import { RANGES, type SessionParams, type SuiteId, minHintLength, validateParams } from './params.js';
 
 /** Bytes per table entry that [LM-CAP-2] budgets. */

@@ -6,7 +6,7 @@
 import { ascii, concatBytes, randomBytes } from './bytes.js';
 import { type CborValue, decodeCbor, encodeCbor } from './cbor.js';
 import { LmError, Reason, errorMessage } from './errors.js';
-import { ID_RE } from './frames.js';
+import { ID_RE } from './frame-schemas.js';
 import { sign, verify } from './identity.js';
 
 export const Role = { device: 1, gateway: 2 } as const;

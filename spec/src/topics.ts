@@ -3,7 +3,8 @@
  * The MQTT topic tree of SPEC.md §10 and the frame types allowed on each topic.
  */
 import { LmError, Reason } from './errors.js';
-import { FrameType, type FrameTypeId, ID_RE } from './frames.js';
+import { ID_RE } from './frame-schemas.js';
+import { FrameType, type FrameTypeId } from './frames.js';
 
 export const TOPIC_ROOT = 'lm/1';
 

@@ -10,7 +10,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { abytes, ascii, concatBytes, equalBytes, randomBytes, wipe } from './bytes.js';
 import { type CborValue, decodeCbor, encodeCbor } from './cbor.js';
 import { LmError, Reason, errorMessage } from './errors.js';
-import { ID_RE } from './frames.js';
+import { ID_RE } from './frame-schemas.js';
 import { edPublicToX25519, edSecretToX25519, sign, verify } from './identity.js';
 import { x25519KeyPair } from './keys.js';
 

@@ -1,0 +1,134 @@
+/**
+ * @module scenarios/delivery
+ * Delivery scenarios: the device's HELLO, exact delivery under each suite, and its answers
+ * to hints that are ambiguous or unknown in their revision table (NACKs, shifted re-sends).
+ */
+import { Reason, minHintLength, fromHex as fromHexBytes, randomBytes, shiftedSymbol, toHex } from '@livematrix/spec';
+import { type Chunk } from '../session.js';
+import { type Scenario, check, deliverExact, nackOf, open, sleep } from './common.js';
+
+export const hello: Scenario = {
+  id: 'device/hello', title: 'announces itself: signed HELLO with capabilities, retained', covers: ['LM-MQTT-2', 'LM-CAP-1'],
+  async run(ctx) {
+    const h = await ctx.tester.waitHello();
+    check(h.online, 'HELLO says offline');
+    check(h.caps.suites.length > 0 && h.caps.suites.every(([, r]) => r > 0), 'capabilities report no measured hash rate');
+    check(h.caps.wmax >= 8 && h.caps.mem > 0, 'capabilities report no usable w or memory');
+  },
+};
+
+export const deliverW16Blake3: Scenario = {
+  id: 'device/deliver-w16-blake3', title: 'exact delivery, w=16, keyed blake3, signed receipt',
+  covers: ['LM-HINT-1', 'LM-HINT-2', 'LM-PACK-1', 'LM-PACK-2', 'LM-AEAD-1', 'LM-AEAD-2', 'LM-KEY-1', 'LM-KEY-2', 'LM-KEY-3', 'LM-FRAME-2', 'LM-DLV-1', 'LM-DLV-2', 'LM-DLV-6', 'LM-DLV-7', 'LM-TIME-1', 'LM-MQTT-1', 'LM-CBOR-1'],
+  async run(ctx) {
+    const s = await open(ctx, 16);
+    check(s.timeRequests > 0, 'no TIME_REQ before the first ACK');
+    await deliverExact(ctx, s);
+  },
+};
+
+export const deliverW12Keccak: Scenario = {
+  id: 'device/deliver-w12-keccak', title: 'exact delivery, w=12, keccak-256', covers: ['LM-HINT-1', 'LM-PARAM-2', 'LM-PARAM-3'],
+  async run(ctx) {
+    await deliverExact(ctx, await open(ctx, 12, { suite: 1 }));
+  },
+};
+
+export const deliverW20Sha3: Scenario = {
+  id: 'device/deliver-w20-sha3', title: 'exact delivery, w=20, sha3-256', covers: ['LM-HINT-1', 'LM-PARAM-2'],
+  async run(ctx) {
+    await deliverExact(ctx, await open(ctx, 20, { suite: 2 }));
+  },
+};
+
+export const ambiguityNack: Scenario = {
+  id: 'device/ambiguity-nack', title: 'NACKs a hint that is ambiguous in its revision table', covers: ['LM-HINT-3'],
+  async run(ctx) {
+    const s = await open(ctx, 16, { L: minHintLength(16) });
+    const rev = s.rev();
+    // find a hint value two candidates share in this revision
+    const all = s.hints(Uint32Array.from({ length: 65536 }, (_, g) => g), rev);
+    const L = s.params.L;
+    const seen = new Map<string, number>();
+    let amb: Uint8Array | undefined;
+    for (let g = 0; g < 65536 && !amb; g++) {
+      const k = toHex(all.subarray(g * L, g * L + L));
+      if (seen.has(k)) amb = all.slice(g * L, g * L + L);
+      else seen.set(k, g);
+    }
+    check(amb, 'no ambiguous hint in this revision (retry)');
+    const [c] = s.plan(ctx.data) as [Chunk];
+    const fr = c.frames[0]!;
+    const hints = s.hints(c.symbols.subarray(fr.off, fr.off + fr.n), rev);
+    hints.set(amb, 0); // symbol 0 now carries an ambiguous hint
+    await s.sendFrame(c, 0, { rev, hints });
+    const n = await s.wait(() => nackOf(s, fr.seq, Reason.ambiguous), 3000, `a NACK of frame ${fr.seq}`).catch(() => undefined);
+    check(n && n[1] === Reason.ambiguous && (n[2].length === 0 || n[2].includes(0)), `no ambiguous NACK for symbol 0 of frame ${fr.seq} (got ${JSON.stringify(n)})`);
+    check(!s.received.has(fr.seq), 'frame with an ambiguous hint was reported received');
+  },
+};
+
+export const shiftedResend: Scenario = {
+  id: 'device/shifted-resend', title: 'completes an ambiguous symbol from shifted hints within the same revision', covers: ['LM-DLV-11', 'LM-DLV-1'],
+  async run(ctx) {
+    const data = ctx.data.subarray(0, 600); // one chunk, one frame
+    const s = await open(ctx, 16, { L: minHintLength(16), period: 5000, data });
+    const p = s.params;
+    // start early in a revision, so that the whole exchange fits in it
+    const into = () => (Date.now() - p.grace - p.epoch) % p.period;
+    if (into() > p.period / 2) await sleep(p.period - into() + 50);
+    const rev = s.rev();
+    const all = s.hints(Uint32Array.from({ length: 65536 }, (_, g) => g), rev);
+    const L = p.L;
+    const count = new Map<string, number>();
+    for (let g = 0; g < 65536; g++) {
+      const k = toHex(all.subarray(g * L, g * L + L));
+      count.set(k, (count.get(k) ?? 0) + 1);
+    }
+    const unique = (g: number) => count.get(toHex(all.subarray(g * L, g * L + L))) === 1;
+    const amb = [...count].find(([, n]) => n > 1)?.[0];
+    check(amb, 'no ambiguous hint in this revision (retry)');
+    const chunks = s.plan(data);
+    check(chunks.length === 1 && chunks[0]!.frames.length === 1, 'test data is not one frame');
+    const c = chunks[0]!;
+    const fr = c.frames[0]!;
+    const syms = c.symbols.subarray(fr.off, fr.off + fr.n);
+    const hints = s.hints(syms, rev);
+    hints.set(fromHexBytes(amb), 0); // symbol 0 carries an ambiguous hint; others may be ambiguous by nature
+    await s.sendFrame(c, 0, { rev, hints });
+    await s.wait(() => nackOf(s, fr.seq, Reason.ambiguous), 3000, `an ambiguous NACK of frame ${fr.seq}`);
+    // every symbol of the frame that is ambiguous goes again as the two shifted symbols around it
+    const failed = [0, ...[...syms].flatMap((g, j) => (j > 0 && !unique(g) ? [j] : []))];
+    const pos = [...new Set(failed.flatMap((j) => [j, j + 1]))].sort((x, y) => x - y);
+    let sh = 0;
+    for (let t = 1; t < p.w && !sh; t++) if (pos.every((j) => unique(shiftedSymbol(syms, p.w, t, j)))) sh = t;
+    check(sh, 'no shift gives unambiguous shifted hints (retry)');
+    await s.sendFrame(c, 0, { rev, idx: pos, sh });
+    await s.wait(() => s.received.has(fr.seq), 3000, `frame ${fr.seq} reported received after the shifted re-send of symbols ${failed.join(', ')} (shift ${sh})`);
+    check(s.rev() === rev, 'the revision turned during the test (retry)');
+    // the bits it took from the shifted hints must be the right ones: the chunk decrypts
+    await deliverExact(ctx, s, data, { chunks, skipFirstSending: (seq) => seq === fr.seq });
+  },
+};
+
+export const unknownHintNack: Scenario = {
+  id: 'device/unknown-hint-nack', title: 'NACKs hints that are absent from the revision table', covers: ['LM-HINT-4'],
+  async run(ctx) {
+    const s = await open(ctx, 16);
+    const [c] = s.plan(ctx.data) as [Chunk];
+    const fr = c.frames[0]!;
+    const rev = s.rev();
+    const hints = s.hints(c.symbols.subarray(fr.off, fr.off + fr.n), rev);
+    // an absent hint: a value no candidate of this revision has (search the whole table)
+    const L = s.params.L;
+    const all = s.hints(Uint32Array.from({ length: 65536 }, (_, g) => g), rev);
+    const used = new Set<string>();
+    for (let g = 0; g < 65536; g++) used.add(toHex(all.subarray(g * L, g * L + L)));
+    let absent = randomBytes(L);
+    while (used.has(toHex(absent))) absent = randomBytes(L);
+    hints.set(absent, 0);
+    await s.sendFrame(c, 0, { rev, hints });
+    const n = await s.wait(() => nackOf(s, fr.seq, Reason.unknown), 3000, 'a NACK').catch(() => undefined);
+    check(n && n[1] === Reason.unknown, `no unknown-hint NACK (got ${JSON.stringify(n)})`);
+  },
+};

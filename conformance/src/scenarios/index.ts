@@ -1,0 +1,53 @@
+/**
+ * @module scenarios
+ * Device profile scenarios. Each declares the requirement IDs it covers (constants generated
+ * from spec/requirements.json) and throws an Error saying what the device did wrong. The groups
+ * live in this folder; DEVICE_SCENARIOS runs them in one fixed order that reports and tests rely on.
+ */
+import type { Scenario } from './common.js';
+import { ambiguityNack, deliverW12Keccak, deliverW16Blake3, deliverW20Sha3, hello, shiftedResend, unknownHintNack } from './delivery.js';
+import { licenceSealedElsewhere, paramsOutOfRange, refusalSigned, txBadSignature, txExpired, txOtherDevice, txOtherGateway, txPrintCount, txUnsigned, txUntrustedOperator } from './refusals.js';
+import { expiredKey, expiredRevision, futureRevision } from './revisions.js';
+import { duplicateReorder, garbageIn, liveness, lossResend, padding, reconnect, tamperedChunk, tamperedFrame } from './resilience.js';
+import { abort, alarm, backPressure, pauseResume, rateAlarm, skewBeyondGrace, skewInGrace, telemetry } from './flow.js';
+
+export type { Ctx, Scenario } from './common.js';
+
+export const DEVICE_SCENARIOS: readonly Scenario[] = [
+  hello,
+  deliverW16Blake3,
+  deliverW12Keccak,
+  deliverW20Sha3,
+  txUnsigned,
+  txBadSignature,
+  txExpired,
+  txOtherDevice,
+  txUntrustedOperator,
+  refusalSigned,
+  liveness,
+  txPrintCount,
+  txOtherGateway,
+  licenceSealedElsewhere,
+  paramsOutOfRange,
+  ambiguityNack,
+  shiftedResend,
+  rateAlarm,
+  unknownHintNack,
+  lossResend,
+  duplicateReorder,
+  expiredRevision,
+  futureRevision,
+  expiredKey,
+  tamperedFrame,
+  tamperedChunk,
+  padding,
+  skewInGrace,
+  skewBeyondGrace,
+  backPressure,
+  abort,
+  pauseResume,
+  alarm,
+  telemetry,
+  garbageIn,
+  reconnect,
+];

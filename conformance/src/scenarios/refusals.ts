@@ -1,0 +1,103 @@
+/**
+ * @module scenarios/refusals
+ * Refusal scenarios: OFFERs the device must refuse (transactions, licences, parameters), with
+ * the signed ERROR it refuses them with.
+ */
+import { type CborValue, Reason, decodeCbor, errorMessage, minHintLength, encodeCbor, identityKeyPair, randomBytes } from '@livematrix/spec';
+import { type Scenario, check, deliverExact, open, refusedWith } from './common.js';
+
+export const txUnsigned: Scenario = {
+  id: 'device/tx-unsigned', title: 'refuses an offer whose transaction carries no valid signature', covers: ['LM-TX-2'],
+  run: (ctx) => refusedWith(ctx, Reason.txSignature, (t) => {
+    const m = t.tx(ctx.data);
+    const [body] = decodeCbor(m.tx.bytes) as CborValue[];
+    return { tx: { ...m.tx, bytes: encodeCbor([body as CborValue, new Uint8Array(0)]) }, licence: m.licence }; // no signature
+  }),
+};
+
+export const txBadSignature: Scenario = {
+  id: 'device/tx-bad-signature', title: 'refuses a transaction whose signature does not verify', covers: ['LM-TX-2'],
+  run: (ctx) => refusedWith(ctx, Reason.txSignature, (t) => t.tx(ctx.data, { badSignature: true })),
+};
+
+export const txExpired: Scenario = {
+  id: 'device/tx-expired', title: 'refuses an expired transaction', covers: ['LM-TX-4'],
+  run: (ctx) => refusedWith(ctx, Reason.txExpired, (t) => t.tx(ctx.data, { notBefore: Date.now() - 7200_000, notAfter: Date.now() - 3600_000 })),
+};
+
+export const txOtherDevice: Scenario = {
+  id: 'device/tx-other-device', title: 'refuses a transaction for another device', covers: ['LM-TX-5'],
+  run: (ctx) => refusedWith(ctx, Reason.txDevice, (t) => t.tx(ctx.data, { device: 'someone-else' })),
+};
+
+export const txUntrustedOperator: Scenario = {
+  id: 'device/tx-untrusted-operator', title: 'refuses a transaction signed by an operator it does not trust', covers: ['LM-TX-3'],
+  run: (ctx) => refusedWith(ctx, Reason.txOperator, (t) => {
+    const other = identityKeyPair();
+    return t.tx(ctx.data, { operatorSecret: other.secretKey, operatorPublic: other.publicKey });
+  }),
+};
+
+export const refusalSigned: Scenario = {
+  id: 'device/refusal-signed', title: 'answers refused OFFERs with ERROR signed by its identity key and keeps serving through forged ones', covers: ['LM-FRAME-9'],
+  async run(ctx) {
+    const t = ctx.tester;
+    const m = t.tx(ctx.data, { notBefore: Date.now() - 7200_000, notAfter: Date.now() - 3600_000 });
+    const r = await t.offer(t.params({ w: 16 }), m.tx, m.licence, { waitReady: false }).catch((e: unknown) => {
+      throw new Error(`no answer to an OFFER of an expired transaction: ${errorMessage(e)}`);
+    });
+    if (!('refused' in r)) throw new Error('device accepted an expired transaction');
+    check(r.refused.code === Reason.txExpired, `refused with ${r.refused.code}; expected ${Reason.txExpired}`);
+    const session = [...t.sessionsRefused()].pop();
+    check(session?.refusalSigned, 'the refusal is not an ERROR signed with the device\'s identity key ([LM-FRAME-9])');
+    // forged OFFERs: a genuine one with bytes flipped, truncated or extended
+    const genuine = t.rawOffer(t.params({ w: 16 }), t.tx(ctx.data));
+    let seed = 0x9e3779b9;
+    const rnd = (n: number) => ((seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) % n);
+    for (let i = 0; i < 200; i++) {
+      const b = genuine.slice(0, i % 7 === 0 ? rnd(genuine.length) : genuine.length);
+      // every mutation changes its byte: an unchanged copy of the genuine OFFER would start a session
+      for (let k = 0; k < 1 + rnd(3) && b.length; k++) {
+        const at = rnd(b.length);
+        b[at] = (b[at] as number) ^ (1 + rnd(255));
+      }
+      await t.sendRaw(i % 11 === 0 ? new Uint8Array([...b, ...randomBytes(1 + rnd(8))]) : b);
+    }
+    const s = await open(ctx, 16).catch((e: unknown) => {
+      throw new Error(`after 200 forged OFFERs the device does not take a valid one: ${errorMessage(e)}`);
+    });
+    await deliverExact(ctx, s);
+  },
+};
+
+export const txPrintCount: Scenario = {
+  id: 'device/tx-print-count', title: 'refuses a transaction whose print count is used up', covers: ['LM-TX-7'],
+  async run(ctx) {
+    const t = ctx.tester;
+    const m = t.tx(ctx.data, { prints: 1 });
+    const first = await t.offer(t.params({ w: 16, L: minHintLength(16) + 2 }), m.tx, m.licence);
+    if ('refused' in first) throw new Error(`first use refused: ${first.refused.detail}`);
+    await deliverExact(ctx, first);
+    const second = await t.offer(t.params({ w: 16 }), m.tx, m.licence, { waitReady: false });
+    if (!('refused' in second)) throw new Error('device accepted a transaction beyond its print count');
+    check(second.refused.code === Reason.txCount, `refused with ${second.refused.code}; expected ${Reason.txCount}`);
+  },
+};
+
+export const txOtherGateway: Scenario = {
+  id: 'device/tx-other-gateway', title: 'refuses an offer from a gateway the transaction does not name', covers: ['LM-FRAME-6'],
+  run: (ctx) => refusedWith(ctx, Reason.txGateway, (t) => t.tx(ctx.data, { gatewayPublic: identityKeyPair().publicKey })),
+};
+
+export const licenceSealedElsewhere: Scenario = {
+  id: 'device/licence-sealed-elsewhere', title: 'refuses a licence sealed to another key', covers: ['LM-TX-1'],
+  run: (ctx) => refusedWith(ctx, Reason.txSchema, (t) => {
+    const other = t.tx(ctx.data, { devicePublic: identityKeyPair().publicKey });
+    return t.tx(ctx.data, { bodyPatch: (b) => void (b.lic = other.tx.body.lic) });
+  }),
+};
+
+export const paramsOutOfRange: Scenario = {
+  id: 'device/params-out-of-range', title: 'refuses parameters outside the spec\'s ranges', covers: ['LM-PARAM-1'],
+  run: (ctx) => refusedWith(ctx, Reason.params, (t) => ({ ...t.tx(ctx.data), params: { ...t.params({ w: 16 }), w: 25, L: 5 } })),
+};
