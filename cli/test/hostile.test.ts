@@ -60,11 +60,12 @@ function when<T>(on: (f: (x: T) => void) => void, pred: (x: T) => boolean = () =
 
 const firstProgress = (s: IncomingStream) => when<{ bytes: number }>((f) => s.on('progress', f), (p) => p.bytes > 0);
 
-/** A genuine OFFER of the rig's gateway identity for a job (as gateway.begin() builds one). */
-function offer(r: Rig) {
-  const { tx } = sign(r, data);
+/** A genuine OFFER of the rig's gateway identity for a job (as gateway.begin() builds one), of `txBytes` if given. */
+function offer(r: Rig, o: { txBytes?: Uint8Array; resume?: boolean } = {}) {
+  const txBytes = o.txBytes ?? sign(r, data).tx.bytes;
   return encodeFrame(FrameType.OFFER, {
-    sid: randomBytes(16), tx: tx.bytes, epk: x25519KeyPair().publicKey, params: negotiate(CAPS, Date.now(), { w: 16 }), gwpk: r.gatewayKeys.publicKey, time: Date.now(),
+    sid: randomBytes(16), tx: txBytes, epk: x25519KeyPair().publicKey, params: negotiate(CAPS, Date.now(), { w: 16 }), gwpk: r.gatewayKeys.publicKey, time: Date.now(),
+    ...(o.resume ? { resume: true } : {}),
   }, { kind: 'sig', secretKey: r.gatewayKeys.secretKey });
 }
 
@@ -123,6 +124,59 @@ describe('refused OFFERs [LM-FRAME-9]', () => {
       await busy;
       const [, out] = await Promise.all([gs.done, output]);
       expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+    } finally {
+      await s.client.endAsync();
+    }
+  }));
+});
+
+describe('print counts and replays [LM-DLV-10] [LM-FRAME-9]', () => {
+  // 5862f57: an OFFER marked resume was checked against prints - 1 and never counted, so a used-up
+  // prints=1 transaction could be streamed again and again; a replayed OFFER opened a new session
+  it('an OFFER marked resume of a used-up transaction is a print when the device kept nothing of it; a replayed OFFER is refused', () => withRig(engine(), {}, async ({ r, broker }) => {
+    const s = await spy(broker.url, [topics.deviceIn('f1', 'p1'), topics.deviceOut('f1', 'p1')]);
+    try {
+      const { tx, licence } = sign(r, data); // prints = 1
+      const incoming = r.device.nextStream();
+      const gs = await r.gateway.stream('p1', data, tx.bytes, licence, { policy: { w: 16 } });
+      const captured = await s.next((x) => x.f.type === FrameType.OFFER);
+      const stream = await incoming;
+      for await (const b of stream.bytes()) void b;
+      await gs.done;
+      const refused = (code: number) => s.next((x) => x.f.type === FrameType.ERROR && x.f.authKind === 'sig' && (x.f.body as { code: number }).code === code);
+      await s.client.publishAsync(topics.deviceIn('f1', 'p1'), Buffer.from(offer(r, { txBytes: tx.bytes, resume: true })), { qos: 1 });
+      await refused(Reason.txCount);
+      await s.client.publishAsync(topics.deviceIn('f1', 'p1'), captured.raw, { qos: 1 });
+      await refused(Reason.replay);
+      expect(s.frames.filter((x) => x.f.type === FrameType.ACCEPT)).toHaveLength(1);
+    } finally {
+      await s.client.endAsync();
+    }
+  }));
+
+  // found in review: 3,000 unchecked OFFERs a second delayed a device's session frames by 8.9 s
+  it('a flood of forged OFFERs costs a bounded number of signature checks; the stream completes', () => withRig(engine(), {}, async ({ r, broker }) => {
+    const s = await spy(broker.url, []);
+    try {
+      const { gs, stream, output } = await run(r, data, { policy: { w: 16 }, rate: 1_000_000 });
+      await firstProgress(stream);
+      const dropped = when<{ detail: string }>((f) => r.device.on('reject', f), (e) => /dropped unchecked/.test(e.detail));
+      const forged = offer(r);
+      forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 1;
+      // the device is busy: the cheap checks refuse these before any signature is checked, so
+      // the session's own OFFER-free traffic is what the budget protects; then an idle-path flood
+      for (let i = 0; i < 2000; i++) s.client.publish(topics.deviceIn('f1', 'p1'), Buffer.from(forged), { qos: 0 });
+      const [, out] = await Promise.all([gs.done, output]);
+      expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+      for (let i = 0; i < 2000; i++) {
+        const f = offer(r); // fresh session ids: each passes the cheap checks
+        f[f.length - 1] = (f[f.length - 1] as number) ^ 1;
+        s.client.publish(topics.deviceIn('f1', 'p1'), Buffer.from(f), { qos: 0 });
+      }
+      await dropped;
+      const again = await run(r, data, { policy: { w: 16 } });
+      const [, out2] = await Promise.all([again.gs.done, again.output]);
+      expect(Buffer.from(out2).equals(Buffer.from(data))).toBe(true);
     } finally {
       await s.client.endAsync();
     }

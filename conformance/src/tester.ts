@@ -140,8 +140,19 @@ export class Tester {
       const s = new Session(this, params, tx, licence, o.timeShift ?? 0);
       this.sessions.set(Buffer.from(s.sid).toString('hex'), s);
       await s.sendOffer();
-      const r = await until(() => s.refusal ?? (s.keys && (o.waitReady === false || s.acks.length > 0) ? 'ready' : undefined), timeout, 'ACCEPT and the first ACK, or an ERROR');
-      if (r === 'ready') return s;
+      // no answer at all within 3 s: the device may have dropped the OFFER unchecked under a
+      // flood of OFFERs; offer again under a new sid, as a gateway may ([LM-FRAME-9])
+      const left = () => Math.max(0, timeout - (Date.now() - t0));
+      const r = await until(() => s.refusal ?? (s.keys ? 'accepted' : undefined), Math.min(3000, left()), 'ACCEPT or an ERROR').catch(() => 'again' as const);
+      if (r === 'again') {
+        if (left() === 0) throw new Error(`timed out after ${timeout} ms waiting for ACCEPT and the first ACK, or an ERROR`);
+        s.end();
+        continue;
+      }
+      if (r === 'accepted') {
+        if (o.waitReady !== false) await until(() => s.acks.length > 0, left(), 'the first ACK after ACCEPT');
+        return s;
+      }
       // the previous scenario's session may still be ending on the device: offer again, under a
       // new sid, as a gateway may ([LM-FRAME-9]); any other refusal is the answer
       if (r.code === Reason.busy && Date.now() - t0 < 5000) {

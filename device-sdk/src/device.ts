@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import {
   type AnyFrame, type Caps, type CborValue, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, Reason, type SuiteId,
   decodeFrame, encodeCbor, encodeFrame, equalBytes, randomBytes, reasonName, toLmError, topics,
+  Role,
 } from '@livematrix/spec';
 import { Kernel, MatrixEngine } from '@livematrix/spec/engine';
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
@@ -130,7 +131,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     const bye = encodeFrame(FrameType.BYE, { who: o.id, reason: Reason.offline }, { kind: 'none' });
     const link = await FrameLink.connect({
       url: o.url, clientId: `lm-dev-${o.id}-${Math.random().toString(16).slice(2, 8)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
-      will: { topic: topics.deviceState(o.fleet, o.id), payload: bye, retain: true }, ...authOptions(o.brokerAuth, o.id, 1, o.identity.secretKey),
+      will: { topic: topics.deviceState(o.fleet, o.id), payload: bye, retain: true }, ...authOptions(o.brokerAuth, o.id, Role.device, o.identity.secretKey),
       ...(o.servers ? { servers: o.servers } : {}),
     });
     d.frameLink = link;

@@ -7,7 +7,7 @@
  */
 import {
   type Caps, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, type OfferBody, Reason, type SessionKeys, type SessionParams, type SignedTx, type TxContext,
-  deriveSessionKeys, digest, ecdh, encodeFrame, openLicence, reasonName, toHex, toLmError, transcriptHash, validateParams, verifyFrame, verifyTx, wipe, x25519KeyPair,
+  decodeTx, deriveSessionKeys, digest, ecdh, encodeFrame, openLicence, reasonName, toHex, toLmError, transcriptHash, validateParams, verifyFrame, verifyTx, wipe, x25519KeyPair,
 } from '@livematrix/spec';
 import type { Clock } from './clock.js';
 import type { OfferFrame } from './frames.js';
@@ -15,6 +15,14 @@ import type { RejectEvent } from './stream.js';
 
 /** a busy device takes a verified OFFER when its session's gateway was silent this long ([LM-DLV-13]) */
 export const TAKEOVER_SILENCE_MS = 2500;
+/** how far an OFFER's time may be from the device's clock ([LM-FRAME-9]) */
+export const OFFER_WINDOW_MS = 120_000;
+/** OFFERs whose signatures a device checks per second at most: a flood cannot starve its sessions ([LM-FRAME-9]) */
+export const OFFER_CHECKS_PER_SECOND = 50;
+/** session ids of checked OFFERs remembered, to refuse a replayed one ([LM-FRAME-9]) */
+const SEEN_SIDS = 4096;
+/** resumes of one transaction that count no print ([LM-DLV-10]); more count as prints */
+export const MAX_FREE_RESUMES = 8;
 
 /** The checks an OFFER passes before a device accepts it. */
 export interface OfferChecks {
@@ -95,7 +103,7 @@ export interface OfferHost {
   /** streams started per transaction (hash, hex) ([LM-TX-7]) */
   readonly prints: Map<string, number>;
   /** transactions (hash, hex) whose session was cut off: their next OFFER resumes ([LM-DLV-13]) */
-  readonly interrupted: ReadonlySet<string>;
+  readonly interrupted: Set<string>;
   readonly resume: ((txh: string) => Promise<ResumePoint | undefined> | ResumePoint | undefined) | undefined;
   caps(): Caps;
   running(): RunningSession | undefined;
@@ -109,29 +117,53 @@ export interface OfferHost {
 /** Takes OFFERs one at a time. */
 export class OfferDesk {
   private readonly limiter: RefusalLimiter;
+  /** signature checks of OFFERs in the current second */
+  private readonly checksBudget: RefusalLimiter;
   /** an OFFER is between its checks and its ACCEPT */
   private accepting = false;
+  /** session ids (hex) of OFFERs whose signature verified, oldest first */
+  private readonly seen = new Set<string>();
+  /** resumes that counted no print, per transaction */
+  private readonly freeResumes = new Map<string, number>();
 
   constructor(private readonly host: OfferHost, private readonly checks: OfferChecks, refusalsPerSecond: number) {
     this.limiter = new RefusalLimiter(host.clock, refusalsPerSecond);
+    this.checksBudget = new RefusalLimiter(host.clock, OFFER_CHECKS_PER_SECOND);
   }
 
   /** Never throws for what the OFFER holds: whatever goes wrong is a refusal ([LM-FRAME-9]). */
   async onOffer(f: OfferFrame, offerBytes: Uint8Array): Promise<void> {
     const b = f.body;
+    // cheap refusals first, so that a flood of OFFERs costs no signature checks ([LM-FRAME-9])
+    const running = this.host.running();
+    if (running && running.silentFor() <= TAKEOVER_SILENCE_MS) return this.refuse(b, new LmError(Reason.busy, 'a session is already running'));
+    if (this.accepting) return this.refuse(b, new LmError(Reason.busy, 'another OFFER is being accepted'));
+    const skew = b.time - this.host.clock();
+    if (Math.abs(skew) > OFFER_WINDOW_MS) return this.refuse(b, new LmError(Reason.replay, `OFFER time is ${Math.round(skew / 1000)} s from this device's clock (a replay, or a clock far off) ([LM-FRAME-9])`));
+    if (this.seen.has(toHex(b.sid))) return this.refuse(b, new LmError(Reason.replay, 'an OFFER of this session id came before (a replay) ([LM-FRAME-9])'));
+    if (!this.checksBudget.allow()) {
+      this.host.reject({ code: Reason.busy, reason: reasonName(Reason.busy), type: FrameType.OFFER, detail: `OFFER ${toHex(b.sid).slice(0, 8)} dropped unchecked: more than ${OFFER_CHECKS_PER_SECOND} OFFERs in a second ([LM-FRAME-9])` });
+      return;
+    }
     try {
       this.checks.signature(f); // [LM-FRAME-6]
     } catch (e) {
       return this.refuse(b, toLmError(e));
     }
-    const running = this.host.running();
-    if (running && running.silentFor() <= TAKEOVER_SILENCE_MS) return this.refuse(b, new LmError(Reason.busy, 'a session is already running'));
-    if (this.accepting) return this.refuse(b, new LmError(Reason.busy, 'another OFFER is being accepted'));
+    this.remember(toHex(b.sid));
     this.accepting = true;
     try {
       await this.take(b, offerBytes);
     } finally {
       this.accepting = false;
+    }
+  }
+
+  private remember(sid: string): void {
+    this.seen.add(sid);
+    for (const old of this.seen) {
+      if (this.seen.size <= SEEN_SIDS) break;
+      this.seen.delete(old);
     }
   }
 
@@ -141,11 +173,18 @@ export class OfferDesk {
     // session it lost; once the OFFER checks out, a session whose gateway is silent ends as interrupted
     const running = this.host.running();
     // [LM-DLV-10], [LM-DLV-13]: an OFFER that resumes, or the next OFFER of a transaction whose session was cut off
-    const resume = b.resume === true || this.host.interrupted.has(txh) || running?.txh === txh;
+    const cutOff = this.host.interrupted.has(txh) || running?.txh === txh;
+    const resume = b.resume === true || cutOff;
+    // a resume counts no print only when this device knows the job is unfinished: its own session
+    // of it was cut off, or its consumer kept part of it; any other OFFER is a print ([LM-DLV-10])
+    const point = resume ? await this.host.resume?.(txh) : undefined;
     let tx: SignedTx;
     let licence: Uint8Array;
+    let free: boolean;
     try {
-      ({ tx, licence } = this.verify(b, txh, resume));
+      const size = decodeTx(b.tx).body.size;
+      free = (this.freeResumes.get(txh) ?? 0) < MAX_FREE_RESUMES && (cutOff || (point !== undefined && point.bytes > 0 && point.bytes < size));
+      ({ tx, licence } = this.verify(b, txh, free));
     } catch (e) {
       return this.refuse(b, toLmError(e));
     }
@@ -157,8 +196,10 @@ export class OfferDesk {
       }
       running.interrupt(`the gateway is gone: silent for ${(silent / 1000).toFixed(1)} s when a new OFFER came ([LM-DLV-13])`);
     }
-    if (!resume) this.host.prints.set(txh, (this.host.prints.get(txh) ?? 0) + 1); // a resumed job is the same print ([LM-DLV-10])
-    const { from, prefix } = resume ? await this.resumePoint(txh, tx.body.size, b.params.chunk) : { from: 0, prefix: undefined };
+    if (free) this.freeResumes.set(txh, (this.freeResumes.get(txh) ?? 0) + 1); // a resumed job is the same print ([LM-DLV-10])
+    else this.host.prints.set(txh, (this.host.prints.get(txh) ?? 0) + 1);
+    this.host.interrupted.delete(txh); // cut off again, it is marked again
+    const { from, prefix } = resume ? await this.resumePoint(point, tx.body.size, b.params.chunk) : { from: 0, prefix: undefined };
     const { accept, keys } = sessionKeys(b, offerBytes, this.host.identity, this.host.window, resume ? from : undefined, licence);
     await this.host.open({ sid: b.sid, tx, params: b.params, keys, from, prefix }, accept);
   }
@@ -175,8 +216,7 @@ export class OfferDesk {
   }
 
   /** [LM-DLV-10]: a resumed job starts at the consumer's progress, rounded down to a chunk. */
-  private async resumePoint(txh: string, size: number, chunk: number): Promise<{ from: number; prefix: Uint8Array[] | undefined }> {
-    const point = await this.host.resume?.(txh);
+  private async resumePoint(point: ResumePoint | undefined, size: number, chunk: number): Promise<{ from: number; prefix: Uint8Array[] | undefined }> {
     if (!point) return { from: 0, prefix: undefined };
     const from = Math.floor(Math.min(point.bytes, size) / chunk) * chunk;
     const prefix: Uint8Array[] = [];

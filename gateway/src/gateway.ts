@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events';
 import {
   type AnyFrame, FrameType, type HelloBody, type IdentityKeyPair, LmError, Reason, decodeFrame, digest, encodeFrame, equalBytes,
   toHex, toLmError, topics, verifyTx,
+  Role,
 } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
@@ -55,6 +56,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private readonly clock: Clock;
   private readonly hellos: HelloBook;
   private readonly streams = new Map<string, GatewayStream>();
+  /** devices whose stream() is between its checks and its OFFER */
+  private readonly starting = new Set<string>();
   /** streams started per transaction (hex of its SHA-256) ([LM-TX-7]) */
   private readonly prints = new Map<string, number>();
   private readonly ctx: GatewayContext;
@@ -82,10 +85,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const bye = encodeFrame(FrameType.BYE, { who: o.id, reason: Reason.offline }, { kind: 'none' });
     const link = await FrameLink.connect({
       url: o.url, clientId: `lm-gw-${o.id}-${Math.random().toString(16).slice(2, 8)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
-      will: { topic: topics.gatewayState(o.fleet, o.id), payload: bye, retain: true }, ...authOptions(o.brokerAuth, o.id, 2, o.identity.secretKey),
+      will: { topic: topics.gatewayState(o.fleet, o.id), payload: bye, retain: true }, ...authOptions(o.brokerAuth, o.id, Role.gateway, o.identity.secretKey),
     });
     g.connection = link;
     link.onPayload((t, p) => g.onPayload(t, p));
+    link.onError((e) => g.log(`broker connection: ${e.message}; reconnecting`));
     await link.subscribe(`lm/1/${o.fleet}/d/+/state`);
     await link.subscribe(`lm/1/${o.fleet}/d/+/out`);
     return g;
@@ -136,7 +140,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    */
   private onHello(device: string, f: HelloFrame): void {
     const h = f.body;
-    const why = helloRefusal(device, f, this.o.deviceKeys, this.hellos.last(device, h.idpk));
+    const why = helloRefusal(device, f, this.o.deviceKeys, this.hellos.history(device, h.idpk));
     if (why !== undefined) {
       this.emit('reject', { code: Reason.auth, detail: `HELLO of "${device}" ignored: ${why} ([LM-MQTT-6])` });
       return;
@@ -172,22 +176,36 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       // checked as it is read; END waits for the check, a mismatch fails the stream
       source = new StreamSource(job, tx.body.size, tx.body.jd, opts.readAhead !== undefined ? { readAhead: opts.readAhead } : {});
     }
-    if (this.streams.has(device)) throw new StreamBusyError(`a stream to "${device}" is already running`);
+    if (this.streams.has(device) || this.starting.has(device)) {
+      source.close();
+      throw new StreamBusyError(`a stream to "${device}" is already running`);
+    }
     const registered = this.o.deviceKeys?.get(device);
-    if (registered && !equalBytes(registered, tx.body.dpk)) throw new LmError(Reason.txDevice, `the transaction names a key for "${device}" that differs from its registered key ([LM-TX-5])`);
-    // [LM-MQTT-6]: only a HELLO of the transaction's device key counts
-    const hello = await this.hello(device, opts.helloTimeout, tx.body.dpk);
-    this.prints.set(txh, (this.prints.get(txh) ?? 0) + 1); // [LM-TX-7]
-    const s = new GatewayStream(this.ctx, device, source, tx, licence, opts);
-    this.streams.set(device, s);
+    if (registered && !equalBytes(registered, tx.body.dpk)) {
+      source.close();
+      throw new LmError(Reason.txDevice, `the transaction names a key for "${device}" that differs from its registered key ([LM-TX-5])`);
+    }
+    // the device's slot is taken before the first await: two calls cannot both start a stream to it
+    this.starting.add(device);
     try {
-      await s.begin(hello);
+      // [LM-MQTT-6]: only a HELLO of the transaction's device key counts
+      const hello = await this.hello(device, opts.helloTimeout, tx.body.dpk);
+      this.prints.set(txh, (this.prints.get(txh) ?? 0) + 1); // [LM-TX-7]
+      const s = new GatewayStream(this.ctx, device, source, tx, licence, opts);
+      this.streams.set(device, s);
+      try {
+        await s.begin(hello);
+      } catch (e) {
+        this.streams.delete(device);
+        throw e;
+      }
+      return s;
     } catch (e) {
-      this.streams.delete(device);
       source.close();
       throw e;
+    } finally {
+      this.starting.delete(device);
     }
-    return s;
   }
 
   async stop(): Promise<void> {

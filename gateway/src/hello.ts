@@ -10,17 +10,33 @@ import { HelloTimeoutError } from './errors.js';
 
 export type HelloFrame = Frame<typeof FrameType.HELLO>;
 
+/** how far from the gateway's clock the time of a HELLO of a new boot may be ([LM-MQTT-6]) */
+export const HELLO_FRESH_MS = 10 * 60_000;
+
+/** What a gateway remembers of a device's HELLOs under one key, to judge the next one. */
+export interface HelloHistory {
+  /** the last HELLO accepted */
+  last: HelloBody | undefined;
+  /** boot values of earlier HELLOs accepted (a bounded list) */
+  boots: readonly Uint8Array[];
+  /** the gateway's clock now (ms) */
+  now: number;
+}
+
 /**
  * Why a HELLO on `device`'s state topic must be ignored, or undefined when the gateway may act
- * on it ([LM-MQTT-6]): it must name the device of its topic, verify under the device's
+ * on it ([LM-MQTT-6]): it must name the device of its topic and verify under the device's
  * registered key (with a `registry`) or the key it carries (checked against the transaction's
- * when a stream starts), and be later than `last`, the last HELLO accepted for that device and
- * key (the same HELLO of the same boot again counts: a broker re-delivers retained messages).
+ * when a stream starts). Within one boot its time must not go back (the same HELLO again counts:
+ * a broker re-delivers retained messages); a boot seen before and left is a replay; a new boot
+ * must carry a time within {@link HELLO_FRESH_MS} of the gateway's clock, whatever the time of
+ * the last one (a device whose clock was ahead and is set right is not locked out).
  *
  * @example
- * const why = helloRefusal('p1', frame, undefined, lastAccepted); if (why) ignore(why);
+ * const why = helloRefusal('p1', frame, undefined, { last, boots, now: Date.now() }); if (why) ignore(why);
  */
-export function helloRefusal(device: string, f: HelloFrame, registry: ReadonlyMap<string, Uint8Array> | undefined, last: HelloBody | undefined): string | undefined {
+export function helloRefusal(device: string, f: HelloFrame, registry: ReadonlyMap<string, Uint8Array> | undefined, seen: HelloHistory): string | undefined {
+  const last = seen.last;
   const h = f.body;
   if (h.device !== device) return `it names "${h.device}"`;
   const registered = registry?.get(device);
@@ -31,18 +47,28 @@ export function helloRefusal(device: string, f: HelloFrame, registry: ReadonlyMa
   } catch (e) {
     return toLmError(e).message;
   }
-  const again = last?.boot !== undefined && h.boot !== undefined && equalBytes(last.boot, h.boot) && h.time === last.time;
-  if (last && h.time <= last.time && !again) return `its time ${h.time} is not after the last accepted HELLO's ${last.time} (a replay)`;
+  if (!last) return undefined;
+  const sameBoot = last.boot !== undefined && h.boot !== undefined && equalBytes(last.boot, h.boot);
+  if (sameBoot || h.boot === undefined || last.boot === undefined) {
+    return h.time < last.time ? `its time ${h.time} is before the last accepted HELLO's ${last.time} (a replay)` : undefined;
+  }
+  const boot = h.boot;
+  if (seen.boots.some((b) => equalBytes(b, boot))) return `its boot ${toHex(boot)} is one the device has left (a replay)`;
+  if (Math.abs(h.time - seen.now) > HELLO_FRESH_MS) return `its time ${h.time} is ${Math.round((h.time - seen.now) / 1000)} s from the gateway's clock for a new boot (a replay, or a clock far off)`;
   return undefined;
 }
 
 /**
- * [LM-DLV-10]: a new boot value while streaming means the device's process restarted; only a
- * HELLO of the transaction's device key `dpk`, later than the one the session answered, says so.
+ * [LM-DLV-10]: a new boot value while streaming means the device's process restarted; only an
+ * accepted HELLO ({@link helloRefusal}) of the transaction's device key `dpk` with a boot other
+ * than that of the HELLO the session answered says so.
  */
 export function isRestart(h: HelloBody, dpk: Uint8Array, answered: HelloBody | undefined): boolean {
-  return equalBytes(h.idpk, dpk) && answered?.boot !== undefined && h.boot !== undefined && !equalBytes(answered.boot, h.boot) && h.time > answered.time;
+  return equalBytes(h.idpk, dpk) && answered?.boot !== undefined && h.boot !== undefined && !equalBytes(answered.boot, h.boot);
 }
+
+/** Boot values remembered per device and key. */
+const BOOTS_PER_KEY = 8;
 
 /** Identity keys kept per device: bounded, since an attacker can sign with as many as it likes. */
 const KEYS_PER_DEVICE = 4;
@@ -59,14 +85,22 @@ export class HelloBook {
 
   constructor(private readonly clock: Clock) {}
 
-  /** The last HELLO accepted for `device` under key `idpk`, online or not. */
-  last(device: string, idpk: Uint8Array): HelloBody | undefined {
-    return this.latest.get(device)?.get(toHex(idpk));
+  /** earlier boot values of each device and key (hex), newest last ([LM-MQTT-6]) */
+  private readonly boots = new Map<string, Uint8Array[]>();
+
+  /** What is known of `device`'s HELLOs under key `idpk`, online or not, to judge a new one. */
+  history(device: string, idpk: Uint8Array): HelloHistory {
+    return { last: this.latest.get(device)?.get(toHex(idpk)), boots: this.boots.get(`${device}/${toHex(idpk)}`) ?? [], now: this.clock.now() };
   }
 
-  /** Records an accepted HELLO and hands it to those waiting for it. */
+  /** Records an accepted HELLO. */
   accept(device: string, h: HelloBody): void {
     const key = toHex(h.idpk);
+    const before = this.latest.get(device)?.get(key)?.boot;
+    if (before && h.boot && !equalBytes(before, h.boot) && this.latest.get(device)?.has(key)) {
+      const list = [...(this.boots.get(`${device}/${key}`) ?? []), before].slice(-BOOTS_PER_KEY);
+      this.boots.set(`${device}/${key}`, list);
+    }
     put(this.online, device, key, h);
     put(this.latest, device, key, h);
   }

@@ -45,6 +45,11 @@ export interface Accepted {
 
 /** ms between re-offers to a busy device */
 const REOFFER_AFTER = 1000;
+/**
+ * ms without any answer after which an OFFER goes again under a new sid: a device under a flood
+ * of OFFERs checks a bounded number per second and drops the rest unanswered ([LM-FRAME-9])
+ */
+const REOFFER_SILENT = 3000;
 
 /** The offer phase of one session: its OFFERs until one is accepted, refused, or times out. */
 export class Offering {
@@ -59,6 +64,7 @@ export class Offering {
   /** an unauthenticated refusal: advisory only ([LM-FRAME-5]), reported if no ACCEPT comes */
   private advisory: string | undefined;
   private cancelTimer: Cancel = noTimer;
+  private cancelRetry: Cancel = noTimer;
   private accepted = false;
 
   constructor(
@@ -81,18 +87,24 @@ export class Offering {
   async send(hello: HelloBody): Promise<void> {
     const now = this.host.clock.now();
     this.helloBody = hello;
-    this.advisory = undefined;
+    // the offer timeout runs from the first OFFER (a busy refusal, which shows the device is there, restarts it)
+    if (this.since === undefined) this.armTimeout();
     this.since ??= now;
-    this.cancelTimer();
-    const offerTimeout = this.host.opts.offerTimeout ?? 10_000;
-    this.cancelTimer = this.host.clock.after(offerTimeout, () => this.timedOut(offerTimeout));
     const params = negotiate(hello.caps, now, this.host.opts.policy ?? {});
     const { identity, tx } = this.host;
     const bytes = encodeFrame(FrameType.OFFER, {
       sid: this.sid, tx: tx.bytes, epk: this.ephemeral.publicKey, params, gwpk: identity.publicKey, time: now, ...(this.resume ? { resume: true } : {}),
     }, { kind: 'sig', secretKey: identity.secretKey });
     this.offer = { params, bytes };
+    this.cancelRetry();
+    this.cancelRetry = this.host.clock.after(REOFFER_SILENT, () => this.reoffer());
     await this.host.publishOffer(bytes);
+  }
+
+  private armTimeout(): void {
+    this.cancelTimer();
+    const offerTimeout = this.host.opts.offerTimeout ?? 10_000;
+    this.cancelTimer = this.host.clock.after(offerTimeout, () => this.timedOut(offerTimeout));
   }
 
   private timedOut(offerTimeout: number): void {
@@ -134,8 +146,9 @@ export class Offering {
     if (code === Reason.busy && host.clock.now() - (this.since ?? 0) < busyWait) {
       // its previous session may be ending ([LM-DLV-13]): offer again shortly
       host.log(`${host.device} is busy; offering again for up to ${busyWait / 1000} s`);
-      this.cancelTimer();
-      this.cancelTimer = host.clock.after(REOFFER_AFTER, () => this.reoffer());
+      this.armTimeout();
+      this.cancelRetry();
+      this.cancelRetry = host.clock.after(REOFFER_AFTER, () => this.reoffer());
       return;
     }
     host.fail(new OfferRefusedError(isReasonCode(code) ? code : Reason.internal, `device refused the offer: ${f.body.detail}`), false);
@@ -152,6 +165,7 @@ export class Offering {
     if (!offer || !equalBytes(f.body.oh, digest(offer.bytes))) throw new LmError(Reason.auth, 'ACCEPT does not answer our OFFER ([LM-FRAME-7])');
     this.accepted = true;
     this.cancelTimer();
+    this.cancelRetry();
     const z = ecdh(this.ephemeral.secretKey, f.body.epk);
     const keys = deriveSessionKeys(z, this.host.licence, transcriptHash(offer.bytes, raw));
     wipe(z, this.ephemeral.secretKey); // [LM-KEY-4]
@@ -164,6 +178,7 @@ export class Offering {
   /** Stops the timers and erases the ephemeral secret. */
   close(): void {
     this.cancelTimer();
+    this.cancelRetry();
     wipe(this.ephemeral.secretKey);
   }
 }

@@ -5,11 +5,14 @@
 import { describe, expect, it } from 'vitest';
 import { type Caps, FrameType, type HelloBody, type IdentityKeyPair, Reason, decodeFrame, encodeFrame, identityKeyPair, randomBytes } from '@livematrix/spec';
 import { HelloTimeoutError } from '../src/errors.js';
-import { HelloBook, type HelloFrame, helloRefusal, isRestart } from '../src/hello.js';
+import { HELLO_FRESH_MS, HelloBook, type HelloFrame, helloRefusal, isRestart } from '../src/hello.js';
 import { FakeClock } from './fake-clock.js';
 
 const CAPS: Caps = { suites: [[3, 40_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 };
 const dev = identityKeyPair();
+
+/** nothing known yet of the device's HELLOs */
+const fresh = { last: undefined, boots: [], now: 1000 };
 
 function body(o: Partial<HelloBody> = {}, keys: IdentityKeyPair = dev): HelloBody {
   return { device: 'p1', idpk: keys.publicKey, caps: CAPS, time: 1000, software: 'test', online: true, ...o };
@@ -24,43 +27,54 @@ function hello(b: HelloBody, signer?: IdentityKeyPair): HelloFrame {
 
 describe('HELLO acceptance [LM-MQTT-6]', () => {
   it('without a registry, a HELLO counts when it verifies under the key it carries', () => {
-    expect(helloRefusal('p1', hello(body()), undefined, undefined)).toBeUndefined();
+    expect(helloRefusal('p1', hello(body()), undefined, fresh)).toBeUndefined();
     const other = identityKeyPair();
-    expect(helloRefusal('p1', hello(body({}, other), other), undefined, undefined)).toBeUndefined();
+    expect(helloRefusal('p1', hello(body({}, other), other), undefined, fresh)).toBeUndefined();
   });
 
   it('refuses a HELLO for another device\'s topic, or signed by another key than it carries', () => {
-    expect(helloRefusal('p2', hello(body()), undefined, undefined)).toBe('it names "p1"');
-    expect(helloRefusal('p1', hello(body(), identityKeyPair()), undefined, undefined)).toMatch(/^auth \(9\)/);
+    expect(helloRefusal('p2', hello(body()), undefined, fresh)).toBe('it names "p1"');
+    expect(helloRefusal('p1', hello(body(), identityKeyPair()), undefined, fresh)).toMatch(/^auth \(9\)/);
   });
 
   it('with a registry, counts only a HELLO of the registered key of a registered device', () => {
     const registry = new Map([['p1', dev.publicKey]]);
-    expect(helloRefusal('p1', hello(body()), registry, undefined)).toBeUndefined();
+    expect(helloRefusal('p1', hello(body()), registry, fresh)).toBeUndefined();
     const other = identityKeyPair();
-    expect(helloRefusal('p1', hello(body({}, other), other), registry, undefined)).toBe('its key is not the registered one');
-    expect(helloRefusal('p3', hello(body({ device: 'p3' })), registry, undefined)).toBe('the device is not registered');
+    expect(helloRefusal('p1', hello(body({}, other), other), registry, fresh)).toBe('its key is not the registered one');
+    expect(helloRefusal('p3', hello(body({ device: 'p3' })), registry, fresh)).toBe('the device is not registered');
   });
 
-  it('refuses a HELLO not later than the last accepted one, unless it is that HELLO again', () => {
+  it('within one boot, refuses a HELLO whose time goes back (the same HELLO again counts: retained re-delivery)', () => {
     const boot = randomBytes(8);
-    const last = body({ time: 5000, boot });
-    expect(helloRefusal('p1', hello(body({ time: 5001, boot: randomBytes(8) })), undefined, last)).toBeUndefined();
-    expect(helloRefusal('p1', hello(body({ time: 4000, boot: randomBytes(8) })), undefined, last)).toBe('its time 4000 is not after the last accepted HELLO\'s 5000 (a replay)');
-    expect(helloRefusal('p1', hello(body({ time: 5000, boot: randomBytes(8) })), undefined, last)).toMatch(/a replay/);
-    expect(helloRefusal('p1', hello(body({ time: 5000 })), undefined, last)).toMatch(/a replay/);
-    expect(helloRefusal('p1', hello(body({ time: 5000, boot })), undefined, last)).toBeUndefined(); // re-delivered retained
+    const seen = { last: body({ time: 5000, boot }), boots: [], now: 6000 };
+    expect(helloRefusal('p1', hello(body({ time: 5000, boot })), undefined, seen)).toBeUndefined();
+    expect(helloRefusal('p1', hello(body({ time: 5400, boot })), undefined, seen)).toBeUndefined();
+    expect(helloRefusal('p1', hello(body({ time: 4000, boot })), undefined, seen)).toBe('its time 4000 is before the last accepted HELLO\'s 5000 (a replay)');
+  });
+
+  it('refuses a HELLO of a boot the device has left (a replay), even with a later time', () => {
+    const old = randomBytes(8);
+    const seen = { last: body({ time: 5000, boot: randomBytes(8) }), boots: [old], now: 6000 };
+    expect(helloRefusal('p1', hello(body({ time: 5500, boot: old })), undefined, seen)).toMatch(/one the device has left \(a replay\)/);
+  });
+
+  it('takes a new boot whose time is near the gateway\'s clock, even before the last one (a clock set right), and refuses a stale one', () => {
+    const now = 100 * HELLO_FRESH_MS;
+    const seen = { last: body({ time: now + 3_600_000, boot: randomBytes(8) }), boots: [], now };
+    expect(helloRefusal('p1', hello(body({ time: now - 2000, boot: randomBytes(8) })), undefined, seen)).toBeUndefined();
+    expect(helloRefusal('p1', hello(body({ time: now - HELLO_FRESH_MS - 1, boot: randomBytes(8) })), undefined, seen)).toMatch(/for a new boot/);
   });
 });
 
 describe('restart [LM-DLV-10]', () => {
   const answered = body({ time: 5000, boot: randomBytes(8) });
-  it('is a later HELLO of the transaction\'s device key with a new boot', () => {
+  it('is an accepted HELLO of the transaction\'s device key with another boot, whatever its time', () => {
     expect(isRestart(body({ time: 6000, boot: randomBytes(8) }), dev.publicKey, answered)).toBe(true);
+    expect(isRestart(body({ time: 4000, boot: randomBytes(8) }), dev.publicKey, answered)).toBe(true);
   });
-  it('is not the same boot, an earlier time, another key, or a HELLO without boot', () => {
+  it('is not the same boot, another key, or a HELLO without boot', () => {
     expect(isRestart(body({ time: 6000, boot: answered.boot! }), dev.publicKey, answered)).toBe(false);
-    expect(isRestart(body({ time: 5000, boot: randomBytes(8) }), dev.publicKey, answered)).toBe(false);
     expect(isRestart(body({ time: 6000, boot: randomBytes(8) }), identityKeyPair().publicKey, answered)).toBe(false);
     expect(isRestart(body({ time: 6000 }), dev.publicKey, answered)).toBe(false);
     expect(isRestart(body({ time: 6000, boot: randomBytes(8) }), dev.publicKey, body({ time: 5000 }))).toBe(false);
@@ -81,7 +95,7 @@ describe('hello book', () => {
     await expect(waiting).resolves.toBe(h);
     await expect(book.wait('p1', 10_000, undefined, '')).resolves.toBe(h); // the latest of any key
     book.offline('p1');
-    expect(book.last('p1', dev.publicKey)).toBe(h); // kept to see replays
+    expect(book.history('p1', dev.publicKey).last).toBe(h); // kept to see replays
     const none = book.wait('p1', 10_000, dev.publicKey, 'lm/1/f1/d/p1/state');
     c.advance(10_000);
     await expect(none).rejects.toBeInstanceOf(HelloTimeoutError);
@@ -93,7 +107,16 @@ describe('hello book', () => {
     const book = new HelloBook(new FakeClock());
     const keys = Array.from({ length: 5 }, () => identityKeyPair());
     for (const k of keys) book.accept('p1', body({}, k));
-    expect(book.last('p1', keys[0]!.publicKey)).toBeUndefined();
-    for (const k of keys.slice(1)) expect(book.last('p1', k.publicKey)?.idpk).toEqual(k.publicKey);
+    expect(book.history('p1', keys[0]!.publicKey).last).toBeUndefined();
+    for (const k of keys.slice(1)) expect(book.history('p1', k.publicKey).last?.idpk).toEqual(k.publicKey);
+  });
+
+  it('remembers the boots a device has left', () => {
+    const book = new HelloBook(new FakeClock());
+    const [a, b] = [randomBytes(8), randomBytes(8)];
+    book.accept('p1', body({ boot: a }));
+    book.accept('p1', body({ boot: a, time: 1500 }));
+    book.accept('p1', body({ boot: b, time: 2000 }));
+    expect(book.history('p1', dev.publicKey).boots).toEqual([a]);
   });
 });

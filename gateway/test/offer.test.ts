@@ -72,6 +72,24 @@ describe('offer [LM-FRAME-9]', () => {
     expect(r.failures[0]!.e.message).toContain('did not accept the OFFER within 10 s; an unauthenticated message said: tx-count: no');
   });
 
+  it('an OFFER without any answer goes again under a new sid every 3 s (a device under a flood drops OFFERs unchecked), within one offer timeout', async () => {
+    const r = rig();
+    const o = new Offering(r.host, false);
+    await o.send(r.hello);
+    const first = o.sid;
+    r.clock.advance(2_999);
+    expect(r.offers).toHaveLength(1);
+    r.clock.advance(1);
+    await tick();
+    expect(r.offers).toHaveLength(2);
+    expect(o.sid).not.toEqual(first);
+    r.clock.advance(7_000); // 10 s after the first OFFER: the timeout runs from it
+    await tick();
+    expect(r.offers).toHaveLength(4);
+    expect(r.failures).toHaveLength(1);
+    expect(r.failures[0]!.e).toBeInstanceOf(OfferTimeoutError);
+  });
+
   it('a refusal signed by another key is ignored; one signed by the device ends the offer without telling it', async () => {
     const r = rig();
     const o = new Offering(r.host, false);

@@ -51,6 +51,9 @@ export interface LinkStats {
 export class FrameLink {
   readonly stats: LinkStats = { framesOut: 0, bytesOut: 0, framesIn: 0, bytesIn: 0 };
   private readonly handlers: PayloadHandler[] = [];
+  private readonly errorHandlers: ((e: Error) => void)[] = [];
+  /** the latest error of the connection (a refused reconnect, a keepalive timeout); the link keeps reconnecting */
+  lastError: Error | undefined;
   private readonly subscriptions = new Set<string>();
   private constructor(readonly client: MqttClient, readonly protocolVersion: 4 | 5) {
     // Hints, ACKs and KEYs are small and latency-bound: Nagle's algorithm would hold them back
@@ -61,6 +64,12 @@ export class FrameLink {
     };
     noDelay();
     client.on('connect', noDelay);
+    // MQTT.js emits 'error' for a refused reconnect and a keepalive timeout: without a listener
+    // that would throw out of its socket handler and end the process
+    client.on('error', (e: Error) => {
+      this.lastError = e;
+      for (const h of this.errorHandlers) h(e);
+    });
     client.on('message', (topic, payload) => {
       this.stats.framesIn++;
       this.stats.bytesIn += payload.length;
@@ -82,6 +91,9 @@ export class FrameLink {
       connectTimeout: 10_000,
       keepalive: 30,
       resubscribe: true,
+      // a refused reconnect (a token stale after a clock step, a registry being edited) is tried
+      // again, not the end of the link
+      reconnectOnConnackError: true,
     };
     if (username !== undefined) opts.username = username;
     if (password !== undefined) opts.password = password;
@@ -106,6 +118,11 @@ export class FrameLink {
       // passwords are credentials); the broker's refusal stays reachable as `cause`
       throw new LmError(Reason.offline, `cannot connect to the MQTT broker at ${redactUrl(o.url)}: ${errorMessage(e)}`, { cause: e });
     }
+  }
+
+  /** Called with each error of the connection while the link reconnects by itself. */
+  onError(h: (e: Error) => void): void {
+    this.errorHandlers.push(h);
   }
 
   onPayload(h: PayloadHandler): void {
@@ -166,7 +183,8 @@ function splitUserinfo(url: string): { url: string; username?: string; password?
   try {
     u = new URL(url);
   } catch {
-    return { url }; // MQTT.js refuses it; the error message redacts it
+    // handed on, MQTT.js (or Node's deprecation warning for url.parse) would print it whole
+    throw new LmError(Reason.offline, `the broker URL ${redactUrl(url)} does not parse; percent-encode the user information, or better, pass credentials apart from the URL`);
   }
   if (!u.username && !u.password) return { url };
   const decode = (x: string) => {

@@ -83,6 +83,7 @@ function logRefusals(dev: Device): RateLimitedLog {
   // ahead of the device's own handler, which may report a refusal before returning
   dev.link.client.prependListener('message', (_topic, payload) => senders.see(payload));
   dev.on('reject', (r) => refusals.line(describeRefusal(r, senders)));
+  dev.link.onError((e) => console.error(`broker connection: ${errorMessage(e)}; reconnecting`));
   const seen = new WeakSet<object>();
   // untyped: 'error' is in the SDK's event map only as long as it still emits it
   (dev as unknown as EventEmitter).on('error', (e: unknown) => {

@@ -169,7 +169,7 @@ export const REQUIREMENTS: Readonly<Record<RequirementId, { level: string; profi
   'LM-MQTT-3': { level: 'MUST NOT', profiles: ['D', 'G', 'B'] },
   'LM-MQTT-4': { level: 'MUST', profiles: ['D', 'G', 'B'] },
   'LM-MQTT-5': { level: 'SHOULD', profiles: ['D', 'G', 'B'] },
-  'LM-MQTT-6': { level: 'MUST', profiles: ['D', 'G', 'B'] },
+  'LM-MQTT-6': { level: 'MUST NOT', profiles: ['D', 'G', 'B'] },
   'LM-BRK-1': { level: 'MUST', profiles: ['B'] },
   'LM-BRK-2': { level: 'MUST NOT', profiles: ['B'] },
   'LM-BRK-3': { level: 'MUST NOT', profiles: ['B'] },
