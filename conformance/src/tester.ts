@@ -5,7 +5,7 @@
  * the device answers.
  */
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
-import { type AnyFrame, ControlOp, type ErrorBody, FrameType, type HelloBody, type IdentityKeyPair, Reason, Role, type SessionParams, type SignedTx, decodeFrame, digest, encodeFrame, identityKeyPair, minHintLength, randomBytes, signTx, topics, verifyFrame, x25519KeyPair, createTx, type TxRequest } from '@livematrix/spec';
+import { type AnyFrame, ControlOp, type ErrorBody, FrameType, type HelloBody, type IdentityKeyPair, Reason, Role, type SessionParams, type SignedTx, decodeFrame, digest, encodeFrame, identityKeyPair, minHintLength, senderRevision, randomBytes, signTx, topics, verifyFrame, x25519KeyPair, createTx, type TxRequest } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
 import { Session } from './session.js';
 import { sleep, until } from './wait.js';
@@ -123,8 +123,11 @@ export class Tester {
     const period = p.period ?? 1000;
     const now = Date.now();
     const epoch = Math.floor(now / period) * period - 10 * period;
+    const grace = p.grace ?? Math.floor(period / 4);
+    // the revision a sender stamps now ([LM-REV-1]): within G of a revision's start it is the one
+    // before, and a ratchet started at the later one could not give its keys
     return {
-      suite: 3, L: minHintLength(p.w), period, epoch, grace: Math.floor(period / 4), r0: Math.floor((now - epoch) / period),
+      suite: 3, L: minHintLength(p.w), period, epoch, grace, r0: senderRevision(now, { epoch, period, grace }),
       chunk: 4096, symbolsPerFrame: 512, wt: 16, ...p,
     };
   }
