@@ -109,7 +109,7 @@ export class Session {
     }
     if (f.type === FrameType.ERROR && !this.keys) {
       try {
-        this.refusalSigned = f.authKind === 'sig' && verifyFrame(f, { signer: this.t.o.devicePublic });
+        this.refusalSigned = f.authKind === 'sig' && verifyFrame(f, { signer: this.t.o.devicePublic }) && f.body.oh !== undefined && equalBytes(f.body.oh, digest(this.offerBytes));
       } catch {
         this.refusalSigned = false;
       }

@@ -136,11 +136,11 @@ export class OfferDesk {
     const b = f.body;
     // cheap refusals first, so that a flood of OFFERs costs no signature checks ([LM-FRAME-9])
     const running = this.host.running();
-    if (running && running.silentFor() <= TAKEOVER_SILENCE_MS) return this.refuse(b, new LmError(Reason.busy, 'a session is already running'));
-    if (this.accepting) return this.refuse(b, new LmError(Reason.busy, 'another OFFER is being accepted'));
+    if (running && running.silentFor() <= TAKEOVER_SILENCE_MS) return this.refuse(b, offerBytes, new LmError(Reason.busy, 'a session is already running'));
+    if (this.accepting) return this.refuse(b, offerBytes, new LmError(Reason.busy, 'another OFFER is being accepted'));
     const skew = b.time - this.host.clock();
-    if (Math.abs(skew) > OFFER_WINDOW_MS) return this.refuse(b, new LmError(Reason.replay, `OFFER time is ${Math.round(skew / 1000)} s from this device's clock (a replay, or a clock far off) ([LM-FRAME-9])`));
-    if (this.seen.has(toHex(b.sid))) return this.refuse(b, new LmError(Reason.replay, 'an OFFER of this session id came before (a replay) ([LM-FRAME-9])'));
+    if (Math.abs(skew) > OFFER_WINDOW_MS) return this.refuse(b, offerBytes, new LmError(Reason.replay, `OFFER time is ${Math.round(skew / 1000)} s from this device's clock (a replay, or a clock far off) ([LM-FRAME-9])`));
+    if (this.seen.has(toHex(b.sid))) return this.refuse(b, offerBytes, new LmError(Reason.replay, 'an OFFER of this session id came before (a replay) ([LM-FRAME-9])'));
     if (!this.checksBudget.allow()) {
       this.host.reject({ code: Reason.busy, reason: reasonName(Reason.busy), type: FrameType.OFFER, detail: `OFFER ${toHex(b.sid).slice(0, 8)} dropped unchecked: more than ${OFFER_CHECKS_PER_SECOND} OFFERs in a second ([LM-FRAME-9])` });
       return;
@@ -148,7 +148,7 @@ export class OfferDesk {
     try {
       this.checks.signature(f); // [LM-FRAME-6]
     } catch (e) {
-      return this.refuse(b, toLmError(e));
+      return this.refuse(b, offerBytes, toLmError(e));
     }
     this.remember(toHex(b.sid));
     this.accepting = true;
@@ -186,13 +186,13 @@ export class OfferDesk {
       free = (this.freeResumes.get(txh) ?? 0) < MAX_FREE_RESUMES && (cutOff || (point !== undefined && point.bytes > 0 && point.bytes < size));
       ({ tx, licence } = this.verify(b, txh, free));
     } catch (e) {
-      return this.refuse(b, toLmError(e));
+      return this.refuse(b, offerBytes, toLmError(e));
     }
     if (running) {
       const silent = running.silentFor();
       if (silent <= TAKEOVER_SILENCE_MS) {
         wipe(licence);
-        return this.refuse(b, new LmError(Reason.busy, 'a session is already running'));
+        return this.refuse(b, offerBytes, new LmError(Reason.busy, 'a session is already running'));
       }
       running.interrupt(`the gateway is gone: silent for ${(silent / 1000).toFixed(1)} s when a new OFFER came ([LM-DLV-13])`);
     }
@@ -234,10 +234,11 @@ export class OfferDesk {
    * can tell a real refusal from a forged one ([LM-FRAME-9]), at most `refusalsPerSecond`
    * answers per second; every refusal is reported as a 'reject' event.
    */
-  private async refuse(b: OfferBody, e: LmError): Promise<void> {
+  private async refuse(b: OfferBody, offerBytes: Uint8Array, e: LmError): Promise<void> {
     this.host.reject({ code: e.code, reason: reasonName(e.code), type: FrameType.OFFER, detail: `OFFER ${toHex(b.sid).slice(0, 8)} refused: ${e.message}` });
     if (!this.limiter.allow()) return;
-    const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: e.message.slice(0, 256) }, { kind: 'sig', secretKey: this.host.identity.secretKey });
+    // `oh` names the refused OFFER: a refusal of another OFFER under the same sid refuses nothing of the gateway's
+    const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: e.message.slice(0, 256), oh: digest(offerBytes) }, { kind: 'sig', secretKey: this.host.identity.secretKey });
     await this.host.send(err, FrameType.ERROR).catch(() => undefined);
   }
 }

@@ -142,6 +142,11 @@ export class Offering {
       host.reject(Reason.auth, `${host.device}: refusal not signed by the device: ${toLmError(e).message}`);
       return;
     }
+    // [LM-FRAME-9]: a refusal names the OFFER it refuses; one of another OFFER under our sid refuses nothing of ours
+    if (!this.offer || !f.body.oh || !equalBytes(f.body.oh, digest(this.offer.bytes))) {
+      host.reject(Reason.auth, `${host.device}: a signed refusal of another OFFER under our session id ignored ([LM-FRAME-9])`);
+      return;
+    }
     const busyWait = host.opts.busyWait ?? 15_000;
     if (code === Reason.busy && host.clock.now() - (this.since ?? 0) < busyWait) {
       // its previous session may be ending ([LM-DLV-13]): offer again shortly

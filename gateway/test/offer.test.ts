@@ -37,9 +37,12 @@ function rig() {
 }
 
 /** A refusal of `sid` as the device sends it, signed by `signer`, or unauthenticated. */
-function refusal(sid: Uint8Array, code: number, signer?: Uint8Array): AnyFrame {
-  return decodeFrame(encodeFrame(FrameType.ERROR, { sid, code, detail: 'no' }, signer ? { kind: 'sig', secretKey: signer } : { kind: 'none' }));
+function refusal(sid: Uint8Array, code: number, signer?: Uint8Array, offer?: Uint8Array): AnyFrame {
+  return decodeFrame(encodeFrame(FrameType.ERROR, { sid, code, detail: 'no', ...(offer ? { oh: digest(offer) } : {}) }, signer ? { kind: 'sig', secretKey: signer } : { kind: 'none' }));
 }
+
+/** The OFFER the gateway sent last. */
+const lastOffer = (r: { offers: { raw: Uint8Array }[] }) => r.offers[r.offers.length - 1]!.raw;
 
 const tick = () => new Promise((r) => setImmediate(r));
 
@@ -94,10 +97,13 @@ describe('offer [LM-FRAME-9]', () => {
     const r = rig();
     const o = new Offering(r.host, false);
     await o.send(r.hello);
-    o.beforeAccept(refusal(o.sid, Reason.txCount, identityKeyPair().secretKey));
+    o.beforeAccept(refusal(o.sid, Reason.txCount, identityKeyPair().secretKey, lastOffer(r)));
     expect(r.failures).toEqual([]);
     expect(r.rejects[0]).toMatch(/^p1: refusal not signed by the device/);
-    o.beforeAccept(refusal(o.sid, Reason.txCount, device.secretKey));
+    o.beforeAccept(refusal(o.sid, Reason.txCount, device.secretKey, new Uint8Array(10))); // [LM-FRAME-9]: a refusal of another OFFER under our sid
+    expect(r.failures).toEqual([]);
+    expect(r.rejects.at(-1)).toMatch(/a signed refusal of another OFFER under our session id ignored/);
+    o.beforeAccept(refusal(o.sid, Reason.txCount, device.secretKey, lastOffer(r)));
     expect(r.failures[0]!.e).toBeInstanceOf(OfferRefusedError);
     expect(r.failures[0]!.e.code).toBe(Reason.txCount);
     expect(r.failures[0]!.tell).toBe(false);
@@ -109,7 +115,7 @@ describe('offer [LM-FRAME-9]', () => {
     await o.send(r.hello);
     const sids = [o.sid];
     for (let i = 0; i < 15; i++) {
-      o.beforeAccept(refusal(o.sid, Reason.busy, device.secretKey));
+      o.beforeAccept(refusal(o.sid, Reason.busy, device.secretKey, lastOffer(r)));
       r.clock.advance(1000);
       await tick();
       sids.push(o.sid);
@@ -117,7 +123,7 @@ describe('offer [LM-FRAME-9]', () => {
     expect(r.offers).toHaveLength(16);
     expect(new Set(sids.map((s) => Buffer.from(s).toString('hex'))).size).toBe(16);
     expect(r.failures).toEqual([]);
-    o.beforeAccept(refusal(o.sid, Reason.busy, device.secretKey)); // 15 s after the first OFFER
+    o.beforeAccept(refusal(o.sid, Reason.busy, device.secretKey, lastOffer(r))); // 15 s after the first OFFER
     expect(r.failures[0]!.e.code).toBe(Reason.busy);
   });
 });

@@ -294,6 +294,10 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   const shifted = encodeFrame(FrameType.HINTS, { sid, seq: 0, rev: 6, chunk: 0, off: 0, ctlen: 4112, hints: det('shifted hints', 8), idx: [16, 17], sh: 10 }, macG);
   valid.push({ tcId: 0, comment: 'HINTS shifted re-send', result: 'valid', flags: ['Shifted'], requirements: ['LM-FRAME-1', 'LM-DLV-11'], type: 6, name: 'HINTS', authKind: 'mac', macKey: toHex(fkG2d), hex: toHex(shifted), decoded: jsonOf(decodeFrame(shifted).body) });
 
+  // A device's signed refusal of an OFFER, naming it ([LM-FRAME-9]).
+  const refusal = encodeFrame(FrameType.ERROR, { sid, code: Reason.txCount, detail: 'the print count is used up', oh: det('offer hash') }, sigD);
+  valid.push({ tcId: 0, comment: 'ERROR: a signed refusal naming the OFFER', result: 'valid', flags: ['Refusal'], requirements: ['LM-FRAME-1', 'LM-FRAME-9'], type: 14, name: 'ERROR', authKind: 'sig', signerPublic: toHex(device.publicKey), hex: toHex(refusal), decoded: jsonOf(decodeFrame(refusal).body) });
+
   const invalid: VectorTest[] = [];
   const bad = (comment: string, flags: string[], requirements: string[], bytes: Uint8Array, verifyWith?: Record<string, string>) => {
     let error: string;

@@ -30,7 +30,8 @@ export interface TelemetryBody { sid: Uint8Array; seq: number; rev: number; ctle
 export interface EndBody { sid: Uint8Array; bytes: number; chunks: number; frames: number; digest: Uint8Array }
 export interface ReceiptBody { sid: Uint8Array; jd: Uint8Array; bytes: number; digest: Uint8Array; time: number; device: string; txh: Uint8Array }
 export interface AlarmBody { sid?: Uint8Array; code: number; detail: string; time: number; observed?: number; limit?: number }
-export interface ErrorBody { sid?: Uint8Array; code: number; detail: string; seq?: number }
+/** `oh`: in a device's signed refusal, SHA-256 of the OFFER it refuses ([LM-FRAME-9]) */
+export interface ErrorBody { sid?: Uint8Array; code: number; detail: string; seq?: number; oh?: Uint8Array }
 export interface ByeBody { sid?: Uint8Array; who: string; reason: number }
 
 export interface Bodies {
@@ -226,6 +227,6 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 4, name: 'observed', parse: uint, optional: true },
     { key: 5, name: 'limit', parse: uint, optional: true },
   ],
-  14: [sidF(true), { key: 1, name: 'code', parse: uint }, { key: 2, name: 'detail', parse: detail }, { key: 3, name: 'seq', parse: uint, optional: true }],
+  14: [sidF(true), { key: 1, name: 'code', parse: uint }, { key: 2, name: 'detail', parse: detail }, { key: 3, name: 'seq', parse: uint, optional: true }, { key: 4, name: 'oh', parse: key32, optional: true }],
   15: [sidF(true), { key: 1, name: 'who', parse: id }, { key: 2, name: 'reason', parse: uint }],
 };

@@ -55,7 +55,7 @@ export const refusalSigned: Scenario = {
     if (!('refused' in r)) throw new Error('device accepted an expired transaction');
     check(r.refused.code === Reason.txExpired, `refused with ${r.refused.code}; expected ${Reason.txExpired}`);
     const session = [...t.sessionsRefused()].pop();
-    check(session?.refusalSigned, 'the refusal is not an ERROR signed with the device\'s identity key ([LM-FRAME-9])');
+    check(session?.refusalSigned, 'the refusal is not an ERROR signed with the device\'s identity key naming the refused OFFER (oh) ([LM-FRAME-9])');
     // forged OFFERs: a genuine one with bytes flipped, truncated or extended
     const genuine = t.rawOffer(t.params({ w: 16 }), t.tx(ctx.data));
     let seed = 0x9e3779b9;
