@@ -72,6 +72,8 @@ const BOOTS_PER_KEY = 8;
 
 /** Identity keys kept per device: bounded, since an attacker can sign with as many as it likes. */
 const KEYS_PER_DEVICE = 4;
+/** Devices whose HELLOs are kept: bounded, since without topic isolation or a registry anyone can announce any id. */
+export const MAX_DEVICES = 10_000;
 
 type ByKey = Map<string, Map<string, HelloBody>>;
 
@@ -99,7 +101,12 @@ export class HelloBook {
     const before = this.latest.get(device)?.get(key)?.boot;
     if (before && h.boot && !equalBytes(before, h.boot) && this.latest.get(device)?.has(key)) {
       const list = [...(this.boots.get(`${device}/${key}`) ?? []), before].slice(-BOOTS_PER_KEY);
+      this.boots.delete(`${device}/${key}`);
       this.boots.set(`${device}/${key}`, list);
+      for (const old of this.boots.keys()) {
+        if (this.boots.size <= MAX_DEVICES * KEYS_PER_DEVICE) break;
+        this.boots.delete(old);
+      }
     }
     put(this.online, device, key, h);
     put(this.latest, device, key, h);
@@ -162,5 +169,10 @@ function put(m: ByKey, device: string, key: string, h: HelloBody): void {
     if (byKey.size <= KEYS_PER_DEVICE) break;
     byKey.delete(old);
   }
-  m.set(device, byKey);
+  m.delete(device);
+  m.set(device, byKey); // the most recently heard device last
+  for (const old of m.keys()) {
+    if (m.size <= MAX_DEVICES) break;
+    m.delete(old);
+  }
 }

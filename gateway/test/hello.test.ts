@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { type Caps, FrameType, type HelloBody, type IdentityKeyPair, Reason, decodeFrame, encodeFrame, identityKeyPair, randomBytes } from '@livematrix/spec';
 import { HelloTimeoutError } from '../src/errors.js';
-import { HELLO_FRESH_MS, HelloBook, type HelloFrame, helloRefusal, isRestart } from '../src/hello.js';
+import { HELLO_FRESH_MS, HelloBook, MAX_DEVICES, type HelloFrame, helloRefusal, isRestart } from '../src/hello.js';
 import { FakeClock } from './fake-clock.js';
 
 const CAPS: Caps = { suites: [[3, 40_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 };
@@ -118,5 +118,13 @@ describe('hello book', () => {
     book.accept('p1', body({ boot: a, time: 1500 }));
     book.accept('p1', body({ boot: b, time: 2000 }));
     expect(book.history('p1', dev.publicKey).boots).toEqual([a]);
+  });
+
+  it('keeps the HELLOs of at most MAX_DEVICES devices, the least recently heard dropped', () => {
+    const book = new HelloBook(new FakeClock());
+    for (let i = 0; i <= MAX_DEVICES; i++) book.accept(`d${i}`, body({ device: `d${i}` }));
+    expect(book.history('d0', dev.publicKey).last).toBeUndefined();
+    expect(book.history('d1', dev.publicKey).last).toBeDefined();
+    expect(book.history(`d${MAX_DEVICES}`, dev.publicKey).last).toBeDefined();
   });
 });
