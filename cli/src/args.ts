@@ -6,8 +6,6 @@
 import { parseArgs } from 'node:util';
 import { errorMessage, fromHex } from '@livematrix/spec';
 
-export { errorMessage };
-
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
 /** A mistake on the command line: printed with a pointer to --help, exit code 2. */

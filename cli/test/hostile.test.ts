@@ -163,8 +163,8 @@ describe('print counts and replays [LM-DLV-10] [LM-FRAME-9]', () => {
       const dropped = when<{ detail: string }>((f) => r.device.on('reject', f), (e) => /dropped unchecked/.test(e.detail));
       const forged = offer(r);
       forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 1;
-      // the device is busy: the cheap checks refuse these before any signature is checked, so
-      // the session's own OFFER-free traffic is what the budget protects; then an idle-path flood
+      // while the device is busy, a flood is refused as busy before any signature is checked;
+      // once it is idle, each OFFER with a fresh sid reaches the signature budget (50 a second)
       for (let i = 0; i < 2000; i++) s.client.publish(topics.deviceIn('f1', 'p1'), Buffer.from(forged), { qos: 0 });
       const [, out] = await Promise.all([gs.done, output]);
       expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);

@@ -49,8 +49,8 @@ export function offerChecks(): OfferChecks {
   };
 }
 
-/** At most `perSecond` answers in a calendar second of the device's clock ([LM-FRAME-9]). */
-export class RefusalLimiter {
+/** At most `perSecond` events in a calendar second of the device's clock: refusals answered, OFFER signatures checked ([LM-FRAME-9]). */
+export class PerSecondLimit {
   private second = 0;
   private count = 0;
   constructor(private readonly clock: Clock, private readonly perSecond: number) {}
@@ -116,9 +116,9 @@ export interface OfferHost {
 
 /** Takes OFFERs one at a time. */
 export class OfferDesk {
-  private readonly limiter: RefusalLimiter;
+  private readonly limiter: PerSecondLimit;
   /** signature checks of OFFERs in the current second */
-  private readonly checksBudget: RefusalLimiter;
+  private readonly checksBudget: PerSecondLimit;
   /** an OFFER is between its checks and its ACCEPT */
   private accepting = false;
   /** session ids (hex) of OFFERs whose signature verified, oldest first */
@@ -127,8 +127,8 @@ export class OfferDesk {
   private readonly freeResumes = new Map<string, number>();
 
   constructor(private readonly host: OfferHost, private readonly checks: OfferChecks, refusalsPerSecond: number) {
-    this.limiter = new RefusalLimiter(host.clock, refusalsPerSecond);
-    this.checksBudget = new RefusalLimiter(host.clock, OFFER_CHECKS_PER_SECOND);
+    this.limiter = new PerSecondLimit(host.clock, refusalsPerSecond);
+    this.checksBudget = new PerSecondLimit(host.clock, OFFER_CHECKS_PER_SECOND);
   }
 
   /** Never throws for what the OFFER holds: whatever goes wrong is a refusal ([LM-FRAME-9]). */

@@ -81,7 +81,7 @@ export function phaseFactories(replaced: Partial<PhaseFactories> = {}): PhaseFac
 export { type Clock, type Cancel, type Timers, systemTimers } from './clock.js';
 export type { ControlOpId, HintsFrame, KeyFrame, OfferFrame, RevisionedType, TimeRespFrame } from './frames.js';
 export { type RevisionPolicy, revisionPolicy } from './revisions.js';
-export { type OfferChecks, offerChecks, RefusalLimiter, TAKEOVER_SILENCE_MS } from './offer.js';
+export { type OfferChecks, offerChecks, PerSecondLimit, TAKEOVER_SILENCE_MS } from './offer.js';
 export { Liveness, type LivenessOptions, TimeSync, type TimeSyncOptions, HEARTBEAT_MS, RESYNC_MS, SYNC_ROUNDS } from './timesync.js';
 export { HintReceiver, resolveSymbol, type ChunkState, type FrameState, type HintTable, type ReceiptLedger, type ReceiveContext, type ReceivePhase, type TableSource } from './receive.js';
 export { Delivery, contentLayer, rateAlarm, type ChunkSource, type ContentLayer, type DeliveryContext, type KeyOutcome, type RateAlarm, type RateExcess, type SealedChunk } from './delivery.js';

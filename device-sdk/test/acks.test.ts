@@ -5,14 +5,14 @@
 import { describe, expect, it } from 'vitest';
 import { type AckBody, Reason } from '@livematrix/spec';
 import { AckLedger, type AckProgress, ackBodies } from '../src/acks.js';
-import { FakeTime } from './fake-time.js';
+import { ManualClock } from '@livematrix/testkit';
 
 const sid = new Uint8Array(16).fill(7);
 
 function ledger(progress: AckProgress = { from: 0, delivered: 0, consumed: 0 }) {
-  const time = new FakeTime();
+  const time = new ManualClock();
   const sent: { at: number; body: AckBody }[] = [];
-  const acks = new AckLedger({ sid, timers: time, credit: 4096, progress: () => progress, send: (body) => sent.push({ at: time.now, body }) });
+  const acks = new AckLedger({ sid, timers: time, credit: 4096, progress: () => progress, send: (body) => sent.push({ at: time.t, body }) });
   return { time, sent, acks, progress };
 }
 
@@ -52,7 +52,7 @@ describe('AckLedger [LM-DLV-2] [LM-DLV-4]', () => {
 
   it('coalesces ACKs within 5 ms and sends a NACK at once', () => {
     const { time, sent, acks } = ledger();
-    const t0 = time.now;
+    const t0 = time.t;
     acks.received(0);
     acks.soon();
     acks.soon();
@@ -92,6 +92,6 @@ describe('AckLedger [LM-DLV-2] [LM-DLV-4]', () => {
     acks.flush();
     time.advance(100);
     expect(sent).toEqual([]);
-    expect(time.timers).toBe(0);
+    expect(time.pending).toBe(0);
   });
 });

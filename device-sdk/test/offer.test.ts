@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { type Caps, LmError, Reason, type SessionParams } from '@livematrix/spec';
-import { RefusalLimiter, offerChecks } from '../src/offer.js';
+import { PerSecondLimit, offerChecks } from '../src/offer.js';
 import { defaultPhases, phaseFactories } from '../src/phases.js';
 
 const caps: Caps = { suites: [[3, 40_000_000]], mem: 2 ** 30, wmax: 20, workers: 2 };
@@ -13,7 +13,7 @@ const params: SessionParams = { suite: 3, w: 16, L: 3, period: 1000, epoch: 0, g
 describe('refusals [LM-FRAME-9]', () => {
   it('answers at most the set number of refusals per second of the device clock', () => {
     let now = 1_800_000_000_000;
-    const limit = new RefusalLimiter(() => now, 20);
+    const limit = new PerSecondLimit(() => now, 20);
     const first = Array.from({ length: 25 }, () => limit.allow());
     expect(first.filter(Boolean)).toHaveLength(20);
     expect(first.slice(20)).toEqual([false, false, false, false, false]);

@@ -6,12 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { type LmError, Reason } from '@livematrix/spec';
 import { Liveness, RESYNC_MS, SYNC_ROUNDS, TimeSync } from '../src/timesync.js';
-import { FakeTime } from './fake-time.js';
+import { ManualClock } from '@livematrix/testkit';
 
 /** A time sync whose gateway answers at once with its clock `offset` ms ahead (or never). */
 function sync(offset: number | undefined) {
-  const time = new FakeTime();
-  const t0 = time.now;
+  const time = new ManualClock();
+  const t0 = time.t;
   const requests: number[] = [];
   const outcome: { agreed: number[]; refused: LmError[] } = { agreed: [], refused: [] };
   const s: TimeSync = new TimeSync({
@@ -20,7 +20,7 @@ function sync(offset: number | undefined) {
       requests.push(t1 - t0);
       if (offset !== undefined) s.onResponse({ t1, t2: t1 + offset, t3: t1 + offset });
     },
-    agreed: () => void outcome.agreed.push(time.now - t0),
+    agreed: () => void outcome.agreed.push(time.t - t0),
     refused: (e) => void outcome.refused.push(e),
   });
   return { time, s, requests, outcome };
@@ -73,7 +73,7 @@ describe('time sync [LM-TIME-1] [LM-TIME-2] [LM-TIME-3]', () => {
 
 describe('liveness [LM-DLV-13]', () => {
   it('beats every second and ends the session once the gateway is silent beyond the timeout', () => {
-    const time = new FakeTime();
+    const time = new ManualClock();
     const gone: number[] = [];
     let beats = 0;
     const l = new Liveness({ clock: time.clock, timers: time, timeout: 10_000, beat: () => void beats++, gone: (ms) => void gone.push(ms) });
@@ -90,11 +90,11 @@ describe('liveness [LM-DLV-13]', () => {
     expect(beats).toBe(13);
     time.advance(5000);
     expect(gone).toHaveLength(1);
-    expect(time.timers).toBe(0);
+    expect(time.pending).toBe(0);
   });
 
   it('stops beating when stopped', () => {
-    const time = new FakeTime();
+    const time = new ManualClock();
     let beats = 0;
     const l = new Liveness({ clock: time.clock, timers: time, timeout: 10_000, beat: () => void beats++, gone: () => undefined });
     l.start();

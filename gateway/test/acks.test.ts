@@ -13,12 +13,12 @@ import { Allowance, ChunkKeys } from '../src/keys.js';
 import { Stats } from '../src/report.js';
 import { CongestionWindow, INITIAL_CWND, RetryMap, latencyTarget } from '../src/retransmit.js';
 import { Sender } from '../src/sender.js';
-import { FakeClock } from './fake-clock.js';
+import { ManualClock } from '@livematrix/testkit';
 
 const CAPS: Caps = { suites: [[3, 40_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 };
 
 async function rig(o: { rate?: number; burst?: number } = {}) {
-  const clock = new FakeClock(Date.now());
+  const clock = new ManualClock(Date.now());
   const params = negotiate(CAPS, clock.t, { w: 16 });
   clock.t = params.epoch + params.period; // in revision r0: a sender stamps t − G ([LM-REV-1]) and the epoch may be just behind now
   const queue = new PQueue({ concurrency: 1 });

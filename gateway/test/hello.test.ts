@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { type Caps, FrameType, type HelloBody, type IdentityKeyPair, Reason, decodeFrame, encodeFrame, identityKeyPair, randomBytes } from '@livematrix/spec';
 import { HelloTimeoutError } from '../src/errors.js';
 import { HELLO_FRESH_MS, HelloBook, MAX_DEVICES, type HelloFrame, helloRefusal, isRestart } from '../src/hello.js';
-import { FakeClock } from './fake-clock.js';
+import { ManualClock } from '@livematrix/testkit';
 
 const CAPS: Caps = { suites: [[3, 40_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 };
 const dev = identityKeyPair();
@@ -83,7 +83,7 @@ describe('restart [LM-DLV-10]', () => {
 
 describe('hello book', () => {
   it('hands a waiter the HELLO of the key it waits for, and forgets online HELLOs on BYE only', async () => {
-    const c = new FakeClock();
+    const c = new ManualClock();
     const book = new HelloBook(c);
     const other = identityKeyPair();
     const waiting = book.wait('p1', 10_000, dev.publicKey, 'lm/1/f1/d/p1/state');
@@ -104,7 +104,7 @@ describe('hello book', () => {
   });
 
   it('keeps at most four keys per device, the oldest dropped', () => {
-    const book = new HelloBook(new FakeClock());
+    const book = new HelloBook(new ManualClock());
     const keys = Array.from({ length: 5 }, () => identityKeyPair());
     for (const k of keys) book.accept('p1', body({}, k));
     expect(book.history('p1', keys[0]!.publicKey).last).toBeUndefined();
@@ -112,7 +112,7 @@ describe('hello book', () => {
   });
 
   it('remembers the boots a device has left', () => {
-    const book = new HelloBook(new FakeClock());
+    const book = new HelloBook(new ManualClock());
     const [a, b] = [randomBytes(8), randomBytes(8)];
     book.accept('p1', body({ boot: a }));
     book.accept('p1', body({ boot: a, time: 1500 }));
@@ -121,7 +121,7 @@ describe('hello book', () => {
   });
 
   it('keeps the HELLOs of at most MAX_DEVICES devices, the least recently heard dropped', () => {
-    const book = new HelloBook(new FakeClock());
+    const book = new HelloBook(new ManualClock());
     for (let i = 0; i <= MAX_DEVICES; i++) book.accept(`d${i}`, body({ device: `d${i}` }));
     expect(book.history('d0', dev.publicKey).last).toBeUndefined();
     expect(book.history('d1', dev.publicKey).last).toBeDefined();

@@ -5,12 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Allowance, ChunkKeys } from '../src/keys.js';
-import { FakeClock } from './fake-clock.js';
+import { ManualClock } from '@livematrix/testkit';
 
 const KB = 1000;
 
 function rig(o: { rate?: number; burst?: number; from?: number; first?: number } = {}) {
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const allowance = new Allowance(o.from ?? 0, o.rate ?? KB, o.burst ?? KB);
   const sent: { j: number; at: number }[] = [];
   let withheld = false;

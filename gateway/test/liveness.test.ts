@@ -7,13 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { Reason } from '@livematrix/spec';
 import { DeviceOfflineError, DeviceSilentError } from '../src/errors.js';
 import { Liveness } from '../src/liveness.js';
-import { FakeClock } from './fake-clock.js';
+import { ManualClock } from '@livematrix/testkit';
 
 const limits = { silence: 20_000, grace: 10_000 };
 
 describe('liveness [LM-DLV-13]', () => {
   it('counts silence from ACCEPT and from each authenticated frame, not before ACCEPT', () => {
-    const c = new FakeClock();
+    const c = new ManualClock();
     const l = new Liveness('p1', c.now, limits);
     c.advance(60_000);
     expect(l.check()).toBeUndefined(); // still offering: the offer timeout applies
@@ -30,7 +30,7 @@ describe('liveness [LM-DLV-13]', () => {
   });
 
   it('ends with offline once the Will\'s grace passed without the device', () => {
-    const c = new FakeClock();
+    const c = new ManualClock();
     const l = new Liveness('p1', c.now, limits);
     l.accepted();
     expect(l.offline()).toBe(true);
@@ -46,7 +46,7 @@ describe('liveness [LM-DLV-13]', () => {
   });
 
   it('an authenticated frame after the Will cancels it', () => {
-    const c = new FakeClock();
+    const c = new ManualClock();
     const l = new Liveness('p1', c.now, limits);
     l.accepted();
     l.offline();

@@ -10,7 +10,7 @@ import {
 } from '@livematrix/spec';
 import { OfferRefusedError, OfferTimeoutError } from '../src/errors.js';
 import { type AcceptFrame, type OfferHost, Offering } from '../src/offer.js';
-import { FakeClock } from './fake-clock.js';
+import { ManualClock } from '@livematrix/testkit';
 
 const CAPS: Caps = { suites: [[3, 40_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 };
 const operator = identityKeyPair();
@@ -18,7 +18,7 @@ const device = identityKeyPair();
 const gateway = identityKeyPair();
 
 function rig() {
-  const clock = new FakeClock(Date.now());
+  const clock = new ManualClock(Date.now());
   const { tx, licence } = createTx({
     job: 'j', plaintext: { digest: digest(new Uint8Array(10)), size: 10 }, device: 'p1', devicePublic: device.publicKey, operatorSecret: operator.secretKey,
     operatorPublic: operator.publicKey, notBefore: clock.t - 60_000, notAfter: clock.t + 3_600_000, rate: 1e6, burst: 1e6, gatewayPublic: gateway.publicKey,

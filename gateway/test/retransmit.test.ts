@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { Reason } from '@livematrix/spec';
 import { CongestionWindow, INITIAL_CWND, MAX_CWND, MIN_CWND, RetryMap, latencyTarget, nackedSymbols, overdue } from '../src/retransmit.js';
-import { FakeClock } from './fake-clock.js';
+import { ManualClock } from '@livematrix/testkit';
 
 describe('latency target [LM-DLV-12]', () => {
   it('is a quarter of P - 2G, at least 20 ms', () => {
@@ -18,7 +18,7 @@ describe('latency target [LM-DLV-12]', () => {
 
 describe('congestion window [LM-DLV-12]', () => {
   it('starts small and grows by the frames reported received while they come back within half the target', () => {
-    const c = new FakeClock();
+    const c = new ManualClock();
     const cw = new CongestionWindow(c.now, 100);
     expect(cw.size).toBe(INITIAL_CWND);
     expect(cw.allows(3)).toBe(true);
@@ -32,7 +32,7 @@ describe('congestion window [LM-DLV-12]', () => {
   });
 
   it('halves on congestion at most once per two latency targets, never below the minimum', () => {
-    const c = new FakeClock();
+    const c = new ManualClock();
     const cw = new CongestionWindow(c.now, 100);
     cw.received(28, 0);
     expect(cw.size).toBe(32);
@@ -54,7 +54,7 @@ describe('congestion window [LM-DLV-12]', () => {
   });
 
   it('a frame later than the target halves it; then it grows by 1/cwnd per frame near the target and fast below half of it', () => {
-    const c = new FakeClock();
+    const c = new ManualClock();
     const cw = new CongestionWindow(c.now, 100);
     cw.received(12, 0);
     expect(cw.size).toBe(16);
@@ -67,7 +67,7 @@ describe('congestion window [LM-DLV-12]', () => {
   });
 
   it('is bounded above', () => {
-    const cw = new CongestionWindow(new FakeClock().now, 100);
+    const cw = new CongestionWindow(new ManualClock().now, 100);
     cw.received(10_000, 0);
     expect(cw.size).toBe(MAX_CWND);
   });

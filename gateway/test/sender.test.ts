@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { type Caps, type HintsBody, Ratchet, Reason, hintSymbols, negotiate, pack, randomBytes, senderRevision, shiftedSymbol } from '@livematrix/spec';
 import { Kernel } from '@livematrix/spec/engine';
 import { type OutFrame, Sender, planShift } from '../src/sender.js';
-import { FakeClock } from './fake-clock.js';
+import { ManualClock } from '@livematrix/testkit';
 
 const CAPS: Caps = { suites: [[3, 40_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 };
 
@@ -39,7 +39,7 @@ describe('shifted re-sends [LM-DLV-11]', () => {
 });
 
 function rig(halted = false) {
-  const clock = new FakeClock(Date.now());
+  const clock = new ManualClock(Date.now());
   const params = negotiate(CAPS, clock.t, { w: 16 });
   clock.t = params.epoch + params.period; // in revision r0: a sender stamps t − G ([LM-REV-1]) and the epoch may be just behind now
   const chain = randomBytes(32);

@@ -53,3 +53,6 @@ export { FRAME_QOS, TOPIC_FRAMES, TOPIC_ROOT, parseTopic, topics, type ParsedTop
 // connect tokens of the broker profile (SPEC §10.1)
 export { Role, decodeConnectToken, makeConnectToken, verifyConnectToken, type ConnectToken, type RoleId } from './token.js';
 
+
+// timers the roles' sub-machines take injected
+export { noTimer, systemTimers, type Cancel, type Timers } from './timers.js';

@@ -5,3 +5,4 @@
  */
 export { startMosquitto, mosquittoPath, freePort, waitForPort, type RunningMosquitto } from './mosquitto.js';
 export { testEngine } from './engine.js';
+export { ManualClock } from './manual-clock.js';

@@ -9,10 +9,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBroker } from '@livematrix/broker';
 import { Device, type IncomingStream } from '@livematrix/device-sdk';
-import { type IdentityKeyPair, SUITE_NAMES, createTx, digest, identityKeyPair, toHex } from '@livematrix/spec';
+import { type IdentityKeyPair, SUITE_NAMES, createTx, digest, identityKeyPair, toHex, errorMessage } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
 import { Gateway, type GatewayStream, type StreamReport } from '@livematrix/gateway';
-import { EXIT, UsageError, errorMessage, num, parse } from '../args.js';
+import { EXIT, UsageError, num, parse } from '../args.js';
 import { help } from '../help.js';
 import { Progress, consume, isTTY, mb } from '../progress.js';
 

@@ -5,9 +5,9 @@
  */
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { readIdentityFile } from '@livematrix/spec/keyfile';
-import { SUITE_NAMES } from '@livematrix/spec';
+import { SUITE_NAMES, errorMessage } from '@livematrix/spec';
 import { Gateway } from '@livematrix/gateway';
-import { EXIT, UsageError, type Values, errorMessage, hexKey, need, num, opt, parse } from '../args.js';
+import { EXIT, UsageError, type Values, hexKey, need, num, opt, parse } from '../args.js';
 import { connectAs, connection } from '../connection.js';
 import { help } from '../help.js';
 import { RateLimitedLog, describeRefusal } from '../log.js';
