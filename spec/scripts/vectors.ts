@@ -10,7 +10,9 @@ import {
   encodeCbor, encodeFrame, hintDigest, hintInput, identityKeyPair, openChunk, openLicence, pack, reasonName, sealChunk, shiftedSymbol,
   sealTelemetry, toHex, transcriptHash, unpack, verifyTx, wrapChunkKey, x25519KeyPair, Reason, type ReasonCode,
   verifyFrame as verifyFrameFn, fromHex as fromHexLocal, concatBytes as concat, frameMac,
+  REVOCATION_PERIOD_MS, Revocations, decodeTx, signRevocation, signTicket, verifyRevocation, verifyTicket, type RevocationRequest, type RevokeBody, type TicketBody,
 } from '../src/index.js';
+import { ledgerVectors } from './ledger-vectors.js';
 
 /** Deterministic bytes for a label. */
 export function det(label: string, n = 32): Uint8Array {
@@ -260,6 +262,8 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   const sigG: Signer = { kind: 'sig', secretKey: gateway.secretKey };
   const macG: Signer = { kind: 'mac', key: fkG2d };
   const macD: Signer = { kind: 'mac', key: fkD2g };
+  const operator = identityKeyPair(det('operator identity'));
+  const sigO: Signer = { kind: 'sig', secretKey: operator.secretKey };
   const params = { suite: 3 as const, w: 20, L: 4, period: 1000, epoch: t - 5000, grace: 250, r0: 5, chunk: 4096, symbolsPerFrame: 1024, wt: 16 };
   const samples: { [K in FrameTypeId]: [Bodies[K], Signer] } = {
     1: [{ device: 'printer-01', idpk: device.publicKey, caps: { suites: [[3, 24_000_000], [2, 9_000_000], [1, 9_000_000]], mem: 256 * 2 ** 20, wmax: 24, workers: 2 }, time: t, software: 'livematrix-device/0.1', online: true }, sigD],
@@ -277,14 +281,15 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
     13: [{ sid, code: Reason.rate, detail: 'consumed 2000000 bytes in 10 s; allowed 100000 bytes/s', time: t, observed: 200000, limit: 100000 }, macG],
     14: [{ code: Reason.unknownSession, detail: 'no such session', seq: 12 }, { kind: 'none' }],
     15: [{ who: 'printer-01', reason: Reason.offline }, { kind: 'none' }],
+    16: [{ seq: 3, time: t, next: t + 3_600_000, txs: [det('revoked tx hash')], devices: ['printer-13'], operators: [], opk: operator.publicKey }, sigO],
   };
   const valid: VectorTest[] = [];
-  const keyFor = (s: Signer) => (s.kind === 'sig' ? { signerPublic: toHex(s === sigD ? device.publicKey : gateway.publicKey) } : s.kind === 'mac' ? { macKey: toHex(s.key) } : {});
+  const keyFor = (s: Signer) => (s.kind === 'sig' ? { signerPublic: toHex(s === sigD ? device.publicKey : s === sigO ? operator.publicKey : gateway.publicKey) } : s.kind === 'mac' ? { macKey: toHex(s.key) } : {});
   for (const type of Object.keys(samples).map(Number) as FrameTypeId[]) {
     const [body, signer] = samples[type] as [never, Signer];
     const bytes = encodeFrame(type, body, signer);
     const f = decodeFrame(bytes);
-    valid.push({ tcId: 0, comment: FRAME_TYPE_NAMES[type], result: 'valid', flags: [], requirements: ['LM-FRAME-1', 'LM-FRAME-2', 'LM-CBOR-1'], type, name: FRAME_TYPE_NAMES[type], authKind: signer.kind, ...keyFor(signer), hex: toHex(bytes), decoded: jsonOf(f.body) });
+    valid.push({ tcId: 0, comment: FRAME_TYPE_NAMES[type], result: 'valid', flags: [], requirements: ['LM-FRAME-1', 'LM-FRAME-2', 'LM-CBOR-1', ...(type === FrameType.REVOKE ? ['LM-REVOKE-1'] : [])], type, name: FRAME_TYPE_NAMES[type], authKind: signer.kind, ...keyFor(signer), hex: toHex(bytes), decoded: jsonOf(f.body) });
   }
   // Extension key 16 is ignored ([LM-FRAME-4]).
   const ext = rewriteBody(encodeFrame(FrameType.TIME_REQ, { sid, t1: t }, macD), (m) => m.set(16, 'extension'), fkD2g);
@@ -297,6 +302,13 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   // A device's signed refusal of an OFFER, naming it ([LM-FRAME-9]).
   const refusal = encodeFrame(FrameType.ERROR, { sid, code: Reason.txCount, detail: 'the print count is used up', oh: det('offer hash') }, sigD);
   valid.push({ tcId: 0, comment: 'ERROR: a signed refusal naming the OFFER', result: 'valid', flags: ['Refusal'], requirements: ['LM-FRAME-1', 'LM-FRAME-9'], type: 14, name: 'ERROR', authKind: 'sig', signerPublic: toHex(device.publicKey), hex: toHex(refusal), decoded: jsonOf(decodeFrame(refusal).body) });
+
+  // A resume OFFER that spends the device's ticket, and the refusal tx-resume that hands it back ([LM-LIC-4]).
+  const { ticket } = ticketFixture();
+  const resumeOffer = encodeFrame(FrameType.OFFER, { ...samples[2][0], resume: true, tk: ticket.bytes }, sigG);
+  valid.push({ tcId: 0, comment: 'OFFER resuming with the device\'s ticket', result: 'valid', flags: ['Ticket'], requirements: ['LM-FRAME-1', 'LM-LIC-4'], type: 2, name: 'OFFER', authKind: 'sig', signerPublic: toHex(gateway.publicKey), hex: toHex(resumeOffer), decoded: jsonOf(decodeFrame(resumeOffer).body) });
+  const resumeRefusal = encodeFrame(FrameType.ERROR, { sid, code: Reason.txResume, detail: 'a resume without an unspent ticket', oh: det('offer hash'), tk: ticket.bytes }, sigD);
+  valid.push({ tcId: 0, comment: 'ERROR tx-resume carrying the device\'s ticket', result: 'valid', flags: ['Ticket', 'Refusal'], requirements: ['LM-FRAME-1', 'LM-FRAME-9', 'LM-LIC-4'], type: 14, name: 'ERROR', authKind: 'sig', signerPublic: toHex(device.publicKey), hex: toHex(resumeRefusal), decoded: jsonOf(decodeFrame(resumeRefusal).body) });
 
   const invalid: VectorTest[] = [];
   const bad = (comment: string, flags: string[], requirements: string[], bytes: Uint8Array, verifyWith?: Record<string, string>) => {
@@ -342,8 +354,12 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   bad('OFFER signed by the gateway, verified with the device key', ['BadAuth'], ['LM-FRAME-2', 'LM-FRAME-6'], offer, { signerPublic: toHex(device.publicKey) });
   const tamperedOffer = rewriteBodyKeepAuth(offer, (m) => m.set(5, t + 1));
   bad('OFFER with its time changed after signing', ['BadAuth'], ['LM-FRAME-2'], tamperedOffer, { signerPublic: toHex(gateway.publicKey) });
+  bad('OFFER with a ticket of 257 bytes', ['WrongType'], ['LM-FRAME-1', 'LM-LIC-4'], rewriteBodyKeepAuth(resumeOffer, (m) => m.set(7, new Uint8Array(257))));
+  const revoke = encodeFrame(FrameType.REVOKE, samples[16][0], sigO);
+  bad('REVOKE with a 16-byte auth (only SIG is allowed)', ['AuthLength'], ['LM-FRAME-3', 'LM-REVOKE-1'], rewriteArray(revoke, (a) => { a[3] = new Uint8Array(16); }));
+  bad('REVOKE signed by the operator, verified with the gateway key', ['BadAuth'], ['LM-FRAME-2', 'LM-REVOKE-1'], revoke, { signerPublic: toHex(gateway.publicKey) });
   return file('LIVEMATRIX-FRAMES', {
-    Extension: 'keys of 16 and above are ignored', Shifted: 'a shifted re-send (LM-DLV-11)',
+    Extension: 'keys of 16 and above are ignored', Shifted: 'a shifted re-send (LM-DLV-11)', Ticket: 'carries a resume ticket (LM-LIC-4)', Refusal: 'a device\'s signed refusal of an OFFER (LM-FRAME-9)',
     Truncated: 'input ends inside a data item', Trailing: 'bytes after the frame', Version: 'unsupported version', UnknownType: 'no such frame type',
     WrongType: 'a field or the envelope has the wrong type', MissingField: 'a required field is absent', UnknownKey: 'a body key below 16 that the type does not define',
     AuthLength: 'auth length fits no allowed kind', NonCanonical: 'not deterministic CBOR', Float: 'floats are outside the profile', Oversize: 'over the frame limit',
@@ -469,6 +485,173 @@ function resignedBody(bytes: Uint8Array, key: number, value: number): Uint8Array
   return encodeCbor([m, sig]);
 }
 
+// ---- resume tickets ([LM-LIC-3], [LM-LIC-4]) --------------------------------------------------
+
+export function ticketFixture() {
+  const { device, other, tx, nbf } = txFixture();
+  const body: TicketBody = { v: 1, id: det('ticket id', 16), txh: tx.hash, sid: det('sid', 16), off: 8192, exp: nbf + 3_600_000, device: 'printer-01' };
+  return { device, other, tx, nbf, body, ticket: signTicket(body, device.secretKey) };
+}
+
+/** What a device checks a ticket against, as the vectors write it (hex keys). */
+export interface TicketContextJson {
+  device: string;
+  devicePublic: string;
+  txh: string;
+  now: number;
+}
+
+/** Sets `twin` of each invalid test to the tcId of its valid twin (the test it differs from in one thing), once ids are assigned. */
+function linkTwins(f: VectorFile, twins: Map<VectorTest, VectorTest>): VectorFile {
+  for (const [t, twin] of twins) t['twin'] = twin.tcId;
+  return f;
+}
+
+function ticketVectors(): VectorFile {
+  const { device, other, tx, body, ticket } = ticketFixture();
+  const ctx: TicketContextJson = { device: 'printer-01', devicePublic: toHex(device.publicKey), txh: toHex(tx.hash), now: body.exp - 60_000 };
+  const run = (bytes: Uint8Array, c: TicketContextJson) => verifyTicket(bytes, { device: c.device, devicePublic: fromHexLocal(c.devicePublic), txh: fromHexLocal(c.txh), now: c.now });
+  const tests: VectorTest[] = [];
+  const twins = new Map<VectorTest, VectorTest>();
+  const requirements = ['LM-LIC-3', 'LM-LIC-4'];
+  const valid = (comment: string, flags: string[], bytes: Uint8Array, context: TicketContextJson): VectorTest => {
+    const t = run(bytes, context);
+    const v: VectorTest = { tcId: 0, comment, result: 'valid', flags, requirements, ticket: toHex(bytes), context, id: toHex(t.body.id), decoded: jsonOf(t.body) };
+    tests.push(v);
+    return v;
+  };
+  const invalid = (comment: string, flags: string[], bytes: Uint8Array, context: TicketContextJson, twin: VectorTest) => {
+    const v: VectorTest = { tcId: 0, comment, result: 'invalid', flags, requirements, ticket: toHex(bytes), context, error: errorName(() => run(bytes, context)) };
+    twins.set(v, twin);
+    tests.push(v);
+  };
+  const main = valid('valid ticket, presented to its device for its transaction', [], ticket.bytes, ctx);
+  const atExp = valid('valid at its expiry time exactly', ['Boundary'], ticket.bytes, { ...ctx, now: body.exp });
+  const sigFlip = ticket.bytes.slice();
+  sigFlip[sigFlip.length - 1] = (sigFlip[sigFlip.length - 1] as number) ^ 1;
+  invalid('signature with one bit flipped', ['Tampered'], sigFlip, ctx, main);
+  const [m, sig] = decodeCbor(ticket.bytes) as [Map<number, CborValue>, Uint8Array];
+  invalid('offset raised after signing', ['Tampered'], encodeCbor([new Map(m).set(5, body.off + 4096), sig]), ctx, main);
+  invalid('presented to another device (its id and key)', ['WrongDevice'], ticket.bytes, { ...ctx, device: 'printer-02', devicePublic: toHex(other.publicKey) }, main);
+  invalid('signed by this device\'s key for another device id', ['WrongDevice'], signTicket({ ...body, device: 'printer-02' }, device.secretKey).bytes, ctx, main);
+  invalid('expired: presented one ms after its expiry', ['Expired'], ticket.bytes, { ...ctx, now: body.exp + 1 }, atExp);
+  invalid('for another transaction', ['WrongTx'], ticket.bytes, { ...ctx, txh: toHex(det('another transaction')) }, main);
+  invalid('one trailing byte', ['Malformed'], concat(ticket.bytes, Uint8Array.of(0)), ctx, main);
+  return linkTwins(file('LIVEMATRIX-TICKET', {
+    Boundary: 'at the limit the ticket still holds', Tampered: 'the device signature does not verify', WrongDevice: 'not this device\'s ticket',
+    Expired: 'now is after exp', WrongTx: 'issued for another transaction', Malformed: 'not a ticket',
+    twin: 'an invalid test\'s twin is the valid test it differs from in one thing: the ticket bytes or the context',
+  }, [{ type: 'TicketTest', signingInput: 'ascii("livematrix/1 ticket") || 0x00 || enc(body)', tests }]), twins);
+}
+
+// ---- revocation lists ([LM-REVOKE-1] .. [LM-REVOKE-3]) ----------------------------------------
+
+export function revocationFixture() {
+  const { operator, tx, nbf } = txFixture();
+  const second = identityKeyPair(det('second operator identity'));
+  const stranger = identityKeyPair(det('untrusted operator identity'));
+  const retired = identityKeyPair(det('retired operator identity'));
+  const time = nbf + 3_600_000;
+  const base: RevocationRequest = {
+    seq: 7, time, next: time + REVOCATION_PERIOD_MS, txs: [det('revoked tx hash')], devices: ['printer-13'], operators: [retired.publicKey],
+    operatorSecret: operator.secretKey, operatorPublic: operator.publicKey,
+  };
+  return { operator, second, stranger, retired, tx, time, base };
+}
+
+function revocationVectors(): VectorFile {
+  const { operator, second, stranger, retired, tx, time, base } = revocationFixture();
+  const by = (k: { secretKey: Uint8Array; publicKey: Uint8Array }) => ({ operatorSecret: k.secretKey, operatorPublic: k.publicKey });
+  const trusted = [toHex(operator.publicKey)];
+  const both = [toHex(operator.publicKey), toHex(second.publicKey)];
+  const verify = (bytes: Uint8Array, keys: string[]) => verifyRevocation(bytes, keys.map(fromHexLocal));
+  const twins = new Map<VectorTest, VectorTest>();
+
+  // the list itself: format and signature ([LM-REVOKE-1])
+  const lists: VectorTest[] = [];
+  const listValid = (comment: string, flags: string[], bytes: Uint8Array, keys: string[]): VectorTest => {
+    const v: VectorTest = { tcId: 0, comment, result: 'valid', flags, requirements: ['LM-REVOKE-1'], list: toHex(bytes), trustedOperators: keys, decoded: jsonOf(verify(bytes, keys)) };
+    lists.push(v);
+    return v;
+  };
+  const listInvalid = (comment: string, flags: string[], bytes: Uint8Array, keys: string[], twin: VectorTest) => {
+    const v: VectorTest = { tcId: 0, comment, result: 'invalid', flags, requirements: ['LM-REVOKE-1'], list: toHex(bytes), trustedOperators: keys, error: errorName(() => verify(bytes, keys)) };
+    twins.set(v, twin);
+    lists.push(v);
+  };
+  const mainBytes = signRevocation(base);
+  const main = listValid('a list signed by a trusted operator: a transaction, a device and a retired operator key', [], mainBytes, trusted);
+  listValid('an empty list', ['Empty'], signRevocation({ ...base, seq: 1, txs: [], devices: [], operators: [] }), trusted);
+  const bySecond = signRevocation({ ...base, ...by(second) });
+  const secondOk = listValid('signed by a second operator the verifier trusts', [], bySecond, both);
+  listInvalid('signed by an operator key the verifier does not trust', ['Untrusted'], bySecond, trusted, secondOk);
+  listInvalid('signed by a stranger, naming the trusted key as its signer', ['BadSignature'], encodeFrame(FrameType.REVOKE, verify(mainBytes, trusted), { kind: 'sig', secretKey: stranger.secretKey }), trusted, main);
+  const sigFlip = mainBytes.slice();
+  sigFlip[sigFlip.length - 1] = (sigFlip[sigFlip.length - 1] as number) ^ 1;
+  listInvalid('signature with one bit flipped', ['BadSignature'], sigFlip, trusted, main);
+  listInvalid('seq raised after signing', ['BadSignature'], rewriteBodyKeepAuth(mainBytes, (m) => m.set(1, base.seq + 1)), trusted, main);
+  listInvalid('revokes the key that signs it', ['SelfRevoking'], signRevocation({ ...base, operators: [retired.publicKey, operator.publicKey] }), trusted, main);
+  const sameTime: RevokeBody = { ...verify(mainBytes, trusted), next: time };
+  listInvalid('next update not after its time', ['BadNext'], encodeFrame(FrameType.REVOKE, sameTime, { kind: 'sig', secretKey: operator.secretKey }), trusted, main);
+
+  // what a verifier holding a list refuses ([LM-REVOKE-3])
+  const refusals: VectorTest[] = [];
+  const refusal = (bytes: Uint8Array, keys: string[], now: number): string | null => {
+    const r = new Revocations();
+    r.offer(bytes, keys.map(fromHexLocal));
+    const t = decodeTx(tx.bytes);
+    const e = r.refusal(t.body, t.hash, now);
+    return e ? reasonName(e.code) : null;
+  };
+  const refusalTest = (comment: string, flags: string[], bytes: Uint8Array, keys: string[], now: number, twin?: VectorTest): VectorTest => {
+    const error = refusal(bytes, keys, now);
+    const v: VectorTest = { tcId: 0, comment, result: error ? 'invalid' : 'valid', flags, requirements: ['LM-REVOKE-3'], list: toHex(bytes), trustedOperators: keys, tx: toHex(tx.bytes), now, ...(error ? { error } : {}) };
+    if ((error === null) !== (twin === undefined)) throw new Error(`refusal vector "${comment}": ${error ?? 'no refusal'}`);
+    if (twin) twins.set(v, twin);
+    refusals.push(v);
+    return v;
+  };
+  const fresh = refusalTest('a transaction the list does not name, while the list is fresh', [], mainBytes, trusted, time + 60_000);
+  const atNext = refusalTest('at the list\'s next update time exactly, it still holds', ['Boundary'], mainBytes, trusted, base.next);
+  refusalTest('stale: one ms after the list\'s next update time, every transaction is refused', ['Stale'], mainBytes, trusted, base.next + 1, atNext);
+  refusalTest('the transaction is revoked', ['RevokedTx'], signRevocation({ ...base, txs: [det('revoked tx hash'), tx.hash] }), trusted, time + 60_000, fresh);
+  refusalTest('the transaction\'s device is revoked', ['RevokedDevice'], signRevocation({ ...base, devices: ['printer-13', tx.body.device] }), trusted, time + 60_000, fresh);
+  const secondFresh = refusalTest('a second trusted operator\'s list that does not revoke the first', [], bySecond, both, time + 60_000);
+  refusalTest('the transaction\'s operator key is revoked by a second trusted operator', ['RevokedOperator'], signRevocation({ ...base, ...by(second), operators: [retired.publicKey, operator.publicKey] }), both, time + 60_000, secondFresh);
+
+  // the newest list by seq, never an older or equal one ([LM-REVOKE-2])
+  const sequences: VectorTest[] = [];
+  const sequence = (comment: string, flags: string[], offered: Uint8Array[], twin?: VectorTest): VectorTest => {
+    const r = new Revocations();
+    const held = offered.map((b) => {
+      r.offer(b, [operator.publicKey]);
+      return offered.findIndex((x) => r.current !== undefined && toHex(x) === toHex(r.current));
+    });
+    const rolledBack = held.some((h, i) => h !== i);
+    const v: VectorTest = { tcId: 0, comment, result: rolledBack ? 'invalid' : 'valid', flags, requirements: ['LM-REVOKE-2'], lists: offered.map(toHex), trustedOperators: trusted, held, ...(rolledBack ? { error: 'rollback' } : {}) };
+    if (rolledBack !== (twin !== undefined)) throw new Error(`sequence vector "${comment}"`);
+    if (twin) twins.set(v, twin);
+    sequences.push(v);
+    return v;
+  };
+  const newer = sequence('a newer seq replaces the list held', [], [mainBytes, signRevocation({ ...base, seq: 8, time: time + 1000, next: time + 1000 + REVOCATION_PERIOD_MS, devices: [] })]);
+  sequence('an older seq is ignored: no rollback', ['Rollback'], [mainBytes, signRevocation({ ...base, seq: 6, time: time + 1000, next: time + 1000 + REVOCATION_PERIOD_MS, devices: [] })], newer);
+  sequence('an equal seq with other entries is ignored', ['Rollback'], [mainBytes, signRevocation({ ...base, time: time + 1000, next: time + 1000 + REVOCATION_PERIOD_MS, devices: [] })], newer);
+
+  return linkTwins(file('LIVEMATRIX-REVOCATION', {
+    Empty: 'a list that revokes nothing (it still bounds staleness)', Untrusted: 'signed by a key the verifier does not trust', BadSignature: 'the signature does not verify under opk',
+    SelfRevoking: 'the list revokes its own signing key', BadNext: 'next is not after time', Boundary: 'at the limit the list still holds',
+    Stale: 'now is after next: the verifier refuses every transaction until a newer list arrives', RevokedTx: 'the list names the transaction\'s SHA-256',
+    RevokedDevice: 'the list names the transaction\'s device', RevokedOperator: 'the list names the transaction\'s operator key',
+    Rollback: 'not a reason code: the verifier keeps the list it holds and ignores the offered one; held[i] is the index in lists of the list held after offering lists[i]',
+    twin: 'an invalid test\'s twin is the valid test it differs from in one thing',
+  }, [
+    { type: 'RevocationListTest', signingInput: 'the REVOKE frame\'s tba (SPEC.md §7.1), signed by opk', tests: lists },
+    { type: 'RevocationRefusalTest', tests: refusals },
+    { type: 'RevocationSequenceTest', tests: sequences },
+  ]), twins);
+}
+
 /** All vector files by name. */
 export function buildVectors(): Record<string, VectorFile> {
   const { tx } = txFixture();
@@ -479,6 +662,9 @@ export function buildVectors(): Record<string, VectorFile> {
     'aead.json': aeadVectors(),
     'frames.json': frameVectors(tx.bytes),
     'tx.json': txVectors(),
+    'ledger.json': ledgerVectors(file),
+    'ticket.json': ticketVectors(),
+    'revocation.json': revocationVectors(),
   };
 }
 

@@ -29,6 +29,8 @@ export const Reason = {
   txGateway: 36,
   txSchema: 37,
   txOperator: 38,
+  txRevoked: 39,
+  txResume: 40,
   skew: 48,
   params: 49,
   rate: 64,

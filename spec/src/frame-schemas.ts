@@ -18,7 +18,7 @@ export interface Caps {
 }
 
 export interface HelloBody { device: string; idpk: Uint8Array; caps: Caps; time: number; software: string; online: boolean; boot?: Uint8Array }
-export interface OfferBody { sid: Uint8Array; tx: Uint8Array; epk: Uint8Array; params: SessionParams; gwpk: Uint8Array; time: number; resume?: boolean }
+export interface OfferBody { sid: Uint8Array; tx: Uint8Array; epk: Uint8Array; params: SessionParams; gwpk: Uint8Array; time: number; resume?: boolean; tk?: Uint8Array }
 export interface AcceptBody { sid: Uint8Array; epk: Uint8Array; oh: Uint8Array; window: number; from?: number }
 export interface TimeReqBody { sid: Uint8Array; t1: number }
 export interface TimeRespBody { sid: Uint8Array; t1: number; t2: number; t3: number }
@@ -30,8 +30,10 @@ export interface TelemetryBody { sid: Uint8Array; seq: number; rev: number; ctle
 export interface EndBody { sid: Uint8Array; bytes: number; chunks: number; frames: number; digest: Uint8Array }
 export interface ReceiptBody { sid: Uint8Array; jd: Uint8Array; bytes: number; digest: Uint8Array; time: number; device: string; txh: Uint8Array }
 export interface AlarmBody { sid?: Uint8Array; code: number; detail: string; time: number; observed?: number; limit?: number }
-/** `oh`: in a device's signed refusal, SHA-256 of the OFFER it refuses ([LM-FRAME-9]) */
-export interface ErrorBody { sid?: Uint8Array; code: number; detail: string; seq?: number; oh?: Uint8Array }
+/** `oh`: in a device's signed refusal, SHA-256 of the OFFER it refuses ([LM-FRAME-9]); `tk`: the device's resume ticket, in a refusal `tx-resume` ([LM-LIC-4]) */
+export interface ErrorBody { sid?: Uint8Array; code: number; detail: string; seq?: number; oh?: Uint8Array; tk?: Uint8Array }
+/** An operator-signed revocation list ([LM-REVOKE-1]). */
+export interface RevokeBody { seq: number; time: number; next: number; txs: Uint8Array[]; devices: string[]; operators: Uint8Array[]; opk: Uint8Array }
 export interface ByeBody { sid?: Uint8Array; who: string; reason: number }
 
 export interface Bodies {
@@ -50,6 +52,7 @@ export interface Bodies {
   13: AlarmBody;
   14: ErrorBody;
   15: ByeBody;
+  16: RevokeBody;
 }
 
 // ---- field parsers -------------------------------------------------------------------------
@@ -83,6 +86,8 @@ const increasing = (max: number): Parse<number[]> => (v, p) => {
 };
 
 export const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
+/** largest encoded resume ticket ([LM-LIC-4]) */
+export const TICKET_MAX = 256;
 const sid = bstr(16, 16);
 const key32 = bstr(32, 32);
 const id = tstr(64, ID_RE);
@@ -177,6 +182,7 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 4, name: 'gwpk', parse: key32 },
     { key: 5, name: 'time', parse: uint },
     { key: 6, name: 'resume', parse: bool, optional: true },
+    { key: 7, name: 'tk', parse: bstr(1, TICKET_MAX), optional: true }, // [LM-LIC-4]
   ],
   3: [sidF(), { key: 1, name: 'epk', parse: key32 }, { key: 2, name: 'oh', parse: key32 }, { key: 3, name: 'window', parse: uint }, { key: 4, name: 'from', parse: uint, optional: true }],
   4: [sidF(), { key: 1, name: 't1', parse: uint }],
@@ -227,6 +233,15 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 4, name: 'observed', parse: uint, optional: true },
     { key: 5, name: 'limit', parse: uint, optional: true },
   ],
-  14: [sidF(true), { key: 1, name: 'code', parse: uint }, { key: 2, name: 'detail', parse: detail }, { key: 3, name: 'seq', parse: uint, optional: true }, { key: 4, name: 'oh', parse: key32, optional: true }],
+  14: [sidF(true), { key: 1, name: 'code', parse: uint }, { key: 2, name: 'detail', parse: detail }, { key: 3, name: 'seq', parse: uint, optional: true }, { key: 4, name: 'oh', parse: key32, optional: true }, { key: 5, name: 'tk', parse: bstr(1, TICKET_MAX), optional: true }],
   15: [sidF(true), { key: 1, name: 'who', parse: id }, { key: 2, name: 'reason', parse: uint }],
+  16: [
+    { key: 1, name: 'seq', parse: uint },
+    { key: 2, name: 'time', parse: uint },
+    { key: 3, name: 'next', parse: uint },
+    { key: 4, name: 'txs', parse: array(key32, 1024) },
+    { key: 5, name: 'devices', parse: array(id, 1024) },
+    { key: 6, name: 'operators', parse: array(key32, 64) },
+    { key: 7, name: 'opk', parse: key32 },
+  ],
 };

@@ -28,6 +28,7 @@ export const FrameType = {
   ALARM: 13,
   ERROR: 14,
   BYE: 15,
+  REVOKE: 16,
 } as const;
 export type FrameTypeName = keyof typeof FrameType;
 export type FrameTypeId = (typeof FrameType)[FrameTypeName];
@@ -57,6 +58,7 @@ export const AUTH_KINDS: Readonly<Record<FrameTypeId, readonly AuthKind[]>> = {
   13: ['mac', 'none'],
   14: ['mac', 'sig', 'none'], // SIG: a device's refusal of an OFFER ([LM-FRAME-9])
   15: ['mac', 'none'],
+  16: ['sig'], // the operator's key ([LM-REVOKE-1])
 };
 
 const AUTH_LEN: Record<AuthKind, number> = { sig: SIG_LENGTH, mac: MAC_LENGTH, none: 0 };

@@ -33,7 +33,7 @@ export { TAG_LENGTH, openChunk, openTelemetry, sealChunk, sealTelemetry, unwrapC
 
 // frames: types, encoding, authentication; bodies and their schemas (SPEC §7)
 export { AUTH_KINDS, ControlOp, type ControlOpId, FRAME_TYPE_NAMES, FrameType, MAC_LENGTH, MAX_FRAME, SIG_LENGTH, decodeFrame, digest, encodeFrame, frameMac, verifyFrame, type AnyFrame, type AuthKind, type Frame, type FrameTypeId, type FrameTypeName, type Signer, type VerifyKeys } from './frames.js';
-export { ID_RE, SCHEMAS, type AcceptBody, type AckBody, type AlarmBody, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type TelemetryBody, type TimeReqBody, type TimeRespBody } from './frame-schemas.js';
+export { ID_RE, SCHEMAS, TICKET_MAX, type RevokeBody, type AcceptBody, type AckBody, type AlarmBody, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type TelemetryBody, type TimeReqBody, type TimeRespBody } from './frame-schemas.js';
 
 // Ed25519 identities
 export { edPublicToX25519, edSecretToX25519, identityKeyPair, sign, verify, type IdentityKeyPair } from './identity.js';
@@ -56,3 +56,10 @@ export { Role, decodeConnectToken, makeConnectToken, verifyConnectToken, type Co
 
 // timers the roles' sub-machines take injected
 export { noTimer, systemTimers, type Cancel, type Timers } from './timers.js';
+
+// licences: resume tickets and revocation lists (SPEC §11.4, §11.5)
+export { decodeTicket, signTicket, ticketId, verifyTicket, type SignedTicket, type TicketBody, type TicketContext } from './ticket.js';
+export { REVOCATION_PERIOD_MS, Revocations, signRevocation, verifyRevocation, type RevocationRequest } from './revocation.js';
+
+// the receipt ledger: hash-chained records of verified RECEIPTs (SPEC §11.6)
+export { LEDGER_GENESIS, LEDGER_MAX_RECORD, checkLedgerEntry, decodeLedgerRecord, encodeLedgerRecord, ledgerHash, nextRecord, summarizeLedger, verifyLedger, type LedgerEntry, type LedgerJobSummary, type LedgerPrint, type LedgerProblem, type LedgerProblemKind, type LedgerRecord, type LedgerRecordFields, type LedgerVerdict, type VerifyLedgerOptions } from './ledger.js';

@@ -19,9 +19,11 @@ export const topics = {
   deviceOut: (fleet: string, device: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/d/${checkId('device', device)}/out`,
   gatewayState: (fleet: string, gateway: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/g/${checkId('gateway', gateway)}/state`,
   alarm: (fleet: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/alarm`,
+  /** the fleet's operator-signed revocation list, retained ([LM-REVOKE-2]) */
+  revocation: (fleet: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/revocation`,
 };
 
-export type TopicKind = 'deviceState' | 'deviceIn' | 'deviceOut' | 'gatewayState' | 'alarm';
+export type TopicKind = 'deviceState' | 'deviceIn' | 'deviceOut' | 'gatewayState' | 'alarm' | 'revocation';
 
 export interface ParsedTopic {
   kind: TopicKind;
@@ -37,6 +39,7 @@ export function parseTopic(topic: string): ParsedTopic | null {
   const fleet = p[2] as string;
   if (!ID_RE.test(fleet)) return null;
   if (p.length === 4 && p[3] === 'alarm') return { kind: 'alarm', fleet };
+  if (p.length === 4 && p[3] === 'revocation') return { kind: 'revocation', fleet };
   if (p.length !== 6) return null;
   const who = p[4] as string;
   if (!ID_RE.test(who)) return null;
@@ -56,9 +59,10 @@ export const TOPIC_FRAMES: Readonly<Record<TopicKind, ReadonlySet<FrameTypeId>>>
   deviceOut: new Set([F.ACCEPT, F.TIME_REQ, F.ACK, F.CONTROL, F.TELEMETRY, F.RECEIPT, F.ALARM, F.ERROR, F.BYE]),
   gatewayState: new Set([F.BYE]),
   alarm: new Set([F.ALARM]),
+  revocation: new Set([F.REVOKE]),
 };
 
 /** MQTT QoS per frame type (SPEC.md §7.2). */
 export const FRAME_QOS: Readonly<Record<FrameTypeId, 0 | 1>> = {
-  1: 1, 2: 1, 3: 1, 4: 0, 5: 0, 6: 0, 7: 1, 8: 0, 9: 1, 10: 0, 11: 1, 12: 1, 13: 1, 14: 1, 15: 1,
+  1: 1, 2: 1, 3: 1, 4: 0, 5: 0, 6: 0, 7: 1, 8: 0, 9: 1, 10: 0, 11: 1, 12: 1, 13: 1, 14: 1, 15: 1, 16: 1,
 };

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   type AckBody, FrameType, type HintsBody, LmError, Reason, SCHEMAS, checkPublishTopicFrames, decodeFrame, encodeFrame, identityKeyPair, randomBytes, verifyFrame,
+  AUTH_KINDS, FRAME_QOS, TOPIC_FRAMES, parseTopic, topics,
 } from './helpers.js';
 
 describe('frames (SPEC.md §7)', () => {
@@ -56,9 +57,21 @@ describe('frames (SPEC.md §7)', () => {
     }
   });
 
+  it('REVOKE travels only on the fleet\'s revocation topic, at QoS 1, signed [LM-REVOKE-1] [LM-REVOKE-2] [LM-REVOKE-4]', () => {
+    expect(topics.revocation('f1')).toBe('lm/1/f1/revocation');
+    expect(parseTopic('lm/1/f1/revocation')).toEqual({ kind: 'revocation', fleet: 'f1' });
+    expect(parseTopic('lm/1/f1/revocation/x')).toBeNull();
+    expect(parseTopic('lm/1/bad fleet/revocation')).toBeNull();
+    for (const [kind, types] of Object.entries(TOPIC_FRAMES)) expect(types.has(FrameType.REVOKE), kind).toBe(kind === 'revocation');
+    expect([...TOPIC_FRAMES.revocation]).toEqual([FrameType.REVOKE]);
+    expect(FRAME_QOS[FrameType.REVOKE]).toBe(1);
+    expect(AUTH_KINDS[FrameType.REVOKE]).toEqual(['sig']);
+  });
+
   it('frames.cddl and the codec define the same body keys per type', () => {
     const cddl = readFileSync(join(import.meta.dirname, '..', 'frames.cddl'), 'utf8');
-    const names: Record<number, string> = { 1: 'hello', 2: 'offer', 3: 'accept', 4: 'time-req', 5: 'time-resp', 6: 'hints', 7: 'key', 8: 'ack', 9: 'control', 10: 'telemetry', 11: 'end', 12: 'receipt', 13: 'alarm', 14: 'error', 15: 'bye' };
+    const names: Record<number, string> = { 1: 'hello', 2: 'offer', 3: 'accept', 4: 'time-req', 5: 'time-resp', 6: 'hints', 7: 'key', 8: 'ack', 9: 'control', 10: 'telemetry', 11: 'end', 12: 'receipt', 13: 'alarm', 14: 'error', 15: 'bye', 16: 'revoke' };
+    expect(Object.keys(names).map(Number)).toEqual(Object.values(FrameType));
     for (const [t, name] of Object.entries(names)) {
       const m = new RegExp(`^${name}\\s*=\\s*\\[version, ${t}, \\{([\\s\\S]*?)\\}, `, 'm').exec(cddl);
       expect(m, name).not.toBeNull();

@@ -12,8 +12,9 @@ import { describe, expect, it } from 'vitest';
 import {
   LmError, Ratchet, ReferenceTable, decodeFrame, deriveSessionKeys, ecdh, fromHex, hint, openChunk, openLicence, openTelemetry,
   pack, reasonName, shiftedSymbol, splitShifted, toHex, transcriptHash, unpack, unwrapChunkKey, verifyFrame, verifyTx, sealChunk, wrapChunkKey, type SuiteId,
+  FRAME_TYPE_NAMES, FrameType, Revocations, decodeTx, verifyRevocation, verifyTicket,
 } from '../src/index.js';
-import { buildVectors, jsonOf, renderVectorFile, type VectorFile, type VectorTest } from '../scripts/vectors.js';
+import { buildVectors, jsonOf, renderVectorFile, type TicketContextJson, type VectorFile, type VectorTest } from '../scripts/vectors.js';
 
 const dir = join(import.meta.dirname, '..', 'vectors', 'v1');
 const load = (name: string): VectorFile => JSON.parse(readFileSync(join(dir, name), 'utf8')) as VectorFile;
@@ -196,7 +197,7 @@ describe('frame vectors [LM-FRAME-1] [LM-FRAME-2] [LM-FRAME-3] [LM-FRAME-4] [LM-
   const f = load('frames.json');
   it('every frame type has a valid vector', () => {
     const types = new Set(tests(f, 'FrameTest').map((t) => t['type']));
-    for (let t = 1; t <= 15; t++) expect(types.has(t)).toBe(true);
+    for (const t of Object.values(FrameType)) expect(types.has(t), FRAME_TYPE_NAMES[t]).toBe(true);
   });
   it('valid frames decode to the given form and verify', () => {
     for (const t of tests(f, 'FrameTest')) {
@@ -230,5 +231,108 @@ describe('transaction vectors [LM-TX-1] .. [LM-TX-7]', () => {
         expect(toHex(openLicence(tx.body.lic, fromHex(s(t, 'deviceSecret')), tx.body.dpk, tx.body.jd))).toBe(t['licence']);
       } else expect(errName(run), t.comment).toBe(t['error']);
     }
+  });
+});
+
+/**
+ * Each invalid test names its valid twin (`twin`): the test it differs from in exactly one thing,
+ * the bytes under test or the context. The twin must pass, so the failure is the change's.
+ */
+function checkTwins(ts: VectorTest[], subject: string, context: string[], pass: (t: VectorTest) => void): void {
+  const invalid = ts.filter((t) => t.result === 'invalid');
+  expect(invalid.length).toBeGreaterThan(0);
+  for (const t of invalid) {
+    const twin = ts.find((x) => x.tcId === t['twin']);
+    expect(twin, `#${t.tcId} ${t.comment}: twin`).toBeDefined();
+    expect(twin!.result, `#${t.tcId}: twin #${twin!.tcId} is valid`).toBe('valid');
+    pass(twin!);
+    const sameSubject = JSON.stringify(t[subject]) === JSON.stringify(twin![subject]);
+    const sameContext = context.every((k) => JSON.stringify(t[k]) === JSON.stringify(twin![k]));
+    expect(sameSubject !== sameContext, `#${t.tcId} ${t.comment} differs from its twin #${twin!.tcId} in exactly one of ${subject}, context`).toBe(true);
+  }
+}
+
+describe('resume ticket vectors [LM-LIC-3] [LM-LIC-4]', () => {
+  const ts = tests(load('ticket.json'), 'TicketTest');
+  const run = (t: VectorTest) => {
+    const c = t['context'] as TicketContextJson;
+    return verifyTicket(fromHex(s(t, 'ticket')), { device: c.device, devicePublic: fromHex(c.devicePublic), txh: fromHex(c.txh), now: c.now });
+  };
+  it('cover a valid ticket, a tampered one, another device, an expired one and another transaction', () => {
+    const flags = new Set(ts.flatMap((t) => t.flags));
+    for (const f of ['Tampered', 'WrongDevice', 'Expired', 'WrongTx']) expect(flags.has(f), f).toBe(true);
+  });
+  it('valid tickets verify to the given body; invalid ones fail with tx-resume', () => {
+    for (const t of ts) {
+      if (t.result === 'valid') {
+        const got = run(t);
+        expect(jsonOf(got.body)).toEqual(t['decoded']);
+        expect(toHex(got.body.id)).toBe(t['id']);
+      } else {
+        expect(errName(() => run(t)), `#${t.tcId} ${t.comment}`).toBe(t['error']);
+        expect(t['error']).toBe('tx-resume');
+      }
+    }
+  });
+  it('each invalid ticket fails for its one change: its valid twin passes', () => {
+    checkTwins(ts, 'ticket', ['context'], (twin) => void run(twin));
+  });
+});
+
+describe('revocation list vectors [LM-REVOKE-1] [LM-REVOKE-2] [LM-REVOKE-3]', () => {
+  const f = load('revocation.json');
+  const keys = (t: VectorTest) => (t['trustedOperators'] as string[]).map(fromHex);
+  const lists = tests(f, 'RevocationListTest');
+  const verifyList = (t: VectorTest) => verifyRevocation(fromHex(s(t, 'list')), keys(t));
+  it('lists verify, or fail as the vectors say: untrusted or forged signer, self-revoking operator, next not after time', () => {
+    const flags = new Set(lists.flatMap((t) => t.flags));
+    for (const x of ['Untrusted', 'BadSignature', 'SelfRevoking', 'BadNext']) expect(flags.has(x), x).toBe(true);
+    for (const t of lists) {
+      if (t.result === 'valid') {
+        const b = verifyList(t);
+        expect(jsonOf(b)).toEqual(t['decoded']);
+        expect(b.next).toBeGreaterThan(b.time);
+        expect(decodeFrame(fromHex(s(t, 'list'))).type).toBe(FrameType.REVOKE);
+      } else expect(errName(() => verifyList(t)), `#${t.tcId} ${t.comment}`).toBe(t['error']);
+    }
+    checkTwins(lists, 'list', ['trustedOperators'], (twin) => void verifyList(twin));
+  });
+
+  const refusals = tests(f, 'RevocationRefusalTest');
+  const refusal = (t: VectorTest): string | null => {
+    const r = new Revocations();
+    expect(r.offer(fromHex(s(t, 'list')), keys(t))).toBeDefined();
+    const tx = decodeTx(fromHex(s(t, 'tx')));
+    const e = r.refusal(tx.body, tx.hash, n(t, 'now'));
+    return e ? reasonName(e.code) : null;
+  };
+  it('a verifier refuses a revoked transaction, device or operator key, and everything once its list is stale', () => {
+    const flags = new Set(refusals.flatMap((t) => t.flags));
+    for (const x of ['Stale', 'RevokedTx', 'RevokedDevice', 'RevokedOperator']) expect(flags.has(x), x).toBe(true);
+    for (const t of refusals) expect(refusal(t), `#${t.tcId} ${t.comment}`).toBe(t.result === 'valid' ? null : t['error']);
+    checkTwins(refusals, 'list', ['trustedOperators', 'tx', 'now'], (twin) => expect(refusal(twin)).toBeNull());
+  });
+  it('a verifier that holds no list refuses nothing on its account', () => {
+    const tx = decodeTx(fromHex(s(refusals[0]!, 'tx')));
+    expect(new Revocations().refusal(tx.body, tx.hash, Number.MAX_SAFE_INTEGER)).toBeUndefined();
+  });
+
+  const sequences = tests(f, 'RevocationSequenceTest');
+  const held = (t: VectorTest): number[] => {
+    const r = new Revocations();
+    const offered = t['lists'] as string[];
+    return offered.map((hex) => {
+      r.offer(fromHex(hex), keys(t));
+      return offered.indexOf(r.current ? toHex(r.current) : '');
+    });
+  };
+  it('keeps the newest list by seq: an older or equal seq is ignored (no rollback)', () => {
+    expect(sequences.some((t) => t.result === 'invalid')).toBe(true);
+    for (const t of sequences) {
+      expect(held(t), `#${t.tcId} ${t.comment}`).toEqual(t['held']);
+      // a rollback vector shows the list offered last was not taken
+      expect((t['held'] as number[]).every((h, i) => h === i), `#${t.tcId}`).toBe(t.result === 'valid');
+    }
+    checkTwins(sequences, 'lists', ['trustedOperators'], (twin) => expect(held(twin)).toEqual(twin['held']));
   });
 });
