@@ -1,8 +1,8 @@
 /**
  * @module @livematrix/broker
  * Broker-side pieces of Live Matrix: the frame check a broker applies to every publish on a
- * protocol topic ([LM-MQTT-4]), the aedes plugin of the broker profile ([LM-BRK-1] to [LM-BRK-9]),
- * and embedded and standalone aedes brokers.
+ * protocol topic ([LM-MQTT-4]), the aedes plugin of the broker profile ([LM-BRK-1] to [LM-BRK-9],
+ * [LM-REVOKE-4]), and embedded and standalone aedes brokers.
  */
 export { checkPublish, type FrameCheck } from './frame-check.js';
 export { startBroker, type BrokerOptions, type RunningBroker } from './server.js';

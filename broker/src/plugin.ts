@@ -3,7 +3,8 @@
  * The Live Matrix plugin for aedes: client authentication by connect token ([LM-BRK-1]),
  * per-role topic isolation ([LM-BRK-2]), frame checks ([LM-BRK-3]), rate alarms ([LM-BRK-4]),
  * registry reload and metrics ([LM-BRK-5]), Last Will checks ([LM-BRK-7]), client ids bound to
- * identities ([LM-BRK-8]) and gateways kept to their devices ([LM-BRK-9]). It wires aedes' own
+ * identities ([LM-BRK-8]), gateways kept to their devices ([LM-BRK-9]) and the fleet's revocation
+ * topic, where gateways publish REVOKE frames and devices read them ([LM-REVOKE-4]). It wires aedes' own
  * hooks and keeps their semantics: refused CONNECTs carry `returnCode`, refused subscriptions are
  * negated (SUBACK 128). The maximum packet size ([LM-BRK-6]) is enforced by the listener, before
  * aedes parses a packet (packet-limit.ts).
@@ -210,7 +211,8 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
         metrics.inc('livematrix_publish_denied_total', 'publishes outside the client\'s topics', { role: e.role });
         return cb(new Error(`${e.id} may not publish to ${packet.topic}`));
       }
-      // [LM-BRK-3] frame check: dropped and counted, never forwarded or retained, no disconnect
+      // [LM-BRK-3] frame check: dropped and counted, never forwarded or retained, no disconnect;
+      // on the revocation topic only REVOKE passes ([LM-REVOKE-4])
       const c = checkPublish(packet.topic, new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
       if (c.ok !== true) {
         const reason = c.ok === false ? reasonName(c.reason) : 'not-a-frame';

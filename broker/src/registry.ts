@@ -185,15 +185,19 @@ export class Registry {
 
 /**
  * Topics a client may publish to and subscribe to ([LM-BRK-2]), as MQTT filters; a gateway with a
- * `devices` list only those devices' topics ([LM-BRK-9]).
+ * `devices` list only those devices' topics ([LM-BRK-9]). The fleet's revocation topic
+ * ([LM-REVOKE-4]): gateways publish the operator's list there (any gateway of the fleet, whatever
+ * its `devices`: the list is fleet-wide), devices and gateways subscribe to it, devices never
+ * publish to it.
  */
 export function aclFor(e: RegistryEntry): { publish: string[]; subscribe: string[] } {
   const f = `lm/1/${e.fleet}`;
-  if (e.role === 'device') return { publish: [`${f}/d/${e.id}/state`, `${f}/d/${e.id}/out`], subscribe: [`${f}/d/${e.id}/in`] };
+  const revocation = `${f}/revocation`;
+  if (e.role === 'device') return { publish: [`${f}/d/${e.id}/state`, `${f}/d/${e.id}/out`], subscribe: [`${f}/d/${e.id}/in`, revocation] };
   const served = e.devices ?? ['+'];
   return {
-    publish: [...served.map((d) => `${f}/d/${d}/in`), `${f}/g/${e.id}/state`, `${f}/alarm`],
-    subscribe: [...served.flatMap((d) => [`${f}/d/${d}/state`, `${f}/d/${d}/out`]), `${f}/alarm`],
+    publish: [...served.map((d) => `${f}/d/${d}/in`), `${f}/g/${e.id}/state`, `${f}/alarm`, revocation],
+    subscribe: [...served.flatMap((d) => [`${f}/d/${d}/state`, `${f}/d/${d}/out`]), `${f}/alarm`, revocation],
   };
 }
 

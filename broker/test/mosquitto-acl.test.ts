@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
-import { FrameType, Reason, decodeFrame, encodeFrame, identityKeyPair, topics } from '@livematrix/spec';
+import { FrameType, Reason, decodeFrame, encodeFrame, identityKeyPair, signRevocation, topics, verifyRevocation } from '@livematrix/spec';
 import { mosquittoPath, startMosquitto } from '@livematrix/testkit';
 import { Registry, mosquittoAcl } from '../src/index.js';
 
@@ -31,32 +31,44 @@ function inbox(c: MqttClient) {
   return { got, next: (n: number) => new Promise<void>((res) => (got.length >= n ? res() : waiting.push({ n, res }))) };
 }
 
+const key = () => identityKeyPair().publicKey;
+const limits = { framesPerSecond: 100, bytesPerSecond: 1e6 };
+
+/** Mosquitto with a password file (password `pw-{id}`) and the ACL file generated from `registry`; `as(id)` connects as one of its clients. */
+async function mosquittoFor(registry: Registry) {
+  const dir = mkdtempSync(join(tmpdir(), 'lm-mosq-assign-'));
+  chmodSync(dir, 0o755); // mosquitto started as root reads its files as the user "mosquitto"
+  writeFileSync(join(dir, 'acl'), mosquittoAcl(registry));
+  const pw = join(dir, 'passwd');
+  writeFileSync(pw, '');
+  for (const { id: u } of registry.all()) {
+    const r = spawnSync('mosquitto_passwd', ['-b', pw, u, `pw-${u}`]);
+    if (r.status !== 0) throw new Error(`mosquitto_passwd: ${r.stderr.toString()}`);
+  }
+  chmodSync(pw, 0o644);
+  const m = await startMosquitto([`password_file ${pw}`, `acl_file ${join(dir, 'acl')}`]);
+  const clients: MqttClient[] = [];
+  const as = async (u: string) => {
+    const c = await mqtt.connectAsync(m.url, { clientId: `lm-${registry.get(u)?.role === 'gateway' ? 'gw' : 'dev'}-${u}-1`, username: u, password: `pw-${u}`, protocolVersion: 4, reconnectPeriod: 0 });
+    clients.push(c);
+    return c;
+  };
+  const close = async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
+    await m.close();
+  };
+  return { as, close };
+}
+
 describe.runIf(have || inCI)('Mosquitto with the generated ACL [LM-BRK-9]', () => {
   it('[LM-BRK-9] gw2, not assigned p1, cannot reach p1\'s in topic nor read its state; gw1, assigned, can', async () => {
-    const key = () => identityKeyPair().publicKey;
     const registry = new Registry([
-      { id: 'p1', role: 'device', fleet: 'f1', publicKey: key(), limits: { framesPerSecond: 100, bytesPerSecond: 1e6 } },
-      { id: 'p2', role: 'device', fleet: 'f1', publicKey: key(), limits: { framesPerSecond: 100, bytesPerSecond: 1e6 } },
-      { id: 'gw1', role: 'gateway', fleet: 'f1', publicKey: key(), limits: { framesPerSecond: 100, bytesPerSecond: 1e6 }, devices: ['p1'] },
-      { id: 'gw2', role: 'gateway', fleet: 'f1', publicKey: key(), limits: { framesPerSecond: 100, bytesPerSecond: 1e6 }, devices: ['p2'] },
+      { id: 'p1', role: 'device', fleet: 'f1', publicKey: key(), limits },
+      { id: 'p2', role: 'device', fleet: 'f1', publicKey: key(), limits },
+      { id: 'gw1', role: 'gateway', fleet: 'f1', publicKey: key(), limits, devices: ['p1'] },
+      { id: 'gw2', role: 'gateway', fleet: 'f1', publicKey: key(), limits, devices: ['p2'] },
     ]);
-    const dir = mkdtempSync(join(tmpdir(), 'lm-mosq-assign-'));
-    chmodSync(dir, 0o755); // mosquitto started as root reads its files as the user "mosquitto"
-    writeFileSync(join(dir, 'acl'), mosquittoAcl(registry));
-    const pw = join(dir, 'passwd');
-    writeFileSync(pw, '');
-    for (const u of ['p1', 'p2', 'gw1', 'gw2']) {
-      const r = spawnSync('mosquitto_passwd', ['-b', pw, u, `pw-${u}`]);
-      if (r.status !== 0) throw new Error(`mosquitto_passwd: ${r.stderr.toString()}`);
-    }
-    chmodSync(pw, 0o644);
-    const m = await startMosquitto([`password_file ${pw}`, `acl_file ${join(dir, 'acl')}`]);
-    const clients: MqttClient[] = [];
-    const as = async (u: string) => {
-      const c = await mqtt.connectAsync(m.url, { clientId: `lm-${u.startsWith('gw') ? 'gw' : 'dev'}-${u}-1`, username: u, password: `pw-${u}`, protocolVersion: 4, reconnectPeriod: 0 });
-      clients.push(c);
-      return c;
-    };
+    const { as, close } = await mosquittoFor(registry);
     try {
       const [p1, p2, gw1, gw2] = [await as('p1'), await as('p2'), await as('gw1'), await as('gw2')];
       await p1.subscribeAsync(topics.deviceIn('f1', 'p1'), { qos: 1 });
@@ -77,8 +89,32 @@ describe.runIf(have || inCI)('Mosquitto with the generated ACL [LM-BRK-9]', () =
       expect(to2.got).toEqual(['p2']);
       expect(to1.got).toEqual(['p1']);
     } finally {
-      await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
-      await m.close();
+      await close();
+    }
+  });
+
+  it('[LM-REVOKE-4] a gateway\'s REVOKE is retained and reaches a device; a device\'s publish there is denied', async () => {
+    const operator = identityKeyPair();
+    const registry = new Registry([
+      { id: 'p1', role: 'device', fleet: 'f1', publicKey: key(), limits },
+      { id: 'gw1', role: 'gateway', fleet: 'f1', publicKey: key(), limits, devices: ['p1'] },
+    ]);
+    const list = (seq: number) => Buffer.from(signRevocation({ seq, time: Date.now(), next: Date.now() + 3_600_000, devices: ['p9'], operatorSecret: operator.secretKey, operatorPublic: operator.publicKey }));
+    const seqOf = (p: Buffer) => verifyRevocation(new Uint8Array(p), [operator.publicKey]).seq;
+    const { as, close } = await mosquittoFor(registry);
+    try {
+      const [p1, gw1] = [await as('p1'), await as('gw1')];
+      await gw1.publishAsync(topics.revocation('f1'), list(3), { qos: 1, retain: true });
+      // Mosquitto acknowledges a denied QoS 1 publish and drops it: had it let p1 publish, p1's
+      // list would have replaced the retained one
+      await p1.publishAsync(topics.revocation('f1'), list(99), { qos: 1, retain: true });
+      const got = new Promise<{ payload: Buffer; retain: boolean }>((res) => p1.once('message', (_t, payload, packet) => res({ payload, retain: packet.retain })));
+      await p1.subscribeAsync(topics.revocation('f1'), { qos: 1 });
+      const m = await got;
+      expect(m.retain).toBe(true);
+      expect(seqOf(m.payload)).toBe(3);
+    } finally {
+      await close();
     }
   });
 });

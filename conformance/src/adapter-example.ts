@@ -6,7 +6,7 @@
  * around their own implementation (conformance/README.md has the protocol).
  */
 import { createInterface } from 'node:readline';
-import { LmError, Ratchet, type SuiteId, decodeFrame, deriveSessionKeys, ecdh, fromHex, hint, openChunk, pack, reasonName, sealChunk, shiftedSymbol, toHex, transcriptHash, unpack, verifyFrame, verifyTx, wrapChunkKey, errorMessage } from '@livematrix/spec';
+import { LmError, Ratchet, Revocations, type SuiteId, decodeFrame, decodeTx, verifyRevocation, verifyTicket, deriveSessionKeys, ecdh, fromHex, hint, openChunk, pack, reasonName, sealChunk, shiftedSymbol, toHex, transcriptHash, unpack, verifyFrame, verifyTx, wrapChunkKey, errorMessage } from '@livematrix/spec';
 
 type Req = Record<string, unknown> & { id: number; op: string };
 const h = (x: unknown) => fromHex(String(x));
@@ -53,6 +53,31 @@ function handle(r: Req): Record<string, unknown> {
       const c = r['context'] as { now: number; trustedOperators: string[]; device: { id: string; publicKey: string }; gatewayPublic: string; printsUsed: number };
       const tx = verifyTx(h(r['tx']), { now: c.now, trustedOperators: c.trustedOperators.map(fromHex), device: { id: c.device.id, publicKey: fromHex(c.device.publicKey) }, gatewayPublic: fromHex(c.gatewayPublic), printsUsed: c.printsUsed });
       return { txh: toHex(tx.hash) };
+    }
+    case 'ticket': {
+      const c = r['context'] as { device: string; devicePublic: string; txh: string; now: number };
+      const t = verifyTicket(h(r['ticket']), { device: c.device, devicePublic: fromHex(c.devicePublic), txh: fromHex(c.txh), now: c.now });
+      return { ticketId: toHex(t.body.id) }; // not `id`: that is the request's
+    }
+    case 'revocation':
+      return { seq: verifyRevocation(h(r['list']), (r['trustedOperators'] as string[]).map(fromHex)).seq };
+    case 'revocation_refusal': {
+      const held = new Revocations();
+      held.offer(h(r['list']), (r['trustedOperators'] as string[]).map(fromHex));
+      const tx = decodeTx(h(r['tx']));
+      const e = held.refusal(tx.body, tx.hash, n(r['now']));
+      if (e) throw e;
+      return { refused: false };
+    }
+    case 'revocation_sequence': {
+      const lists = r['lists'] as string[];
+      const held = new Revocations();
+      return {
+        held: lists.map((x) => {
+          held.offer(h(x), (r['trustedOperators'] as string[]).map(fromHex));
+          return held.current ? lists.indexOf(toHex(held.current)) : -1;
+        }),
+      };
     }
     default:
       throw new Error(`unknown op ${r.op}`);

@@ -9,12 +9,13 @@ import { dirname, join } from 'node:path';
 import { REQUIREMENTS, type RequirementId } from './generated/requirements.js';
 import { NOT_TESTABLE } from './not-testable.js';
 import type { Scenario } from './scenarios/index.js';
+import { VECTOR_FILES } from './vectors-profile.js';
 
 /** Requirement IDs the vector files exercise. */
 export function vectorCoverage(): Set<string> {
   const dir = join(dirname(createRequire(import.meta.url).resolve('@livematrix/spec/requirements.json')), 'vectors', 'v1');
   const out = new Set<string>();
-  for (const f of ['hint.json', 'pack.json', 'keys.json', 'aead.json', 'frames.json', 'tx.json']) {
+  for (const f of VECTOR_FILES) {
     const v = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { testGroups: { tests: { requirements: string[] }[] }[] };
     for (const g of v.testGroups) for (const t of g.tests) for (const r of t.requirements) out.add(r);
   }

@@ -33,4 +33,6 @@ export const NOT_TESTABLE: Readonly<Partial<Record<RequirementId, string>>> = {
   'LM-TEL-2': 'a gateway\'s decoding of telemetry',
   'LM-DLV-10': 'the suite cannot restart the device under test\'s process (the gateway side is tested with the device SDK)',
   'LM-HINT-5': 'whether a device scans or builds tables is internal; the results are tested through its NACKs and deliveries',
+  'LM-LIC-2': 'the suite cannot crash or restart the device under test\'s process, so whether its licence state survives one is not observable (the device SDK\'s store is crash-tested: device-sdk/test/licences.test.ts)',
+  'LM-REVOKE-4': 'a broker rule (profile B), tested with the broker plugin (broker/test/revocation.test.ts) and Mosquitto\'s generated ACL (broker/test/mosquitto-acl.test.ts)',
 };

@@ -31,6 +31,9 @@ interface VFile {
   testGroups: ({ type: string; suite?: number; tests: VTest[] } & Record<string, unknown>)[];
 }
 
+/** The vector files of spec/vectors/v1 the profile runs, in order. */
+export const VECTOR_FILES = ['hint.json', 'pack.json', 'keys.json', 'aead.json', 'frames.json', 'tx.json', 'ticket.json', 'revocation.json'] as const;
+
 const vectorsDir = () => join(dirname(createRequire(import.meta.url).resolve('@livematrix/spec/requirements.json')), 'vectors', 'v1');
 
 /** The request for a vector test, and how to judge the answer. */
@@ -69,6 +72,20 @@ function requests(file: string, g: VFile['testGroups'][number], t: VTest): { req
     }
     case 'tx.json':
       return [{ req: { op: 'tx', tx: t['tx'], context: t['context'] }, expect: t.result === 'valid' ? eq('txh', t['txh']) : err }];
+    case 'ticket.json':
+      return [{ req: { op: 'ticket', ticket: t['ticket'], context: t['context'] }, expect: t.result === 'valid' ? eq('ticketId', t['id']) : err }];
+    case 'revocation.json':
+      switch (g.type) {
+        case 'RevocationListTest':
+          return [{ req: { op: 'revocation', list: t['list'], trustedOperators: t['trustedOperators'] }, expect: t.result === 'valid' ? eq('seq', (t['decoded'] as { seq: number }).seq) : err }];
+        case 'RevocationRefusalTest':
+          return [{ req: { op: 'revocation_refusal', list: t['list'], trustedOperators: t['trustedOperators'], tx: t['tx'], now: t['now'] }, expect: t.result === 'valid' ? eq('refused', false) : err }];
+        case 'RevocationSequenceTest':
+          // a rollback is no error: the adapter says which list it holds after each offer ([LM-REVOKE-2])
+          return [{ req: { op: 'revocation_sequence', lists: t['lists'], trustedOperators: t['trustedOperators'] }, expect: eq('held', t['held']) }];
+        default:
+          return [];
+      }
     default:
       return [];
   }
@@ -102,7 +119,7 @@ export async function runVectors(command: string, log: (l: string) => void = () 
     child.stdin!.write(JSON.stringify({ id, ...req }) + '\n');
   });
   const results: CheckResult[] = [];
-  for (const file of ['hint.json', 'pack.json', 'keys.json', 'aead.json', 'frames.json', 'tx.json']) {
+  for (const file of VECTOR_FILES) {
     const v = JSON.parse(readFileSync(join(vectorsDir(), file), 'utf8')) as VFile;
     for (const g of v.testGroups) {
       for (const t of g.tests) {
