@@ -2,7 +2,7 @@
 /**
  * @module cli
  * `livematrix`: one command for operators and vendors. Subcommands: demo, broker, gateway,
- * stream, device, keygen, sign. `livematrix <cmd> --help` says more.
+ * stream, device, keygen, sign, revoke, acl, ledger. `livematrix <cmd> --help` says more.
  *
  * This file is the entry point (package.json's bin) and the dispatch; each command lives in
  * commands/, the shared pieces (arguments, help texts, logging, broker connection, progress)
@@ -16,6 +16,8 @@ import { aclCmd, brokerCmd } from './commands/broker.js';
 import { demo } from './commands/demo.js';
 import { device } from './commands/device.js';
 import { keygen, sign } from './commands/keys.js';
+import { ledger } from './commands/ledger.js';
+import { revoke } from './commands/revoke.js';
 import { gateway, stream } from './commands/stream.js';
 import { HELP, help } from './help.js';
 
@@ -24,10 +26,12 @@ const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   broker: brokerCmd,
   keygen,
   sign,
+  revoke,
   acl: aclCmd,
   stream,
   gateway,
   device,
+  ledger,
 };
 
 /** How a command's error ends the process: a message on stderr and the exit code. */

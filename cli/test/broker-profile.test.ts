@@ -35,8 +35,7 @@ async function streamThrough(url: string, p: ReturnType<typeof parties>, auth: {
   const gateway = await Gateway.start({ url, fleet: 'f1', id: 'gw1', identity: p.gatewayKeys, trustedOperators: [p.operator.publicKey], workers: 1, brokerAuth: auth.gateway, protocolVersion: v });
   try {
     const data = new Uint8Array(readFileSync(join(GCODE, 'cylinder_annular.gcode')));
-    const r = { url, engine: engine(), operator: p.operator, deviceKeys: p.deviceKeys, gatewayKeys: p.gatewayKeys, device, gateway, close: async () => undefined };
-    const { tx, licence } = sign(r, data);
+    const { tx, licence } = sign(p, data);
     const incoming = device.nextStream();
     const gs = await gateway.stream('p1', data, tx.bytes, licence, { policy: { w: 16 } });
     const s = await incoming;

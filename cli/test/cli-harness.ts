@@ -4,7 +4,8 @@
  * what the processes print and on their 'close' events, never on fixed sleeps.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,9 +28,16 @@ export interface Running extends Promise<Ran> {
   kill(signal?: NodeJS.Signals): void;
 }
 
+/**
+ * The state directory of the processes a test file starts ([LM-LIC-2]): one per file, so that a
+ * gateway started again finds its database and a device its licence state, and no test leaves
+ * state in the working tree.
+ */
+export const STATE = mkdtempSync(join(tmpdir(), 'lm-cli-state-'));
+
 /** Runs `livematrix ARGS`; `stdin` is a file piped in; `env` adds to (or, with undefined, removes from) the environment. */
 export function cli(args: string[], o: { stdin?: string; env?: Record<string, string | undefined> } = {}): Running {
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, LIVEMATRIX_STATE: STATE };
   for (const k of ['LIVEMATRIX_MQTT_USERNAME', 'LIVEMATRIX_MQTT_PASSWORD']) delete env[k];
   for (const [k, v] of Object.entries(o.env ?? {})) {
     if (v === undefined) delete env[k];

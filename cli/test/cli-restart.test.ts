@@ -41,6 +41,11 @@ describe('livematrix stream killed and started again', () => {
       expect(device.err).toMatch(/resuming .* at byte [1-9]\d*/);
       expect(readFileSync(out).equals(readFileSync(JOB))).toBe(true);
       expect(existsSync(out + '.part')).toBe(false);
+      // the resume counted no second print: the transaction (prints 1) is used up ([LM-LIC-4])
+      expect(second.err).toMatch(/holds a resume ticket/);
+      const third = await cli(args);
+      expect(third.code).not.toBe(0);
+      expect(third.err).toMatch(/print count exhausted: 1 of 1/);
     } finally {
       for (const p of procs) p.kill('SIGKILL');
       await Promise.all(procs);

@@ -58,7 +58,7 @@ describe.runIf(redisBin !== undefined || inCI)('two plugin brokers sharing Redis
     let aClosed = false;
     try {
       const data = new Uint8Array(readFileSync(join(GCODE, 'cylinder_annular.gcode')));
-      const { tx, licence } = sign({ url: '', engine, operator, deviceKeys, gatewayKeys, device, gateway, close: async () => undefined }, data);
+      const { tx, licence } = sign({ operator, deviceKeys, gatewayKeys }, data);
       const incoming = device.nextStream();
       const gs = await gateway.stream('p1', data, tx.bytes, licence, { policy: { w: 16 }, helloTimeout: 10_000 });
       const s = await incoming;

@@ -341,7 +341,7 @@ describe('device process restart mid-stream [LM-DLV-10]', () => {
     if (o.down) await new Promise((res) => setTimeout(res, o.down));
     const kept = Buffer.concat(taken);
     const second = await Device.start({
-      url, fleet: 'f1', id: 'p1', identity: r.deviceKeys, trustedOperators: [r.operator.publicKey], caps: CAPS,
+      url, fleet: 'f1', id: 'p1', identity: r.deviceKeys, trustedOperators: [r.operator.publicKey], caps: CAPS, licences: r.licences,
       resume: () => ({ bytes: kept.length, read: (n: number) => [kept.subarray(0, n)] }),
     }, engine());
     return { data, gs, kept, second, resumed: await second.nextStream() };

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { startBroker, type RunningBroker } from '@livematrix/broker';
 import { freePort, mosquittoPath, startMosquitto, waitForPort } from '@livematrix/testkit';
-import { Device, type DeviceOptions, type IncomingStream } from '@livematrix/device-sdk';
+import { Device, type DeviceOptions, type IncomingStream, type LicenceStore, memoryLicenceStore } from '@livematrix/device-sdk';
 import { type Caps, createTx, digest, identityKeyPair, type IdentityKeyPair } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
 import { Gateway, type GatewayStream, type StreamOptions } from '@livematrix/gateway';
@@ -38,6 +38,8 @@ export interface Rig {
   deviceKeys: IdentityKeyPair;
   gatewayKeys: IdentityKeyPair;
   device: Device;
+  /** the device's licence state ([LM-LIC-2]): a device started again on it keeps its counts and tickets */
+  licences: LicenceStore;
   gateway: Gateway;
   close(): Promise<void>;
 }
@@ -47,10 +49,11 @@ export async function rig(url: string, engine: MatrixEngine, dev: Partial<Device
   const deviceKeys = identityKeyPair();
   const gatewayKeys = identityKeyPair();
   const fleet = 'f1';
-  const device = await Device.start({ url, fleet, id: 'p1', identity: deviceKeys, trustedOperators: [operator.publicKey], caps: CAPS, protocolVersion, ...dev }, engine);
+  const licences = dev.licences ?? memoryLicenceStore();
+  const device = await Device.start({ url, fleet, id: 'p1', identity: deviceKeys, trustedOperators: [operator.publicKey], caps: CAPS, protocolVersion, ...dev, licences }, engine);
   const gateway = await Gateway.start({ url, fleet, id: 'gw1', identity: gatewayKeys, trustedOperators: [operator.publicKey], workers: 1, protocolVersion });
   return {
-    url, engine, operator, deviceKeys, gatewayKeys, device, gateway,
+    url, engine, operator, deviceKeys, gatewayKeys, device, gateway, licences,
     close: async () => {
       await device.stop();
       await gateway.stop();
@@ -58,7 +61,7 @@ export async function rig(url: string, engine: MatrixEngine, dev: Partial<Device
   };
 }
 
-export function sign(r: Rig, data: Uint8Array, o: { rate?: number; burst?: number; notAfter?: number } = {}) {
+export function sign(r: Pick<Rig, 'operator' | 'deviceKeys' | 'gatewayKeys'>, data: Uint8Array, o: { rate?: number; burst?: number; notAfter?: number } = {}) {
   const now = Date.now();
   return createTx({
     job: 'test-job', plaintext: { digest: digest(data), size: data.length }, device: 'p1', devicePublic: r.deviceKeys.publicKey,

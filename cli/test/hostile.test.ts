@@ -130,10 +130,10 @@ describe('refused OFFERs [LM-FRAME-9]', () => {
   }));
 });
 
-describe('print counts and replays [LM-DLV-10] [LM-FRAME-9]', () => {
+describe('print counts and replays [LM-DLV-10] [LM-FRAME-9] [LM-LIC-4]', () => {
   // 5862f57: an OFFER marked resume was checked against prints - 1 and never counted, so a used-up
   // prints=1 transaction could be streamed again and again; a replayed OFFER opened a new session
-  it('an OFFER marked resume of a used-up transaction is a print when the device kept nothing of it; a replayed OFFER is refused', () => withRig(engine(), {}, async ({ r, broker }) => {
+  it('an OFFER marked resume without a ticket is refused; a replayed OFFER is refused', () => withRig(engine(), {}, async ({ r, broker }) => {
     const s = await spy(broker.url, [topics.deviceIn('f1', 'p1'), topics.deviceOut('f1', 'p1')]);
     try {
       const { tx, licence } = sign(r, data); // prints = 1
@@ -145,6 +145,8 @@ describe('print counts and replays [LM-DLV-10] [LM-FRAME-9]', () => {
       await gs.done;
       const refused = (code: number) => s.next((x) => x.f.type === FrameType.ERROR && x.f.authKind === 'sig' && (x.f.body as { code: number }).code === code);
       await s.client.publishAsync(topics.deviceIn('f1', 'p1'), Buffer.from(offer(r, { txBytes: tx.bytes, resume: true })), { qos: 1 });
+      await refused(Reason.txResume); // [LM-LIC-4]: a resume needs the device's ticket
+      await s.client.publishAsync(topics.deviceIn('f1', 'p1'), Buffer.from(offer(r, { txBytes: tx.bytes })), { qos: 1 });
       await refused(Reason.txCount);
       await s.client.publishAsync(topics.deviceIn('f1', 'p1'), captured.raw, { qos: 1 });
       await refused(Reason.replay);
@@ -268,7 +270,7 @@ describe('a device that restarts and kept nothing resumes from byte 0 [LM-DLV-10
     let bytes = 0;
     for await (const b of stream.bytes()) if ((bytes += b.length) > 700_000) break;
     await crash(r.device);
-    const second = await Device.start({ url, fleet: 'f1', id: 'p1', identity: r.deviceKeys, trustedOperators: [r.operator.publicKey], caps: CAPS }, engine());
+    const second = await Device.start({ url, fleet: 'f1', id: 'p1', identity: r.deviceKeys, trustedOperators: [r.operator.publicKey], caps: CAPS, licences: r.licences }, engine());
     return { gs, second, resumed: second.nextStream() };
   }
 

@@ -6,13 +6,14 @@
 import { EventEmitter } from 'node:events';
 import {
   type AnyFrame, type Caps, type CborValue, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, Reason, type SuiteId,
-  decodeFrame, encodeCbor, encodeFrame, equalBytes, randomBytes, reasonName, toLmError, topics,
+  Revocations, decodeFrame, encodeCbor, encodeFrame, equalBytes, randomBytes, reasonName, toLmError, topics,
   Role,
 } from '@livematrix/spec';
 import { Kernel, MatrixEngine } from '@livematrix/spec/engine';
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
 import { type Clock, systemTimers } from './clock.js';
 import { NoSessionError } from './errors.js';
+import { Licences, type LicenceStore, fileLicenceStore, memoryLicenceStore } from './licences.js';
 import { OfferDesk, type ResumePoint, type SessionInit } from './offer.js';
 import { type PhaseFactories, phaseFactories } from './phases.js';
 import { DeviceSession } from './session.js';
@@ -45,8 +46,15 @@ export interface DeviceOptions {
   protocolVersion?: 4 | 5;
   /** capabilities to report instead of measuring them (tests) */
   caps?: Caps;
-  /** number of streams already started per transaction hash (hex), for print counts ([LM-TX-7]) */
-  printCounts?: Map<string, number>;
+  /**
+   * Where the device keeps its print counts, resume tickets, seen OFFERs and revocation list
+   * across restarts ([LM-LIC-1]): a directory for the default crash-safe file store. Without it
+   * (and without `licences`) they live in memory and a restart forgets them, which [LM-TX-7]
+   * does not allow in production.
+   */
+  stateDir?: string;
+  /** a store of your own for the licence state (a secure element, say); overrides `stateDir` */
+  licences?: LicenceStore;
   /** how to authenticate to the broker: 'token' for a broker with the Live Matrix plugin, or a user name and password */
   brokerAuth?: BrokerAuth;
   /** brokers to fail over to, in turn, when the connection drops (a cluster of instances) */
@@ -101,8 +109,8 @@ export class Device extends EventEmitter<DeviceEvents> {
   private measured!: Caps;
   private session: DeviceSession | undefined;
   private readonly waiting: ((s: IncomingStream) => void)[] = [];
-  /** transactions (hash, hex) whose session was cut off: their next OFFER resumes ([LM-DLV-13]) */
-  private readonly interrupted = new Set<string>();
+  private readonly licences: Licences;
+  private readonly revocations = new Revocations();
   /** random per start of this process: a gateway sees a restart by a new value ([LM-DLV-10]) */
   private readonly boot = randomBytes(8);
 
@@ -114,9 +122,12 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.clock = o.clock ?? Date.now;
     this.window = o.window ?? 4 * 1024 * 1024;
     this.phases = phaseFactories(o.phases);
+    this.licences = new Licences(o.licences ?? (o.stateDir !== undefined ? fileLicenceStore(o.stateDir) : memoryLicenceStore()), o.identity, o.id, this.clock);
+    const held = this.licences.revocation;
+    if (held) this.revocations.offer(held, o.trustedOperators);
     this.offers = new OfferDesk({
       clock: this.clock, identity: o.identity, deviceId: o.id, trustedOperators: o.trustedOperators, window: this.window,
-      prints: o.printCounts ?? new Map(), interrupted: this.interrupted, resume: o.resume,
+      licences: this.licences, revocations: this.revocations, resume: o.resume,
       caps: () => this.caps, running: () => this.running(),
       send: (frame, type) => this.link.send(topics.deviceOut(o.fleet, o.id), frame, type),
       reject: (ev) => this.emit('reject', ev), open: (init, accept) => this.open(init, accept),
@@ -137,6 +148,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     d.frameLink = link;
     link.onPayload((topic, payload) => d.onPayload(topic, payload));
     await link.subscribe(topics.deviceIn(o.fleet, o.id));
+    await link.subscribe(topics.revocation(o.fleet)); // [LM-REVOKE-2]
     link.client.on('connect', () => void d.announce());
     await d.announce();
     return d;
@@ -171,7 +183,7 @@ export class Device extends EventEmitter<DeviceEvents> {
 
   /** Leaves: BYE, disconnect, stop the engine, erase session keys. */
   async stop(): Promise<void> {
-    this.session?.fail(new LmError(Reason.aborted, 'device stopped'), false);
+    this.session?.fail(new LmError(Reason.offline, 'device stopped'), false); // its ticket resumes it ([LM-LIC-3])
     const o = this.opts;
     try {
       const bye = encodeFrame(FrameType.BYE, { who: o.id, reason: Reason.offline }, { kind: 'none' });
@@ -215,6 +227,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       this.emit('reject', { code: err.code, reason: reasonName(err.code), type: 0 as FrameTypeId, detail: `${topic}: ${err.message}` });
       return;
     }
+    if (f.type === FrameType.REVOKE) return this.onRevoke(payload);
     if (f.type === FrameType.OFFER) {
       // a device never dies of a frame: whatever goes wrong with an OFFER is a refusal ([LM-FRAME-9])
       void this.offers.onOffer(f, payload).catch((e: unknown) => {
@@ -233,6 +246,22 @@ export class Device extends EventEmitter<DeviceEvents> {
     void s.onFrame(f).catch((e: unknown) => s.fail(toLmError(e)));
   }
 
+  /** A revocation list: kept, durably, when it verifies and is newer than the one held ([LM-REVOKE-2]). */
+  private onRevoke(payload: Uint8Array): void {
+    try {
+      const taken = this.revocations.offer(payload, this.opts.trustedOperators);
+      if (!taken) return;
+      this.licences.revocation = payload;
+      // a running session of a transaction the list revokes ends ([LM-REVOKE-3])
+      const s = this.running();
+      const why = s && this.revocations.refusal(s.tx.body, s.tx.hash, this.clock());
+      if (s && why) s.fail(why);
+    } catch (e) {
+      const err = toLmError(e);
+      this.emit('reject', { code: err.code, reason: reasonName(err.code), type: FrameType.REVOKE, detail: `revocation list ignored: ${err.message}` });
+    }
+  }
+
   /** Starts the session an accepted OFFER opens, sends ACCEPT and hands its stream over. */
   private async open(init: SessionInit, accept: Uint8Array): Promise<void> {
     const o = this.opts;
@@ -240,8 +269,6 @@ export class Device extends EventEmitter<DeviceEvents> {
       engine: this.engine, kernel: this.kernel, clock: this.clock, timers: systemTimers, phases: this.phases,
       deviceId: o.id, identity: o.identity, window: this.window, gatewayTimeout: o.gatewayTimeout ?? 10_000, onFrameResolved: o.onFrameResolved,
       send: (frame, type) => this.link.send(topics.deviceOut(o.fleet, o.id), frame, type),
-      interrupted: (txh) => this.interrupted.add(txh),
-      completed: (txh) => this.interrupted.delete(txh),
       closed: (ended) => {
         if (this.session === ended) this.session = undefined;
       },

@@ -8,6 +8,7 @@
 export { Device, SOFTWARE, type DeviceOptions, type DeviceEvents } from './device.js';
 export { IncomingStream, type StreamEvents, type ProgressEvent, type RejectEvent } from './stream.js';
 export type { ResumePoint } from './offer.js';
+export { fileLicenceStore, memoryLicenceStore, type LicenceRecord, type LicenceStore, type StoredTicket } from './licences.js';
 export type { PhaseFactories } from './phases.js';
 export type { Clock } from './clock.js';
 export { Control, type ControlOpId } from './frames.js';

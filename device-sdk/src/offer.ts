@@ -6,9 +6,10 @@
  * the resume point of a restarted device ([LM-DLV-10]); ACCEPT and the session keys ([LM-KEY-2]).
  */
 import {
-  type Caps, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, type OfferBody, Reason, type SessionKeys, type SessionParams, type SignedTx, type TxContext,
-  decodeTx, deriveSessionKeys, digest, ecdh, encodeFrame, openLicence, reasonName, toHex, toLmError, transcriptHash, validateParams, verifyFrame, verifyTx, wipe, x25519KeyPair,
+  type Caps, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, type OfferBody, Reason, type Revocations, type SessionKeys, type SessionParams, type SignedTicket, type SignedTx, type TxContext,
+  decodeTx, deriveSessionKeys, digest, ecdh, encodeFrame, openLicence, reasonName, ticketId, toHex, toLmError, transcriptHash, validateParams, verifyFrame, verifyTicket, verifyTx, wipe, x25519KeyPair,
 } from '@livematrix/spec';
+import type { Licences } from './licences.js';
 import type { Clock } from './clock.js';
 import type { OfferFrame } from './frames.js';
 import type { RejectEvent } from './stream.js';
@@ -19,10 +20,6 @@ export const TAKEOVER_SILENCE_MS = 2500;
 export const OFFER_WINDOW_MS = 120_000;
 /** OFFERs whose signatures a device checks per second at most: a flood cannot starve its sessions ([LM-FRAME-9]) */
 export const OFFER_CHECKS_PER_SECOND = 50;
-/** session ids of checked OFFERs remembered, to refuse a replayed one ([LM-FRAME-9]) */
-const SEEN_SIDS = 4096;
-/** resumes of one transaction that count no print ([LM-DLV-10]); more count as prints */
-export const MAX_FREE_RESUMES = 8;
 
 /** The checks an OFFER passes before a device accepts it. */
 export interface OfferChecks {
@@ -82,6 +79,18 @@ export interface SessionInit {
   from: number;
   /** the job's first `from` bytes, for the end digest */
   prefix: Uint8Array[] | undefined;
+  /** the session's part in the licence ([LM-LIC-1], [LM-LIC-3]) */
+  licence: SessionLicence;
+}
+
+/** What a session does with the licence: count at the counting point, hold or close its ticket. */
+export interface SessionLicence {
+  /** the counting point ([LM-LIC-1]): called before the first plaintext byte goes to the consumer; throws LmError `tx-count` */
+  start(): void;
+  /** the session was cut off after `off` bytes: its ticket resumes it ([LM-LIC-3]) */
+  hold(off: number): void;
+  /** the print completed or was abandoned ([LM-LIC-3]) */
+  close(): void;
 }
 
 /** The session a device runs, as an OFFER sees it. */
@@ -100,10 +109,10 @@ export interface OfferHost {
   readonly trustedOperators: readonly Uint8Array[];
   /** receive buffer announced in ACCEPT ([LM-DLV-5]) */
   readonly window: number;
-  /** streams started per transaction (hash, hex) ([LM-TX-7]) */
-  readonly prints: Map<string, number>;
-  /** transactions (hash, hex) whose session was cut off: their next OFFER resumes ([LM-DLV-13]) */
-  readonly interrupted: Set<string>;
+  /** print counts, tickets and seen session ids, kept across restarts ([LM-LIC-1]..[LM-LIC-5]) */
+  readonly licences: Licences;
+  /** the newest revocation list verified ([LM-REVOKE-3]) */
+  readonly revocations: Revocations;
   readonly resume: ((txh: string) => Promise<ResumePoint | undefined> | ResumePoint | undefined) | undefined;
   caps(): Caps;
   running(): RunningSession | undefined;
@@ -121,10 +130,6 @@ export class OfferDesk {
   private readonly checksBudget: PerSecondLimit;
   /** an OFFER is between its checks and its ACCEPT */
   private accepting = false;
-  /** session ids (hex) of OFFERs whose signature verified, oldest first */
-  private readonly seen = new Set<string>();
-  /** resumes that counted no print, per transaction */
-  private readonly freeResumes = new Map<string, number>();
 
   constructor(private readonly host: OfferHost, private readonly checks: OfferChecks, refusalsPerSecond: number) {
     this.limiter = new PerSecondLimit(host.clock, refusalsPerSecond);
@@ -140,7 +145,7 @@ export class OfferDesk {
     if (this.accepting) return this.refuse(b, offerBytes, new LmError(Reason.busy, 'another OFFER is being accepted'));
     const skew = b.time - this.host.clock();
     if (Math.abs(skew) > OFFER_WINDOW_MS) return this.refuse(b, offerBytes, new LmError(Reason.replay, `OFFER time is ${Math.round(skew / 1000)} s from this device's clock (a replay, or a clock far off) ([LM-FRAME-9])`));
-    if (this.seen.has(toHex(b.sid))) return this.refuse(b, offerBytes, new LmError(Reason.replay, 'an OFFER of this session id came before (a replay) ([LM-FRAME-9])'));
+    if (this.host.licences.seen(toHex(b.sid))) return this.refuse(b, offerBytes, new LmError(Reason.replay, 'an OFFER of this session id came before (a replay) ([LM-FRAME-9], [LM-LIC-5])'));
     if (!this.checksBudget.allow()) {
       this.host.reject({ code: Reason.busy, reason: reasonName(Reason.busy), type: FrameType.OFFER, detail: `OFFER ${toHex(b.sid).slice(0, 8)} dropped unchecked: more than ${OFFER_CHECKS_PER_SECOND} OFFERs in a second ([LM-FRAME-9])` });
       return;
@@ -150,7 +155,7 @@ export class OfferDesk {
     } catch (e) {
       return this.refuse(b, offerBytes, toLmError(e));
     }
-    this.remember(toHex(b.sid));
+    this.host.licences.remember(toHex(b.sid), b.time); // [LM-LIC-5]: kept across restarts
     this.accepting = true;
     try {
       await this.take(b, offerBytes);
@@ -159,35 +164,20 @@ export class OfferDesk {
     }
   }
 
-  private remember(sid: string): void {
-    this.seen.add(sid);
-    for (const old of this.seen) {
-      if (this.seen.size <= SEEN_SIDS) break;
-      this.seen.delete(old);
-    }
-  }
-
   private async take(b: OfferBody, offerBytes: Uint8Array): Promise<void> {
+    const h = this.host;
     const txh = toHex(digest(b.tx));
-    // [LM-DLV-13]: a gateway that restarted offers again while this device still holds the
-    // session it lost; once the OFFER checks out, a session whose gateway is silent ends as interrupted
-    const running = this.host.running();
-    // [LM-DLV-10], [LM-DLV-13]: an OFFER that resumes, or the next OFFER of a transaction whose session was cut off
-    const cutOff = this.host.interrupted.has(txh) || running?.txh === txh;
-    const resume = b.resume === true || cutOff;
-    // a resume counts no print only when this device knows the job is unfinished: its own session
-    // of it was cut off, or its consumer kept part of it; any other OFFER is a print ([LM-DLV-10])
-    const point = resume ? await this.host.resume?.(txh) : undefined;
     let tx: SignedTx;
     let licence: Uint8Array;
-    let free: boolean;
     try {
-      const size = decodeTx(b.tx).body.size;
-      free = (this.freeResumes.get(txh) ?? 0) < MAX_FREE_RESUMES && (cutOff || (point !== undefined && point.bytes > 0 && point.bytes < size));
-      ({ tx, licence } = this.verify(b, txh, free));
+      ({ tx, licence } = this.verify(b, txh));
     } catch (e) {
       return this.refuse(b, offerBytes, toLmError(e));
     }
+    // [LM-DLV-13]: a gateway that restarted offers again while this device still holds the
+    // session it lost; once the OFFER checks out, a session whose gateway is silent ends as
+    // interrupted, and holds its ticket ([LM-LIC-3])
+    const running = h.running();
     if (running) {
       const silent = running.silentFor();
       if (silent <= TAKEOVER_SILENCE_MS) {
@@ -196,23 +186,66 @@ export class OfferDesk {
       }
       running.interrupt(`the gateway is gone: silent for ${(silent / 1000).toFixed(1)} s when a new OFFER came ([LM-DLV-13])`);
     }
-    if (free) this.freeResumes.set(txh, (this.freeResumes.get(txh) ?? 0) + 1); // a resumed job is the same print ([LM-DLV-10])
-    else this.host.prints.set(txh, (this.host.prints.get(txh) ?? 0) + 1);
-    this.host.interrupted.delete(txh); // cut off again, it is marked again
+    let ticket: SignedTicket | undefined;
+    try {
+      ticket = this.ticket(b, txh, tx);
+    } catch (e) {
+      wipe(licence);
+      return this.refuse(b, offerBytes, toLmError(e));
+    }
+    const sid = toHex(b.sid);
+    const resume = ticket !== undefined;
+    const point = resume ? await h.resume?.(txh) : undefined;
     const { from, prefix } = resume ? await this.resumePoint(point, tx.body.size, b.params.chunk) : { from: 0, prefix: undefined };
-    const { accept, keys } = sessionKeys(b, offerBytes, this.host.identity, this.host.window, resume ? from : undefined, licence);
-    await this.host.open({ sid: b.sid, tx, params: b.params, keys, from, prefix }, accept);
+    const session = { sid, off: from, exp: tx.body.naf };
+    try {
+      // [LM-LIC-4]: the ticket is spent, and the new session's issued, before ACCEPT goes out
+      if (ticket) h.licences.resume(ticketId(ticket), txh, session);
+    } catch (e) {
+      wipe(licence);
+      return this.refuse(b, offerBytes, toLmError(e));
+    }
+    const limit = tx.body.prints;
+    const lic: SessionLicence = {
+      start: () => (resume ? undefined : h.licences.count(txh, limit, session)), // [LM-LIC-1]
+      hold: (off) => h.licences.hold(sid, off),
+      close: () => h.licences.close(sid),
+    };
+    const { accept, keys } = sessionKeys(b, offerBytes, h.identity, h.window, resume ? from : undefined, licence);
+    await h.open({ sid: b.sid, tx, params: b.params, keys, from, prefix, licence: lic }, accept);
   }
 
-  private verify(b: OfferBody, txh: string, resume: boolean): { tx: SignedTx; licence: Uint8Array } {
+  private verify(b: OfferBody, txh: string): { tx: SignedTx; licence: Uint8Array } {
     const h = this.host;
-    const used = h.prints.get(txh) ?? 0;
+    // a resume is not a new print: its count is checked at the ticket, not here ([LM-LIC-4]); nor
+    // is an OFFER of a transaction this device holds a ticket of, or runs (it is answered with the ticket)
     const tx = this.checks.transaction(b.tx, {
       now: h.clock(), trustedOperators: h.trustedOperators, device: { id: h.deviceId, publicKey: h.identity.publicKey },
-      gatewayPublic: b.gwpk, printsUsed: resume ? Math.max(0, used - 1) : used,
+      gatewayPublic: b.gwpk, ...(b.tk || h.licences.held(txh) || h.running()?.txh === txh ? {} : { printsUsed: h.licences.used(txh) }),
     });
+    const revoked = h.revocations.refusal(tx.body, tx.hash, h.clock()); // [LM-REVOKE-3]
+    if (revoked) throw revoked;
     this.checks.params(b.params, h.caps());
     return { tx, licence: this.checks.licence(tx, h.identity) };
+  }
+
+  /**
+   * The resume ticket an OFFER carries, checked ([LM-LIC-4]); undefined for a fresh OFFER. A fresh
+   * OFFER of a transaction whose cut-off session this device holds a ticket of is refused with
+   * that ticket, so that the gateway resumes instead of counting a second print; an OFFER that
+   * asks to resume without a ticket is refused.
+   */
+  private ticket(b: OfferBody, txh: string, tx: SignedTx): SignedTicket | undefined {
+    const h = this.host;
+    if (b.tk) {
+      const t = verifyTicket(b.tk, { device: h.deviceId, devicePublic: h.identity.publicKey, txh: tx.hash, now: h.clock() });
+      if (!h.licences.unspent(ticketId(t))) throw new LmError(Reason.txResume, 'the resume ticket is spent or unknown: a print resumes once ([LM-LIC-4])');
+      return t;
+    }
+    const held = h.licences.held(txh);
+    if (held) throw new TicketRefusal(held.bytes);
+    if (b.resume === true) throw new LmError(Reason.txResume, 'no session of this transaction was cut off here: nothing to resume ([LM-LIC-4])');
+    return undefined;
   }
 
   /** [LM-DLV-10]: a resumed job starts at the consumer's progress, rounded down to a chunk. */
@@ -234,12 +267,20 @@ export class OfferDesk {
    * can tell a real refusal from a forged one ([LM-FRAME-9]), at most `refusalsPerSecond`
    * answers per second; every refusal is reported as a 'reject' event.
    */
-  private async refuse(b: OfferBody, offerBytes: Uint8Array, e: LmError): Promise<void> {
+  private async refuse(b: OfferBody, offerBytes: Uint8Array, e: LmError, tk?: Uint8Array): Promise<void> {
+    if (e instanceof TicketRefusal) tk = e.ticket;
     this.host.reject({ code: e.code, reason: reasonName(e.code), type: FrameType.OFFER, detail: `OFFER ${toHex(b.sid).slice(0, 8)} refused: ${e.message}` });
     if (!this.limiter.allow()) return;
     // `oh` names the refused OFFER: a refusal of another OFFER under the same sid refuses nothing of the gateway's
-    const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: e.message.slice(0, 256), oh: digest(offerBytes) }, { kind: 'sig', secretKey: this.host.identity.secretKey });
+    const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: e.message.slice(0, 256), oh: digest(offerBytes), ...(tk ? { tk } : {}) }, { kind: 'sig', secretKey: this.host.identity.secretKey });
     await this.host.send(err, FrameType.ERROR).catch(() => undefined);
+  }
+}
+
+/** A refusal `tx-resume` that carries the device's ticket of the transaction ([LM-LIC-4]). */
+class TicketRefusal extends LmError {
+  constructor(readonly ticket: Uint8Array) {
+    super(Reason.txResume, 'this device holds a resume ticket of the transaction: offer again with it ([LM-LIC-4])');
   }
 }
 

@@ -15,7 +15,7 @@ import type { Clock, Timers } from './clock.js';
 import type { RateAlarm, RateExcess } from './delivery.js';
 import { NoSessionError } from './errors.js';
 import { Control, type ControlOpId, type HintsFrame, type KeyFrame } from './frames.js';
-import type { RunningSession, SessionInit } from './offer.js';
+import type { RunningSession, SessionInit, SessionLicence } from './offer.js';
 import { RevisionPipeline } from './pipeline.js';
 import type { ReceivePhase } from './receive.js';
 import type { RevisionPolicy } from './revisions.js';
@@ -40,10 +40,6 @@ export interface SessionDeps {
   readonly onFrameResolved?: ((seq: number) => void) | undefined;
   /** publishes on the device's out topic */
   send(frame: Uint8Array, type: FrameTypeId): Promise<void>;
-  /** the session was cut off: its transaction's next OFFER resumes it ([LM-DLV-13]) */
-  interrupted(txh: string): void;
-  /** the job was delivered and the receipt sent */
-  completed(txh: string): void;
   closed(s: DeviceSession): void;
 }
 
@@ -72,9 +68,13 @@ export class DeviceSession implements StreamSession, RunningSession {
   /** times of authentication failures within the tamper window ([LM-ALARM-3]) */
   private tamper: number[] = [];
   private closed = false;
+  private readonly licence: SessionLicence;
+  /** the counting point was passed ([LM-LIC-1]) */
+  private started = false;
 
   constructor(private readonly deps: SessionDeps, init: SessionInit) {
     const { keys, params } = init;
+    this.licence = init.licence;
     this.sid = init.sid;
     this.tx = init.tx;
     this.txh = toHex(init.tx.hash);
@@ -116,7 +116,11 @@ export class DeviceSession implements StreamSession, RunningSession {
     });
     const delivery = ph.delivery({
       sid, params, tx, from: init.from, prefix: init.prefix, clock, revisions, content: ph.content(), chunks: receive,
-      keys: (r) => this.pipeline.keys(r), push: (pt) => this.stream.push(pt),
+      keys: (r) => this.pipeline.keys(r),
+      push: (pt) => {
+        this.startPrint(); // [LM-LIC-1]: counted before the first byte reaches the consumer
+        this.stream.push(pt);
+      },
     });
     const pace = ph.pace({ rate: tx.body.rate, burst: tx.body.burst, grace: params.grace });
     const telemetry = ph.telemetry({ sid, params, chain: d2g, kernel: this.deps.kernel, clock });
@@ -253,6 +257,13 @@ export class DeviceSession implements StreamSession, RunningSession {
     await this.send(FrameType.TELEMETRY, this.p.telemetry.seal(payload));
   }
 
+  /** The counting point ([LM-LIC-1]): once, before the first plaintext byte goes to the consumer; throws `tx-count`. */
+  private startPrint(): void {
+    if (this.started) return;
+    this.licence.start();
+    this.started = true;
+  }
+
   // ---- the end ----
   private maybeFinish(): void {
     if (this.closed) return;
@@ -269,13 +280,19 @@ export class DeviceSession implements StreamSession, RunningSession {
 
   /** [LM-DLV-7]: the signed receipt, once the consumer took every byte and the digest checks. */
   private complete(d: Uint8Array): void {
+    try {
+      this.startPrint(); // an empty job is counted here ([LM-LIC-1])
+    } catch (e) {
+      this.fail(toLmError(e));
+      return;
+    }
+    this.licence.close(); // [LM-LIC-3]: a completed print resumes nothing
     this.p.acks.flush();
     const bytes = this.p.delivery.consumedBytes;
     const receipt = encodeFrame(FrameType.RECEIPT, {
       sid: this.sid, jd: this.tx.body.jd, bytes, digest: d, time: this.deps.clock(), device: this.deps.deviceId, txh: this.tx.hash,
     }, { kind: 'sig', secretKey: this.deps.identity.secretKey });
     this.deps.send(receipt, FrameType.RECEIPT).catch(() => undefined); // the link reconnects; the gateway asks again ([LM-DLV-8])
-    this.deps.completed(this.txh);
     this.stream.emit('end', { bytes, digest: d });
     this.stream.finish();
     this.close();
@@ -293,8 +310,15 @@ export class DeviceSession implements StreamSession, RunningSession {
 
   fail(e: LmError, tellGateway = true): void {
     if (this.closed) return;
-    // a session cut off (its gateway gone) leaves the job to resume ([LM-DLV-13], [LM-DLV-10])
-    if (e.code === Reason.timeout || e.code === Reason.offline) this.deps.interrupted(this.txh);
+    // a session cut off (its gateway gone, the device stopping) leaves the job to resume with its
+    // ticket ([LM-DLV-13], [LM-LIC-3]), and so does a set-up that failed before the counting point;
+    // a print abandoned after it is over ([LM-LIC-1])
+    try {
+      if (e.code === Reason.timeout || e.code === Reason.offline || !this.started) this.licence.hold(this.p.delivery.consumedBytes);
+      else this.licence.close();
+    } catch (w) {
+      this.stream.emit('reject', { code: Reason.internal, reason: reasonName(Reason.internal), type: FrameType.ERROR, detail: `licence state not written: ${toLmError(w).message}` });
+    }
     if (tellGateway && e.code !== Reason.skew && e.code !== Reason.digest) {
       void this.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: e.message.slice(0, 256) });
     }

@@ -61,3 +61,11 @@ export class StreamAbortedError extends LmError {
     this.name = 'StreamAbortedError';
   }
 }
+
+/** The gateway stopped while the stream ran: the print is interrupted, and resumes with the device's ticket ([LM-LIC-4]). */
+export class GatewayStoppedError extends StreamAbortedError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GatewayStoppedError';
+  }
+}

@@ -9,14 +9,17 @@
  */
 import { EventEmitter } from 'node:events';
 import {
-  type AnyFrame, FrameType, type HelloBody, type IdentityKeyPair, LmError, Reason, decodeFrame, digest, encodeFrame, equalBytes,
+  type AnyFrame, FrameType, type HelloBody, type IdentityKeyPair, LmError, Reason, Revocations, decodeFrame, digest, encodeFrame, equalBytes,
   toHex, toLmError, topics, verifyTx,
   Role,
 } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
 import { type Clock, systemClock } from './clock.js';
-import { StreamAbortedError, StreamBusyError } from './errors.js';
+import { openLicenceDb } from './db/index.js';
+import type { LicenceDb } from './db/types.js';
+import { GatewayStoppedError, StreamBusyError } from './errors.js';
+import { StreamLicence, startKind } from './licence.js';
 import { HelloBook, type HelloFrame, helloRefusal, isRestart } from './hello.js';
 import { BytesSource, type JobSource, type JobStream, StreamSource } from './source.js';
 import { type GatewayContext, GatewayStream } from './stream.js';
@@ -41,6 +44,13 @@ export interface GatewayOptions {
    * ignored. Without it, a HELLO counts only when its key is the transaction's device key.
    */
   deviceKeys?: ReadonlyMap<string, Uint8Array>;
+  /**
+   * The database of print counts, sessions, the receipt ledger and the revocation list
+   * ([LM-LIC-2], [LM-LEDGER-1]): an open {@link LicenceDb}, or where to open one (a SQLite file,
+   * or a postgres:// URL). Default: SQLite in memory, which a restart forgets: production
+   * gateways name a file or a server.
+   */
+  db?: LicenceDb | string;
 }
 
 /**
@@ -58,9 +68,12 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private readonly streams = new Map<string, GatewayStream>();
   /** devices whose stream() is between its checks and its OFFER */
   private readonly starting = new Set<string>();
-  /** streams started per transaction (hex of its SHA-256) ([LM-TX-7]) */
-  private readonly prints = new Map<string, number>();
   private readonly ctx: GatewayContext;
+  private database: LicenceDb | undefined;
+  /** the database was opened here, and is closed by stop() */
+  private ownDb = false;
+  /** the newest verified revocation list ([LM-REVOKE-2]) */
+  private readonly revocations = new Revocations();
 
   private constructor(private readonly o: GatewayOptions) {
     super();
@@ -81,6 +94,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Starts the engine, connects to the broker and subscribes to the fleet's devices. */
   static async start(o: GatewayOptions): Promise<Gateway> {
     const g = new Gateway(o);
+    g.ownDb = typeof o.db !== 'object';
+    g.database = typeof o.db === 'object' ? o.db : await openLicenceDb(o.db ?? ':memory:');
+    const held = await g.database.revocation();
+    if (held) g.revocations.offer(held, o.trustedOperators);
     await g.engine.start();
     const bye = encodeFrame(FrameType.BYE, { who: o.id, reason: Reason.offline }, { kind: 'none' });
     const link = await FrameLink.connect({
@@ -92,6 +109,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     link.onError((e) => g.log(`broker connection: ${e.message}; reconnecting`));
     await link.subscribe(`lm/1/${o.fleet}/d/+/state`);
     await link.subscribe(`lm/1/${o.fleet}/d/+/out`);
+    await link.subscribe(topics.revocation(o.fleet)); // [LM-REVOKE-2]
     return g;
   }
 
@@ -101,11 +119,18 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     return this.connection;
   }
 
+  /** The gateway's licence database (print counts, sessions, receipt ledger). */
+  get db(): LicenceDb {
+    if (!this.database) throw new LmError(Reason.internal, 'the gateway is not started: start it with Gateway.start()');
+    return this.database;
+  }
+
   log(line: string): void {
     this.emit('log', line);
   }
 
   private onPayload(topic: string, payload: Uint8Array): void {
+    if (topic === topics.revocation(this.o.fleet)) return void this.onRevoke(payload);
     const parts = topic.split('/');
     const device = parts[4];
     if (!device) return;
@@ -153,6 +178,26 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.hellos.notify(device, h);
   }
 
+  /**
+   * A revocation list: kept, in the database, when it verifies and is newer than the one held
+   * ([LM-REVOKE-2]); running streams it revokes end ([LM-REVOKE-3]).
+   */
+  private async onRevoke(payload: Uint8Array): Promise<void> {
+    try {
+      const list = this.revocations.offer(payload, this.o.trustedOperators);
+      if (!list) return;
+      await this.db.saveRevocation(payload, list.seq);
+      this.log(`revocation list ${list.seq} taken: ${list.txs.length} transactions, ${list.devices.length} devices, ${list.operators.length} operator keys revoked; next due ${new Date(list.next).toISOString()}`);
+      for (const s of this.streams.values()) {
+        const why = this.revocations.refusal(s.tx.body, s.tx.hash, this.clock.now());
+        if (why) s.fail(why);
+      }
+    } catch (e) {
+      const err = toLmError(e);
+      this.emit('reject', { code: err.code, detail: `revocation list ignored: ${err.message}` });
+    }
+  }
+
   /** The device's latest HELLO, of the given identity key if one is named (waits for it up to timeout ms). */
   hello(device: string, timeout = 10_000, publicKey?: Uint8Array): Promise<HelloBody> {
     return this.hellos.wait(device, timeout, publicKey, topics.deviceState(this.o.fleet, device));
@@ -165,8 +210,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * restarts and resumes below what the stream has passed is served by reading it again).
    */
   async stream(device: string, job: Uint8Array | JobStream, txBytes: Uint8Array, licence: Uint8Array, opts: StreamOptions = {}): Promise<GatewayStream> {
-    const txh = toHex(digest(txBytes));
-    const tx = verifyTx(txBytes, { now: this.clock.now(), trustedOperators: this.o.trustedOperators, gatewayPublic: this.o.identity.publicKey, printsUsed: this.prints.get(txh) ?? 0 });
+    const tx = verifyTx(txBytes, { now: this.clock.now(), trustedOperators: this.o.trustedOperators, gatewayPublic: this.o.identity.publicKey });
+    const revoked = this.revocations.refusal(tx.body, tx.hash, this.clock.now()); // [LM-REVOKE-3]
+    if (revoked) throw revoked;
+    // [LM-TX-7], [LM-LIC-2]: prints left, or a cut-off print of it to resume ([LM-LIC-4])
+    const kind = await startKind(this.db, tx);
     if (tx.body.device !== device) throw new LmError(Reason.txDevice, `transaction is for "${tx.body.device}", not "${device}" ([LM-TX-5])`);
     let source: JobSource;
     if (job instanceof Uint8Array) {
@@ -190,8 +238,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     try {
       // [LM-MQTT-6]: only a HELLO of the transaction's device key counts
       const hello = await this.hello(device, opts.helloTimeout, tx.body.dpk);
-      this.prints.set(txh, (this.prints.get(txh) ?? 0) + 1); // [LM-TX-7]
-      const s = new GatewayStream(this.ctx, device, source, tx, licence, opts);
+      let s: GatewayStream | undefined;
+      const record = new StreamLicence(this.db, tx, device, this.o.id, this.clock, (e) => s?.fail(e));
+      s = new GatewayStream(this.ctx, device, source, tx, licence, opts, record, kind === 'resume');
       this.streams.set(device, s);
       try {
         await s.begin(hello);
@@ -209,8 +258,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   async stop(): Promise<void> {
-    for (const s of this.streams.values()) s.fail(new StreamAbortedError('gateway stopped'));
+    const running = [...this.streams.values()];
+    for (const s of running) s.fail(new GatewayStoppedError('gateway stopped'));
+    await Promise.all(running.map((s) => s.settled())); // every licence write is in before the database closes
     await this.link.close(true).catch(() => undefined);
     await this.engine.stop();
+    if (this.ownDb) await this.database?.close();
   }
 }

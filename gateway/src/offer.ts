@@ -7,8 +7,8 @@
  * ([LM-FRAME-7], [LM-KEY-2], [LM-KEY-4]).
  */
 import {
-  type AnyFrame, FrameType, type Frame, type HelloBody, type IdentityKeyPair, LmError, Ratchet, Reason, type SessionKeys, type SessionParams, type SignedTx,
-  deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, isReasonCode, negotiate, randomBytes, reasonName, toLmError, transcriptHash, verifyFrame, wipe, x25519KeyPair,
+  type AnyFrame, FrameType, type Frame, type HelloBody, type IdentityKeyPair, LmError, Ratchet, Reason, type SessionKeys, type SessionParams, type SignedTicket, type SignedTx,
+  deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, isReasonCode, negotiate, randomBytes, reasonName, toLmError, transcriptHash, verifyFrame, verifyTicket, wipe, x25519KeyPair,
 } from '@livematrix/spec';
 import { type Cancel, type Clock, noTimer } from './clock.js';
 import { OfferRefusedError, OfferTimeoutError } from './errors.js';
@@ -41,6 +41,8 @@ export interface Accepted {
   window: number;
   /** the resume point the device asks for, 0 for a fresh start ([LM-DLV-10]) */
   from: number;
+  /** the device's ticket the accepted OFFER carried: a resume that counts no print ([LM-LIC-4]) */
+  ticket: SignedTicket | undefined;
 }
 
 /** ms between re-offers to a busy device */
@@ -50,6 +52,8 @@ const REOFFER_AFTER = 1000;
  * of OFFERs checks a bounded number per second and drops the rest unanswered ([LM-FRAME-9])
  */
 const REOFFER_SILENT = 3000;
+/** OFFERs with a ticket the device handed over, at most, before the offer fails ([LM-LIC-4]) */
+const TICKET_OFFERS = 3;
 
 /** The offer phase of one session: its OFFERs until one is accepted, refused, or times out. */
 export class Offering {
@@ -66,11 +70,14 @@ export class Offering {
   private cancelTimer: Cancel = noTimer;
   private cancelRetry: Cancel = noTimer;
   private accepted = false;
+  /** the device's resume ticket, once it handed one over in a refusal ([LM-LIC-4]) */
+  private ticket: SignedTicket | undefined;
+  private ticketOffers = 0;
 
   constructor(
     private readonly host: OfferHost,
-    /** offers a resumed job ([LM-DLV-10]) */
-    readonly resume: boolean,
+    /** offers only the resume of a cut-off print ([LM-DLV-10], [LM-LIC-4]) */
+    private resume: boolean,
   ) {}
 
   /** The parameters of the latest OFFER. */
@@ -93,7 +100,8 @@ export class Offering {
     const params = negotiate(hello.caps, now, this.host.opts.policy ?? {});
     const { identity, tx } = this.host;
     const bytes = encodeFrame(FrameType.OFFER, {
-      sid: this.sid, tx: tx.bytes, epk: this.ephemeral.publicKey, params, gwpk: identity.publicKey, time: now, ...(this.resume ? { resume: true } : {}),
+      sid: this.sid, tx: tx.bytes, epk: this.ephemeral.publicKey, params, gwpk: identity.publicKey, time: now,
+      ...(this.resume || this.ticket ? { resume: true } : {}), ...(this.ticket ? { tk: this.ticket.bytes } : {}),
     }, { kind: 'sig', secretKey: identity.secretKey });
     this.offer = { params, bytes };
     this.cancelRetry();
@@ -147,6 +155,7 @@ export class Offering {
       host.reject(Reason.auth, `${host.device}: a signed refusal of another OFFER under our session id ignored ([LM-FRAME-9])`);
       return;
     }
+    if (code === Reason.txResume && f.body.tk) return this.resumeWith(f.body.tk);
     const busyWait = host.opts.busyWait ?? 15_000;
     if (code === Reason.busy && host.clock.now() - (this.since ?? 0) < busyWait) {
       // its previous session may be ending ([LM-DLV-13]): offer again shortly
@@ -157,6 +166,26 @@ export class Offering {
       return;
     }
     host.fail(new OfferRefusedError(isReasonCode(code) ? code : Reason.internal, `device refused the offer: ${f.body.detail}`), false);
+  }
+
+  /**
+   * The device holds a ticket of this transaction's cut-off print and handed it over in its
+   * refusal ([LM-LIC-4]): offer again, at once, with it; the resume counts no print.
+   */
+  private resumeWith(tk: Uint8Array): void {
+    const { host } = this;
+    let t: SignedTicket;
+    try {
+      t = verifyTicket(tk, { device: host.tx.body.device, devicePublic: host.tx.body.dpk, txh: host.tx.hash, now: host.clock.now() });
+    } catch (e) {
+      return host.fail(toLmError(e), false);
+    }
+    if (++this.ticketOffers > TICKET_OFFERS) return host.fail(new OfferRefusedError(Reason.txResume, `device refused ${TICKET_OFFERS} OFFERs carrying its own ticket`), false);
+    host.log(`${host.device} holds a resume ticket of this transaction (cut off at ${t.body.off} bytes); offering the resume`);
+    this.ticket = t;
+    this.resume = true;
+    this.armTimeout();
+    this.reoffer();
   }
 
   /**
@@ -177,7 +206,7 @@ export class Offering {
     const g2d = new Ratchet(keys.ckG2d, offer.params.r0);
     const d2g = new Ratchet(keys.ckD2g, offer.params.r0);
     wipe(keys.ckG2d, keys.ckD2g);
-    return { keys, g2d, d2g, window: f.body.window, from: f.body.from ?? 0 };
+    return { keys, g2d, d2g, window: f.body.window, from: f.body.from ?? 0, ticket: this.ticket };
   }
 
   /** Stops the timers and erases the ephemeral secret. */

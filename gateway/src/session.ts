@@ -4,7 +4,7 @@
  * delivery; its liveness ([LM-DLV-13]) and pause state ([LM-DLV-9]). A device that restarted
  * ([LM-DLV-10]) gets a new Session: nothing of the old one carries over but the stream's totals.
  */
-import { type HelloBody, type SessionParams, toLmError } from '@livematrix/spec';
+import { type HelloBody, type SessionParams, type SignedTicket, toLmError } from '@livematrix/spec';
 import { type Cancel, noTimer } from './clock.js';
 import { Delivery, type DeliveryHost, resumeFailure } from './delivery.js';
 import { DeviceOfflineError } from './errors.js';
@@ -12,7 +12,10 @@ import { Liveness } from './liveness.js';
 import { type AcceptFrame, type OfferHost, Offering } from './offer.js';
 
 /** What a session needs from its stream. */
-export interface SessionHost extends OfferHost, DeliveryHost {}
+export interface SessionHost extends OfferHost, DeliveryHost {
+  /** the device accepted an OFFER of this session id, from `from`, under its ticket if the OFFER carried one ([LM-LIC-4]) */
+  accepted(sid: Uint8Array, from: number, ticket: SignedTicket | undefined): void;
+}
 
 /** The shortest tick of a session's timer (ms). */
 const MIN_TICK = 50;
@@ -64,12 +67,16 @@ export class Session {
   accept(f: AcceptFrame, raw: Uint8Array): void {
     if (this.accepted) return;
     let d: Delivery;
+    let ticket: SignedTicket | undefined;
     try {
-      d = new Delivery(this.host, this.sid, this.params, this.offering.accept(f, raw), () => this.paused);
+      const a = this.offering.accept(f, raw);
+      ticket = a.ticket;
+      d = new Delivery(this.host, this.sid, this.params, a, () => this.paused);
     } catch (e) {
       return this.host.fail(toLmError(e));
     }
     this.accepted = d;
+    this.host.accepted(this.sid, f.body.from ?? 0, ticket);
     this.liveness.accepted();
     const failure = resumeFailure(f.body.from ?? 0, this.params.chunk, this.host.source);
     if (failure) return this.host.fail(failure);

@@ -8,12 +8,13 @@ import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
 import {
   type AnyFrame, FRAME_TYPE_NAMES, FrameType, type Frame, type FrameTypeId, type HelloBody, type IdentityKeyPair, LmError, Reason, type ReasonCode,
-  type SessionParams, type SignedTx, encodeFrame, isReasonCode, reasonName, toLmError, topics, verifyFrame,
+  type SessionParams, type SignedTx, encodeFrame, isReasonCode, reasonName, toHex, toLmError, topics, verifyFrame,
 } from '@livematrix/spec';
 import { Kernel, type MatrixEngine } from '@livematrix/spec/engine';
 import type { Clock } from './clock.js';
+import type { StreamLicence } from './licence.js';
 import type { Delivery } from './delivery.js';
-import { StreamAbortedError } from './errors.js';
+import { GatewayStoppedError, StreamAbortedError } from './errors.js';
 import { Stats, buildReport, receiptMismatch } from './report.js';
 import { Session, type SessionHost } from './session.js';
 import type { JobSource } from './source.js';
@@ -45,6 +46,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   private readonly host: SessionHost;
   private session: Session;
   private ended = false;
+  private receiving = false;
   private alarmed = false;
   private pump = false;
   /** when the first OFFER went out */
@@ -58,6 +60,10 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     readonly tx: SignedTx,
     private readonly licence: Uint8Array,
     private readonly opts: StreamOptions,
+    /** the stream's print count and ledger bookkeeping ([LM-LIC-1], [LM-LEDGER-1]) */
+    private readonly record: StreamLicence,
+    /** offer only the resume of a cut-off print ([LM-LIC-4]) */
+    resume = false,
   ) {
     super();
     this.queue = new PQueue({ concurrency: opts.concurrency ?? 64 });
@@ -66,7 +72,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     this.settle = settled;
     this.done.catch(() => undefined);
     this.host = this.sessionHost();
-    this.session = new Session(this.host, false);
+    this.session = new Session(this.host, resume);
     source.onReadable(() => {
       if (source.failure) return this.fail(source.failure);
       this.kick();
@@ -105,7 +111,10 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     this.ctx.log(`${this.device} restarted mid-stream: resuming the job in a new session`);
     this.session.close();
     this.queue.clear();
-    this.session = new Session(this.host, true);
+    this.record.ended('interrupted');
+    // a session past the counting point is resumed with the device's ticket ([LM-LIC-4]); one
+    // before it starts over as a fresh OFFER (which a device holding a ticket answers with it)
+    this.session = new Session(this.host, this.record.started);
     await this.session.offer(hello);
   }
 
@@ -125,7 +134,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     if (f.type === FrameType.ACCEPT) return s.accept(f, raw);
     const d = s.delivery;
     if (!d) return s.offering.beforeAccept(f);
-    if (f.type === FrameType.RECEIPT) return this.onReceipt(f, d);
+    if (f.type === FrameType.RECEIPT) return this.onReceipt(f, d, raw);
     if (f.authKind !== 'mac') {
       // [LM-FRAME-5]: an unauthenticated ERROR, ALARM or BYE is advisory: logged, never acted on
       this.ctx.reject(Reason.auth, `${this.device}: unauthenticated ${FRAME_TYPE_NAMES[f.type]} ignored ([LM-FRAME-5])`);
@@ -168,7 +177,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     }
   }
 
-  private onReceipt(f: ReceiptFrame, d: Delivery): void {
+  private onReceipt(f: ReceiptFrame, d: Delivery, raw: Uint8Array): void {
     try {
       verifyFrame(f, { signer: this.tx.body.dpk }); // [LM-DLV-7]
     } catch (e) {
@@ -178,14 +187,26 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     }
     const mismatch = receiptMismatch(f.body, { sid: this.sid, jd: this.tx.body.jd, size: this.source.size });
     if (mismatch) return this.fail(mismatch);
+    if (this.receiving) return; // a RECEIPT sent again while the first is being recorded
+    this.receiving = true;
     const now = this.ctx.clock.now();
     const report = buildReport({
       device: this.device, job: this.tx.body.job, bytes: this.source.size, frames: d.sender.frames.length, stats: this.stats,
       seconds: (now - (this.t0 ?? now)) / 1000, params: this.params, receipt: f.body,
     });
-    this.finish();
-    this.emit('done', report);
-    this.settle.resolve(report);
+    // [LM-LEDGER-1]: the stream is delivered once its receipt is in the ledger
+    this.record.receipt(raw).then((rec) => {
+      if (this.ended) return;
+      report.ledger = { seq: rec.seq, hash: toHex(rec.hash) };
+      this.finish();
+      this.emit('done', report);
+      this.settle.resolve(report);
+    }, (e: unknown) => this.fail(toLmError(e, 'receipt ledger'), false));
+  }
+
+  /** Resolves once every licence write of the stream is in the database. @internal */
+  settled(): Promise<void> {
+    return this.record.settled();
   }
 
   /** Pauses, resumes or aborts from the gateway side ([LM-DLV-9]). */
@@ -213,6 +234,8 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   fail(e: LmError, tell = true): void {
     if (this.ended) return;
     if (tell) void this.session.delivery?.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: e.message.slice(0, 256) });
+    // a device gone, or this gateway stopping, leaves the print to resume ([LM-LIC-4]); anything else ends it
+    this.record.ended(e.code === Reason.offline || e.code === Reason.timeout || e instanceof GatewayStoppedError ? 'interrupted' : 'failed');
     this.finish();
     this.settle.reject(e);
     if (this.listenerCount('error') > 0) this.emit('error', e); // callers also get it from `done`
@@ -259,7 +282,11 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       ended: () => this.ended,
       halted: () => this.ended || this.alarmed,
       alarm: (code, detail, observed, limit) => this.alarm(code, detail, observed, limit),
-      progress: (p) => this.emit('progress', p),
+      progress: (p) => {
+        this.record.consumed(p.consumed); // [LM-LIC-1]
+        this.emit('progress', p);
+      },
+      accepted: (sid, from, ticket) => this.record.accepted(sid, from, ticket),
       telemetry: (t) => this.emit('telemetry', t),
       kick: () => this.kick(),
     };

@@ -44,6 +44,8 @@ export interface StreamReport {
   params: SessionParams;
   alarms: number;
   receipt: { digest: string; bytes: number };
+  /** the receipt's record in the receipt ledger ([LM-LEDGER-1]): its sequence number and hash (hex) */
+  ledger?: { seq: number; hash: string };
 }
 
 export interface StreamProgress {

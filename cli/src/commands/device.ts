@@ -13,6 +13,7 @@ import { FrameType, LmError, SUITE_NAMES, errorMessage } from '@livematrix/spec'
 import { EXIT, type Values, hexKey, need, num, opt, parse } from '../args.js';
 import { connectAs, connection } from '../connection.js';
 import { help } from '../help.js';
+import { deviceStateDir } from '../state.js';
 import { OfferSenders, RateLimitedLog, describeRefusal } from '../log.js';
 import { Progress, Stopped, consume } from '../progress.js';
 
@@ -67,6 +68,8 @@ async function startDevice(values: Values): Promise<DeviceRunner> {
     url: conn.url, fleet,
     id: identity.id, identity, trustedOperators, brokerAuth: conn.auth,
     resume: resumeFrom(output),
+    // print counts, resume tickets and seen OFFERs survive a restart ([LM-LIC-2])
+    stateDir: opt(values, 'state', deviceStateDir(identity.id)),
   }));
   return { ...output, dev, identity, rate };
 }
@@ -182,7 +185,7 @@ async function receive(next: IncomingStream, d: DeviceRunner, run: Run): Promise
 export async function device(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     identity: { type: 'string' }, 'operator-key': { type: 'string' }, out: { type: 'string' }, rate: { type: 'string' }, url: { type: 'string' },
-    credentials: { type: 'string' }, fleet: { type: 'string' }, once: { type: 'boolean' },
+    credentials: { type: 'string' }, fleet: { type: 'string' }, once: { type: 'boolean' }, state: { type: 'string' },
   });
   if (values['help']) return help('device');
   const d = await startDevice(values);

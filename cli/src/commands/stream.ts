@@ -10,6 +10,7 @@ import { Gateway } from '@livematrix/gateway';
 import { EXIT, UsageError, type Values, hexKey, need, num, opt, parse } from '../args.js';
 import { connectAs, connection } from '../connection.js';
 import { help } from '../help.js';
+import { gatewayDbPath } from '../state.js';
 import { RateLimitedLog, describeRefusal } from '../log.js';
 import { Progress } from '../progress.js';
 import { readTx } from './keys.js';
@@ -52,6 +53,8 @@ async function runJobs(values: Values, jobs: Job[]): Promise<number> {
   const gw = await connectAs(conn, identity, 'gateway', fleet, () => Gateway.start({
     url: conn.url, fleet,
     id: identity.id, identity, trustedOperators, brokerAuth: conn.auth,
+    // print counts, sessions and the receipt ledger survive a restart ([LM-LIC-2], [LM-LEDGER-1])
+    db: opt(values, 'db', gatewayDbPath()),
   }));
   gw.on('log', (l) => console.error(l));
   // frames the gateway drops (forged, replayed, malformed) are logged, never fatal
@@ -66,7 +69,7 @@ async function runJobs(values: Values, jobs: Job[]): Promise<number> {
 export async function stream(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     device: { type: 'string' }, tx: { type: 'string' }, identity: { type: 'string' }, 'operator-key': { type: 'string' }, url: { type: 'string' },
-    credentials: { type: 'string' }, fleet: { type: 'string' }, w: { type: 'string' },
+    credentials: { type: 'string' }, fleet: { type: 'string' }, w: { type: 'string' }, db: { type: 'string' },
   });
   if (values['help']) return help('stream');
   const file = positionals[0];
@@ -89,7 +92,7 @@ function readJobs(path: string): Job[] {
 export async function gateway(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     jobs: { type: 'string' }, identity: { type: 'string' }, 'operator-key': { type: 'string' }, url: { type: 'string' }, credentials: { type: 'string' },
-    fleet: { type: 'string' }, w: { type: 'string' },
+    fleet: { type: 'string' }, w: { type: 'string' }, db: { type: 'string' },
   });
   if (values['help']) return help('gateway');
   return runJobs(values, readJobs(need(values, 'jobs')));

@@ -1,0 +1,222 @@
+/**
+ * @module licences
+ * What a device must not forget (SPEC.md §11.4): the prints it counted per transaction
+ * ([LM-LIC-1]), its resume tickets ([LM-LIC-3], [LM-LIC-4]), the session ids of the OFFERs it
+ * checked within the freshness window ([LM-LIC-5]) and the newest revocation list it verified
+ * ([LM-REVOKE-2]). Every change is written through a {@link LicenceStore} before the device acts
+ * on it; the default store is a crash-safe file (write, fsync, rename, fsync of the directory).
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type IdentityKeyPair, LmError, Reason, type SignedTicket, decodeTicket, fromHex, randomBytes, signTicket, toHex,
+} from '@livematrix/spec';
+import type { Clock } from './clock.js';
+
+/** A ticket as the store keeps it. */
+export interface StoredTicket {
+  /** the signed ticket, hex */
+  bytes: string;
+  /** transaction hash, hex */
+  txh: string;
+  /** the session it was issued for, hex */
+  sid: string;
+  /**
+   * running: its session runs in this process; held: its session was cut off and the ticket
+   * resumes it ([LM-LIC-3]); spent: a resume used it, or its print completed or was abandoned
+   */
+  state: 'running' | 'held' | 'spent';
+  exp: number;
+}
+
+/** Everything a device keeps across restarts, as JSON. */
+export interface LicenceRecord {
+  v: 1;
+  /** prints counted per transaction hash (hex) ([LM-LIC-1]) */
+  prints: Record<string, number>;
+  /** tickets by id (hex) */
+  tickets: Record<string, StoredTicket>;
+  /** session ids (hex) of OFFERs whose signature verified, with the OFFER's time ([LM-LIC-5]) */
+  sids: Record<string, number>;
+  /** the newest verified REVOKE frame, hex ([LM-REVOKE-2]) */
+  revocation?: string;
+}
+
+/** Where a device keeps its licence state: loads it once, saves every change before it is acted on. */
+export interface LicenceStore {
+  load(): LicenceRecord | undefined;
+  /** must be atomic and durable: after a crash, load() returns this record or the previous one */
+  save(r: LicenceRecord): void;
+}
+
+/** A store in memory: for tests and for devices that really keep nothing (a restart forgets every count). */
+export function memoryLicenceStore(): LicenceStore {
+  let saved: string | undefined;
+  return {
+    load: () => (saved === undefined ? undefined : (JSON.parse(saved) as LicenceRecord)),
+    save: (r) => void (saved = JSON.stringify(r)),
+  };
+}
+
+/**
+ * The default store: `licences.json` in the device's state directory, replaced atomically
+ * (write a temporary file, fsync it, rename it over the old one, fsync the directory), so that a
+ * crash at any point leaves either the old record or the new one ([LM-LIC-1]).
+ */
+export function fileLicenceStore(dir: string): LicenceStore {
+  const path = join(dir, 'licences.json');
+  return {
+    load() {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      let text: string;
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw e;
+      }
+      try {
+        const r = JSON.parse(text) as LicenceRecord;
+        if (r.v !== 1 || typeof r.prints !== 'object' || typeof r.tickets !== 'object' || typeof r.sids !== 'object') throw new Error('not a version 1 licence record');
+        return r;
+      } catch (e) {
+        // never start over silently: a lost record would reset every print count
+        throw new LmError(Reason.internal, `licence state ${path} is unreadable (${(e as Error).message}); restore it or move it away knowingly`);
+      }
+    },
+    save(r) {
+      const tmp = `${path}.tmp`;
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, JSON.stringify(r));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, path);
+      const d = openSync(dir, 'r');
+      try {
+        fsyncSync(d);
+      } finally {
+        closeSync(d);
+      }
+    },
+  };
+}
+
+/** How long a session id is remembered: beyond the window in which its OFFER's time is fresh ([LM-LIC-5]). */
+const SID_MEMORY_MS = 2 * 120_000;
+
+/** The device's licence state, written through its store. */
+export class Licences {
+  private readonly r: LicenceRecord;
+
+  constructor(private readonly store: LicenceStore, private readonly identity: IdentityKeyPair, private readonly deviceId: string, private readonly clock: Clock) {
+    this.r = store.load() ?? { v: 1, prints: {}, tickets: {}, sids: {} };
+    // a session that ran in a process that is gone was cut off: its ticket resumes it ([LM-LIC-3])
+    let changed = false;
+    for (const t of Object.values(this.r.tickets)) {
+      if (t.state === 'running') {
+        t.state = 'held';
+        changed = true;
+      }
+    }
+    if (changed) this.save();
+  }
+
+  /** Prints counted for a transaction ([LM-LIC-1]). */
+  used(txh: string): number {
+    return this.r.prints[txh] ?? 0;
+  }
+
+  /** An OFFER of this session id was checked within the window ([LM-LIC-5]). */
+  seen(sid: string): boolean {
+    return this.r.sids[sid] !== undefined;
+  }
+
+  /** Remembers a checked OFFER's session id, durably ([LM-LIC-5]). */
+  remember(sid: string, time: number): void {
+    this.r.sids[sid] = time;
+    this.save();
+  }
+
+  /** The unspent ticket of a transaction whose session was cut off, if any ([LM-LIC-3]). */
+  held(txh: string): SignedTicket | undefined {
+    for (const t of Object.values(this.r.tickets)) if (t.txh === txh && t.state === 'held' && t.exp >= this.clock()) return decodeTicket(fromHex(t.bytes));
+    return undefined;
+  }
+
+  /** True when the ticket with this id is held and unspent ([LM-LIC-4]). */
+  unspent(id: string): boolean {
+    const t = this.r.tickets[id];
+    return t !== undefined && t.state === 'held' && t.exp >= this.clock();
+  }
+
+  /**
+   * The counting point ([LM-LIC-1]): counts one print of the transaction and issues the ticket
+   * of the session that makes it, in one write; refuses (`tx-count`) when no print is left.
+   */
+  count(txh: string, limit: number, session: { sid: string; off: number; exp: number }): void {
+    const used = this.used(txh);
+    if (used >= limit) throw new LmError(Reason.txCount, `print count exhausted: ${used} of ${limit} used ([LM-TX-7])`);
+    this.r.prints[txh] = used + 1;
+    this.issue(txh, session);
+    this.save();
+  }
+
+  /** A resume ([LM-LIC-4]): spends the ticket it carried and issues the new session's, in one write. */
+  resume(spent: string, txh: string, session: { sid: string; off: number; exp: number }): void {
+    const t = this.r.tickets[spent];
+    if (!t || t.state !== 'held') throw new LmError(Reason.txResume, 'the resume ticket is spent or unknown ([LM-LIC-4])');
+    t.state = 'spent';
+    this.issue(txh, session);
+    this.save();
+  }
+
+  /** The session was cut off at `off` bytes: its ticket is held, re-signed with the offset ([LM-LIC-3]). */
+  hold(sid: string, off: number): void {
+    const [id, t] = this.ofSession(sid) ?? [];
+    if (!id || !t || t.state !== 'running') return;
+    const old = decodeTicket(fromHex(t.bytes));
+    t.bytes = toHex(signTicket({ ...old.body, off }, this.identity.secretKey).bytes);
+    t.state = 'held';
+    this.save();
+  }
+
+  /** The session's print completed or was abandoned: its ticket resumes nothing ([LM-LIC-3]). */
+  close(sid: string): void {
+    const [, t] = this.ofSession(sid) ?? [];
+    if (!t || t.state === 'spent') return;
+    t.state = 'spent';
+    this.save();
+  }
+
+  /** The newest verified revocation list (a REVOKE frame) ([LM-REVOKE-2]). */
+  get revocation(): Uint8Array | undefined {
+    return this.r.revocation === undefined ? undefined : fromHex(this.r.revocation);
+  }
+
+  set revocation(bytes: Uint8Array | undefined) {
+    if (bytes === undefined) delete this.r.revocation;
+    else this.r.revocation = toHex(bytes);
+    this.save();
+  }
+
+  private ofSession(sid: string): [string, StoredTicket] | undefined {
+    for (const [id, t] of Object.entries(this.r.tickets)) if (t.sid === sid && t.state !== 'spent') return [id, t];
+    return undefined;
+  }
+
+  private issue(txh: string, s: { sid: string; off: number; exp: number }): void {
+    const t = signTicket({ v: 1, id: randomBytes(16), txh: fromHex(txh), sid: fromHex(s.sid), off: s.off, exp: s.exp, device: this.deviceId }, this.identity.secretKey);
+    this.r.tickets[toHex(t.body.id)] = { bytes: toHex(t.bytes), txh, sid: s.sid, state: 'running', exp: s.exp };
+  }
+
+  /** Writes the record, first dropping what no longer matters: expired tickets, session ids past the window. */
+  private save(): void {
+    const now = this.clock();
+    for (const [sid, t] of Object.entries(this.r.sids)) if (Math.abs(now - t) > SID_MEMORY_MS) delete this.r.sids[sid];
+    for (const [id, t] of Object.entries(this.r.tickets)) if (t.exp < now) delete this.r.tickets[id];
+    this.store.save(this.r);
+  }
+}
