@@ -145,3 +145,43 @@ describe('a print cut off by a device crash resumes once and counts once [LM-LIC
     expect(forgetful.err).toMatch(/device refused the offer: .*print count exhausted/);
   }), 120_000);
 });
+
+describe('crashes at any point of one print [LM-LIC-1] [LM-LIC-2] [LM-LIC-4] [LM-LEDGER-1]', () => {
+  it('the device killed three times and the gateway once, mid-print: one byte-identical output, one count on each side, one ledger record', () => withSetup(async (s) => {
+    const state = join(s.dir, 'device-state');
+    const db = join(s.dir, 'gateway.db');
+    const out = join(s.dir, 'out.gcode');
+    let dev = device(s, state, out, '120000');
+    await dev.waitFor(/online/);
+    let run = stream(s, db);
+    // each device process is killed after its consumer took about a fifth of the job (its third
+    // progress line: one at the start, one per tenth); after the second kill, the gateway too
+    const third = /^printer-1: \d+% .*\n(?:.*\n)*?printer-1: \d+% .*\n(?:.*\n)*?printer-1: \d+% /m;
+    for (let i = 0; i < 3; i++) {
+      await dev.waitFor(third);
+      dev.kill('SIGKILL');
+      await dev;
+      expect(printsOnDisk(state, s.txh)).toBe(1);
+      if (i === 1) {
+        run.kill('SIGKILL');
+        await run;
+        run = stream(s, db);
+      }
+      dev = device(s, state, out, '120000');
+    }
+    const done = await run;
+    expect(done.code, done.err).toBe(0);
+    await dev.waitFor(/wrote /);
+    expect(readFileSync(out).equals(readFileSync(JOB))).toBe(true);
+    expect(printsOnDisk(state, s.txh)).toBe(1);
+    const verified = await cli(['ledger', 'verify', '--db', db, '--operator-key', s.op]);
+    expect(verified.code, verified.out + verified.err).toBe(0);
+    expect(verified.out).toMatch(/: 1 record,/);
+    const shown = await cli(['ledger', 'show', '--db', db]);
+    expect(shown.out).toMatch(/1 print made of 1 allowed, on printer-1/);
+    const again = await stream(s, db);
+    expect(again.code).not.toBe(0);
+    expect(again.err).toMatch(/print count exhausted/);
+  }), 180_000);
+});
+

@@ -19,6 +19,12 @@ export interface Chunk {
   frames: { seq: number; off: number; n: number }[];
 }
 
+/** What an OFFER says of a resume ([LM-DLV-10], [LM-LIC-4]): `resume` (key 6) and the device's ticket `tk` (key 7). */
+export interface OfferResume {
+  resume?: boolean;
+  tk?: Uint8Array;
+}
+
 /** Hooks of {@link Session.deliver}: each lets a scenario bend one step of a delivery. */
 export interface DeliverOptions {
   chunks?: Chunk[];
@@ -84,17 +90,28 @@ export class Session {
   private readonly d2gKeys = new Map<number, RevisionKeys>();
   private readonly eph = x25519KeyPair();
   private offerBytes!: Uint8Array;
+  /** the resume point the device answered in ACCEPT ([LM-DLV-10]): deliveries start at its chunk */
+  from = 0;
   private readonly kernel = new Kernel();
   ended = false;
 
-  constructor(private readonly t: Tester, readonly params: SessionParams, readonly tx: SignedTx, private readonly licence: Uint8Array, private readonly timeShift: number) {}
+  constructor(private readonly t: Tester, readonly params: SessionParams, readonly tx: SignedTx, private readonly licence: Uint8Array, private readonly timeShift: number, private readonly resume: OfferResume = {}) {}
+
+  /** The OFFER exactly as it went out, for scenarios that replay it ([LM-LIC-5]). */
+  get offerRaw(): Uint8Array {
+    return this.offerBytes;
+  }
 
   /** when the OFFER went out (ms) */
   offeredAt = 0;
 
   async sendOffer(): Promise<void> {
     this.offeredAt = Date.now();
-    this.offerBytes = encodeFrame(FrameType.OFFER, { sid: this.sid, tx: this.tx.bytes, epk: this.eph.publicKey, params: this.params, gwpk: this.t.gateway.identity.publicKey, time: Date.now() }, { kind: 'sig', secretKey: this.t.gateway.identity.secretKey });
+    const { resume, tk } = this.resume;
+    this.offerBytes = encodeFrame(FrameType.OFFER, {
+      sid: this.sid, tx: this.tx.bytes, epk: this.eph.publicKey, params: this.params, gwpk: this.t.gateway.identity.publicKey, time: Date.now(),
+      ...(resume !== undefined ? { resume } : {}), ...(tk ? { tk } : {}),
+    }, { kind: 'sig', secretKey: this.t.gateway.identity.secretKey });
     await this.t.link.send(topics.deviceIn(this.t.o.fleet, this.t.o.deviceId), this.offerBytes, FrameType.OFFER);
   }
 
@@ -102,6 +119,7 @@ export class Session {
     if (f.type === FrameType.ACCEPT) {
       verifyFrame(f, { signer: this.t.o.devicePublic });
       if (!equalBytes(f.body.oh, digest(this.offerBytes))) throw new LmError(Reason.auth, 'ACCEPT oh mismatch');
+      this.from = f.body.from ?? 0;
       this.keys = deriveSessionKeys(ecdh(this.eph.secretKey, f.body.epk), this.licence, transcriptHash(this.offerBytes, raw));
       this.g2d = new Ratchet(this.keys.ckG2d, this.params.r0);
       this.d2g = new Ratchet(this.keys.ckD2g, this.params.r0);
@@ -195,12 +213,15 @@ export class Session {
     await this.t.link.send(topics.deviceIn(this.t.o.fleet, this.t.o.deviceId), frame, type);
   }
 
-  /** Cuts a plaintext into chunks and frames (seq numbers in order). */
+  /**
+   * Cuts a plaintext into chunks and frames (seq numbers in order), from the chunk of the
+   * device's resume point on ([LM-DLV-10]: chunk indices continue, frames start at seq 0).
+   */
   plan(data: Uint8Array): Chunk[] {
     const p = this.params;
     const out: Chunk[] = [];
     let seq = 0;
-    for (let j = 0; j * p.chunk < data.length; j++) {
+    for (let j = Math.floor(this.from / p.chunk); j * p.chunk < data.length; j++) {
       const start = j * p.chunk;
       const plaintext = data.subarray(start, Math.min(data.length, start + p.chunk));
       const key = randomBytes(32);

@@ -5,9 +5,9 @@
  * the device answers.
  */
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
-import { type AnyFrame, ControlOp, type ErrorBody, FrameType, type HelloBody, type IdentityKeyPair, Reason, Role, type SessionParams, type SignedTx, decodeFrame, digest, encodeFrame, identityKeyPair, minHintLength, senderRevision, randomBytes, signTx, topics, verifyFrame, x25519KeyPair, createTx, type TxRequest } from '@livematrix/spec';
+import { type AnyFrame, ControlOp, type ErrorBody, FrameType, type HelloBody, type IdentityKeyPair, Reason, Role, type SessionParams, type SignedTx, decodeFrame, digest, encodeFrame, equalBytes, identityKeyPair, minHintLength, senderRevision, randomBytes, signTx, topics, verifyFrame, x25519KeyPair, createTx, type TxRequest } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
-import { Session } from './session.js';
+import { type OfferResume, Session } from './session.js';
 import { sleep, until } from './wait.js';
 
 export interface TesterOptions {
@@ -88,6 +88,34 @@ export class Tester {
     return encodeFrame(FrameType.OFFER, { sid: randomBytes(16), tx: m.tx.bytes, epk: x25519KeyPair().publicKey, params, gwpk: this.gateway.identity.publicKey, time: Date.now() }, { kind: 'sig', secretKey: this.gateway.identity.secretKey });
   }
 
+  /**
+   * The device's refusals of an OFFER, given as its exact bytes: ERROR frames signed with the
+   * device's identity key whose `oh` is SHA-256 of those bytes ([LM-FRAME-9]), in the order they
+   * arrived. A replayed OFFER's refusals land here (its session, if any, ignores them).
+   */
+  refusalsOf(offer: Uint8Array): ErrorBody[] {
+    const oh = digest(offer);
+    const out: ErrorBody[] = [];
+    for (const { f } of this.inbound) {
+      if (f.type !== FrameType.ERROR || f.authKind !== 'sig' || !f.body.oh || !equalBytes(f.body.oh, oh)) continue;
+      try {
+        verifyFrame(f, { signer: this.o.devicePublic });
+      } catch {
+        continue;
+      }
+      out.push(f.body);
+    }
+    return out;
+  }
+
+  /**
+   * Publishes a payload retained on the fleet's revocation topic ([LM-REVOKE-2]): a REVOKE frame,
+   * or an empty payload that clears the retained one.
+   */
+  async publishRevocation(payload: Uint8Array): Promise<void> {
+    await this.link.send(topics.revocation(this.o.fleet), payload, FrameType.REVOKE, { retain: true });
+  }
+
   /** Publishes any payload on the device's inbound topic (QoS 1, as an OFFER). */
   async sendRaw(payload: Uint8Array): Promise<void> {
     await this.link.send(topics.deviceIn(this.o.fleet, this.o.deviceId), payload, FrameType.OFFER);
@@ -134,13 +162,14 @@ export class Tester {
 
   /**
    * Sends an OFFER. Resolves with the session once the device answered ACCEPT and, when it
-   * streams, finished time sync (its first ACK); or with the device's ERROR.
+   * streams, finished time sync (its first ACK); or with the device's ERROR. `resume` and `tk`
+   * go into the OFFER (keys 6 and 7: a resume with the device's ticket, [LM-LIC-4]).
    */
-  async offer(params: SessionParams, tx: SignedTx, licence: Uint8Array, o: { timeShift?: number; waitReady?: boolean; timeout?: number } = {}): Promise<Session | { refused: ErrorBody }> {
+  async offer(params: SessionParams, tx: SignedTx, licence: Uint8Array, o: { timeShift?: number; waitReady?: boolean; timeout?: number } & OfferResume = {}): Promise<Session | { refused: ErrorBody }> {
     const timeout = o.timeout ?? 10_000;
     const t0 = Date.now();
     for (;;) {
-      const s = new Session(this, params, tx, licence, o.timeShift ?? 0);
+      const s = new Session(this, params, tx, licence, o.timeShift ?? 0, o);
       this.sessions.set(Buffer.from(s.sid).toString('hex'), s);
       await s.sendOffer();
       // no answer at all within 3 s: the device may have dropped the OFFER unchecked under a

@@ -34,6 +34,9 @@ describe('device profile against the device SDK', () => {
       const report = buildReport('device', 'sdk', results);
       expect(report.passed).toBe(true);
       expect(report.requirements.filter((q) => q.status === 'FAIL')).toEqual([]);
+      // the licence scenarios ran and passed: their IDs are PASS ([LM-LIC-1], [LM-LIC-3], [LM-LIC-4], [LM-LIC-5], [LM-REVOKE-3])
+      const st = (id: string) => report.requirements.find((q) => q.id === id)?.status;
+      expect(['LM-LIC-1', 'LM-LIC-3', 'LM-LIC-4', 'LM-LIC-5', 'LM-REVOKE-3'].map(st)).toEqual(['PASS', 'PASS', 'PASS', 'PASS', 'PASS']);
     } finally {
       await broker.close();
     }

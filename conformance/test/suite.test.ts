@@ -46,6 +46,21 @@ describe('conformance suite', () => {
     expect(junit).toContain('<property name="requirement" value="LM-TX-4"/>');
   });
 
+  it('a licence ID is PASS only when a scenario that covers it ran and passed', () => {
+    const result = (id: string, status: 'pass' | 'fail') => {
+      const s = DEVICE_SCENARIOS.find((x) => x.id === id)!;
+      return { id: s.id, title: s.title, covers: s.covers, status, ms: 1 };
+    };
+    const st = (r: ReturnType<typeof buildReport>, id: string) => r.requirements.find((q) => q.id === id)?.status;
+    // only device/offer-replay ran: LM-LIC-5 is PASS, the IDs of the scenarios left out are not
+    const one = buildReport('device', 'unit', [result('device/offer-replay', 'pass')]);
+    expect(['LM-LIC-5', 'LM-LIC-1', 'LM-LIC-4', 'LM-REVOKE-3'].map((id) => st(one, id))).toEqual(['PASS', 'NOT EXECUTED', 'NOT EXECUTED', 'NOT EXECUTED']);
+    // LM-LIC-1 is covered twice: one failing scenario fails it
+    const two = buildReport('device', 'unit', [result('device/setup-counts-nothing', 'pass'), result('device/ticket-resumes-once', 'fail')]);
+    expect(['LM-LIC-1', 'LM-LIC-3', 'LM-LIC-4', 'LM-LIC-5'].map((id) => st(two, id))).toEqual(['FAIL', 'FAIL', 'FAIL', 'NOT EXECUTED']);
+    expect(st(two, 'LM-LIC-2')).toBe('NOT TESTABLE');
+  });
+
   it('vectors profile: the example adapter passes every vector', async () => {
     const adapter = `node ${join(root, 'conformance', 'dist', 'src', 'adapter-example.js')}`;
     const results = await runVectors(adapter);

@@ -109,19 +109,17 @@ const SID_MEMORY_MS = 2 * 120_000;
 
 /** The device's licence state, written through its store. */
 export class Licences {
-  private readonly r: LicenceRecord;
+  /** the record as it is on disk: replaced only after a save of its successor returned */
+  private r: LicenceRecord;
 
   constructor(private readonly store: LicenceStore, private readonly identity: IdentityKeyPair, private readonly deviceId: string, private readonly clock: Clock) {
     this.r = store.load() ?? { v: 1, prints: {}, tickets: {}, sids: {} };
     // a session that ran in a process that is gone was cut off: its ticket resumes it ([LM-LIC-3])
-    let changed = false;
-    for (const t of Object.values(this.r.tickets)) {
-      if (t.state === 'running') {
-        t.state = 'held';
-        changed = true;
-      }
+    if (Object.values(this.r.tickets).some((t) => t.state === 'running')) {
+      this.change((r) => {
+        for (const t of Object.values(r.tickets)) if (t.state === 'running') t.state = 'held';
+      });
     }
-    if (changed) this.save();
   }
 
   /** Prints counted for a transaction ([LM-LIC-1]). */
@@ -136,8 +134,7 @@ export class Licences {
 
   /** Remembers a checked OFFER's session id, durably ([LM-LIC-5]). */
   remember(sid: string, time: number): void {
-    this.r.sids[sid] = time;
-    this.save();
+    this.change((r) => void (r.sids[sid] = time));
   }
 
   /** The unspent ticket of a transaction whose session was cut off, if any ([LM-LIC-3]). */
@@ -159,18 +156,20 @@ export class Licences {
   count(txh: string, limit: number, session: { sid: string; off: number; exp: number }): void {
     const used = this.used(txh);
     if (used >= limit) throw new LmError(Reason.txCount, `print count exhausted: ${used} of ${limit} used ([LM-TX-7])`);
-    this.r.prints[txh] = used + 1;
-    this.issue(txh, session);
-    this.save();
+    this.change((r) => {
+      r.prints[txh] = used + 1;
+      this.issue(r, txh, session);
+    });
   }
 
   /** A resume ([LM-LIC-4]): spends the ticket it carried and issues the new session's, in one write. */
   resume(spent: string, txh: string, session: { sid: string; off: number; exp: number }): void {
     const t = this.r.tickets[spent];
     if (!t || t.state !== 'held') throw new LmError(Reason.txResume, 'the resume ticket is spent or unknown ([LM-LIC-4])');
-    t.state = 'spent';
-    this.issue(txh, session);
-    this.save();
+    this.change((r) => {
+      (r.tickets[spent] as StoredTicket).state = 'spent';
+      this.issue(r, txh, session);
+    });
   }
 
   /** The session was cut off at `off` bytes: its ticket is held, re-signed with the offset ([LM-LIC-3]). */
@@ -178,17 +177,15 @@ export class Licences {
     const [id, t] = this.ofSession(sid) ?? [];
     if (!id || !t || t.state !== 'running') return;
     const old = decodeTicket(fromHex(t.bytes));
-    t.bytes = toHex(signTicket({ ...old.body, off }, this.identity.secretKey).bytes);
-    t.state = 'held';
-    this.save();
+    const bytes = toHex(signTicket({ ...old.body, off }, this.identity.secretKey).bytes);
+    this.change((r) => void (r.tickets[id] = { ...t, bytes, state: 'held' }));
   }
 
   /** The session's print completed or was abandoned: its ticket resumes nothing ([LM-LIC-3]). */
   close(sid: string): void {
-    const [, t] = this.ofSession(sid) ?? [];
-    if (!t || t.state === 'spent') return;
-    t.state = 'spent';
-    this.save();
+    const [id, t] = this.ofSession(sid) ?? [];
+    if (!id || !t || t.state === 'spent') return;
+    this.change((r) => void (r.tickets[id] = { ...t, state: 'spent' }));
   }
 
   /** The newest verified revocation list (a REVOKE frame) ([LM-REVOKE-2]). */
@@ -197,9 +194,10 @@ export class Licences {
   }
 
   set revocation(bytes: Uint8Array | undefined) {
-    if (bytes === undefined) delete this.r.revocation;
-    else this.r.revocation = toHex(bytes);
-    this.save();
+    this.change((r) => {
+      if (bytes === undefined) delete r.revocation;
+      else r.revocation = toHex(bytes);
+    });
   }
 
   private ofSession(sid: string): [string, StoredTicket] | undefined {
@@ -207,16 +205,23 @@ export class Licences {
     return undefined;
   }
 
-  private issue(txh: string, s: { sid: string; off: number; exp: number }): void {
+  private issue(r: LicenceRecord, txh: string, s: { sid: string; off: number; exp: number }): void {
     const t = signTicket({ v: 1, id: randomBytes(16), txh: fromHex(txh), sid: fromHex(s.sid), off: s.off, exp: s.exp, device: this.deviceId }, this.identity.secretKey);
-    this.r.tickets[toHex(t.body.id)] = { bytes: toHex(t.bytes), txh, sid: s.sid, state: 'running', exp: s.exp };
+    r.tickets[toHex(t.body.id)] = { bytes: toHex(t.bytes), txh, sid: s.sid, state: 'running', exp: s.exp };
   }
 
-  /** Writes the record, first dropping what no longer matters: expired tickets, session ids past the window. */
-  private save(): void {
+  /**
+   * One change, all or nothing ([LM-LIC-2]): applied to a copy of the record, which drops what no
+   * longer matters (expired tickets, session ids past the window) and is saved; only once the
+   * save returned does it become the record. A save that throws changes nothing, in memory either.
+   */
+  private change(fn: (r: LicenceRecord) => void): void {
+    const next = structuredClone(this.r);
+    fn(next);
     const now = this.clock();
-    for (const [sid, t] of Object.entries(this.r.sids)) if (Math.abs(now - t) > SID_MEMORY_MS) delete this.r.sids[sid];
-    for (const [id, t] of Object.entries(this.r.tickets)) if (t.exp < now) delete this.r.tickets[id];
-    this.store.save(this.r);
+    for (const [sid, t] of Object.entries(next.sids)) if (Math.abs(now - t) > SID_MEMORY_MS) delete next.sids[sid];
+    for (const [id, t] of Object.entries(next.tickets)) if (t.exp < now) delete next.tickets[id];
+    this.store.save(next);
+    this.r = next;
   }
 }

@@ -218,10 +218,11 @@ export class OfferDesk {
   private verify(b: OfferBody, txh: string): { tx: SignedTx; licence: Uint8Array } {
     const h = this.host;
     // a resume is not a new print: its count is checked at the ticket, not here ([LM-LIC-4]); nor
-    // is an OFFER of a transaction this device holds a ticket of, or runs (it is answered with the ticket)
+    // is an OFFER that asks to resume, or of a transaction this device holds a ticket of or runs
+    // (answered with the ticket, or refused as a resume without one)
     const tx = this.checks.transaction(b.tx, {
       now: h.clock(), trustedOperators: h.trustedOperators, device: { id: h.deviceId, publicKey: h.identity.publicKey },
-      gatewayPublic: b.gwpk, ...(b.tk || h.licences.held(txh) || h.running()?.txh === txh ? {} : { printsUsed: h.licences.used(txh) }),
+      gatewayPublic: b.gwpk, ...(b.tk || b.resume === true || h.licences.held(txh) || h.running()?.txh === txh ? {} : { printsUsed: h.licences.used(txh) }),
     });
     const revoked = h.revocations.refusal(tx.body, tx.hash, h.clock()); // [LM-REVOKE-3]
     if (revoked) throw revoked;

@@ -205,6 +205,29 @@ describe('fileLicenceStore [LM-LIC-2]', () => {
   });
 });
 
+describe('a save that fails changes nothing [LM-LIC-2]', () => {
+  it('a count whose write throws is not counted in memory either; the next change saves no trace of it', () => {
+    const clock = manualClock();
+    const inner = memoryLicenceStore();
+    let failing = false;
+    const store: LicenceStore = { load: () => inner.load(), save: (r) => (failing ? (() => { throw new Error('disk full'); })() : inner.save(r)) };
+    const l = new Licences(store, identity, DEVICE, clock.now);
+    const tx = txh();
+    const s1 = sid();
+    failing = true;
+    expect(() => l.count(tx, 1, { sid: s1, off: 0, exp: T0 + HOUR })).toThrow(/disk full/);
+    expect(l.used(tx)).toBe(0);
+    failing = false;
+    l.hold(s1, 100); // what a failing session does next: no ticket of it exists
+    l.remember(sid(), T0);
+    expect(new Licences(inner, identity, DEVICE, clock.now).used(tx)).toBe(0);
+    expect(l.held(tx)).toBeUndefined();
+    // the same count, written, is there
+    l.count(tx, 1, { sid: s1, off: 0, exp: T0 + HOUR });
+    expect(new Licences(inner, identity, DEVICE, clock.now).used(tx)).toBe(1);
+  });
+});
+
 describe('fileLicenceStore under SIGKILL [LM-LIC-2]', () => {
   const built = fileURLToPath(new URL('../dist/src/licences.js', import.meta.url));
   const KILLS = 20;

@@ -158,7 +158,7 @@ async function receive(next: IncomingStream, d: DeviceRunner, run: Run): Promise
   try {
     await consume(next, d.rate, sinkTo(ws), (n) => {
       taken = next.offset + n;
-      p.update(n);
+      p.update(taken); // of the whole job, also when it resumed
     }, run.stopping.signal);
     p.done();
     if (ws) {

@@ -7,6 +7,7 @@
 import type { Scenario } from './common.js';
 import { ambiguityNack, deliverW12Keccak, deliverW16Blake3, deliverW20Sha3, hello, shiftedResend, unknownHintNack } from './delivery.js';
 import { licenceSealedElsewhere, paramsOutOfRange, refusalSigned, txBadSignature, txExpired, txOtherDevice, txOtherGateway, txPrintCount, txUnsigned, txUntrustedOperator } from './refusals.js';
+import { offerReplay, resumeNeedsTicket, revokedTx, setupCountsNothing, ticketResumesOnce } from './licences.js';
 import { expiredKey, expiredRevision, futureRevision } from './revisions.js';
 import { duplicateReorder, garbageIn, liveness, lossResend, padding, reconnect, tamperedChunk, tamperedFrame } from './resilience.js';
 import { abort, alarm, backPressure, pauseResume, rateAlarm, skewBeyondGrace, skewInGrace, telemetry } from './flow.js';
@@ -26,6 +27,11 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
   refusalSigned,
   liveness,
   txPrintCount,
+  offerReplay,
+  resumeNeedsTicket,
+  setupCountsNothing,
+  ticketResumesOnce,
+  revokedTx,
   txOtherGateway,
   licenceSealedElsewhere,
   paramsOutOfRange,
