@@ -241,7 +241,7 @@ export function licenceDbSuite(backend: LicenceDbBackend): void {
       expect(await db.revocation()).toEqual(l6);
     });
 
-    it.runIf(backend.tamper !== undefined)('a record changed in the database is found by verifyLedger, naming its seq [LM-LEDGER-6]', async () => {
+    if (backend.tamper !== undefined) it('a record changed in the database is found by verifyLedger, naming its seq [LM-LEDGER-6]', async () => {
       const db = await open();
       const tx = f.tx(10);
       for (let i = 0; i < 4; i++) await f.complete(db, tx);
@@ -253,7 +253,7 @@ export function licenceDbSuite(backend: LicenceDbBackend): void {
       expect(v.problems.every((p) => p.seq === 2 || p.seq === 3)).toBe(true);
     });
 
-    it.runIf(backend.reopen !== undefined)('counts, sessions, the ledger and the revocation list survive close and reopen', async () => {
+    if (backend.reopen !== undefined) it('counts, sessions, the ledger and the revocation list survive close and reopen', async () => {
       const db = await open();
       const tx = f.tx(3);
       const r = await f.complete(db, tx);
