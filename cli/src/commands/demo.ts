@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBroker } from '@livematrix/broker';
 import { Device, type IncomingStream } from '@livematrix/device-sdk';
-import { type IdentityKeyPair, SUITE_NAMES, createTx, digest, identityKeyPair, toHex, errorMessage } from '@livematrix/spec';
+import { type IdentityKeyPair, SUITE_NAMES, createTx, digest, identityKeyPair, toHex, errorMessage, verifyLedger } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
 import { Gateway, type GatewayStream, type StreamReport } from '@livematrix/gateway';
 import { EXIT, UsageError, num, parse } from '../args.js';
@@ -131,14 +131,14 @@ async function streamToPrinter(s: DemoSetup, job: DemoJob, i: number, now: numbe
 /** The summary table; true when every printer consumed exactly the file. */
 function summary(results: PrinterResult[], expected: string): boolean {
   console.log('\nSummary');
-  console.log('| device | sha256 equal | bytes | wire bytes | wire/plain | revisions | resends | alarms | seconds |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('| device | sha256 equal | bytes | wire bytes | wire/plain | revisions | resends | alarms | seconds | ledger record |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   let ok = true;
   for (const r of results) {
     const same = r.digest === expected;
     ok &&= same && !r.error;
     const rep = r.report;
-    console.log(`| ${r.id} | ${same ? 'yes' : 'NO'} | ${rep?.bytes ?? 0} | ${rep?.wireBytes ?? 0} | ${rep ? (rep.wireBytes / rep.bytes).toFixed(3) : '-'} | ${rep?.revisions ?? 0} | ${rep?.resends ?? 0} | ${r.alarms} | ${rep?.seconds.toFixed(2) ?? '-'} |`);
+    console.log(`| ${r.id} | ${same ? 'yes' : 'NO'} | ${rep?.bytes ?? 0} | ${rep?.wireBytes ?? 0} | ${rep ? (rep.wireBytes / rep.bytes).toFixed(3) : '-'} | ${rep?.revisions ?? 0} | ${rep?.resends ?? 0} | ${r.alarms} | ${rep?.seconds.toFixed(2) ?? '-'} | ${rep?.ledger ? `#${rep.ledger.seq} ${rep.ledger.hash.slice(0, 12)}...` : '-'} |`);
     if (r.error) console.log(`  ${r.id} failed: ${r.error}`);
   }
   return ok;
@@ -164,7 +164,11 @@ export async function demo(argv: string[]): Promise<number> {
   const s = await startDemo();
   const now = Date.now();
   const results = await Promise.all(s.printers.map((_, i) => streamToPrinter(s, job, i, now)));
-  const ok = summary(results, expected);
+  let ok = summary(results, expected);
+  // every signed receipt is a record of the gateway's hash-chained ledger ([LM-LEDGER-1])
+  const ledger = await verifyLedger(s.gw.db.ledger());
+  console.log(`receipt ledger: ${ledger.count} records, ${ledger.ok ? 'chain and every device signature verified' : `PROBLEMS: ${ledger.problems.map((p) => `seq ${p.seq}: ${p.detail}`).join('; ')}`}`);
+  ok &&= ledger.ok && ledger.count === results.length;
   await stopDemo(s);
   console.log(ok ? '\nBoth printers received exactly the file; only hints and key wraps crossed the broker.' : '\nDEMO FAILED');
   return ok ? EXIT.ok : EXIT.failure;
