@@ -63,3 +63,10 @@ export { REVOCATION_PERIOD_MS, Revocations, signRevocation, verifyRevocation, ty
 
 // the receipt ledger: hash-chained records of verified RECEIPTs (SPEC §11.6)
 export { LEDGER_GENESIS, LEDGER_MAX_RECORD, checkLedgerEntry, decodeLedgerRecord, encodeLedgerRecord, ledgerHash, nextRecord, summarizeLedger, verifyLedger, type LedgerEntry, type LedgerJobSummary, type LedgerPrint, type LedgerProblem, type LedgerProblemKind, type LedgerRecord, type LedgerRecordFields, type LedgerVerdict, type VerifyLedgerOptions } from './ledger.js';
+
+// protected jobs: owner-side encryption, segments among decoys, the epoch layer, the content chain (SPEC §16)
+export {
+  ContentKeys, NO_LICENCE, PROTECTED_VERSION, SEGMENT_GRANULARITY, UPLOAD_CHUNK, contentChain, decoyCount, epochKey, nextEpochChain, openEnvelope, openOuter, openProtectedChunk,
+  sealOuter, sealProtectedChunk, sealUpload, signDelete, signDeletionReceipt, verifyDelete, verifyDeletionReceipt, verifyUpload,
+  type DeleteBody, type DeletionReceipt, type Playbook, type Segment, type SignedUpload, type UploadBody, type UploadOptions,
+} from './protected.js';

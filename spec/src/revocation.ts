@@ -63,14 +63,25 @@ export class Revocations {
   }
 
   /**
-   * Takes a REVOKE frame when it verifies and is newer than the one held: an older or equal `seq`
-   * is a rollback and changes nothing ([LM-REVOKE-2]). Returns the list taken, or undefined. Throws LmError when it does not verify.
+   * A REVOKE frame's list when it verifies and is newer than the one held, without taking it: an
+   * older or equal `seq` is a rollback and gives undefined ([LM-REVOKE-2]). Throws LmError when it
+   * does not verify. A verifier persists the list, then calls {@link take}.
    */
-  offer(bytes: Uint8Array, trustedOperators: readonly Uint8Array[]): RevokeBody | undefined {
+  check(bytes: Uint8Array, trustedOperators: readonly Uint8Array[]): RevokeBody | undefined {
     const b = verifyRevocation(bytes, trustedOperators);
-    if (this.list && b.seq <= this.list.seq) return undefined;
+    return this.list && b.seq <= this.list.seq ? undefined : b;
+  }
+
+  /** Holds a list {@link check} returned. */
+  take(bytes: Uint8Array, b: RevokeBody): void {
     this.list = b;
     this.bytes = bytes.slice();
+  }
+
+  /** check() and take() at once, for a verifier that keeps nothing on disk. */
+  offer(bytes: Uint8Array, trustedOperators: readonly Uint8Array[]): RevokeBody | undefined {
+    const b = this.check(bytes, trustedOperators);
+    if (b) this.take(bytes, b);
     return b;
   }
 

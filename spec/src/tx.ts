@@ -38,6 +38,10 @@ export interface TxBody {
   lic: SealedLicence;
   nonce: Uint8Array;
   gwpk?: Uint8Array;
+  /** a protected job's id ([LM-PROT-2]): the content is the upload `uh`'s, its chunk keys come from the keys service */
+  jid?: Uint8Array;
+  /** SHA-256 of the protected job's upload transaction ([LM-PROT-2]) */
+  uh?: Uint8Array;
 }
 
 export interface SignedTx {
@@ -69,6 +73,8 @@ function bodyToCbor(b: TxBody): Map<number, CborValue> {
     [14, b.nonce],
   ]);
   if (b.gwpk) m.set(15, b.gwpk);
+  if (b.jid) m.set(16, b.jid);
+  if (b.uh) m.set(17, b.uh);
   return m;
 }
 
@@ -88,7 +94,7 @@ const isMap = (v: CborValue): v is ReadonlyMap<number | string, CborValue> => v 
 
 function bodyFromCbor(v: CborValue): TxBody {
   if (!(v instanceof Map)) return txErr('body is not a map');
-  for (const k of v.keys()) if (typeof k !== 'number' || k < 1 || k > 15) txErr(`unexpected key ${String(k)}`);
+  for (const k of v.keys()) if (typeof k !== 'number' || k < 1 || k > 17) txErr(`unexpected key ${String(k)}`);
   const ver = field(v, 1, 'v', isUint);
   if (ver !== 1) txErr(`version ${ver} is not 1`);
   const lic = field(v, 13, 'lic', isMap);
@@ -109,6 +115,11 @@ function bodyFromCbor(v: CborValue): TxBody {
     nonce: field(v, 14, 'nonce', isB(16)),
   };
   if (v.has(15)) body.gwpk = field(v, 15, 'gwpk', isB(32));
+  if (v.has(16) !== v.has(17)) txErr('jid and uh come together (a protected job) ([LM-PROT-2])');
+  if (v.has(16)) {
+    body.jid = field(v, 16, 'jid', isB(16));
+    body.uh = field(v, 17, 'uh', isB(32));
+  }
   if (body.rate < 1) txErr('rate must be at least 1');
   if (body.prints < 1) txErr('prints must be at least 1');
   return body;
@@ -177,6 +188,8 @@ export interface TxRequest {
   burst: number;
   prints?: number;
   gatewayPublic?: Uint8Array;
+  /** a protected job ([LM-PROT-2]): its id and the hash of its upload transaction */
+  protectedJob?: { jid: Uint8Array; uh: Uint8Array };
   /** fixed randomness, for vectors only */
   fixed?: { licence: Uint8Array; ephemeral: Uint8Array; nonce: Uint8Array };
 }
@@ -201,6 +214,10 @@ export function createTx(req: TxRequest): { tx: SignedTx; licence: Uint8Array } 
     nonce: req.fixed?.nonce ?? randomBytes(16),
   };
   if (req.gatewayPublic) body.gwpk = req.gatewayPublic;
+  if (req.protectedJob) {
+    body.jid = req.protectedJob.jid;
+    body.uh = req.protectedJob.uh;
+  }
   return { tx: signTx(body, req.operatorSecret), licence };
 }
 

@@ -112,6 +112,13 @@ export const R = {
   LM_SEC_1: 'LM-SEC-1',
   LM_SEC_2: 'LM-SEC-2',
   LM_SEC_3: 'LM-SEC-3',
+  LM_PROT_1: 'LM-PROT-1',
+  LM_SVC_1: 'LM-SVC-1',
+  LM_SVC_2: 'LM-SVC-2',
+  LM_SVC_3: 'LM-SVC-3',
+  LM_PROT_2: 'LM-PROT-2',
+  LM_SVC_4: 'LM-SVC-4',
+  LM_SVC_5: 'LM-SVC-5',
 } as const;
 export type RequirementId = (typeof R)[keyof typeof R];
 /** Level and profiles of each requirement. */
@@ -227,4 +234,11 @@ export const REQUIREMENTS: Readonly<Record<RequirementId, { level: string; profi
   'LM-SEC-1': { level: 'MUST', profiles: ['D', 'G'] },
   'LM-SEC-2': { level: 'MUST', profiles: ['D', 'G'] },
   'LM-SEC-3': { level: 'MUST', profiles: ['D', 'G'] },
+  'LM-PROT-1': { level: 'MUST', profiles: ['V', 'D', 'G'] },
+  'LM-SVC-1': { level: 'MUST', profiles: ['G'] },
+  'LM-SVC-2': { level: 'MUST', profiles: ['G'] },
+  'LM-SVC-3': { level: 'MUST', profiles: ['G'] },
+  'LM-PROT-2': { level: 'MUST', profiles: ['V', 'D', 'G'] },
+  'LM-SVC-4': { level: 'MUST NOT', profiles: ['G'] },
+  'LM-SVC-5': { level: 'MUST', profiles: ['G'] },
 };
