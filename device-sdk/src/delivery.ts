@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import {
   FrameType, type KeyBody, LmError, Reason, type ReasonCode, type RevisionKeys, type SessionParams, type SignedTx,
-  equalBytes, openChunk, toLmError, unpack, unwrapChunkKey, wipe,
+  equalBytes, openChunk, openProtectedChunk, toLmError, unpack, unwrapChunkKey, wipe,
 } from '@livematrix/spec';
 import type { AckProgress } from './acks.js';
 import type { Clock } from './clock.js';
@@ -40,6 +40,25 @@ export function contentLayer(): ContentLayer {
       const ct = unpack(c.symbols, c.w, c.ctlen); // [LM-PACK-3]
       try {
         return openChunk(c.key, c.sid, c.index, ct); // [LM-AEAD-4]
+      } finally {
+        wipe(ct);
+      }
+    },
+  };
+}
+
+/**
+ * The content layer of a protected job ([LM-PROT-1], [LM-PROT-2]): the chunk keys came from the
+ * keys service under the content chain, and each chunk is the owner's ciphertext, bound to the
+ * job's id and the chunk's index (not to the session).
+ */
+export function protectedContentLayer(jid: Uint8Array): ContentLayer {
+  return {
+    unwrap: (wk, sid, index, wrapped) => unwrapChunkKey(wk, sid, index, wrapped),
+    open(c) {
+      const ct = unpack(c.symbols, c.w, c.ctlen); // [LM-PACK-3]
+      try {
+        return openProtectedChunk(c.key, jid, c.index, ct); // [LM-PROT-1]
       } finally {
         wipe(ct);
       }

@@ -124,7 +124,12 @@ export class Device extends EventEmitter<DeviceEvents> {
     this.phases = phaseFactories(o.phases);
     this.licences = new Licences(o.licences ?? (o.stateDir !== undefined ? fileLicenceStore(o.stateDir) : memoryLicenceStore()), o.identity, o.id, this.clock);
     const held = this.licences.revocation;
-    if (held) this.revocations.offer(held, o.trustedOperators);
+    try {
+      if (held) this.revocations.offer(held, o.trustedOperators);
+    } catch {
+      // a list kept from before that no longer verifies (the operator keys changed) holds nothing;
+      // the next list published takes its place
+    }
     this.offers = new OfferDesk({
       clock: this.clock, identity: o.identity, deviceId: o.id, trustedOperators: o.trustedOperators, window: this.window,
       licences: this.licences, revocations: this.revocations, resume: o.resume,
@@ -249,9 +254,10 @@ export class Device extends EventEmitter<DeviceEvents> {
   /** A revocation list: kept, durably, when it verifies and is newer than the one held ([LM-REVOKE-2]). */
   private onRevoke(payload: Uint8Array): void {
     try {
-      const taken = this.revocations.offer(payload, this.opts.trustedOperators);
-      if (!taken) return;
-      this.licences.revocation = payload;
+      const list = this.revocations.check(payload, this.opts.trustedOperators);
+      if (!list) return;
+      this.licences.revocation = payload; // durable first ([LM-LIC-2]); a failed write takes nothing
+      this.revocations.take(payload, list);
       // a running session of a transaction the list revokes ends ([LM-REVOKE-3])
       const s = this.running();
       const why = s && this.revocations.refusal(s.tx.body, s.tx.hash, this.clock());

@@ -104,6 +104,9 @@ export function fileLicenceStore(dir: string): LicenceStore {
   };
 }
 
+/** How long after its expiry a ticket that still resumes a print is kept */
+const HELD_GRACE_MS = 7 * 24 * 3600_000;
+
 /** How long a session id is remembered: beyond the window in which its OFFER's time is fresh ([LM-LIC-5]). */
 const SID_MEMORY_MS = 2 * 120_000;
 
@@ -220,7 +223,9 @@ export class Licences {
     fn(next);
     const now = this.clock();
     for (const [sid, t] of Object.entries(next.sids)) if (Math.abs(now - t) > SID_MEMORY_MS) delete next.sids[sid];
-    for (const [id, t] of Object.entries(next.tickets)) if (t.exp < now) delete next.tickets[id];
+    // a spent ticket goes at its expiry; one that still resumes a print is kept a week longer, so
+    // that a clock running ahead for a while cannot throw a paid print away
+    for (const [id, t] of Object.entries(next.tickets)) if (t.exp + (t.state === 'spent' ? 0 : HELD_GRACE_MS) < now) delete next.tickets[id];
     this.store.save(next);
     this.r = next;
   }

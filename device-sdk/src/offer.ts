@@ -7,7 +7,7 @@
  */
 import {
   type Caps, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, type OfferBody, Reason, type Revocations, type SessionKeys, type SessionParams, type SignedTicket, type SignedTx, type TxContext,
-  decodeTx, deriveSessionKeys, digest, ecdh, encodeFrame, openLicence, reasonName, ticketId, toHex, toLmError, transcriptHash, validateParams, verifyFrame, verifyTicket, verifyTx, wipe, x25519KeyPair,
+  NO_LICENCE, contentChain, decodeTx, deriveSessionKeys, digest, ecdh, encodeFrame, openLicence, reasonName, ticketId, toHex, toLmError, transcriptHash, validateParams, verifyFrame, verifyTicket, verifyTx, wipe, x25519KeyPair,
 } from '@livematrix/spec';
 import type { Licences } from './licences.js';
 import type { Clock } from './clock.js';
@@ -81,6 +81,10 @@ export interface SessionInit {
   prefix: Uint8Array[] | undefined;
   /** the session's part in the licence ([LM-LIC-1], [LM-LIC-3]) */
   licence: SessionLicence;
+  /** a protected job's content chain ([LM-PROT-2]); undefined for a job the gateway seals */
+  content?: Uint8Array | undefined;
+  /** the session resumes a cut-off print under a ticket ([LM-LIC-4]) */
+  resumed: boolean;
 }
 
 /** What a session does with the licence: count at the counting point, hold or close its ticket. */
@@ -155,7 +159,6 @@ export class OfferDesk {
     } catch (e) {
       return this.refuse(b, offerBytes, toLmError(e));
     }
-    this.host.licences.remember(toHex(b.sid), b.time); // [LM-LIC-5]: kept across restarts
     this.accepting = true;
     try {
       await this.take(b, offerBytes);
@@ -173,6 +176,14 @@ export class OfferDesk {
       ({ tx, licence } = this.verify(b, txh));
     } catch (e) {
       return this.refuse(b, offerBytes, toLmError(e));
+    }
+    // [LM-LIC-5]: remembered across restarts, once the OFFER checked out (a flood of self-signed
+    // OFFERs with bad transactions costs no durable write)
+    try {
+      h.licences.remember(toHex(b.sid), b.time);
+    } catch (e) {
+      wipe(licence);
+      return this.refuse(b, offerBytes, new LmError(Reason.internal, `licence state not written: ${toLmError(e).message}`));
     }
     // [LM-DLV-13]: a gateway that restarted offers again while this device still holds the
     // session it lost; once the OFFER checks out, a session whose gateway is silent ends as
@@ -195,8 +206,20 @@ export class OfferDesk {
     }
     const sid = toHex(b.sid);
     const resume = ticket !== undefined;
-    const point = resume ? await h.resume?.(txh) : undefined;
-    const { from, prefix } = resume ? await this.resumePoint(point, tx.body.size, b.params.chunk) : { from: 0, prefix: undefined };
+    let from = 0;
+    let prefix: Uint8Array[] | undefined;
+    try {
+      const point = resume ? await h.resume?.(txh) : undefined;
+      if (resume) ({ from, prefix } = await this.resumePoint(point, tx.body.size, b.params.chunk));
+    } catch (e) {
+      wipe(licence);
+      return this.refuse(b, offerBytes, new LmError(Reason.internal, `the consumer's resume point could not be read: ${toLmError(e).message}`));
+    }
+    const revoked = h.revocations.refusal(tx.body, tx.hash, h.clock()); // a list that came during the awaits ([LM-REVOKE-3])
+    if (revoked) {
+      wipe(licence);
+      return this.refuse(b, offerBytes, revoked);
+    }
     const session = { sid, off: from, exp: tx.body.naf };
     try {
       // [LM-LIC-4]: the ticket is spent, and the new session's issued, before ACCEPT goes out
@@ -211,8 +234,8 @@ export class OfferDesk {
       hold: (off) => h.licences.hold(sid, off),
       close: () => h.licences.close(sid),
     };
-    const { accept, keys } = sessionKeys(b, offerBytes, h.identity, h.window, resume ? from : undefined, licence);
-    await h.open({ sid: b.sid, tx, params: b.params, keys, from, prefix, licence: lic }, accept);
+    const { accept, keys, content } = sessionKeys(b, offerBytes, h.identity, h.window, resume ? from : undefined, licence, tx.body.jid !== undefined);
+    await h.open({ sid: b.sid, tx, params: b.params, keys, content, from, prefix, licence: lic, resumed: resume }, accept);
   }
 
   private verify(b: OfferBody, txh: string): { tx: SignedTx; licence: Uint8Array } {
@@ -240,7 +263,12 @@ export class OfferDesk {
     const h = this.host;
     if (b.tk) {
       const t = verifyTicket(b.tk, { device: h.deviceId, devicePublic: h.identity.publicKey, txh: tx.hash, now: h.clock() });
-      if (!h.licences.unspent(ticketId(t))) throw new LmError(Reason.txResume, 'the resume ticket is spent or unknown: a print resumes once ([LM-LIC-4])');
+      if (!h.licences.unspent(ticketId(t))) {
+        // a spent ticket, but the print went on and was cut off again: the gateway gets the one that resumes it now
+        const newer = h.licences.held(txh);
+        if (newer) throw new TicketRefusal(newer.bytes);
+        throw new LmError(Reason.txResume, 'the resume ticket is spent or unknown: a print resumes once ([LM-LIC-4])');
+      }
       return t;
     }
     const held = h.licences.held(txh);
@@ -285,12 +313,19 @@ class TicketRefusal extends LmError {
   }
 }
 
-/** ACCEPT of an OFFER and the session keys it settles ([LM-KEY-2]); erases the licence and the ephemeral secret ([LM-KEY-4]). */
-export function sessionKeys(b: OfferBody, offerBytes: Uint8Array, identity: IdentityKeyPair, window: number, from: number | undefined, licence: Uint8Array): { accept: Uint8Array; keys: SessionKeys } {
+/**
+ * ACCEPT of an OFFER and the session keys it settles ([LM-KEY-2]); erases the licence and the
+ * ephemeral secret ([LM-KEY-4]). For a protected job ([LM-PROT-2]) the hint layer's keys derive
+ * from the ECDH alone and the licence feeds the content chain, which only the keys service
+ * shares: the gateway, which never holds the licence, cannot unwrap a chunk key.
+ */
+export function sessionKeys(b: OfferBody, offerBytes: Uint8Array, identity: IdentityKeyPair, window: number, from: number | undefined, licence: Uint8Array, protectedJob = false): { accept: Uint8Array; keys: SessionKeys; content: Uint8Array | undefined } {
   const eph = x25519KeyPair();
   const accept = encodeFrame(FrameType.ACCEPT, { sid: b.sid, epk: eph.publicKey, oh: digest(offerBytes), window, ...(from !== undefined ? { from } : {}) }, { kind: 'sig', secretKey: identity.secretKey });
   const z = ecdh(eph.secretKey, b.epk);
-  const keys = deriveSessionKeys(z, licence, transcriptHash(offerBytes, accept)); // [LM-KEY-2]
+  const th = transcriptHash(offerBytes, accept);
+  const keys = deriveSessionKeys(z, protectedJob ? NO_LICENCE : licence, th); // [LM-KEY-2], [LM-PROT-2]
+  const content = protectedJob ? contentChain(licence, th) : undefined;
   wipe(z, licence, eph.secretKey); // [LM-KEY-4]
-  return { accept, keys };
+  return { accept, keys, content };
 }

@@ -7,12 +7,12 @@
  */
 import {
   type AnyFrame, ControlOp, FRAME_TYPE_NAMES, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, Ratchet, Reason, type ReasonCode,
-  type SessionParams, type SignedTx, encodeFrame, reasonName, toHex, toLmError, verifyFrame, wipe, type Bodies,
+  ContentKeys, type SessionParams, type SignedTx, encodeFrame, reasonName, toHex, toLmError, verifyFrame, wipe, type Bodies,
 } from '@livematrix/spec';
 import type { Kernel, MatrixEngine } from '@livematrix/spec/engine';
 import type { AckPhase, DeliveryPhase, LivenessPhase, PhaseFactories, TelemetryPhase, TimeSyncPhase } from './phases.js';
 import type { Clock, Timers } from './clock.js';
-import type { RateAlarm, RateExcess } from './delivery.js';
+import { type RateAlarm, type RateExcess, protectedContentLayer } from './delivery.js';
 import { NoSessionError } from './errors.js';
 import { Control, type ControlOpId, type HintsFrame, type KeyFrame } from './frames.js';
 import type { RunningSession, SessionInit, SessionLicence } from './offer.js';
@@ -61,6 +61,7 @@ export class DeviceSession implements StreamSession, RunningSession {
   readonly txh: string;
   readonly params: SessionParams;
   readonly from: number;
+  readonly resumed: boolean;
   /** frame keys of both directions */
   private readonly fk: { g2d: Uint8Array; d2g: Uint8Array };
   private readonly pipeline: RevisionPipeline;
@@ -69,17 +70,21 @@ export class DeviceSession implements StreamSession, RunningSession {
   private tamper: number[] = [];
   private closed = false;
   private readonly licence: SessionLicence;
+  /** a protected job's content chain wrap keys ([LM-PROT-2]) */
+  private readonly contentKeys: ContentKeys | undefined;
   /** the counting point was passed ([LM-LIC-1]) */
   private started = false;
 
   constructor(private readonly deps: SessionDeps, init: SessionInit) {
     const { keys, params } = init;
     this.licence = init.licence;
+    this.contentKeys = init.content ? new ContentKeys(init.content, params.r0) : undefined;
     this.sid = init.sid;
     this.tx = init.tx;
     this.txh = toHex(init.tx.hash);
     this.params = params;
     this.from = init.from;
+    this.resumed = init.resumed;
     this.fk = { g2d: keys.fkG2d, d2g: keys.fkD2g };
     const g2d = new Ratchet(keys.ckG2d, params.r0);
     const d2g = new Ratchet(keys.ckD2g, params.r0);
@@ -114,9 +119,12 @@ export class DeviceSession implements StreamSession, RunningSession {
       params, clock, revisions, tables: this.pipeline, acks, nextChunk: () => delivery.nextChunk,
       reject: (f, code, detail) => this.reject(f, code, detail), resolved: this.deps.onFrameResolved,
     });
+    const ck = this.contentKeys;
     const delivery = ph.delivery({
-      sid, params, tx, from: init.from, prefix: init.prefix, clock, revisions, content: ph.content(), chunks: receive,
-      keys: (r) => this.pipeline.keys(r),
+      sid, params, tx, from: init.from, prefix: init.prefix, clock, revisions, chunks: receive,
+      // a protected job's chunk keys are wrapped under the content chain, its chunks are the owner's ([LM-PROT-2])
+      content: tx.body.jid ? protectedContentLayer(tx.body.jid) : ph.content(),
+      keys: ck ? (r) => ck.keysFor(r) : (r) => this.pipeline.keys(r),
       push: (pt) => {
         this.startPrint(); // [LM-LIC-1]: counted before the first byte reaches the consumer
         this.stream.push(pt);
@@ -181,9 +189,12 @@ export class DeviceSession implements StreamSession, RunningSession {
         this.stream.emit('alarm', { code: f.body.code, detail: f.body.detail });
         this.fail(new LmError(f.body.code === Reason.rate ? Reason.rate : Reason.tamper, `alarm from the gateway: ${f.body.detail}`), false);
         return;
-      case FrameType.ERROR:
-        this.fail(new LmError(Reason.internal, `error from the gateway: ${reasonName(f.body.code as ReasonCode) ?? f.body.code}: ${f.body.detail}`), false);
+      case FrameType.ERROR: {
+        // the gateway gone (`offline`: it stopped) or timed out keeps the print resumable ([LM-LIC-3])
+        const code = f.body.code === Reason.offline || f.body.code === Reason.timeout ? f.body.code : Reason.internal;
+        this.fail(new LmError(code, `error from the gateway: ${reasonName(f.body.code as ReasonCode) ?? f.body.code}: ${f.body.detail}`), false);
         return;
+      }
       default:
         return;
     }
@@ -286,7 +297,13 @@ export class DeviceSession implements StreamSession, RunningSession {
       this.fail(toLmError(e));
       return;
     }
-    this.licence.close(); // [LM-LIC-3]: a completed print resumes nothing
+    try {
+      this.licence.close(); // [LM-LIC-3]: a completed print resumes nothing
+    } catch (e) {
+      // the ticket stays as it was (a resume of a completed print would count nothing and deliver
+      // the end again); the device goes on, and says so
+      this.stream.emit('reject', { code: Reason.internal, reason: reasonName(Reason.internal), type: FrameType.RECEIPT, detail: `licence state not written: ${toLmError(e).message}` });
+    }
     this.p.acks.flush();
     const bytes = this.p.delivery.consumedBytes;
     const receipt = encodeFrame(FrameType.RECEIPT, {
@@ -314,7 +331,8 @@ export class DeviceSession implements StreamSession, RunningSession {
     // ticket ([LM-DLV-13], [LM-LIC-3]), and so does a set-up that failed before the counting point;
     // a print abandoned after it is over ([LM-LIC-1])
     try {
-      if (e.code === Reason.timeout || e.code === Reason.offline || !this.started) this.licence.hold(this.p.delivery.consumedBytes);
+      // forged frames ([LM-ALARM-3]) must not burn a licence either: whoever can publish them could
+      if (e.code === Reason.timeout || e.code === Reason.offline || e.code === Reason.tamper || !this.started) this.licence.hold(this.p.delivery.consumedBytes);
       else this.licence.close();
     } catch (w) {
       this.stream.emit('reject', { code: Reason.internal, reason: reasonName(Reason.internal), type: FrameType.ERROR, detail: `licence state not written: ${toLmError(w).message}` });
@@ -337,6 +355,7 @@ export class DeviceSession implements StreamSession, RunningSession {
     this.p.telemetry.destroy();
     this.p.receive.wipe();
     this.p.delivery.wipe();
+    this.contentKeys?.destroy();
     wipe(this.fk.g2d, this.fk.d2g);
     this.deps.closed(this);
   }

@@ -34,6 +34,8 @@ export interface StreamSession {
   readonly tx: SignedTx;
   /** the resume point ([LM-DLV-10]) */
   readonly from: number;
+  /** the session resumes a print cut off before, under the device's ticket ([LM-LIC-4]) */
+  readonly resumed: boolean;
   /** the consumer took a piece ([LM-DLV-4]) */
   consumed(b: Uint8Array): void;
   control(op: ControlOpId): Promise<void>;
@@ -47,6 +49,12 @@ export class IncomingStream extends EventEmitter<StreamEvents> {
   readonly offset: number;
   /** hash of the transaction, the key a consumer keeps its progress under */
   readonly txh: string;
+  /**
+   * This stream continues a print that was cut off (under the device's resume ticket,
+   * [LM-LIC-4]), from `offset`; a consumer that kept nothing of it gets the job again from 0,
+   * and should know that the machine already made part of it.
+   */
+  readonly resumed: boolean;
   private readonly queue: Uint8Array[] = [];
   private waiter: (() => void) | undefined;
   private failure: LmError | undefined;
@@ -59,6 +67,7 @@ export class IncomingStream extends EventEmitter<StreamEvents> {
     this.size = s.tx.body.size;
     this.offset = s.from;
     this.txh = toHex(s.tx.hash);
+    this.resumed = s.resumed;
   }
   get params(): SessionParams {
     return this.s.params;

@@ -12,7 +12,7 @@ function fake() {
   const consumed: string[] = [];
   const ops: number[] = [];
   const session: StreamSession = {
-    sid: new Uint8Array(16), params: {} as SessionParams, from: 0,
+    sid: new Uint8Array(16), params: {} as SessionParams, from: 0, resumed: false,
     tx: { hash: new Uint8Array(32).fill(0xab), body: { job: 'job', size: 3 } } as unknown as SignedTx,
     consumed: (b) => void consumed.push(new TextDecoder().decode(b)),
     control: async (op: ControlOpId) => void ops.push(op),

@@ -19,6 +19,7 @@ import type { Accepted } from './offer.js';
 import { EndSender, type Stats } from './report.js';
 import { CongestionWindow, RetryMap, latencyTarget, overdue } from './retransmit.js';
 import { Sender } from './sender.js';
+import type { KeyRelease } from './protected.js';
 import type { JobSource } from './source.js';
 import { TelemetryIn } from './telemetry.js';
 import type { StreamOptions, StreamProgress } from './types.js';
@@ -42,7 +43,14 @@ export interface DeliveryHost {
   telemetry(t: Record<string, unknown>): void;
   /** fills the window soon (once per turn of the event loop) */
   kick(): void;
+  /** the keys service, for a protected job's chunk keys ([LM-PROT-2]) */
+  readonly keyRelease?: KeyRelease | undefined;
+  /** resolves true once the session's print is counted and committed ([LM-LIC-1]); false: no key may go */
+  keyGate(): Promise<boolean>;
 }
+
+/** The key of a protected job's chunk, which the gateway never has ([LM-PROT-2]). */
+const NO_KEY = new Uint8Array(0);
 
 /** HINTS tasks queued at most before the sender waits for the link */
 const MAX_QUEUED = 256;
@@ -79,6 +87,8 @@ export class Delivery implements AckTarget {
   private nextChunk: number;
   private readonly fk: { g2d: Uint8Array; d2g: Uint8Array };
   private closed = false;
+  /** SHA-256 of OFFER ‖ ACCEPT, for the keys service's wraps ([LM-PROT-2]) */
+  private readonly th: Uint8Array;
 
   constructor(
     private readonly host: DeliveryHost,
@@ -91,6 +101,7 @@ export class Delivery implements AckTarget {
     const now = (): number => clock.now();
     this.stats = host.stats;
     this.fk = { g2d: accepted.keys.fkG2d, d2g: accepted.keys.fkD2g };
+    this.th = accepted.th;
     this.credit = accepted.window;
     // [LM-DLV-10]: a resumed job continues at the device's resume point
     this.nextChunk = accepted.from / params.chunk;
@@ -148,6 +159,15 @@ export class Delivery implements AckTarget {
     const { source } = this.host;
     while (this.mayCut()) {
       const start = this.nextChunk * p.chunk;
+      if (source.cipher) {
+        // a protected job: the owner's ciphertext as it is; its key comes from the keys service ([LM-PROT-2])
+        const ct = source.cipher(this.nextChunk);
+        if (!ct) return; // still being fetched from the store: it calls back
+        const j = this.nextChunk++;
+        const frames = this.sender.cut(j, ct);
+        this.keys.add(j, { key: NO_KEY, pending: frames, start, end: Math.min(source.size, start + p.chunk) });
+        continue;
+      }
       const pt = source.take(start, start + p.chunk);
       if (!pt) return; // a stream source is still reading: it calls back
       const j = this.nextChunk++;
@@ -200,11 +220,45 @@ export class Delivery implements AckTarget {
   private transmitKey(j: number, ch: OutChunk): void {
     void this.host.queue.add(async () => {
       if (this.halted() || ch.end <= this.consumed) return;
+      if (!(await this.host.keyGate())) return; // [LM-LIC-1]: counted before the first key goes out
+      if (this.halted()) return;
       const k = this.sender.revisionKeys();
-      const wrapped = wrapChunkKey(k.wk, this.sid, j, ch.key); // [LM-AEAD-2]
+      let wrapped: Uint8Array;
+      if (ch.key === NO_KEY) {
+        const wrap = await this.relayedWrap(j, k.revision, ch);
+        if (!wrap) return;
+        wrapped = wrap;
+      } else {
+        wrapped = wrapChunkKey(k.wk, this.sid, j, ch.key); // [LM-AEAD-2]
+      }
       await this.send(FrameType.KEY, { sid: this.sid, chunk: j, rev: k.revision, wrapped });
       this.maybeEnd();
     });
+  }
+
+  /**
+   * A protected job's chunk key, wrapped by the keys service for this session and revision
+   * ([LM-PROT-2]); the gateway relays it and cannot open it. While the service's pacing holds
+   * it back, the KEY goes again when the service says; an alarm there ends the stream.
+   */
+  private async relayedWrap(j: number, r: number, ch: OutChunk): Promise<Uint8Array | undefined> {
+    const ks = this.host.keyRelease;
+    if (!ks) {
+      this.host.alarm(Reason.internal, 'a protected job without a keys service');
+      return undefined;
+    }
+    try {
+      return await ks.release({ txh: this.host.tx.hash, sid: this.sid, th: this.th, r0: this.params.r0, j, r, now: this.now() });
+    } catch (e) {
+      const err = toLmError(e, 'keys service');
+      const retryAt = (e as { retryAt?: unknown }).retryAt;
+      if (err.code === Reason.busy && typeof retryAt === 'number') {
+        this.host.clock.after(Math.max(20, retryAt - this.now()), () => this.transmitKey(j, ch));
+        return undefined;
+      }
+      this.host.alarm(err.code, `keys service: ${err.message}`);
+      return undefined;
+    }
   }
 
   /** Sends END once every chunk was cut, its KEY sent, and the job read and matched. */
@@ -245,6 +299,7 @@ export class Delivery implements AckTarget {
   /** Sends nothing more and erases every key of the session ([LM-KEY-5]). */
   close(): void {
     this.closed = true;
+    if (this.host.source.cipher) void Promise.resolve(this.host.keyRelease?.endSession?.(this.sid)).catch(() => undefined);
     this.keys.wipeAll();
     this.sender.wipe();
     this.telemetry.wipe();

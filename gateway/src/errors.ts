@@ -62,10 +62,14 @@ export class StreamAbortedError extends LmError {
   }
 }
 
-/** The gateway stopped while the stream ran: the print is interrupted, and resumes with the device's ticket ([LM-LIC-4]). */
-export class GatewayStoppedError extends StreamAbortedError {
+/**
+ * The gateway stopped while the stream ran: the print is interrupted, and resumes with the
+ * device's ticket ([LM-LIC-4]). Its code is `offline`, which the device's ERROR tells it too, so
+ * that the device holds its ticket ([LM-LIC-3]).
+ */
+export class GatewayStoppedError extends LmError {
   constructor(message: string) {
-    super(message);
+    super(Reason.offline, message);
     this.name = 'GatewayStoppedError';
   }
 }

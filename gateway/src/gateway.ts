@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events';
 import {
   type AnyFrame, FrameType, type HelloBody, type IdentityKeyPair, LmError, Reason, Revocations, decodeFrame, digest, encodeFrame, equalBytes,
-  toHex, toLmError, topics, verifyTx,
+  type SignedTx, toHex, toLmError, topics, verifyTx,
   Role,
 } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
@@ -21,6 +21,7 @@ import type { LicenceDb } from './db/types.js';
 import { GatewayStoppedError, StreamBusyError } from './errors.js';
 import { StreamLicence, startKind } from './licence.js';
 import { HelloBook, type HelloFrame, helloRefusal, isRestart } from './hello.js';
+import { type ProtectedServices, ProtectedSource } from './protected.js';
 import { BytesSource, type JobSource, type JobStream, StreamSource } from './source.js';
 import { type GatewayContext, GatewayStream } from './stream.js';
 import type { GatewayEvents, StreamOptions } from './types.js';
@@ -51,6 +52,11 @@ export interface GatewayOptions {
    * gateways name a file or a server.
    */
   db?: LicenceDb | string;
+  /**
+   * The keys service and the store of protected jobs (SPEC §16): with them the gateway streams
+   * jobs it never holds in the clear (`streamProtected`).
+   */
+  protected?: ProtectedServices;
 }
 
 /**
@@ -88,6 +94,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       ended: (s) => {
         if (this.streams.get(s.device) === s) this.streams.delete(s.device);
       },
+      keyRelease: o.protected?.keys,
     };
   }
 
@@ -97,7 +104,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     g.ownDb = typeof o.db !== 'object';
     g.database = typeof o.db === 'object' ? o.db : await openLicenceDb(o.db ?? ':memory:');
     const held = await g.database.revocation();
-    if (held) g.revocations.offer(held, o.trustedOperators);
+    try {
+      if (held) g.revocations.offer(held, o.trustedOperators);
+    } catch (e) {
+      g.log(`the revocation list kept in the database no longer verifies (${toLmError(e).message}); waiting for a new one`);
+    }
     await g.engine.start();
     const bye = encodeFrame(FrameType.BYE, { who: o.id, reason: Reason.offline }, { kind: 'none' });
     const link = await FrameLink.connect({
@@ -184,9 +195,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    */
   private async onRevoke(payload: Uint8Array): Promise<void> {
     try {
-      const list = this.revocations.offer(payload, this.o.trustedOperators);
+      const list = this.revocations.check(payload, this.o.trustedOperators);
       if (!list) return;
-      await this.db.saveRevocation(payload, list.seq);
+      await this.db.saveRevocation(payload, list.seq); // durable first ([LM-LIC-2])
+      this.revocations.take(payload, list);
       this.log(`revocation list ${list.seq} taken: ${list.txs.length} transactions, ${list.devices.length} devices, ${list.operators.length} operator keys revoked; next due ${new Date(list.next).toISOString()}`);
       for (const s of this.streams.values()) {
         const why = this.revocations.refusal(s.tx.body, s.tx.hash, this.clock.now());
@@ -210,12 +222,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * restarts and resumes below what the stream has passed is served by reading it again).
    */
   async stream(device: string, job: Uint8Array | JobStream, txBytes: Uint8Array, licence: Uint8Array, opts: StreamOptions = {}): Promise<GatewayStream> {
-    const tx = verifyTx(txBytes, { now: this.clock.now(), trustedOperators: this.o.trustedOperators, gatewayPublic: this.o.identity.publicKey });
-    const revoked = this.revocations.refusal(tx.body, tx.hash, this.clock.now()); // [LM-REVOKE-3]
-    if (revoked) throw revoked;
-    // [LM-TX-7], [LM-LIC-2]: prints left, or a cut-off print of it to resume ([LM-LIC-4])
-    const kind = await startKind(this.db, tx);
-    if (tx.body.device !== device) throw new LmError(Reason.txDevice, `transaction is for "${tx.body.device}", not "${device}" ([LM-TX-5])`);
+    const { tx, kind } = await this.admit(device, txBytes);
+    if (tx.body.jid) throw new LmError(Reason.txSchema, 'a protected job\'s transaction: stream it with streamProtected() ([LM-PROT-2])');
     let source: JobSource;
     if (job instanceof Uint8Array) {
       if (tx.body.size !== job.length || !equalBytes(digest(job), tx.body.jd)) throw new LmError(Reason.digest, 'the job does not match the transaction\'s digest or size ([LM-TX-6])');
@@ -224,6 +232,35 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       // checked as it is read; END waits for the check, a mismatch fails the stream
       source = new StreamSource(job, tx.body.size, tx.body.jd, opts.readAhead !== undefined ? { readAhead: opts.readAhead } : {});
     }
+    return this.start(device, source, tx, licence, kind, opts);
+  }
+
+  /**
+   * Streams a protected job (SPEC §16): its ciphertext comes from the store in the keys
+   * service's order, its chunk keys come wrapped for the device's session from the keys service,
+   * which holds the licence secret; this gateway holds neither plaintext nor key ([LM-PROT-2]).
+   */
+  async streamProtected(device: string, txBytes: Uint8Array, opts: StreamOptions = {}): Promise<GatewayStream> {
+    const services = this.o.protected;
+    if (!services) throw new LmError(Reason.internal, 'this gateway has no keys service and store: start it with the `protected` option');
+    const { tx, kind } = await this.admit(device, txBytes);
+    const source = await ProtectedSource.open(tx, services);
+    // the session's chunks are the owner's: the chunk size is the upload's ([LM-PROT-1])
+    return this.start(device, source, tx, undefined, kind, { ...opts, policy: { ...opts.policy, chunk: source.chunkSize } });
+  }
+
+  /** The checks before any stream ([LM-TX-2]..[LM-TX-7], [LM-REVOKE-3], [LM-LIC-2]). */
+  private async admit(device: string, txBytes: Uint8Array): Promise<{ tx: SignedTx; kind: 'fresh' | 'resume' }> {
+    const tx = verifyTx(txBytes, { now: this.clock.now(), trustedOperators: this.o.trustedOperators, gatewayPublic: this.o.identity.publicKey });
+    const revoked = this.revocations.refusal(tx.body, tx.hash, this.clock.now()); // [LM-REVOKE-3]
+    if (revoked) throw revoked;
+    // [LM-TX-7], [LM-LIC-2]: prints left, or a cut-off print of it to resume ([LM-LIC-4])
+    const kind = await startKind(this.db, tx);
+    if (tx.body.device !== device) throw new LmError(Reason.txDevice, `transaction is for "${tx.body.device}", not "${device}" ([LM-TX-5])`);
+    return { tx, kind };
+  }
+
+  private async start(device: string, source: JobSource, tx: SignedTx, licence: Uint8Array | undefined, kind: 'fresh' | 'resume', opts: StreamOptions): Promise<GatewayStream> {
     if (this.streams.has(device) || this.starting.has(device)) {
       source.close();
       throw new StreamBusyError(`a stream to "${device}" is already running`);
@@ -238,6 +275,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     try {
       // [LM-MQTT-6]: only a HELLO of the transaction's device key counts
       const hello = await this.hello(device, opts.helloTimeout, tx.body.dpk);
+      const revoked = this.revocations.refusal(tx.body, tx.hash, this.clock.now()); // a list that came while it waited ([LM-REVOKE-3])
+      if (revoked) throw revoked;
       let s: GatewayStream | undefined;
       const record = new StreamLicence(this.db, tx, device, this.o.id, this.clock, (e) => s?.fail(e));
       s = new GatewayStream(this.ctx, device, source, tx, licence, opts, record, kind === 'resume');

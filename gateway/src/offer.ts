@@ -7,7 +7,7 @@
  * ([LM-FRAME-7], [LM-KEY-2], [LM-KEY-4]).
  */
 import {
-  type AnyFrame, FrameType, type Frame, type HelloBody, type IdentityKeyPair, LmError, Ratchet, Reason, type SessionKeys, type SessionParams, type SignedTicket, type SignedTx,
+  type AnyFrame, FrameType, type Frame, NO_LICENCE, type HelloBody, type IdentityKeyPair, LmError, Ratchet, Reason, type SessionKeys, type SessionParams, type SignedTicket, type SignedTx,
   deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, isReasonCode, negotiate, randomBytes, reasonName, toLmError, transcriptHash, verifyFrame, verifyTicket, wipe, x25519KeyPair,
 } from '@livematrix/spec';
 import { type Cancel, type Clock, noTimer } from './clock.js';
@@ -22,7 +22,8 @@ export interface OfferHost {
   readonly identity: IdentityKeyPair;
   readonly device: string;
   readonly tx: SignedTx;
-  readonly licence: Uint8Array;
+  /** the licence secret; undefined for a protected job, whose keys service holds it ([LM-PROT-2]) */
+  readonly licence: Uint8Array | undefined;
   readonly opts: StreamOptions;
   /** publishes the signed OFFER on the device's inbound topic */
   publishOffer(frame: Uint8Array): Promise<void>;
@@ -43,6 +44,8 @@ export interface Accepted {
   from: number;
   /** the device's ticket the accepted OFFER carried: a resume that counts no print ([LM-LIC-4]) */
   ticket: SignedTicket | undefined;
+  /** SHA-256 of OFFER ‖ ACCEPT: what the keys service wraps a protected job's keys for ([LM-PROT-2]) */
+  th: Uint8Array;
 }
 
 /** ms between re-offers to a busy device */
@@ -201,12 +204,14 @@ export class Offering {
     this.cancelTimer();
     this.cancelRetry();
     const z = ecdh(this.ephemeral.secretKey, f.body.epk);
-    const keys = deriveSessionKeys(z, this.host.licence, transcriptHash(offer.bytes, raw));
+    const th = transcriptHash(offer.bytes, raw);
+    // a protected job's hint layer derives from the ECDH alone: the gateway holds no licence ([LM-PROT-2])
+    const keys = deriveSessionKeys(z, this.host.licence ?? NO_LICENCE, th);
     wipe(z, this.ephemeral.secretKey); // [LM-KEY-4]
     const g2d = new Ratchet(keys.ckG2d, offer.params.r0);
     const d2g = new Ratchet(keys.ckD2g, offer.params.r0);
     wipe(keys.ckG2d, keys.ckD2g);
-    return { keys, g2d, d2g, window: f.body.window, from: f.body.from ?? 0, ticket: this.ticket };
+    return { keys, g2d, d2g, window: f.body.window, from: f.body.from ?? 0, ticket: this.ticket, th };
   }
 
   /** Stops the timers and erases the ephemeral secret. */

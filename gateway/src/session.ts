@@ -13,8 +13,8 @@ import { type AcceptFrame, type OfferHost, Offering } from './offer.js';
 
 /** What a session needs from its stream. */
 export interface SessionHost extends OfferHost, DeliveryHost {
-  /** the device accepted an OFFER of this session id, from `from`, under its ticket if the OFFER carried one ([LM-LIC-4]) */
-  accepted(sid: Uint8Array, from: number, ticket: SignedTicket | undefined): void;
+  /** the device accepted an OFFER of this session id, under its ticket if the OFFER carried one ([LM-LIC-4]) */
+  accepted(sid: Uint8Array, ticket: SignedTicket | undefined): void;
 }
 
 /** The shortest tick of a session's timer (ms). */
@@ -76,7 +76,7 @@ export class Session {
       return this.host.fail(toLmError(e));
     }
     this.accepted = d;
-    this.host.accepted(this.sid, f.body.from ?? 0, ticket);
+    this.host.accepted(this.sid, ticket);
     this.liveness.accepted();
     const failure = resumeFailure(f.body.from ?? 0, this.params.chunk, this.host.source);
     if (failure) return this.host.fail(failure);

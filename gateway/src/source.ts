@@ -30,6 +30,11 @@ export interface JobSource {
   readonly failure: LmError | undefined;
   /** stops reading */
   close(): void;
+  /**
+   * A protected job's chunk j as the owner sealed it, if it is at hand ([LM-PROT-2]): then the
+   * gateway sends it as it is and its key comes wrapped from the keys service; `take` is unused.
+   */
+  cipher?(j: number): Uint8Array | undefined;
 }
 
 /** A job held in memory; its digest was checked before the stream started. */

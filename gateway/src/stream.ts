@@ -13,6 +13,7 @@ import {
 import { Kernel, type MatrixEngine } from '@livematrix/spec/engine';
 import type { Clock } from './clock.js';
 import type { StreamLicence } from './licence.js';
+import type { KeyRelease } from './protected.js';
 import type { Delivery } from './delivery.js';
 import { GatewayStoppedError, StreamAbortedError } from './errors.js';
 import { Stats, buildReport, receiptMismatch } from './report.js';
@@ -34,6 +35,8 @@ export interface GatewayContext {
   reject(code: number, detail: string): void;
   /** the stream ended: the gateway forgets it */
   ended(s: GatewayStream): void;
+  /** the keys service of protected jobs ([LM-PROT-2]) */
+  readonly keyRelease?: KeyRelease | undefined;
 }
 
 /** One stream from this gateway to one device. */
@@ -58,7 +61,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     readonly device: string,
     private readonly source: JobSource,
     readonly tx: SignedTx,
-    private readonly licence: Uint8Array,
+    private readonly licence: Uint8Array | undefined,
     private readonly opts: StreamOptions,
     /** the stream's print count and ledger bookkeeping ([LM-LIC-1], [LM-LEDGER-1]) */
     private readonly record: StreamLicence,
@@ -235,7 +238,8 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     if (this.ended) return;
     if (tell) void this.session.delivery?.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: e.message.slice(0, 256) });
     // a device gone, or this gateway stopping, leaves the print to resume ([LM-LIC-4]); anything else ends it
-    this.record.ended(e.code === Reason.offline || e.code === Reason.timeout || e instanceof GatewayStoppedError ? 'interrupted' : 'failed');
+    // a device gone or silent, forged frames, or this gateway stopping cut the print off: it resumes
+    this.record.ended(e.code === Reason.offline || e.code === Reason.timeout || e.code === Reason.tamper || e instanceof GatewayStoppedError ? 'interrupted' : 'failed');
     this.finish();
     this.settle.reject(e);
     if (this.listenerCount('error') > 0) this.emit('error', e); // callers also get it from `done`
@@ -270,7 +274,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     const inTopic = topics.deviceIn(ctx.fleet, this.device);
     return {
       clock: ctx.clock, engine: ctx.engine, identity: ctx.identity, device: this.device, tx, licence: this.licence, opts, source,
-      queue: this.queue, kernel: this.kernel, stats: this.stats,
+      queue: this.queue, kernel: this.kernel, stats: this.stats, keyRelease: ctx.keyRelease,
       publishOffer: async (frame) => {
         await ctx.send(inTopic, frame, FrameType.OFFER);
         this.t0 ??= ctx.clock.now();
@@ -282,11 +286,9 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       ended: () => this.ended,
       halted: () => this.ended || this.alarmed,
       alarm: (code, detail, observed, limit) => this.alarm(code, detail, observed, limit),
-      progress: (p) => {
-        this.record.consumed(p.consumed); // [LM-LIC-1]
-        this.emit('progress', p);
-      },
-      accepted: (sid, from, ticket) => this.record.accepted(sid, from, ticket),
+      progress: (p) => this.emit('progress', p),
+      accepted: (sid, ticket) => this.record.accepted(sid, ticket),
+      keyGate: () => this.record.beforeKeys(), // [LM-LIC-1]: no chunk key before the print is counted
       telemetry: (t) => this.emit('telemetry', t),
       kick: () => this.kick(),
     };

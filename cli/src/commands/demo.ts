@@ -1,17 +1,23 @@
 /**
  * @module commands/demo
- * `livematrix demo`: an embedded broker, a gateway and two simulated printers on this host; a
- * transaction signed per printer, one G-code file streamed to both, progress and telemetry on
- * the way, and a summary that says whether both received exactly the file.
+ * `livematrix demo`: the whole chain on this host (SPEC §16): an owner encrypts a G-code file
+ * and uploads it, as ciphertext among decoys, to a store, with its chunk keys sealed to a keys
+ * service; an embedded broker, a gateway that streams what it cannot read, and two simulated
+ * printers; a transaction signed per printer whose licence only the keys service and the
+ * printer hold; progress and telemetry on the way, the store changing epoch mid-stream, a
+ * summary that says whether both printers received exactly the file, and which node held what.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBroker } from '@livematrix/broker';
 import { Device, type IncomingStream } from '@livematrix/device-sdk';
-import { type IdentityKeyPair, SUITE_NAMES, createTx, digest, identityKeyPair, toHex, errorMessage, verifyLedger } from '@livematrix/spec';
+import { type IdentityKeyPair, SUITE_NAMES, type SignedUpload, createTx, digest, identityKeyPair, sealUpload, toHex, errorMessage, verifyLedger } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
 import { Gateway, type GatewayStream, type StreamReport } from '@livematrix/gateway';
+import { type KeysService, openKeysService } from '@livematrix/gateway/keys-service';
+import { type ProtectedStore, openStore } from '@livematrix/gateway/store';
 import { EXIT, UsageError, num, parse } from '../args.js';
 import { help } from '../help.js';
 import { Progress, consume, isTTY, mb } from '../progress.js';
@@ -35,6 +41,12 @@ interface DemoSetup {
   devKeys: Map<string, IdentityKeyPair>;
   devices: Device[];
   gw: Gateway;
+  keys: KeysService;
+  store: ProtectedStore;
+  /** the store's and keys service's directories */
+  dir: string;
+  /** store epochs the demo saw change */
+  rotations: number;
 }
 
 interface PrinterResult {
@@ -51,12 +63,19 @@ function repoRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 }
 
-/** Starts the broker, measures this host, starts two printers and a gateway. */
+/** Starts the keys service, the store, the broker, measures this host, starts two printers and a gateway. */
 async function startDemo(): Promise<DemoSetup> {
-  const broker = await startBroker({ host: '127.0.0.1', port: 0 });
-  console.log(`broker     aedes on ${broker.url}`);
+  const dir = mkdtempSync(join(tmpdir(), 'livematrix-demo-'));
   const operator = identityKeyPair();
   const gwKeys = identityKeyPair();
+  const keys = openKeysService({ dir: join(dir, 'keys'), identity: identityKeyPair(), trustedOperators: [operator.publicKey] });
+  console.log(`keys       keys service: chunk keys, playbooks and licences, sealed at rest in ${join(dir, 'keys')}`);
+  const s0 = { rotations: 0 };
+  // a short epoch, so that the store changes its outer key while the printers print ([LM-SVC-3])
+  const store = await openStore({ dir: join(dir, 'store'), epochs: keys, epochMs: 1500, onEvent: (ev) => void (ev.kind === 'rotated' && s0.rotations++) });
+  console.log(`store      segments under an outer key that changes every 1.5 s, in ${join(dir, 'store')}`);
+  const broker = await startBroker({ host: '127.0.0.1', port: 0 });
+  console.log(`broker     aedes on ${broker.url}`);
   const fleet = 'demo';
   // The two printers share one hashing engine here because they share this machine's cores.
   const engine = new MatrixEngine();
@@ -69,19 +88,41 @@ async function startDemo(): Promise<DemoSetup> {
   const devKeys = new Map<string, IdentityKeyPair>(printers.map((p) => [p, identityKeyPair()]));
   const devices = await Promise.all(printers.map((id) => Device.start({ url: broker.url, fleet, id, identity: devKeys.get(id)!, trustedOperators: [operator.publicKey], caps }, engine)));
   console.log(`devices    ${printers.join(', ')} online`);
-  const gw = await Gateway.start({ url: broker.url, fleet, id: 'gateway-1', identity: gwKeys, trustedOperators: [operator.publicKey] });
+  const gw = await Gateway.start({ url: broker.url, fleet, id: 'gateway-1', identity: gwKeys, trustedOperators: [operator.publicKey], protected: { keys, store } });
   gw.on('log', (l) => console.log(`gateway    ${l}`));
-  console.log('gateway    gateway-1 online');
-  return { broker, operator, gwKeys, engine, printers, devKeys, devices, gw };
+  console.log('gateway    gateway-1 online: it streams from the store and relays the keys service\'s key wraps');
+  return {
+    broker, operator, gwKeys, engine, printers, devKeys, devices, gw, keys, store, dir,
+    get rotations() {
+      return s0.rotations;
+    },
+  };
 }
 
-/** The operator's transaction for one printer: one print, valid for an hour, this gateway only. */
-function demoTx(s: DemoSetup, job: DemoJob, id: string, now: number) {
-  return createTx({
+/** The owner's machine: the file is encrypted here; only ciphertext and a sealed envelope leave ([LM-PROT-1]). */
+async function upload(s: DemoSetup, data: Uint8Array): Promise<{ jid: Uint8Array; upload: SignedUpload }> {
+  const owner = identityKeyPair();
+  const up = sealUpload(data, { owner, keysService: s.keys.x25519Public, now: Date.now() });
+  await s.store.put(up.segments);
+  await s.keys.register(up.upload.bytes, up.envelope);
+  const b = up.upload.body;
+  console.log(`owner      encrypted ${mb(data.length)} into ${b.n} chunks under ${b.n} fresh keys; uploaded ${b.segments} segments of ${b.C + 16} bytes (${b.segments - b.n} decoys) to the store, the keys sealed to the keys service`);
+  return { jid: up.jid, upload: up.upload };
+}
+
+/**
+ * The operator's transaction for one printer: one print of the protected job, valid for an
+ * hour, this gateway only; its licence secret goes to the keys service, never to the gateway.
+ */
+async function demoTx(s: DemoSetup, job: DemoJob, up: { jid: Uint8Array; upload: SignedUpload }, id: string, now: number): Promise<Uint8Array> {
+  const { tx, licence } = createTx({
     job: 'cylinder_annular', plaintext: { digest: digest(job.data), size: job.data.length }, device: id, devicePublic: s.devKeys.get(id)!.publicKey,
     operatorSecret: s.operator.secretKey, operatorPublic: s.operator.publicKey, notBefore: now - 60_000, notAfter: now + 3600_000,
-    rate: job.rate * 2, burst: 8 * 2 ** 20, prints: 1, gatewayPublic: s.gwKeys.publicKey,
+    rate: job.rate * 2, burst: 8 * 2 ** 20, prints: 1, gatewayPublic: s.gwKeys.publicKey, protectedJob: { jid: up.jid, uh: up.upload.hash },
   });
+  await s.keys.grant(tx.bytes, licence);
+  licence.fill(0);
+  return tx.bytes;
 }
 
 /** The printer's telemetry every 500 ms: temperatures and how far it is. */
@@ -117,12 +158,12 @@ async function simulatePrinter(s: DemoSetup, job: DemoJob, id: string, i: number
   }
 }
 
-/** Signs a transaction for printer `i` and streams the job to it. */
-async function streamToPrinter(s: DemoSetup, job: DemoJob, i: number, now: number): Promise<PrinterResult> {
+/** Signs a transaction for printer `i` and streams the protected job to it. */
+async function streamToPrinter(s: DemoSetup, job: DemoJob, up: { jid: Uint8Array; upload: SignedUpload }, i: number, now: number): Promise<PrinterResult> {
   const id = s.printers[i]!;
-  const { tx, licence } = demoTx(s, job, id, now);
+  const tx = await demoTx(s, job, up, id, now);
   const incoming = s.devices[i]!.nextStream();
-  const gs: GatewayStream = await s.gw.stream(id, job.data, tx.bytes, licence, { policy: job.w !== undefined ? { w: job.w } : {} });
+  const gs: GatewayStream = await s.gw.streamProtected(id, tx, { policy: job.w !== undefined ? { w: job.w } : {} });
   const stream = await incoming;
   if (i === 0) console.log(`session    suite ${SUITE_NAMES[gs.params.suite]}, w=${gs.params.w}, L=${gs.params.L}, revision period ${gs.params.period} ms, grace ${gs.params.grace} ms`);
   return simulatePrinter(s, job, id, i, gs, stream);
@@ -149,6 +190,23 @@ async function stopDemo(s: DemoSetup): Promise<void> {
   await s.gw.stop();
   await s.engine.stop();
   await s.broker.close();
+  await s.store.close();
+  await s.keys.close();
+  rmSync(s.dir, { recursive: true, force: true });
+}
+
+/** Which node held what ([LM-SVC-4]): no single one a usable file. */
+async function whoHoldsWhat(s: DemoSetup, n: number): Promise<void> {
+  const st = await s.store.stats();
+  console.log('\nWho held what');
+  console.log('| node | held | could it print the file alone? |');
+  console.log('|---|---|---|');
+  console.log(`| owner | the file; encrypted it before upload | yes: it is the owner |`);
+  console.log(`| store | ${st.segments} segments of ${st.sizes.map((x) => x.size).join('/')} bytes, real and decoy alike, under the epoch ${st.epoch} key (${s.rotations} changes during the demo) | no: no chunk key, no order, and its files go stale each epoch |`);
+  console.log(`| keys service | ${n} chunk keys and the playbook, sealed at rest; 2 licences; the epoch chain | no: no segment |`);
+  console.log('| gateway | the ciphertext in flight, hint keys, key wraps it cannot open | no: no chunk key, no licence |');
+  console.log('| broker | hints and key wraps | no |');
+  console.log('| printers | each the plaintext it printed, as any printer | one print each, as licensed |');
 }
 
 export async function demo(argv: string[]): Promise<number> {
@@ -162,13 +220,15 @@ export async function demo(argv: string[]): Promise<number> {
   console.log(`Live Matrix demo: ${file} (${mb(data.length)}, sha256 ${expected.slice(0, 16)}...)`);
 
   const s = await startDemo();
+  const up = await upload(s, data);
   const now = Date.now();
-  const results = await Promise.all(s.printers.map((_, i) => streamToPrinter(s, job, i, now)));
+  const results = await Promise.all(s.printers.map((_, i) => streamToPrinter(s, job, up, i, now)));
   let ok = summary(results, expected);
   // every signed receipt is a record of the gateway's hash-chained ledger ([LM-LEDGER-1])
   const ledger = await verifyLedger(s.gw.db.ledger());
   console.log(`receipt ledger: ${ledger.count} records, ${ledger.ok ? 'chain and every device signature verified' : `PROBLEMS: ${ledger.problems.map((p) => `seq ${p.seq}: ${p.detail}`).join('; ')}`}`);
   ok &&= ledger.ok && ledger.count === results.length;
+  await whoHoldsWhat(s, up.upload.body.n);
   await stopDemo(s);
   console.log(ok ? '\nBoth printers received exactly the file; only hints and key wraps crossed the broker.' : '\nDEMO FAILED');
   return ok ? EXIT.ok : EXIT.failure;
