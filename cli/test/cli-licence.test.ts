@@ -14,7 +14,7 @@ import { FrameType, decodeFrame, digest, toHex } from '@livematrix/spec';
 import { type Running, cli, keys, report, signJob } from './cli-harness.js';
 import { aedes } from './harness.js';
 
-const JOB = join(import.meta.dirname, '..', '..', 'examples', 'cylinder_annular.gcode');
+const JOB = join(import.meta.dirname, '..', '..', 'examples', 'calib_cube.gcode');
 
 interface Setup {
   dir: string;
@@ -120,14 +120,14 @@ describe('a print cut off by a device crash resumes once and counts once [LM-LIC
     const state = join(s.dir, 'device-state');
     const db = join(s.dir, 'gateway.db');
     const out = join(s.dir, 'out.gcode');
-    let dev = device(s, state, out, '100000');
+    let dev = device(s, state, out, '40000');
     await dev.waitFor(/online/);
     const run = stream(s, db);
     await dev.waitFor(/^printer-1: [1-9]\d*% /m); // past the counting point
     dev.kill('SIGKILL');
     await dev;
     expect(printsOnDisk(state, s.txh)).toBe(1);
-    dev = device(s, state, out, '100000');
+    dev = device(s, state, out, '40000');
     const done = await run;
     expect(done.code, done.err).toBe(0);
     expect(done.err).toMatch(/holds a resume ticket/);
@@ -151,7 +151,7 @@ describe('crashes at any point of one print [LM-LIC-1] [LM-LIC-2] [LM-LIC-4] [LM
     const state = join(s.dir, 'device-state');
     const db = join(s.dir, 'gateway.db');
     const out = join(s.dir, 'out.gcode');
-    let dev = device(s, state, out, '120000');
+    let dev = device(s, state, out, '40000');
     await dev.waitFor(/online/);
     let run = stream(s, db);
     // each device process is killed after its consumer took about a fifth of the job (its third
@@ -167,7 +167,7 @@ describe('crashes at any point of one print [LM-LIC-1] [LM-LIC-2] [LM-LIC-4] [LM
         await run;
         run = stream(s, db);
       }
-      dev = device(s, state, out, '120000');
+      dev = device(s, state, out, '40000');
     }
     const done = await run;
     expect(done.code, done.err).toBe(0);

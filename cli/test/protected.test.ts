@@ -4,15 +4,16 @@
  * and an envelope to the keys service; the gateway streams what it cannot read; the device prints
  * the job byte-identical ([LM-PROT-1]..[LM-SVC-5]).
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Device, type IncomingStream, memoryLicenceStore } from '@livematrix/device-sdk';
-import { Gateway } from '@livematrix/gateway';
+import { Gateway, type KeyRelease, type SegmentSource } from '@livematrix/gateway';
 import { type KeysService, openKeysService } from '@livematrix/gateway/keys-service';
 import { type ProtectedStore, openStore } from '@livematrix/gateway/store';
-import { LmError, createTx, digest, identityKeyPair, sealUpload, signDelete, verifyDeletionReceipt } from '@livematrix/spec';
+import { LmError, createTx, digest, openOuter, identityKeyPair, sealUpload, signDelete, verifyDeletionReceipt } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
 import { CAPS, GCODE, aedes } from './harness.js';
 
@@ -29,10 +30,12 @@ interface Fleet {
   segmentIds: Uint8Array[];
   payloads: Buffer[];
   owner: ReturnType<typeof identityKeyPair>;
+  /** closes a service and opens it again on its state */
+  restart: { keys(): Promise<void>; store(): Promise<void> };
 }
 
 /** Owner, store, keys service, gateway and device, as separate parts on their own state. */
-async function withFleet(run: (f: Fleet) => Promise<void>): Promise<void> {
+async function withFleet(run: (f: Fleet) => Promise<void>, o: { prot?: boolean } = {}): Promise<void> {
   const broker = await aedes();
   const payloads: Buffer[] = [];
   broker.aedes.on('publish', (packet) => {
@@ -40,8 +43,26 @@ async function withFleet(run: (f: Fleet) => Promise<void>): Promise<void> {
   });
   const dir = mkdtempSync(join(tmpdir(), 'lm-protected-'));
   const [owner, operator, deviceKeys, gatewayKeys, ksIdentity] = [identityKeyPair(), identityKeyPair(), identityKeyPair(), identityKeyPair(), identityKeyPair()];
-  const ks = openKeysService({ dir: join(dir, 'keys'), identity: ksIdentity, trustedOwners: [owner.publicKey], trustedOperators: [operator.publicKey] });
-  const store = await openStore({ dir: join(dir, 'store'), epochs: ks, epochMs: 0 });
+  const openKs = () => openKeysService({ dir: join(dir, 'keys'), identity: ksIdentity, trustedOwners: [owner.publicKey], trustedOperators: [operator.publicKey] });
+  let ks = openKs();
+  let store = await openStore({ dir: join(dir, 'store'), epochs: ks, epochMs: 0 });
+  // the gateway reaches the services through these, as a client reaches a service that restarts
+  const keysVia: KeyRelease = {
+    playbook: (jid) => ks.playbook(jid),
+    release: (r) => ks.release(r),
+    endSession: (sid) => ks.endSession(sid),
+  };
+  const storeVia: SegmentSource = { get: (ids) => store.get(ids) };
+  const restart = {
+    keys: async () => {
+      await ks.close();
+      ks = openKs();
+    },
+    store: async () => {
+      await store.close();
+      store = await openStore({ dir: join(dir, 'store'), epochs: ks, epochMs: 0 });
+    },
+  };
   // the owner's machine: only ciphertext and a sealed envelope leave it ([LM-PROT-1]..[LM-SVC-2])
   const up = sealUpload(data, { owner, keysService: ks.x25519Public, now: Date.now() });
   await store.put(up.segments);
@@ -55,10 +76,10 @@ async function withFleet(run: (f: Fleet) => Promise<void>): Promise<void> {
   });
   await ks.grant(tx.bytes, licence);
   licence.fill(0);
-  const device = await Device.start({ url: broker.url, fleet: 'f1', id: 'p1', identity: deviceKeys, trustedOperators: [operator.publicKey], caps: CAPS, licences: memoryLicenceStore() }, engine);
-  const gw = await Gateway.start({ url: broker.url, fleet: 'f1', id: 'gw1', identity: gatewayKeys, trustedOperators: [operator.publicKey], workers: 1, protected: { keys: ks, store } });
+  const device = await Device.start({ url: broker.url, fleet: 'f1', id: 'p1', identity: deviceKeys, trustedOperators: [operator.publicKey], caps: { ...CAPS, ...(o.prot === false ? { prot: false } : {}) }, licences: memoryLicenceStore() }, engine);
+  const gw = await Gateway.start({ url: broker.url, fleet: 'f1', id: 'gw1', identity: gatewayKeys, trustedOperators: [operator.publicKey], workers: 1, protected: { keys: keysVia, store: storeVia } });
   try {
-    await run({ ks, store, gw, device, tx: tx.bytes, jid: up.jid, segmentIds: up.segments.map((s) => s.id), payloads, owner });
+    await run({ get ks() { return ks; }, get store() { return store; }, gw, device, tx: tx.bytes, jid: up.jid, segmentIds: up.segments.map((s) => s.id), payloads, owner, restart });
   } finally {
     await device.stop();
     await gw.stop();
@@ -103,6 +124,45 @@ describe('protected jobs [LM-PROT-1] [LM-PROT-2] [LM-SVC-4]', () => {
     expect(hits).toBe(0);
   }), 60_000);
 
+  it('the stream stays byte-identical across a rotation, a store restart and a keys service restart [LM-SVC-3] [LM-PROT-2]', () => withFleet(async (f) => {
+    const incoming = f.device.nextStream();
+    const gs = await f.gw.streamProtected('p1', f.tx, { policy: { w: 16 } });
+    const stream = await incoming;
+    const out = await readAll(stream, async () => {
+      await f.store.rotate();
+      await f.restart.store();
+      await f.restart.keys();
+    });
+    await gs.done;
+    expect(out.equals(Buffer.from(data))).toBe(true);
+  }), 60_000);
+
+  it('a copy of the store taken in epoch e opens with epoch e\'s key and with nothing the keys service holds after e + 1 [LM-SVC-3]', () => withFleet(async (f) => {
+    const before = f.ks.current();
+    const keyE = before.key.slice();
+    // the copy: every row of the store's database, as a thief with its files would read them
+    const copyDir = mkdtempSync(join(tmpdir(), 'lm-store-copy-'));
+    await f.store.compact(); // its WAL folded into store.db
+    cpSync(f.store.location.replace(/^sqlite:/, ''), join(copyDir, 'store.db'));
+    const db = new Database(join(copyDir, 'store.db'), { readonly: true });
+    const rows = db.prepare<[], { id: Buffer; epoch: number; bytes: Buffer }>('SELECT id, epoch, bytes FROM lm_segments').all();
+    db.close();
+    expect(rows.length).toBe(f.segmentIds.length);
+    await f.store.rotate(); // e + 1 established: the keys service erased c_e
+    const after = f.ks.current();
+    expect(after.e).toBe(before.e + 1);
+    const opens = (key: Uint8Array, r: (typeof rows)[number]) => {
+      try {
+        openOuter(key, r.epoch, new Uint8Array(r.id), new Uint8Array(r.bytes));
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(rows.filter((r) => opens(keyE, r)).length).toBe(rows.length); // the test is real
+    expect(rows.filter((r) => opens(after.key, r) || opens(f.ks.next().key, r)).length).toBe(0);
+  }), 60_000);
+
   it('an alarm at the keys service withholds every further key: the stream ends without the job [LM-PROT-2]', () => withFleet(async (f) => {
     const incoming = f.device.nextStream();
     const gs = await f.gw.streamProtected('p1', f.tx, { policy: { w: 16 } });
@@ -114,6 +174,12 @@ describe('protected jobs [LM-PROT-1] [LM-PROT-2] [LM-SVC-4]', () => {
     expect(String((err as LmError).message)).toMatch(/keys service/);
     expect(await reading).not.toBe('complete');
   }), 60_000);
+
+  it('a device that does not announce protected jobs is not offered one: the stream fails saying why [LM-PROT-3]', () => withFleet(async (f) => {
+    const err = await f.gw.streamProtected('p1', f.tx, { policy: { w: 16 } }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(LmError);
+    expect((err as LmError).message).toMatch(/does not open protected jobs/);
+  }, { prot: false }), 60_000);
 
   it('delete: the keys service and the store remove the job, with signed receipts; a later stream fails clearly [LM-SVC-5]', () => withFleet(async (f) => {
     const del = signDelete(f.jid, f.owner, Date.now());

@@ -6,7 +6,7 @@
  * around their own implementation (conformance/README.md has the protocol).
  */
 import { createInterface } from 'node:readline';
-import { LmError, Ratchet, Revocations, type SuiteId, decodeFrame, decodeTx, verifyRevocation, verifyTicket, deriveSessionKeys, ecdh, fromHex, hint, openChunk, pack, reasonName, sealChunk, shiftedSymbol, toHex, transcriptHash, unpack, verifyFrame, verifyTx, wrapChunkKey, errorMessage } from '@livematrix/spec';
+import { LmError, Ratchet, Revocations, contentChain, openProtectedChunk, sealProtectedChunk, unwrapChunkKey, verifyUpload, type SuiteId, decodeFrame, decodeTx, verifyRevocation, verifyTicket, deriveSessionKeys, ecdh, fromHex, hint, openChunk, pack, reasonName, sealChunk, shiftedSymbol, toHex, transcriptHash, unpack, verifyFrame, verifyTx, wrapChunkKey, errorMessage } from '@livematrix/spec';
 
 type Req = Record<string, unknown> & { id: number; op: string };
 const h = (x: unknown) => fromHex(String(x));
@@ -78,6 +78,21 @@ function handle(r: Req): Record<string, unknown> {
           return held.current ? lists.indexOf(toHex(held.current)) : -1;
         }),
       };
+    }
+    case 'protected_seal':
+      return { ciphertext: toHex(sealProtectedChunk(h(r['key']), h(r['jid']), n(r['index']), h(r['plaintext']))) };
+    case 'protected_open':
+      return { plaintext: toHex(openProtectedChunk(h(r['key']), h(r['jid']), n(r['index']), h(r['ciphertext']))) };
+    case 'upload':
+      return { uh: toHex(verifyUpload(h(r['upload']), (r['trustedOwners'] as string[]).map(fromHex)).hash) };
+    case 'content_keys': {
+      const ckc = contentChain(h(r['licence']), h(r['th']));
+      const rc = new Ratchet(ckc, n(r['r0']));
+      return { ckc: toHex(ckc), wrapKeys: (r['revisions'] as number[]).map((rev) => ({ revision: rev, wk: toHex(rc.keysFor(rev).wk) })) };
+    }
+    case 'content_unwrap': {
+      const wk = new Ratchet(contentChain(h(r['licence']), h(r['th'])), n(r['r0'])).keysFor(n(r['revision'])).wk;
+      return { chunkKey: toHex(unwrapChunkKey(wk, h(r['sid']), n(r['index']), h(r['wrapped']))) };
     }
     default:
       throw new Error(`unknown op ${r.op}`);

@@ -4,8 +4,9 @@
  * device's ACCEPT, what the device sends in it (ACKs, errors, alarms, telemetry, the receipt), and
  * the gateway's side of a delivery, with hooks that let a scenario bend any step.
  */
-import { type AckBody, type AnyFrame, type Bodies, type ErrorBody, FrameType, type FrameTypeId, LmError, Ratchet, Reason, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, decodeCbor, deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, openTelemetry, pack, randomBytes, sealChunk, senderRevision, shiftedSymbol, topics, transcriptHash, unpack, verifyFrame, wrapChunkKey, x25519KeyPair } from '@livematrix/spec';
+import { type AckBody, type AnyFrame, type Bodies, ContentKeys, type ErrorBody, FrameType, type FrameTypeId, LmError, NO_LICENCE, Ratchet, Reason, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, contentChain, decodeCbor, deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, openTelemetry, pack, randomBytes, sealChunk, senderRevision, shiftedSymbol, topics, transcriptHash, unpack, verifyFrame, wrapChunkKey, x25519KeyPair } from '@livematrix/spec';
 import { Kernel } from '@livematrix/spec/engine';
+import type { ProtectedJob } from './protected-job.js';
 import type { Tester } from './tester.js';
 import { sleep, until } from './wait.js';
 
@@ -23,6 +24,15 @@ export interface Chunk {
 export interface OfferResume {
   resume?: boolean;
   tk?: Uint8Array;
+}
+
+/** How a session is offered: a resume ([LM-LIC-4]), a protected job ([LM-PROT-2]). */
+export interface SessionOptions extends OfferResume {
+  /**
+   * A protected job: its transaction names the upload; the hint layer is keyed without K_lic,
+   * HINTS carry the owner's ciphertext and KEYs wrap its chunk keys under the content chain.
+   */
+  protected?: ProtectedJob;
 }
 
 /** Hooks of {@link Session.deliver}: each lets a scenario bend one step of a delivery. */
@@ -85,6 +95,13 @@ export class Session {
   readonly received = new Set<number>();
   private g2d!: Ratchet;
   private d2g!: Ratchet;
+  /** a protected job's content chain, as the keys service holds it ([LM-PROT-2]) */
+  private content: ContentKeys | undefined;
+  /** the next content chain revision not derived yet: the tester steps through every one, so it keeps them all */
+  private contentNext = 0;
+  /** a protected session's g2d chain as a v1 session of the same OFFER and ACCEPT would have it (K_lic in the hint layer) */
+  private v1G2d: Ratchet | undefined;
+  private readonly v1G2dKeys = new Map<number, RevisionKeys>();
   /** the tester keeps every revision's keys, so it can send under expired ones on purpose */
   private readonly g2dKeys = new Map<number, RevisionKeys>();
   private readonly d2gKeys = new Map<number, RevisionKeys>();
@@ -95,7 +112,7 @@ export class Session {
   private readonly kernel = new Kernel();
   ended = false;
 
-  constructor(private readonly t: Tester, readonly params: SessionParams, readonly tx: SignedTx, private readonly licence: Uint8Array, private readonly timeShift: number, private readonly resume: OfferResume = {}) {}
+  constructor(private readonly t: Tester, readonly params: SessionParams, readonly tx: SignedTx, private readonly licence: Uint8Array, private readonly timeShift: number, private readonly resume: SessionOptions = {}) {}
 
   /** The OFFER exactly as it went out, for scenarios that replay it ([LM-LIC-5]). */
   get offerRaw(): Uint8Array {
@@ -120,7 +137,17 @@ export class Session {
       verifyFrame(f, { signer: this.t.o.devicePublic });
       if (!equalBytes(f.body.oh, digest(this.offerBytes))) throw new LmError(Reason.auth, 'ACCEPT oh mismatch');
       this.from = f.body.from ?? 0;
-      this.keys = deriveSessionKeys(ecdh(this.eph.secretKey, f.body.epk), this.licence, transcriptHash(this.offerBytes, raw));
+      const z = ecdh(this.eph.secretKey, f.body.epk);
+      const th = transcriptHash(this.offerBytes, raw);
+      if (this.resume.protected) {
+        // [LM-PROT-2]: the hint layer from the ECDH alone; the chunk keys' wrap keys from K_lic
+        this.keys = deriveSessionKeys(z, NO_LICENCE, th);
+        this.content = new ContentKeys(contentChain(this.licence, th), this.params.r0, Number.POSITIVE_INFINITY);
+        this.contentNext = this.params.r0;
+        this.v1G2d = new Ratchet(deriveSessionKeys(z, this.licence, th).ckG2d, this.params.r0);
+      } else {
+        this.keys = deriveSessionKeys(z, this.licence, th);
+      }
       this.g2d = new Ratchet(this.keys.ckG2d, this.params.r0);
       this.d2g = new Ratchet(this.keys.ckD2g, this.params.r0);
       return;
@@ -193,12 +220,38 @@ export class Session {
     return k;
   }
 
-  /** Keys of a g2d revision (the tester keeps old ones on purpose). */
+  /** Keys of a g2d revision (the tester keeps old ones on purpose); in a protected session, the hint layer's. */
   keysFor(rev: number): RevisionKeys {
     for (let r = this.g2d.position; r <= rev; r++) this.g2dKeys.set(r, this.g2d.keysFor(r));
     const k = this.g2dKeys.get(rev);
     if (!k) throw new Error(`revision ${rev} precedes the session`);
     return k;
+  }
+
+  /**
+   * The key a chunk key of revision `rev` is wrapped under: WK_g2d[rev] ([LM-AEAD-2]), or in a
+   * protected session W_rev of the content chain, which only the keys service and the device
+   * derive ([LM-PROT-2]).
+   */
+  wrapKey(rev: number): Uint8Array {
+    const ck = this.content;
+    if (!ck) return this.keysFor(rev).wk;
+    for (; this.contentNext <= rev; this.contentNext++) ck.keysFor(this.contentNext); // each held: none is stepped over
+    const k = ck.keysFor(rev);
+    if (!k) throw new Error(`revision ${rev} precedes the session`);
+    return k.wk;
+  }
+
+  /**
+   * In a protected session, WK_g2d[rev] of the v1 key schedule with K_lic in the hint layer:
+   * what a gateway holding the licence would wrap under. A device must not open it ([LM-PROT-2]).
+   */
+  v1WrapKey(rev: number): Uint8Array {
+    if (!this.v1G2d) throw new Error('not a protected session');
+    for (let r = this.v1G2d.position; r <= rev; r++) this.v1G2dKeys.set(r, this.v1G2d.keysFor(r));
+    const k = this.v1G2dKeys.get(rev);
+    if (!k) throw new Error(`revision ${rev} precedes the session`);
+    return k.wk;
   }
 
   /** The revision a gateway stamps now ([LM-REV-1]). */
@@ -215,17 +268,22 @@ export class Session {
 
   /**
    * Cuts a plaintext into chunks and frames (seq numbers in order), from the chunk of the
-   * device's resume point on ([LM-DLV-10]: chunk indices continue, frames start at seq 0).
+   * device's resume point on ([LM-DLV-10]: chunk indices continue, frames start at seq 0). A
+   * protected job's chunks are the owner's ciphertext and keys, not sealed here ([LM-PROT-1]).
    */
   plan(data: Uint8Array): Chunk[] {
     const p = this.params;
+    const job = this.resume.protected;
+    if (job && job.upload.body.C !== p.chunk) throw new Error(`the session's chunk size ${p.chunk} is not the upload's ${job.upload.body.C}`);
     const out: Chunk[] = [];
     let seq = 0;
     for (let j = Math.floor(this.from / p.chunk); j * p.chunk < data.length; j++) {
       const start = j * p.chunk;
       const plaintext = data.subarray(start, Math.min(data.length, start + p.chunk));
-      const key = randomBytes(32);
-      const ct = sealChunk(key, this.sid, j, plaintext);
+      const owner = job ? { key: job.keys[j], ct: job.ciphertexts[j] } : undefined;
+      if (owner && (!owner.key || owner.ct?.length !== plaintext.length + 16)) throw new Error(`the upload has no chunk ${j} of ${plaintext.length} bytes`);
+      const key = owner?.key ?? randomBytes(32);
+      const ct = owner?.ct ?? sealChunk(key, this.sid, j, plaintext);
       const symbols = pack(ct, p.w);
       const frames = [];
       for (let off = 0; off < symbols.length; off += p.symbolsPerFrame) frames.push({ seq: seq++, off, n: Math.min(p.symbolsPerFrame, symbols.length - off) });
@@ -252,8 +310,24 @@ export class Session {
     await this.send(FrameType.HINTS, { sid: this.sid, seq: fr.seq, rev, chunk: c.j, off: fr.off, ctlen: c.ct.length, hints, ...(o.idx ? { idx: o.idx } : {}), ...(sh !== undefined ? { sh } : {}) }, { tamper: o.tamper ?? false });
   }
 
-  async sendKey(c: Chunk, rev = this.rev()): Promise<void> {
-    await this.send(FrameType.KEY, { sid: this.sid, chunk: c.j, rev, wrapped: wrapChunkKey(this.keysFor(rev).wk, this.sid, c.j, c.key) });
+  /** Sends chunk c's KEY of revision `rev`, wrapped under the session's wrap key or, to test a refusal, under `wrapKey`. */
+  async sendKey(c: Chunk, rev = this.rev(), wrapKey = this.wrapKey(rev)): Promise<void> {
+    await this.send(FrameType.KEY, { sid: this.sid, chunk: c.j, rev, wrapped: wrapChunkKey(wrapKey, this.sid, c.j, c.key) });
+  }
+
+  /**
+   * Sends chunk c's HINTS until the device reports every frame of it received: the missing
+   * ones again each time 2 P pass without it (a frame may be lost or come too late).
+   */
+  async sendChunk(c: Chunk, timeout = 10_000): Promise<void> {
+    const t0 = Date.now();
+    const missing = () => c.frames.flatMap((f, fi) => (this.received.has(f.seq) ? [] : [fi]));
+    for (let left = missing(); left.length; left = missing()) {
+      if (this.errors.length) throw new Error(`device error ${this.errors[0]!.code}: ${this.errors[0]!.detail}`);
+      if (Date.now() - t0 > timeout) throw new Error(`chunk ${c.j}: ${left.length} of ${c.frames.length} frames not reported received in ${timeout} ms`);
+      for (const fi of left) await this.sendFrame(c, fi);
+      await until(() => missing().length === 0 || this.errors.length > 0, 2 * this.params.period, 'progress').catch(() => undefined);
+    }
   }
 
   /**
@@ -280,7 +354,8 @@ export class Session {
       await this.sendKeys(d, consumed);
       if (chunks.every((c) => d.keyed.has(c.j)) && !this.endSent) {
         this.endSent = true;
-        await this.send(FrameType.END, { sid: this.sid, bytes: data.length, chunks: chunks.length, frames: all.length, digest: digest(data) });
+        // the transaction's digest: SHA-256 of the job, or for a protected job its keyed digest ([LM-PROT-4])
+        await this.send(FrameType.END, { sid: this.sid, bytes: data.length, chunks: chunks.length, frames: all.length, digest: this.tx.body.jid ? this.tx.body.jd : digest(data) });
       }
       await sleep(15);
     }
@@ -362,5 +437,7 @@ export class Session {
   end(): void {
     this.ended = true;
     this.kernel.wipe();
+    this.content?.destroy();
+    this.v1G2d?.destroy();
   }
 }

@@ -7,7 +7,8 @@
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
 import { type AnyFrame, ControlOp, type ErrorBody, FrameType, type HelloBody, type IdentityKeyPair, Reason, Role, type SessionParams, type SignedTx, decodeFrame, digest, encodeFrame, equalBytes, identityKeyPair, minHintLength, senderRevision, randomBytes, signTx, topics, verifyFrame, x25519KeyPair, createTx, type TxRequest } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
-import { type OfferResume, Session } from './session.js';
+import type { ProtectedJob } from './protected-job.js';
+import { type SessionOptions, Session } from './session.js';
 import { sleep, until } from './wait.js';
 
 export interface TesterOptions {
@@ -146,6 +147,16 @@ export class Tester {
     return made;
   }
 
+  /**
+   * A transaction for a protected job ([LM-PROT-2]): it names the upload (keys 16 `jid`, 17 `uh`),
+   * and its size and digest are the upload's. Its licence goes to the keys service (this tester).
+   */
+  protectedTx(job: ProtectedJob, over: Partial<TxRequest> = {}): { tx: SignedTx; licence: Uint8Array } {
+    const b = job.upload.body;
+    // no plaintext here: `plaintext` (size and digest) is the upload's
+    return this.tx(new Uint8Array(0), { plaintext: { digest: b.jd, size: b.size }, protectedJob: { jid: job.jid, uh: job.upload.hash }, ...over });
+  }
+
   /** Parameters for a session (the suite picks them; the device must accept any in range). */
   params(p: Partial<SessionParams> & { w: number }): SessionParams {
     const period = p.period ?? 1000;
@@ -163,9 +174,10 @@ export class Tester {
   /**
    * Sends an OFFER. Resolves with the session once the device answered ACCEPT and, when it
    * streams, finished time sync (its first ACK); or with the device's ERROR. `resume` and `tk`
-   * go into the OFFER (keys 6 and 7: a resume with the device's ticket, [LM-LIC-4]).
+   * go into the OFFER (keys 6 and 7: a resume with the device's ticket, [LM-LIC-4]); with
+   * `protected` the session streams that protected job ([LM-PROT-2]).
    */
-  async offer(params: SessionParams, tx: SignedTx, licence: Uint8Array, o: { timeShift?: number; waitReady?: boolean; timeout?: number } & OfferResume = {}): Promise<Session | { refused: ErrorBody }> {
+  async offer(params: SessionParams, tx: SignedTx, licence: Uint8Array, o: { timeShift?: number; waitReady?: boolean; timeout?: number } & SessionOptions = {}): Promise<Session | { refused: ErrorBody }> {
     const timeout = o.timeout ?? 10_000;
     const t0 = Date.now();
     for (;;) {

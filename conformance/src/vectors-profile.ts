@@ -32,7 +32,7 @@ interface VFile {
 }
 
 /** The vector files of spec/vectors/v1 the profile runs, in order. */
-export const VECTOR_FILES = ['hint.json', 'pack.json', 'keys.json', 'aead.json', 'frames.json', 'tx.json', 'ticket.json', 'revocation.json'] as const;
+export const VECTOR_FILES = ['hint.json', 'pack.json', 'keys.json', 'aead.json', 'frames.json', 'tx.json', 'ticket.json', 'revocation.json', 'protected.json'] as const;
 
 const vectorsDir = () => join(dirname(createRequire(import.meta.url).resolve('@livematrix/spec/requirements.json')), 'vectors', 'v1');
 
@@ -86,6 +86,42 @@ function requests(file: string, g: VFile['testGroups'][number], t: VTest): { req
         default:
           return [];
       }
+    case 'protected.json':
+      return protectedRequests(g.type, t, eq, err);
+    default:
+      return [];
+  }
+}
+
+type Judge = (a: Record<string, unknown>) => string | null;
+
+/** Protected jobs (SPEC.md §16): the owner's chunks and upload ([LM-PROT-1]), the distribution's keys ([LM-PROT-2]). */
+function protectedRequests(type: string, t: VTest, eq: (k: string, want: unknown) => Judge, err: Judge): { req: Record<string, unknown>; expect: Judge }[] {
+  const valid = t.result === 'valid';
+  switch (type) {
+    case 'ProtectedChunkTest': {
+      const open = { req: { op: 'protected_open', key: t['key'], jid: t['jid'], index: t['index'], ciphertext: t['ciphertext'] }, expect: valid ? eq('plaintext', t['plaintext']) : err };
+      return valid ? [{ req: { op: 'protected_seal', key: t['key'], jid: t['jid'], index: t['index'], plaintext: t['plaintext'] }, expect: eq('ciphertext', t['ciphertext']) }, open] : [open];
+    }
+    case 'UploadTest':
+      return [{ req: { op: 'upload', upload: t['upload'], trustedOwners: t['trustedOwners'] }, expect: valid ? eq('uh', t['uh']) : err }];
+    case 'HintLayerTest':
+      // the key schedule of keys.json with 32 zero bytes for K_lic
+      return [{
+        req: { op: 'keys', secret: t['gatewayEphemeralSecret'], peerPublic: t['deviceEphemeralPublic'], licence: t['licence'], offer: t['offer'], accept: t['accept'], r0: t['r0'], revisions: (t['g2d'] as { revision: number }[]).map((x) => x.revision) },
+        expect: (a) => ['ckG2d0', 'ckD2g0', 'fkG2d', 'fkD2g', 'g2d', 'd2g'].map((k) => eq(k, t[k])(a)).find((x) => x) ?? null,
+      }];
+    case 'ContentChainTest':
+      return [{
+        req: { op: 'content_keys', licence: t['licence'], th: t['th'], r0: t['r0'], revisions: (t['wrapKeys'] as { revision: number }[]).map((x) => x.revision) },
+        expect: (a) => eq('ckc', t['ckc'])(a) ?? eq('wrapKeys', t['wrapKeys'])(a),
+      }];
+    case 'ContentWrapTest': {
+      const unwrap = { req: { op: 'content_unwrap', licence: t['licence'], th: t['th'], r0: t['r0'], revision: t['revision'], sid: t['sid'], index: t['index'], wrapped: t['wrapped'] }, expect: valid ? eq('chunkKey', t['chunkKey']) : err };
+      return valid ? [{ req: { op: 'wrap', wrapKey: t['wrapKey'], sid: t['sid'], index: t['index'], chunkKey: t['chunkKey'] }, expect: eq('wrapped', t['wrapped']) }, unwrap] : [unwrap];
+    }
+    case 'ProtectedTxTest':
+      return [{ req: { op: 'tx', tx: t['tx'], context: t['context'] }, expect: valid ? eq('txh', t['txh']) : err }];
     default:
       return [];
   }

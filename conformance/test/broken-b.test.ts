@@ -10,4 +10,6 @@ brokenDeviceTests([
   // a device that guesses instead of NACKing never asks for the shifted re-send either
   ['noAmbiguityNack', ['device/ambiguity-nack', 'device/shifted-resend']],
   ['skipRateCheck', ['device/rate-alarm']],
+  // a gateway, which holds no licence, could make the keys such a device takes
+  ['unwrapUnderHintLayer', ['device/protected-job']],
 ]);

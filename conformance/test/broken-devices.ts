@@ -5,7 +5,7 @@
  */
 import { FrameType, LmError, Reason, checkRevision, decodeTx, splitShifted } from '@livematrix/spec';
 import {
-  type ChunkState, type FrameState, HintReceiver, type PhaseFactories, type RevisionPolicy, type RevisionedType, defaultPhases, resolveSymbol,
+  type ChunkState, type ContentLayer, type FrameState, HintReceiver, type PhaseFactories, RevisionPipeline, type RevisionPolicy, type RevisionedType, defaultPhases, resolveSymbol,
 } from '@livematrix/device-sdk/phases';
 
 /** Serves frames of `type` of expired revisions too, and holds the tables and keys of three revisions below the current. */
@@ -31,6 +31,44 @@ class MirroredShiftReceiver extends HintReceiver {
   protected override shiftedBits(r: number, w: number, sh: number): { prevLow: number; curHigh: number } {
     return splitShifted(r, w, 2 * sh !== w ? w - sh : sh);
   }
+}
+
+/**
+ * Phases of a device that also opens a protected job's chunk keys under the hint layer's wrap key
+ * when they do not open under the content chain's: a key that a gateway, which holds no licence,
+ * can make ([LM-PROT-2]). The receive phase is the SDK's; it is only watched, for the session's
+ * revision pipeline (the hint layer's keys).
+ */
+function unwrappingUnderHintLayer(): Partial<PhaseFactories> {
+  let pipeline: RevisionPipeline | undefined;
+  return {
+    receive(ctx) {
+      pipeline = ctx.tables instanceof RevisionPipeline ? ctx.tables : undefined; // a session composes receive, then delivery
+      return defaultPhases.receive(ctx);
+    },
+    delivery(ctx) {
+      const hintLayer = pipeline;
+      let rev = 0;
+      const content: ContentLayer = {
+        ...ctx.content,
+        unwrap(wk, sid, index, wrapped) {
+          try {
+            return ctx.content.unwrap(wk, sid, index, wrapped);
+          } catch (e) {
+            const hk = ctx.tx.body.jid ? hintLayer?.keys(rev) : undefined;
+            if (!hk) throw e;
+            return ctx.content.unwrap(hk.wk, sid, index, wrapped);
+          }
+        },
+      };
+      // the delivery phase asks for a KEY's revision keys just before it unwraps the KEY
+      const keys = (r: number) => {
+        rev = r;
+        return ctx.keys(r);
+      };
+      return defaultPhases.delivery({ ...ctx, content, keys });
+    },
+  };
 }
 
 export const brokenDevices = {
@@ -86,6 +124,8 @@ export const brokenDevices = {
   misreadShifted: { receive: (ctx) => new MirroredShiftReceiver(ctx) },
   /** never checks the consumer's pace against the transaction ([LM-ALARM-2]) */
   skipRateCheck: { pace: () => ({ start: () => undefined, check: () => undefined }) },
+  /** opens a protected job's chunk keys under the hint layer's wrap key too, which the gateway holds ([LM-PROT-2]) */
+  unwrapUnderHintLayer: unwrappingUnderHintLayer(),
 } satisfies Record<string, Partial<PhaseFactories>>;
 
 export type BrokenDevice = keyof typeof brokenDevices;

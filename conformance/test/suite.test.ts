@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEVICE_SCENARIOS, REQUIREMENTS, buildReport, lint, renderJunit, renderText, runVectors } from '../src/index.js';
+import { DEVICE_SCENARIOS, REQUIREMENTS, buildReport, lint, renderJunit, renderText, runVectors, vectorCoverage } from '../src/index.js';
 import { renderRequirementsModule } from '../scripts/gen-requirements.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -18,6 +18,16 @@ describe('conformance suite', () => {
 
   it('lint: every testable device/vectors requirement has a test, every cited ID exists', () => {
     expect(lint(DEVICE_SCENARIOS)).toEqual([]);
+  });
+
+  it('protected jobs are tested in both profiles they belong to: vectors and a device scenario [LM-PROT-1] [LM-PROT-2]', () => {
+    const vectors = vectorCoverage();
+    const scenarios = new Set(DEVICE_SCENARIOS.flatMap((s) => s.covers));
+    for (const id of ['LM-PROT-1', 'LM-PROT-2'] as const) {
+      expect(REQUIREMENTS[id].profiles).toEqual(expect.arrayContaining(['V', 'D']));
+      expect(vectors.has(id), `${id}: a vector`).toBe(true);
+      expect(scenarios.has(id), `${id}: a device scenario`).toBe(true);
+    }
   });
 
   it('lint catches a test that cites an unknown ID and a requirement left uncovered', () => {

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import {
   FrameType, type KeyBody, LmError, Reason, type ReasonCode, type RevisionKeys, type SessionParams, type SignedTx,
-  equalBytes, openChunk, openProtectedChunk, toLmError, unpack, unwrapChunkKey, wipe,
+  equalBytes, keyedJobDigest, openChunk, openProtectedChunk, toLmError, unpack, unwrapChunkKey, wipe,
 } from '@livematrix/spec';
 import type { AckProgress } from './acks.js';
 import type { Clock } from './clock.js';
@@ -125,6 +125,8 @@ export interface DeliveryContext {
   keys(rev: number): RevisionKeys | undefined;
   /** hands a piece of plaintext to the consumer's queue */
   push(pt: Uint8Array): void;
+  /** a protected job's digest key ([LM-PROT-4]): the end digest and the RECEIPT's are keyed */
+  readonly digestKey?: Uint8Array | undefined;
 }
 
 export type KeyOutcome =
@@ -222,7 +224,9 @@ export class Delivery {
     const end = this.end;
     if (!end || this.consumed < end.bytes || this.consumed !== this.delivered) return undefined;
     this.end = undefined; // a hash gives its digest once
-    const d = new Uint8Array(this.hash.digest());
+    const plain = new Uint8Array(this.hash.digest());
+    // a protected job's digest is keyed by its licence ([LM-PROT-4])
+    const d = this.ctx.digestKey ? keyedJobDigest(this.ctx.digestKey, plain) : plain;
     // [LM-DLV-6]: digest of what the consumer took equals END's and the transaction's
     if (this.consumed !== end.bytes || !equalBytes(d, end.digest) || !equalBytes(d, this.ctx.tx.body.jd)) {
       throw new LmError(Reason.digest, `end digest mismatch after ${this.consumed} bytes: the stream is not complete ([LM-DLV-6])`);
@@ -234,5 +238,6 @@ export class Delivery {
   wipe(): void {
     for (const k of this.keyring.values()) wipe(k);
     this.keyring.clear();
+    if (this.ctx.digestKey) wipe(this.ctx.digestKey);
   }
 }

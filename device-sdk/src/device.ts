@@ -143,7 +143,8 @@ export class Device extends EventEmitter<DeviceEvents> {
   static async start(o: DeviceOptions, engine?: MatrixEngine): Promise<Device> {
     const d = new Device(o, engine);
     await d.engine.start();
-    d.measured = o.caps ?? (await d.measure());
+    const caps = o.caps ?? (await d.measure());
+    d.measured = { ...caps, prot: caps.prot ?? true }; // [LM-PROT-3]: this SDK opens protected jobs
     const bye = encodeFrame(FrameType.BYE, { who: o.id, reason: Reason.offline }, { kind: 'none' });
     const link = await FrameLink.connect({
       url: o.url, clientId: `lm-dev-${o.id}-${Math.random().toString(16).slice(2, 8)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),

@@ -7,7 +7,7 @@
  */
 import {
   type Caps, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, type OfferBody, Reason, type Revocations, type SessionKeys, type SessionParams, type SignedTicket, type SignedTx, type TxContext,
-  NO_LICENCE, contentChain, decodeTx, deriveSessionKeys, digest, ecdh, encodeFrame, openLicence, reasonName, ticketId, toHex, toLmError, transcriptHash, validateParams, verifyFrame, verifyTicket, verifyTx, wipe, x25519KeyPair,
+  NO_LICENCE, contentChain, decodeTx, jobDigestKey, deriveSessionKeys, digest, ecdh, encodeFrame, openLicence, reasonName, ticketId, toHex, toLmError, transcriptHash, validateParams, verifyFrame, verifyTicket, verifyTx, wipe, x25519KeyPair,
 } from '@livematrix/spec';
 import type { Licences } from './licences.js';
 import type { Clock } from './clock.js';
@@ -85,6 +85,8 @@ export interface SessionInit {
   content?: Uint8Array | undefined;
   /** the session resumes a cut-off print under a ticket ([LM-LIC-4]) */
   resumed: boolean;
+  /** a protected job's digest key ([LM-PROT-4]) */
+  digestKey?: Uint8Array | undefined;
 }
 
 /** What a session does with the licence: count at the counting point, hold or close its ticket. */
@@ -234,8 +236,9 @@ export class OfferDesk {
       hold: (off) => h.licences.hold(sid, off),
       close: () => h.licences.close(sid),
     };
+    const digestKey = tx.body.jid ? jobDigestKey(licence) : undefined; // [LM-PROT-4], before the licence is erased
     const { accept, keys, content } = sessionKeys(b, offerBytes, h.identity, h.window, resume ? from : undefined, licence, tx.body.jid !== undefined);
-    await h.open({ sid: b.sid, tx, params: b.params, keys, content, from, prefix, licence: lic, resumed: resume }, accept);
+    await h.open({ sid: b.sid, tx, params: b.params, keys, content, from, prefix, licence: lic, resumed: resume, digestKey }, accept);
   }
 
   private verify(b: OfferBody, txh: string): { tx: SignedTx; licence: Uint8Array } {

@@ -121,7 +121,7 @@ export class DeviceSession implements StreamSession, RunningSession {
     });
     const ck = this.contentKeys;
     const delivery = ph.delivery({
-      sid, params, tx, from: init.from, prefix: init.prefix, clock, revisions, chunks: receive,
+      sid, params, tx, from: init.from, prefix: init.prefix, clock, revisions, chunks: receive, digestKey: init.digestKey,
       // a protected job's chunk keys are wrapped under the content chain, its chunks are the owner's ([LM-PROT-2])
       content: tx.body.jid ? protectedContentLayer(tx.body.jid) : ph.content(),
       keys: ck ? (r) => ck.keysFor(r) : (r) => this.pipeline.keys(r),

@@ -49,6 +49,10 @@ export interface DeliveryHost {
   keyGate(): Promise<boolean>;
 }
 
+/** A keys service that fails a release for a reason other than pacing or an alarm is asked again this often, this many times (30 s). */
+const WRAP_RETRY_MS = 500;
+const WRAP_TRIES = 60;
+
 /** The key of a protected job's chunk, which the gateway never has ([LM-PROT-2]). */
 const NO_KEY = new Uint8Array(0);
 
@@ -89,6 +93,8 @@ export class Delivery implements AckTarget {
   private closed = false;
   /** SHA-256 of OFFER ‖ ACCEPT, for the keys service's wraps ([LM-PROT-2]) */
   private readonly th: Uint8Array;
+  /** failed releases per chunk, while the keys service is unavailable */
+  private readonly wrapTries = new Map<number, number>();
 
   constructor(
     private readonly host: DeliveryHost,
@@ -256,7 +262,19 @@ export class Delivery implements AckTarget {
         this.host.clock.after(Math.max(20, retryAt - this.now()), () => this.transmitKey(j, ch));
         return undefined;
       }
-      this.host.alarm(err.code, `keys service: ${err.message}`);
+      // withheld after an alarm, or the job is gone: the stream ends
+      if (err.code === Reason.rate || err.code === Reason.tamper || err.code === Reason.unknown) {
+        this.host.alarm(err.code, `keys service: ${err.message}`);
+        return undefined;
+      }
+      // anything else (the service restarting, unreachable for a while) is tried again, for a while
+      const tries = (this.wrapTries.get(j) ?? 0) + 1;
+      this.wrapTries.set(j, tries);
+      if (tries > WRAP_TRIES) {
+        this.host.alarm(err.code, `keys service: no key for chunk ${j} after ${WRAP_TRIES} tries: ${err.message}`);
+        return undefined;
+      }
+      this.host.clock.after(WRAP_RETRY_MS, () => this.transmitKey(j, ch));
       return undefined;
     }
   }

@@ -62,6 +62,9 @@ export interface ProtectedServices {
 
 /** Chunks fetched ahead of the sender, at most. */
 const AHEAD = 64;
+/** A store that fails a fetch is asked again this often, this many times in a row (30 s). */
+const STORE_RETRY_MS = 500;
+const STORE_TRIES = 60;
 
 /**
  * A protected job's ciphertext as the sender reads it: chunk j is the owner's ct_j (the
@@ -75,18 +78,22 @@ export class ProtectedSource implements JobSource {
   private readers: (() => void)[] = [];
   private want = 0;
   private closed = false;
+  /** failed fetches in a row */
+  private failures = 0;
 
-  constructor(private readonly book: PlaybookView, private readonly store: SegmentSource) {}
+  constructor(private readonly book: PlaybookView, private readonly store: SegmentSource, private readonly retry: (f: () => void) => void = (f) => void setTimeout(f, STORE_RETRY_MS)) {}
 
   /** Checks the playbook against the transaction ([LM-PROT-2]): the same upload, size and digest. */
-  static async open(tx: SignedTx, services: ProtectedServices): Promise<ProtectedSource> {
+  static async open(tx: SignedTx, services: ProtectedServices, retry?: (f: () => void) => void): Promise<ProtectedSource> {
     const b = tx.body;
     if (!b.jid || !b.uh) throw new LmError(Reason.txSchema, 'not a protected job\'s transaction (no jid)');
     const book = await services.keys.playbook(b.jid);
-    if (!equalBytes(book.uh, b.uh) || book.size !== b.size || !equalBytes(book.jd, b.jd)) {
-      throw new LmError(Reason.digest, `the keys service's playbook of job ${toHex(b.jid)} does not match the transaction (upload, size or digest) ([LM-PROT-2])`);
+    // the transaction's digest is keyed by the licence, which this gateway does not hold ([LM-PROT-4]):
+    // the keys service checked it against the upload when the operator granted the licence
+    if (!equalBytes(book.uh, b.uh) || book.size !== b.size) {
+      throw new LmError(Reason.digest, `the keys service's playbook of job ${toHex(b.jid)} does not match the transaction (upload or size) ([LM-PROT-2])`);
     }
-    return new ProtectedSource(book, services.store);
+    return new ProtectedSource(book, services.store, retry);
   }
 
   get size(): number {
@@ -141,6 +148,7 @@ export class ProtectedSource implements JobSource {
     if (js.length === 0) return;
     for (const j of js) this.fetching.add(j);
     this.store.get(ids).then((segs) => {
+      this.failures = 0;
       js.forEach((j, i) => {
         this.fetching.delete(j);
         const seg = segs[i] as Uint8Array;
@@ -150,8 +158,15 @@ export class ProtectedSource implements JobSource {
       this.notify();
     }, (e: unknown) => {
       for (const j of js) this.fetching.delete(j);
-      this.failure = e instanceof LmError ? e : new LmError(Reason.internal, `store: ${(e as Error).message}`);
-      this.notify();
+      const err = e instanceof LmError ? e : new LmError(Reason.internal, `store: ${(e as Error).message}`);
+      // a segment the store does not have fails the stream; anything else (the store restarting,
+      // unreachable for a while) is tried again, for a while
+      if (err.code === Reason.unknown || ++this.failures > STORE_TRIES) {
+        this.failure = new LmError(err.code, `store: ${err.message}`);
+        this.notify();
+        return;
+      }
+      this.retry(() => this.prefetch(Math.max(from, this.want)));
     });
   }
 

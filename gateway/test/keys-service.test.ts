@@ -217,14 +217,17 @@ describe('register, playbook, release [LM-SVC-2] [LM-PROT-2]', () => {
     expect((await rejects(ks.grant(otherUpload.tx.bytes, otherUpload.licence))).code).toBe(Reason.txSchema);
     const unnamed = transaction(job, owner, { names: 'none' });
     expect((await rejects(ks.grant(unnamed.tx.bytes, unnamed.licence))).code).toBe(Reason.txSchema);
-    await ks.grant(unnamed.tx.bytes, unnamed.licence, jid); // the job given beside it instead
+    // the job given beside it does not help: its digest is not keyed by the licence ([LM-PROT-4])
+    expect((await rejects(ks.grant(unnamed.tx.bytes, unnamed.licence, jid))).code).toBe(Reason.txSchema);
     await ks.register(job2.upload.bytes, job2.envelope);
     expect((await rejects(ks.grant(wrongJob.tx.bytes, wrongJob.licence, jid))).code).toBe(Reason.txSchema); // names job2, given job
     // a second grant of one transaction with another secret
-    const { tx } = transaction(job, owner);
-    await ks.grant(tx.bytes, licence);
-    await ks.grant(tx.bytes, licence); // the same again: nothing changes
-    expect((await rejects(ks.grant(tx.bytes, new Uint8Array(32)))).code).toBe(Reason.replay);
+    const { tx, licence: its } = transaction(job, owner);
+    expect((await rejects(ks.grant(tx.bytes, licence))).code).toBe(Reason.txSchema); // another transaction's licence: its keyed digest does not match ([LM-PROT-4])
+    await ks.grant(tx.bytes, its);
+    await ks.grant(tx.bytes, its); // the same again: nothing changes
+    // another secret for the same transaction: its digest is not keyed by it ([LM-PROT-4])
+    expect((await rejects(ks.grant(tx.bytes, new Uint8Array(32)))).code).toBe(Reason.txSchema);
     await ks.close();
   });
 });
@@ -461,11 +464,12 @@ describe('packaging', () => {
     await ks.close();
   });
 
-  it('is the subpath @livematrix/gateway/keys-service, and no gateway module outside it imports it', async () => {
+  it('is the subpath @livematrix/gateway/keys-service, and no gateway module outside it (and its server in services/) imports it', async () => {
     const m = await import('@livematrix/gateway/keys-service');
     expect(typeof m.openKeysService).toBe('function');
     const src = join(dirname(fileURLToPath(import.meta.url)), '..', 'src');
-    const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.startsWith('keys-service'));
+    // services/ serves the keys service over the broker in its own process: the one place that may
+    const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.startsWith('keys-service') && !f.startsWith('services'));
     expect(files.length).toBeGreaterThan(10);
     for (const f of files) expect(readFileSync(join(src, f), 'utf8'), f).not.toMatch(/(from|import\()\s*['"][^'"]*keys-service/);
   });

@@ -13,6 +13,7 @@ import {
   REVOCATION_PERIOD_MS, Revocations, decodeTx, signRevocation, signTicket, verifyRevocation, verifyTicket, type RevocationRequest, type RevokeBody, type TicketBody,
 } from '../src/index.js';
 import { ledgerVectors } from './ledger-vectors.js';
+import { protectedVectors } from './protected-vectors.js';
 
 /** Deterministic bytes for a label. */
 export function det(label: string, n = 32): Uint8Array {
@@ -46,7 +47,8 @@ function file(algorithm: string, notes: Record<string, string>, groups: VectorGr
   return { algorithm, version: 1, generator: 'spec/scripts/gen-vectors.ts', notes, numberOfTests: id - 1, testGroups: groups };
 }
 
-const errorName = (f: () => unknown): string => {
+/** The reason name of the LmError `f` throws (it must throw one). */
+export const errorName = (f: () => unknown): string => {
   try {
     f();
   } catch (e) {
@@ -264,6 +266,8 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   const macD: Signer = { kind: 'mac', key: fkD2g };
   const operator = identityKeyPair(det('operator identity'));
   const sigO: Signer = { kind: 'sig', secretKey: operator.secretKey };
+  const keysService = identityKeyPair(det('keys service identity'));
+  const sigK: Signer = { kind: 'sig', secretKey: keysService.secretKey };
   const params = { suite: 3 as const, w: 20, L: 4, period: 1000, epoch: t - 5000, grace: 250, r0: 5, chunk: 4096, symbolsPerFrame: 1024, wt: 16 };
   const samples: { [K in FrameTypeId]: [Bodies[K], Signer] } = {
     1: [{ device: 'printer-01', idpk: device.publicKey, caps: { suites: [[3, 24_000_000], [2, 9_000_000], [1, 9_000_000]], mem: 256 * 2 ** 20, wmax: 24, workers: 2 }, time: t, software: 'livematrix-device/0.1', online: true }, sigD],
@@ -282,14 +286,17 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
     14: [{ code: Reason.unknownSession, detail: 'no such session', seq: 12 }, { kind: 'none' }],
     15: [{ who: 'printer-01', reason: Reason.offline }, { kind: 'none' }],
     16: [{ seq: 3, time: t, next: t + 3_600_000, txs: [det('revoked tx hash')], devices: ['printer-13'], operators: [], opk: operator.publicKey }, sigO],
+    // a gateway asks the keys service for chunk keys; the arguments and the result are sealed ([LM-SVC-6])
+    17: [{ id: det('service request id', 16), op: 19, args: det('sealed arguments', 140), time: t, from: 'gateway-01', pk: gateway.publicKey }, sigG],
+    18: [{ id: det('service request id', 16), code: 0, result: det('sealed result', 94), detail: '', time: t + 3 }, sigK],
   };
   const valid: VectorTest[] = [];
-  const keyFor = (s: Signer) => (s.kind === 'sig' ? { signerPublic: toHex(s === sigD ? device.publicKey : s === sigO ? operator.publicKey : gateway.publicKey) } : s.kind === 'mac' ? { macKey: toHex(s.key) } : {});
+  const keyFor = (s: Signer) => (s.kind === 'sig' ? { signerPublic: toHex(s === sigD ? device.publicKey : s === sigO ? operator.publicKey : s === sigK ? keysService.publicKey : gateway.publicKey) } : s.kind === 'mac' ? { macKey: toHex(s.key) } : {});
   for (const type of Object.keys(samples).map(Number) as FrameTypeId[]) {
     const [body, signer] = samples[type] as [never, Signer];
     const bytes = encodeFrame(type, body, signer);
     const f = decodeFrame(bytes);
-    valid.push({ tcId: 0, comment: FRAME_TYPE_NAMES[type], result: 'valid', flags: [], requirements: ['LM-FRAME-1', 'LM-FRAME-2', 'LM-CBOR-1', ...(type === FrameType.REVOKE ? ['LM-REVOKE-1'] : [])], type, name: FRAME_TYPE_NAMES[type], authKind: signer.kind, ...keyFor(signer), hex: toHex(bytes), decoded: jsonOf(f.body) });
+    valid.push({ tcId: 0, comment: FRAME_TYPE_NAMES[type], result: 'valid', flags: [], requirements: ['LM-FRAME-1', 'LM-FRAME-2', 'LM-CBOR-1', ...(type === FrameType.REVOKE ? ['LM-REVOKE-1'] : []), ...(type === FrameType.SVC_REQ || type === FrameType.SVC_RESP ? ['LM-SVC-6'] : [])], type, name: FRAME_TYPE_NAMES[type], authKind: signer.kind, ...keyFor(signer), hex: toHex(bytes), decoded: jsonOf(f.body) });
   }
   // Extension key 16 is ignored ([LM-FRAME-4]).
   const ext = rewriteBody(encodeFrame(FrameType.TIME_REQ, { sid, t1: t }, macD), (m) => m.set(16, 'extension'), fkD2g);
@@ -502,7 +509,7 @@ export interface TicketContextJson {
 }
 
 /** Sets `twin` of each invalid test to the tcId of its valid twin (the test it differs from in one thing), once ids are assigned. */
-function linkTwins(f: VectorFile, twins: Map<VectorTest, VectorTest>): VectorFile {
+export function linkTwins(f: VectorFile, twins: Map<VectorTest, VectorTest>): VectorFile {
   for (const [t, twin] of twins) t['twin'] = twin.tcId;
   return f;
 }
@@ -665,6 +672,7 @@ export function buildVectors(): Record<string, VectorFile> {
     'ledger.json': ledgerVectors(file),
     'ticket.json': ticketVectors(),
     'revocation.json': revocationVectors(),
+    'protected.json': protectedVectors(file),
   };
 }
 

@@ -15,6 +15,8 @@ export interface Caps {
   mem: number;
   wmax: number;
   workers: number;
+  /** the device opens protected jobs (SPEC §16, [LM-PROT-3]) */
+  prot?: boolean;
 }
 
 export interface HelloBody { device: string; idpk: Uint8Array; caps: Caps; time: number; software: string; online: boolean; boot?: Uint8Array }
@@ -35,6 +37,14 @@ export interface ErrorBody { sid?: Uint8Array; code: number; detail: string; seq
 /** An operator-signed revocation list ([LM-REVOKE-1]). */
 export interface RevokeBody { seq: number; time: number; next: number; txs: Uint8Array[]; devices: string[]; operators: Uint8Array[]; opk: Uint8Array }
 export interface ByeBody { sid?: Uint8Array; who: string; reason: number }
+/**
+ * A request to a service over the broker ([LM-SVC-6]): `args` is the deterministic CBOR of the
+ * op's arguments sealed to the service (SPEC §16.1); `from` the requester's id (its inbox), `pk`
+ * its Ed25519 key, which signs the frame.
+ */
+export interface SvcReqBody { id: Uint8Array; op: number; args: Uint8Array; time: number; from: string; pk: Uint8Array }
+/** A service's answer to the request `id` ([LM-SVC-6]): code 0 and the sealed result, or a reason code and `detail`. */
+export interface SvcRespBody { id: Uint8Array; code: number; result: Uint8Array; detail: string; time: number }
 
 export interface Bodies {
   1: HelloBody;
@@ -53,6 +63,8 @@ export interface Bodies {
   14: ErrorBody;
   15: ByeBody;
   16: RevokeBody;
+  17: SvcReqBody;
+  18: SvcRespBody;
 }
 
 // ---- field parsers -------------------------------------------------------------------------
@@ -88,6 +100,8 @@ const increasing = (max: number): Parse<number[]> => (v, p) => {
 export const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 /** largest encoded resume ticket ([LM-LIC-4]) */
 export const TICKET_MAX = 256;
+/** largest `args` of SVC_REQ and `result` of SVC_RESP, sealed ([LM-SVC-6]) */
+export const SVC_MAX = 60_000;
 const sid = bstr(16, 16);
 const key32 = bstr(32, 32);
 const id = tstr(64, ID_RE);
@@ -145,6 +159,7 @@ const CAPS_FIELDS: Field[] = [
   { key: 2, name: 'mem', parse: uint },
   { key: 3, name: 'wmax', parse: uintMax(32) },
   { key: 4, name: 'workers', parse: uintMax(1024) },
+  { key: 5, name: 'prot', parse: bool, optional: true }, // [LM-PROT-3]: opens protected jobs
 ];
 
 const PARAM_FIELDS: Field[] = [
@@ -243,5 +258,20 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 5, name: 'devices', parse: array(id, 1024) },
     { key: 6, name: 'operators', parse: array(key32, 64) },
     { key: 7, name: 'opk', parse: key32 },
+  ],
+  17: [
+    { key: 1, name: 'id', parse: bstr(16, 16) },
+    { key: 2, name: 'op', parse: uint },
+    { key: 3, name: 'args', parse: bstr(0, SVC_MAX) },
+    { key: 4, name: 'time', parse: uint },
+    { key: 5, name: 'from', parse: id },
+    { key: 6, name: 'pk', parse: key32 },
+  ],
+  18: [
+    { key: 1, name: 'id', parse: bstr(16, 16) },
+    { key: 2, name: 'code', parse: uint },
+    { key: 3, name: 'result', parse: bstr(0, SVC_MAX) },
+    { key: 4, name: 'detail', parse: detail },
+    { key: 5, name: 'time', parse: uint },
   ],
 };

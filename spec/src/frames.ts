@@ -29,6 +29,8 @@ export const FrameType = {
   ERROR: 14,
   BYE: 15,
   REVOKE: 16,
+  SVC_REQ: 17,
+  SVC_RESP: 18,
 } as const;
 export type FrameTypeName = keyof typeof FrameType;
 export type FrameTypeId = (typeof FrameType)[FrameTypeName];
@@ -59,6 +61,8 @@ export const AUTH_KINDS: Readonly<Record<FrameTypeId, readonly AuthKind[]>> = {
   14: ['mac', 'sig', 'none'], // SIG: a device's refusal of an OFFER ([LM-FRAME-9])
   15: ['mac', 'none'],
   16: ['sig'], // the operator's key ([LM-REVOKE-1])
+  17: ['sig'], // the requester's identity key ([LM-SVC-6])
+  18: ['sig'], // the service's identity key ([LM-SVC-6])
 };
 
 const AUTH_LEN: Record<AuthKind, number> = { sig: SIG_LENGTH, mac: MAC_LENGTH, none: 0 };

@@ -33,7 +33,7 @@ export { TAG_LENGTH, openChunk, openTelemetry, sealChunk, sealTelemetry, unwrapC
 
 // frames: types, encoding, authentication; bodies and their schemas (SPEC §7)
 export { AUTH_KINDS, ControlOp, type ControlOpId, FRAME_TYPE_NAMES, FrameType, MAC_LENGTH, MAX_FRAME, SIG_LENGTH, decodeFrame, digest, encodeFrame, frameMac, verifyFrame, type AnyFrame, type AuthKind, type Frame, type FrameTypeId, type FrameTypeName, type Signer, type VerifyKeys } from './frames.js';
-export { ID_RE, SCHEMAS, TICKET_MAX, type RevokeBody, type AcceptBody, type AckBody, type AlarmBody, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type TelemetryBody, type TimeReqBody, type TimeRespBody } from './frame-schemas.js';
+export { ID_RE, SCHEMAS, SVC_MAX, TICKET_MAX, type SvcReqBody, type SvcRespBody, type RevokeBody, type AcceptBody, type AckBody, type AlarmBody, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type TelemetryBody, type TimeReqBody, type TimeRespBody } from './frame-schemas.js';
 
 // Ed25519 identities
 export { edPublicToX25519, edSecretToX25519, identityKeyPair, sign, verify, type IdentityKeyPair } from './identity.js';
@@ -51,7 +51,7 @@ export { DEFAULT_SYMBOLS_PER_FRAME, SUITE_PREFERENCE, TABLE_BYTES_PER_ENTRY, def
 export { FRAME_QOS, TOPIC_FRAMES, TOPIC_ROOT, parseTopic, topics, type ParsedTopic, type TopicKind } from './topics.js';
 
 // connect tokens of the broker profile (SPEC §10.1)
-export { Role, decodeConnectToken, makeConnectToken, verifyConnectToken, type ConnectToken, type RoleId } from './token.js';
+export { CLIENT_ID_PREFIX, ROLE_NAMES, Role, decodeConnectToken, makeConnectToken, verifyConnectToken, type ConnectToken, type RoleId, type RoleName } from './token.js';
 
 
 // timers the roles' sub-machines take injected
@@ -66,7 +66,13 @@ export { LEDGER_GENESIS, LEDGER_MAX_RECORD, checkLedgerEntry, decodeLedgerRecord
 
 // protected jobs: owner-side encryption, segments among decoys, the epoch layer, the content chain (SPEC §16)
 export {
-  ContentKeys, NO_LICENCE, PROTECTED_VERSION, SEGMENT_GRANULARITY, UPLOAD_CHUNK, contentChain, decoyCount, epochKey, nextEpochChain, openEnvelope, openOuter, openProtectedChunk,
+  ContentKeys, NO_LICENCE, PROTECTED_VERSION, SEGMENT_GRANULARITY, UPLOAD_CHUNK, contentChain, decoyCount, epochKey, jobDigestKey, keyedJobDigest, nextEpochChain, openEnvelope, openOuter, openProtectedChunk,
   sealOuter, sealProtectedChunk, sealUpload, signDelete, signDeletionReceipt, verifyDelete, verifyDeletionReceipt, verifyUpload,
   type DeleteBody, type DeletionReceipt, type Playbook, type Segment, type SignedUpload, type UploadBody, type UploadOptions,
 } from './protected.js';
+
+// services of protected jobs over the broker: ops, sealed arguments and results, the deleted job's segment list (SPEC §16.1)
+export {
+  SVC_OP_NAMES, SVC_PART, SVC_SEAL_OVERHEAD, SVC_WINDOW_MS, SvcOp, isSvcOp, signSegmentList, svcKey, svcOpen, svcOpenValue, svcSeal, svcSealValue, svcShared, verifySegmentList,
+  type SvcOpId, type SvcOpName,
+} from './service.js';

@@ -9,6 +9,7 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { expand } from '@noble/hashes/hkdf.js';
+import { hmac } from '@noble/hashes/hmac.js';
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { ascii, concatBytes, equalBytes, randomBytes, u64be, wipe } from './bytes.js';
 import { type CborValue, decodeCbor, encodeCbor } from './cbor.js';
@@ -428,4 +429,21 @@ export class ContentKeys {
     this.held.clear();
     this.ratchet.destroy();
   }
+}
+
+/**
+ * The key of a protected job's keyed digest ([LM-PROT-4]): from the licence secret, which only the
+ * operator, the keys service and the device hold.
+ */
+export function jobDigestKey(licence: Uint8Array): Uint8Array {
+  return hkdf(sha256, licence, new Uint8Array(0), ascii('lm2 job digest'), 32);
+}
+
+/**
+ * What a protected job's transaction, END and RECEIPT carry for its SHA-256 ([LM-PROT-4]):
+ * HMAC-SHA-256 under {@link jobDigestKey}, so that whoever holds a candidate file and sees the
+ * traffic cannot confirm that it is the one printing.
+ */
+export function keyedJobDigest(key: Uint8Array, jd: Uint8Array): Uint8Array {
+  return hmac(sha256, key, concatBytes(ascii('lm2 jd'), jd));
 }

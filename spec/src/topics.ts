@@ -21,15 +21,19 @@ export const topics = {
   alarm: (fleet: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/alarm`,
   /** the fleet's operator-signed revocation list, retained ([LM-REVOKE-2]) */
   revocation: (fleet: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/revocation`,
+  /** a party's service inbox: requests to it and responses for it ([LM-SVC-7]) */
+  serviceIn: (fleet: string, id: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/s/${checkId('service', id)}/in`,
 };
 
-export type TopicKind = 'deviceState' | 'deviceIn' | 'deviceOut' | 'gatewayState' | 'alarm' | 'revocation';
+export type TopicKind = 'deviceState' | 'deviceIn' | 'deviceOut' | 'gatewayState' | 'alarm' | 'revocation' | 'serviceIn';
 
 export interface ParsedTopic {
   kind: TopicKind;
   fleet: string;
   device?: string;
   gateway?: string;
+  /** the inbox owner of a `serviceIn` topic */
+  service?: string;
 }
 
 /** Parses a protocol topic; returns null for a topic outside the tree. */
@@ -48,6 +52,7 @@ export function parseTopic(topic: string): ParsedTopic | null {
     if (p[5] === 'in') return { kind: 'deviceIn', fleet, device: who };
     if (p[5] === 'out') return { kind: 'deviceOut', fleet, device: who };
   } else if (p[3] === 'g' && p[5] === 'state') return { kind: 'gatewayState', fleet, gateway: who };
+  else if (p[3] === 's' && p[5] === 'in') return { kind: 'serviceIn', fleet, service: who };
   return null;
 }
 
@@ -60,9 +65,10 @@ export const TOPIC_FRAMES: Readonly<Record<TopicKind, ReadonlySet<FrameTypeId>>>
   gatewayState: new Set([F.BYE]),
   alarm: new Set([F.ALARM]),
   revocation: new Set([F.REVOKE]),
+  serviceIn: new Set([F.SVC_REQ, F.SVC_RESP]), // [LM-SVC-7]
 };
 
 /** MQTT QoS per frame type (SPEC.md §7.2). */
 export const FRAME_QOS: Readonly<Record<FrameTypeId, 0 | 1>> = {
-  1: 1, 2: 1, 3: 1, 4: 0, 5: 0, 6: 0, 7: 1, 8: 0, 9: 1, 10: 0, 11: 1, 12: 1, 13: 1, 14: 1, 15: 1, 16: 1,
+  1: 1, 2: 1, 3: 1, 4: 0, 5: 0, 6: 0, 7: 1, 8: 0, 9: 1, 10: 0, 11: 1, 12: 1, 13: 1, 14: 1, 15: 1, 16: 1, 17: 1, 18: 1,
 };

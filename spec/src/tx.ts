@@ -11,6 +11,7 @@ import { abytes, ascii, concatBytes, equalBytes, randomBytes, wipe } from './byt
 import { type CborValue, decodeCbor, encodeCbor } from './cbor.js';
 import { LmError, Reason, errorMessage } from './errors.js';
 import { ID_RE } from './frame-schemas.js';
+import { jobDigestKey, keyedJobDigest } from './protected.js';
 import { edPublicToX25519, edSecretToX25519, sign, verify } from './identity.js';
 import { x25519KeyPair } from './keys.js';
 
@@ -197,10 +198,12 @@ export interface TxRequest {
 /** Makes and signs a transaction; returns it with the licence secret for the gateway. */
 export function createTx(req: TxRequest): { tx: SignedTx; licence: Uint8Array } {
   const licence = req.fixed?.licence.slice() ?? randomBytes(32); // [LM-SEC-3]
+  // a protected job's digest travels keyed by the licence ([LM-PROT-4])
+  const jd = req.protectedJob ? keyedJobDigest(jobDigestKey(licence), req.plaintext.digest) : req.plaintext.digest;
   const body: TxBody = {
     v: 1,
     job: req.job,
-    jd: req.plaintext.digest,
+    jd,
     size: req.plaintext.size,
     device: req.device,
     dpk: req.devicePublic,
@@ -210,7 +213,7 @@ export function createTx(req: TxRequest): { tx: SignedTx; licence: Uint8Array } 
     rate: req.rate,
     burst: req.burst,
     prints: req.prints ?? 1,
-    lic: sealLicence(licence, req.devicePublic, req.plaintext.digest, req.fixed?.ephemeral),
+    lic: sealLicence(licence, req.devicePublic, jd, req.fixed?.ephemeral),
     nonce: req.fixed?.nonce ?? randomBytes(16),
   };
   if (req.gatewayPublic) body.gwpk = req.gatewayPublic;

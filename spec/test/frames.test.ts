@@ -70,7 +70,7 @@ describe('frames (SPEC.md §7)', () => {
 
   it('frames.cddl and the codec define the same body keys per type', () => {
     const cddl = readFileSync(join(import.meta.dirname, '..', 'frames.cddl'), 'utf8');
-    const names: Record<number, string> = { 1: 'hello', 2: 'offer', 3: 'accept', 4: 'time-req', 5: 'time-resp', 6: 'hints', 7: 'key', 8: 'ack', 9: 'control', 10: 'telemetry', 11: 'end', 12: 'receipt', 13: 'alarm', 14: 'error', 15: 'bye', 16: 'revoke' };
+    const names: Record<number, string> = { 1: 'hello', 2: 'offer', 3: 'accept', 4: 'time-req', 5: 'time-resp', 6: 'hints', 7: 'key', 8: 'ack', 9: 'control', 10: 'telemetry', 11: 'end', 12: 'receipt', 13: 'alarm', 14: 'error', 15: 'bye', 16: 'revoke', 17: 'svc-req', 18: 'svc-resp' };
     expect(Object.keys(names).map(Number)).toEqual(Object.values(FrameType));
     for (const [t, name] of Object.entries(names)) {
       const m = new RegExp(`^${name}\\s*=\\s*\\[version, ${t}, \\{([\\s\\S]*?)\\}, `, 'm').exec(cddl);

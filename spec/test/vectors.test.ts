@@ -3,7 +3,7 @@
  * against the reference code and, where one exists here, an independent implementation.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash, createPublicKey, hkdfSync, verify as cryptoVerify } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import {
   LmError, Ratchet, ReferenceTable, decodeFrame, deriveSessionKeys, ecdh, fromHex, hint, openChunk, openLicence, openTelemetry,
   pack, reasonName, shiftedSymbol, splitShifted, toHex, transcriptHash, unpack, unwrapChunkKey, verifyFrame, verifyTx, sealChunk, wrapChunkKey, type SuiteId,
   FRAME_TYPE_NAMES, FrameType, Revocations, decodeTx, verifyRevocation, verifyTicket,
+  type CborValue, ContentKeys, NO_LICENCE, contentChain, decodeCbor, encodeCbor, openProtectedChunk, sealProtectedChunk, verifyUpload, jobDigestKey, keyedJobDigest,
 } from '../src/index.js';
 import { buildVectors, jsonOf, renderVectorFile, type TicketContextJson, type VectorFile, type VectorTest } from '../scripts/vectors.js';
 
@@ -334,5 +335,156 @@ describe('revocation list vectors [LM-REVOKE-1] [LM-REVOKE-2] [LM-REVOKE-3]', ()
       expect((t['held'] as number[]).every((h, i) => h === i), `#${t.tcId}`).toBe(t.result === 'valid');
     }
     checkTwins(sequences, 'lists', ['trustedOperators'], (twin) => expect(held(twin)).toEqual(twin['held']));
+  });
+});
+
+describe('protected job vectors [LM-PROT-1] [LM-PROT-2]', () => {
+  const f = load('protected.json');
+  const u64 = (j: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(BigInt(j));
+    return b;
+  };
+
+  describe('chunks [LM-PROT-1]', () => {
+    const ts = tests(f, 'ProtectedChunkTest');
+    const open = (t: VectorTest) => openProtectedChunk(fromHex(s(t, 'key')), fromHex(s(t, 'jid')), n(t, 'index'), fromHex(s(t, 'ciphertext')));
+    it('seal to the given ciphertext and open back; the invalid ones fail with auth', () => {
+      for (const t of ts) {
+        if (t.result === 'valid') {
+          expect(toHex(sealProtectedChunk(fromHex(s(t, 'key')), fromHex(s(t, 'jid')), n(t, 'index'), fromHex(s(t, 'plaintext'))))).toBe(s(t, 'ciphertext'));
+          expect(toHex(open(t))).toBe(s(t, 'plaintext'));
+        } else {
+          expect(errName(() => open(t)), `#${t.tcId} ${t.comment}`).toBe(t['error']);
+          expect(t['error']).toBe('auth');
+        }
+      }
+    });
+    it('match node:crypto ChaCha20-Poly1305 with nonce 0^12 and aad "lm2 chunk" || jid || u64be(j)', () => {
+      for (const t of ts.filter((x) => x.result === 'valid')) {
+        const c = createCipheriv('chacha20-poly1305', fromHex(s(t, 'key')), Buffer.alloc(12), { authTagLength: 16 });
+        const pt = fromHex(s(t, 'plaintext'));
+        c.setAAD(Buffer.concat([Buffer.from('lm2 chunk'), fromHex(s(t, 'jid')), u64(n(t, 'index'))]), { plaintextLength: pt.length });
+        expect(Buffer.concat([c.update(pt), c.final(), c.getAuthTag()]).toString('hex')).toBe(s(t, 'ciphertext'));
+      }
+    });
+    it('cover a tampered ciphertext, another j and another jid; each invalid one\'s valid twin opens', () => {
+      const flags = new Set(ts.flatMap((t) => t.flags));
+      for (const x of ['Tampered', 'WrongIndex', 'WrongJob', 'V1Chunk']) expect(flags.has(x), x).toBe(true);
+      checkTwins(ts, 'ciphertext', ['key', 'jid', 'index'], (twin) => expect(toHex(open(twin))).toBe(s(twin, 'plaintext')));
+    });
+  });
+
+  describe('upload transactions [LM-PROT-1]', () => {
+    const ts = tests(f, 'UploadTest');
+    const run = (t: VectorTest) => verifyUpload(fromHex(s(t, 'upload')), (t['trustedOwners'] as string[]).map(fromHex));
+    it('verify to the given uh and body, or fail as the vectors say', () => {
+      for (const t of ts) {
+        if (t.result === 'valid') {
+          const u = run(t);
+          expect(toHex(u.hash)).toBe(t['uh']);
+          expect(jsonOf(u.body)).toEqual(t['decoded']);
+        } else expect(errName(() => run(t)), `#${t.tcId} ${t.comment}`).toBe(t['error']);
+      }
+    });
+    it('the valid upload\'s signature verifies with node:crypto Ed25519 over "livematrix/2 upload" || 0x00 || enc(body), and uh is its SHA-256', () => {
+      for (const t of ts.filter((x) => x.result === 'valid')) {
+        const bytes = fromHex(s(t, 'upload'));
+        const [body, sig] = decodeCbor(bytes) as [Map<number, CborValue>, Uint8Array];
+        const okp = body.get(8) as Uint8Array;
+        const key = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), okp]), format: 'der', type: 'spki' });
+        expect(cryptoVerify(null, Buffer.concat([Buffer.from('livematrix/2 upload'), Buffer.of(0), encodeCbor(body)]), key, sig)).toBe(true);
+        expect(createHash('sha256').update(bytes).digest('hex')).toBe(t['uh']);
+      }
+    });
+    it('cover a tampered field, another signing key and an untrusted owner; each invalid one\'s valid twin verifies', () => {
+      const flags = new Set(ts.flatMap((t) => t.flags));
+      for (const x of ['Tampered', 'WrongOwnerKey', 'Untrusted', 'BadSignature']) expect(flags.has(x), x).toBe(true);
+      checkTwins(ts, 'upload', ['trustedOwners'], (twin) => void run(twin));
+    });
+  });
+
+  it('the hint layer derives from the ECDH alone: K_lic is 32 zero bytes [LM-PROT-2]', () => {
+    const [t] = tests(f, 'HintLayerTest') as [VectorTest];
+    expect(s(t, 'licence')).toBe(toHex(NO_LICENCE));
+    const z = ecdh(fromHex(s(t, 'gatewayEphemeralSecret')), fromHex(s(t, 'deviceEphemeralPublic')));
+    expect(toHex(z)).toBe(s(t, 'z'));
+    const k = deriveSessionKeys(z, new Uint8Array(32), transcriptHash(fromHex(s(t, 'offer')), fromHex(s(t, 'accept'))));
+    expect([toHex(k.ckG2d), toHex(k.ckD2g), toHex(k.fkG2d), toHex(k.fkD2g)]).toEqual([s(t, 'ckG2d0'), s(t, 'ckD2g0'), s(t, 'fkG2d'), s(t, 'fkD2g')]);
+    for (const [dirKey, ck] of [['g2d', k.ckG2d], ['d2g', k.ckD2g]] as const) {
+      const rc = new Ratchet(ck, n(t, 'r0'));
+      for (const r of t[dirKey] as { revision: number; hk: string; wk: string }[]) {
+        const got = rc.keysFor(r.revision);
+        expect({ revision: r.revision, hk: toHex(got.hk), wk: toHex(got.wk) }).toEqual(r);
+      }
+    }
+    // the same session with the licence (keys.json) has other keys: K_lic is not in this layer
+    const v1 = tests(load('keys.json'))[0]!;
+    expect(s(v1, 'offer')).toBe(s(t, 'offer'));
+    expect(s(v1, 'ckG2d0')).not.toBe(s(t, 'ckG2d0'));
+  });
+
+  it('content chain: ckc = HKDF(salt = th, ikm = K_lic, "lm2 content chain") (node:crypto), W_r from its ratchet [LM-PROT-2]', () => {
+    const ts = tests(f, 'ContentChainTest');
+    expect(ts.length).toBeGreaterThan(0);
+    for (const t of ts) {
+      const ckc = contentChain(fromHex(s(t, 'licence')), fromHex(s(t, 'th')));
+      expect(toHex(ckc)).toBe(s(t, 'ckc'));
+      expect(Buffer.from(hkdfSync('sha256', fromHex(s(t, 'licence')), fromHex(s(t, 'th')), Buffer.from('lm2 content chain'), 32)).toString('hex')).toBe(s(t, 'ckc'));
+      const rc = new Ratchet(ckc, n(t, 'r0'));
+      const ck = new ContentKeys(fromHex(s(t, 'ckc')), n(t, 'r0'));
+      for (const w of t['wrapKeys'] as { revision: number; wk: string }[]) {
+        expect(toHex(rc.keysFor(w.revision).wk)).toBe(w.wk);
+        expect(toHex(ck.keysFor(w.revision)!.wk), 'ContentKeys, as the device and the keys service hold W_r').toBe(w.wk);
+      }
+    }
+  });
+
+  describe('chunk keys wrapped under W_r [LM-PROT-2]', () => {
+    const ts = tests(f, 'ContentWrapTest');
+    const wrapKey = (t: VectorTest) => new Ratchet(contentChain(fromHex(s(t, 'licence')), fromHex(s(t, 'th'))), n(t, 'r0')).keysFor(n(t, 'revision')).wk;
+    const unwrap = (t: VectorTest) => unwrapChunkKey(wrapKey(t), fromHex(s(t, 'sid')), n(t, 'index'), fromHex(s(t, 'wrapped')));
+    it('wrap and unwrap as the vectors say; a wrap under the v1 or the hint layer\'s wrap key does not open', () => {
+      for (const t of ts) {
+        if (t.result === 'valid') {
+          expect(toHex(wrapKey(t))).toBe(s(t, 'wrapKey'));
+          expect(toHex(wrapChunkKey(wrapKey(t), fromHex(s(t, 'sid')), n(t, 'index'), fromHex(s(t, 'chunkKey'))))).toBe(s(t, 'wrapped'));
+          expect(toHex(unwrap(t))).toBe(s(t, 'chunkKey'));
+        } else expect(errName(() => unwrap(t)), `#${t.tcId} ${t.comment}`).toBe(t['error']);
+      }
+      const flags = new Set(ts.flatMap((t) => t.flags));
+      for (const x of ['V1WrapKey', 'HintLayerWrapKey', 'WrongRevision', 'WrongIndex']) expect(flags.has(x), x).toBe(true);
+      checkTwins(ts, 'wrapped', ['licence', 'th', 'r0', 'revision', 'sid', 'index'], (twin) => expect(toHex(unwrap(twin))).toBe(s(twin, 'chunkKey')));
+    });
+    it('the wrapped keys are the upload\'s chunk keys, which open its chunks', () => {
+      const chunks = tests(f, 'ProtectedChunkTest').filter((t) => t.result === 'valid');
+      for (const t of ts.filter((x) => x.result === 'valid')) {
+        const c = chunks.find((x) => x.index === t['index'] && x['key'] === t['chunkKey']);
+        expect(c, `#${t.tcId}: chunk ${n(t, 'index')} of the upload`).toBeDefined();
+      }
+    });
+  });
+
+  it('transactions naming a protected job (keys 16 jid, 17 uh) verify, or fail as the vectors say [LM-PROT-2]', () => {
+    const ts = tests(f, 'ProtectedTxTest');
+    const upload = tests(f, 'UploadTest')[0]!;
+    const run = (t: VectorTest) => {
+      const c = t['context'] as { now: number; trustedOperators: string[]; device: { id: string; publicKey: string }; gatewayPublic: string; printsUsed: number };
+      return verifyTx(fromHex(s(t, 'tx')), { now: c.now, trustedOperators: c.trustedOperators.map(fromHex), device: { id: c.device.id, publicKey: fromHex(c.device.publicKey) }, gatewayPublic: fromHex(c.gatewayPublic), printsUsed: c.printsUsed });
+    };
+    for (const t of ts) {
+      if (t.result === 'valid') {
+        const tx = run(t);
+        expect(toHex(tx.hash)).toBe(t['txh']);
+        expect(jsonOf(tx.body)).toEqual(t['decoded']);
+        // the upload's job: its jid, its hash, its size and digest
+        const d = upload['decoded'] as { jid: string; size: number; jd: string };
+        // its digest is the upload's, keyed by the licence ([LM-PROT-4]): not the plain SHA-256
+        const keyed = toHex(keyedJobDigest(jobDigestKey(fromHex(s(t, 'licence'))), fromHex(d.jd)));
+        expect([toHex(tx.body.jid!), toHex(tx.body.uh!), tx.body.size, toHex(tx.body.jd)]).toEqual([d.jid, upload['uh'], d.size, keyed]);
+        expect(toHex(tx.body.jd)).not.toBe(d.jd);
+      } else expect(errName(() => run(t)), `#${t.tcId} ${t.comment}`).toBe(t['error']);
+    }
+    checkTwins(ts, 'tx', ['context'], (twin) => void run(twin));
   });
 });

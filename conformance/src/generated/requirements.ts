@@ -117,8 +117,12 @@ export const R = {
   LM_SVC_2: 'LM-SVC-2',
   LM_SVC_3: 'LM-SVC-3',
   LM_PROT_2: 'LM-PROT-2',
+  LM_PROT_3: 'LM-PROT-3',
+  LM_PROT_4: 'LM-PROT-4',
   LM_SVC_4: 'LM-SVC-4',
   LM_SVC_5: 'LM-SVC-5',
+  LM_SVC_6: 'LM-SVC-6',
+  LM_SVC_7: 'LM-SVC-7',
 } as const;
 export type RequirementId = (typeof R)[keyof typeof R];
 /** Level and profiles of each requirement. */
@@ -239,6 +243,10 @@ export const REQUIREMENTS: Readonly<Record<RequirementId, { level: string; profi
   'LM-SVC-2': { level: 'MUST', profiles: ['G'] },
   'LM-SVC-3': { level: 'MUST', profiles: ['G'] },
   'LM-PROT-2': { level: 'MUST', profiles: ['V', 'D', 'G'] },
+  'LM-PROT-3': { level: 'MUST NOT', profiles: ['V', 'D', 'G'] },
+  'LM-PROT-4': { level: 'MUST', profiles: ['V', 'D', 'G'] },
   'LM-SVC-4': { level: 'MUST NOT', profiles: ['G'] },
   'LM-SVC-5': { level: 'MUST', profiles: ['G'] },
+  'LM-SVC-6': { level: 'MUST', profiles: ['G'] },
+  'LM-SVC-7': { level: 'MUST', profiles: ['G'] },
 };

@@ -57,7 +57,11 @@ export async function refusedWith(ctx: Ctx, code: number, make: (t: Tester) => {
 export async function deliverExact(ctx: Ctx, s: Session, data = ctx.data, o: Parameters<Session['deliver']>[1] = {}): Promise<void> {
   const { receipt } = await s.deliver(data, o);
   check(receipt.bytes === data.length, `receipt says ${receipt.bytes} bytes; sent ${data.length}`);
-  check(equalBytes(receipt.digest, digest(data)), 'receipt digest differs from SHA-256 of the job');
+  if (s.tx.body.jid) {
+    // a protected job: the digest is keyed by the licence, so that a candidate file cannot be confirmed ([LM-PROT-4])
+    check(equalBytes(receipt.digest, s.tx.body.jd), 'receipt digest differs from the transaction\'s keyed digest of the job ([LM-PROT-4])');
+    check(!equalBytes(receipt.digest, digest(data)), 'receipt carries the plain SHA-256 of a protected job: anyone with the file can confirm it is printing ([LM-PROT-4])');
+  } else check(equalBytes(receipt.digest, digest(data)), 'receipt digest differs from SHA-256 of the job');
   check(equalBytes(receipt.sid, s.sid), 'receipt names another session');
   check(s.receiptRaw !== undefined, 'no receipt frame');
   try {

@@ -8,6 +8,7 @@ import type { Scenario } from './common.js';
 import { ambiguityNack, deliverW12Keccak, deliverW16Blake3, deliverW20Sha3, hello, shiftedResend, unknownHintNack } from './delivery.js';
 import { licenceSealedElsewhere, paramsOutOfRange, refusalSigned, txBadSignature, txExpired, txOtherDevice, txOtherGateway, txPrintCount, txUnsigned, txUntrustedOperator } from './refusals.js';
 import { offerReplay, resumeNeedsTicket, revokedTx, setupCountsNothing, ticketResumesOnce } from './licences.js';
+import { protectedJob } from './protected.js';
 import { expiredKey, expiredRevision, futureRevision } from './revisions.js';
 import { duplicateReorder, garbageIn, liveness, lossResend, padding, reconnect, tamperedChunk, tamperedFrame } from './resilience.js';
 import { abort, alarm, backPressure, pauseResume, rateAlarm, skewBeyondGrace, skewInGrace, telemetry } from './flow.js';
@@ -19,6 +20,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
   deliverW16Blake3,
   deliverW12Keccak,
   deliverW20Sha3,
+  protectedJob,
   txUnsigned,
   txBadSignature,
   txExpired,

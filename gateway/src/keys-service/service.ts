@@ -8,7 +8,7 @@
  */
 import {
   ConfigError, LmError, Reason, type IdentityKeyPair, concatBytes, decodeTx, edPublicToX25519, edSecretToX25519, equalBytes, fromHex,
-  openEnvelope, signDeletionReceipt, toHex, verifyDelete, verifyTx, verifyUpload, wipe, wrapChunkKey, x25519KeyPair,
+  jobDigestKey, keyedJobDigest, openEnvelope, signDeletionReceipt, toHex, verifyDelete, verifyTx, verifyUpload, wipe, wrapChunkKey, x25519KeyPair,
 } from '@livematrix/spec';
 import { AtRest, u64be } from './at-rest.js';
 import { type Db, type JobRow, type LicenceRow, openKeysDb, scrub } from './db.js';
@@ -264,7 +264,8 @@ class Service implements KeysService {
       throw new LmError(Reason.txOperator, `transaction for job ${toHex(jid)} is signed neither by the job's owner nor by an operator this keys service trusts`);
     }
     if (b.uh && !equalBytes(b.uh, job.uh)) throw new LmError(Reason.txSchema, `transaction names upload ${toHex(b.uh)}, not job ${toHex(jid)}'s`);
-    if (!equalBytes(b.jd, job.jd) || b.size !== job.size) throw new LmError(Reason.txSchema, `transaction's digest and size are not those of job ${toHex(jid)}`);
+    // a protected job's transaction carries its digest keyed by the licence ([LM-PROT-4])
+    if (!equalBytes(b.jd, keyedJobDigest(jobDigestKey(licence), job.jd)) || b.size !== job.size) throw new LmError(Reason.txSchema, `transaction's digest and size are not those of job ${toHex(jid)} under this licence ([LM-PROT-4])`);
     this.write(() => {
       const had = this.q.licence.get(tx.hash);
       if (!had) {
