@@ -3,14 +3,16 @@
  * The Live Matrix plugin for aedes: client authentication by connect token ([LM-BRK-1]),
  * per-role topic isolation ([LM-BRK-2]), frame checks ([LM-BRK-3]), rate alarms ([LM-BRK-4]),
  * registry reload and metrics ([LM-BRK-5]), Last Will checks ([LM-BRK-7]), client ids bound to
- * identities ([LM-BRK-8]), gateways kept to their devices ([LM-BRK-9]) and the fleet's revocation
- * topic, where gateways publish REVOKE frames and devices read them ([LM-REVOKE-4]). It wires aedes' own
+ * identities ([LM-BRK-8]), gateways kept to their devices ([LM-BRK-9]), the fleet's revocation
+ * topic, where gateways publish REVOKE frames and devices read them ([LM-REVOKE-4]), and the service
+ * inboxes of protected jobs, where gateways, stores, keys services and owners send requests that
+ * name their publisher and read only their own ([LM-SVC-7]). It wires aedes' own
  * hooks and keeps their semantics: refused CONNECTs carry `returnCode`, refused subscriptions are
  * negated (SUBACK 128). The maximum packet size ([LM-BRK-6]) is enforced by the listener, before
  * aedes parses a packet (packet-limit.ts).
  */
 import type { Aedes, AuthenticateError, Client, PublishPacket } from 'aedes';
-import { FrameType, LmError, Reason, Role, decodeConnectToken, encodeFrame, equalBytes, reasonName, topics, verifyConnectToken } from '@livematrix/spec';
+import { FrameType, LmError, ROLE_NAMES, Reason, decodeConnectToken, decodeFrame, encodeFrame, equalBytes, reasonName, topics, verifyConnectToken } from '@livematrix/spec';
 import { checkPublish } from './frame-check.js';
 import { Metrics } from './metrics.js';
 import { type Registry, type RegistryEntry, aclFor, clientIdPrefix, filterWithin, topicMatches } from './registry.js';
@@ -120,7 +122,7 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
       const e = registry.get(t.id);
       if (!e) return refuse('unknown-id', done, `"${t.id}" is not in the registry`);
       if (username !== t.id) return refuse('impersonation', done, `user name "${username ?? ''}" differs from the token's id "${t.id}"`);
-      if ((t.role === Role.device ? 'device' : 'gateway') !== e.role) return refuse('role', done, `"${t.id}" is registered as ${e.role}`);
+      if (ROLE_NAMES[t.role] !== e.role) return refuse('role', done, `"${t.id}" is registered as ${e.role}`);
       if (!verifyConnectToken(t, e.publicKey)) return refuse('signature', done, `token of "${t.id}" is not signed by its registered key`);
       const n = now();
       if (Math.abs(n - t.time) > maxSkew) return refuse('stale', done, `token of "${t.id}" is ${Math.round((n - t.time) / 1000)} s old`);
@@ -214,8 +216,9 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
       // [LM-BRK-3] frame check: dropped and counted, never forwarded or retained, no disconnect;
       // on the revocation topic only REVOKE passes ([LM-REVOKE-4])
       const c = checkPublish(packet.topic, new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
-      if (c.ok !== true) {
-        const reason = c.ok === false ? reasonName(c.reason) : 'not-a-frame';
+      const forged = c.ok === true && c.type === FrameType.SVC_REQ && !requesterIs(e, payload);
+      if (c.ok !== true || forged) {
+        const reason = forged ? 'svc-from' : c.ok === false ? reasonName(c.reason) : 'not-a-frame';
         metrics.inc('livematrix_frames_dropped_total', 'payloads dropped by the frame check, by reason', { reason });
         drop(packet);
         return cb(null);
@@ -227,6 +230,15 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
       // never let a hook throw inside the broker
       cb(err instanceof Error ? err : new Error(String(err)));
     }
+  };
+
+  /**
+   * [LM-SVC-7] A service request names its requester (its inbox gets the answer) and its key: both
+   * must be the publisher's, so that no client can have answers sent to another's inbox.
+   */
+  const requesterIs = (e: RegistryEntry, payload: Buffer): boolean => {
+    const f = decodeFrame(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
+    return f.type === FrameType.SVC_REQ && f.body.from === e.id && equalBytes(f.body.pk, e.publicKey);
   };
 
   aedes.authorizeSubscribe = (client, sub, cb) => {

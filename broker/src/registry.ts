@@ -1,7 +1,8 @@
 /**
  * @module registry
- * The operator's registry of devices and gateways: id, role, fleet, Ed25519 key, rate limits and,
- * for a gateway, the devices it serves. Kept in a JSON file the operator edits; reloaded without a
+ * The operator's registry of devices, gateways and the services of protected jobs (stores, keys
+ * services, owners: [LM-SVC-7]): id, role, fleet, Ed25519 key, rate limits and, for a gateway,
+ * the devices it serves. Kept in a JSON file the operator edits; reloaded without a
  * restart ([LM-BRK-5]).
  *
  * File format:
@@ -22,9 +23,10 @@
  * `clientIdOwner`.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { ID_RE, LmError, Reason, fromHex, toHex, ConfigError, errorMessage } from '@livematrix/spec';
+import { CLIENT_ID_PREFIX, ID_RE, LmError, Reason, Role, type RoleName, fromHex, toHex, ConfigError, errorMessage } from '@livematrix/spec';
 
-export type RoleName = 'device' | 'gateway';
+export type { RoleName };
+const ROLES = Object.keys(Role) as RoleName[];
 
 export interface Limits {
   framesPerSecond: number;
@@ -55,7 +57,8 @@ interface EntryJson {
 function parseEntry(e: EntryJson, i: number): RegistryEntry {
   const where = `clients[${i}]`;
   if (typeof e.id !== 'string' || !ID_RE.test(e.id)) throw new ConfigError(`${where}.id must be 1-64 of [A-Za-z0-9._-]`);
-  if (e.role !== 'device' && e.role !== 'gateway') throw new ConfigError(`${where}.role must be "device" or "gateway"`);
+  if (typeof e.role !== 'string' || !(ROLES as string[]).includes(e.role)) throw new ConfigError(`${where}.role must be one of ${ROLES.map((r) => `"${r}"`).join(', ')}`);
+  const role = e.role as RoleName;
   if (typeof e.fleet !== 'string' || !ID_RE.test(e.fleet)) throw new ConfigError(`${where}.fleet must be 1-64 of [A-Za-z0-9._-]`);
   if (typeof e.publicKey !== 'string' || !/^[0-9a-fA-F]{64}$/.test(e.publicKey)) throw new ConfigError(`${where}.publicKey must be 64 hex digits`);
   const lim = e.limits ?? {};
@@ -73,16 +76,22 @@ function parseEntry(e: EntryJson, i: number): RegistryEntry {
     devices = [...new Set(e.devices)];
   }
   return {
-    id: e.id, role: e.role, fleet: e.fleet, publicKey: fromHex(e.publicKey),
+    id: e.id, role, fleet: e.fleet, publicKey: fromHex(e.publicKey),
     limits: { framesPerSecond: num(lim.framesPerSecond, DEFAULT_LIMITS.framesPerSecond, 'framesPerSecond'), bytesPerSecond: num(lim.bytesPerSecond, DEFAULT_LIMITS.bytesPerSecond, 'bytesPerSecond') },
     ...(devices ? { devices } : {}),
   };
 }
 
-/** The client id prefix of an identity ([LM-BRK-8]): `lm-dev-{id}-` or `lm-gw-{id}-`. */
+/**
+ * The client id prefix of an identity ([LM-BRK-8]): `lm-dev-{id}-`, `lm-gw-{id}-`, and for the
+ * services of protected jobs ([LM-SVC-7]) `lm-st-{id}-` (a store), `lm-ks-{id}-` (a keys
+ * service), `lm-own-{id}-` (an owner or operator).
+ */
 export function clientIdPrefix(e: Pick<RegistryEntry, 'id' | 'role'>): string {
-  return `lm-${e.role === 'device' ? 'dev' : 'gw'}-${e.id}-`;
+  return `lm-${CLIENT_ID_PREFIX[e.role]}-${e.id}-`;
 }
+
+const PREFIX_ROLE = new Map<string, RoleName>(ROLES.map((r) => [CLIENT_ID_PREFIX[r], r]));
 
 /** The registry, by id. */
 export class Registry {
@@ -131,9 +140,9 @@ export class Registry {
    * undefined for any other client id.
    */
   clientIdOwner(clientId: string): RegistryEntry | undefined {
-    const m = /^lm-(dev|gw)-/.exec(clientId);
-    if (!m) return undefined;
-    const role: RoleName = m[1] === 'dev' ? 'device' : 'gateway';
+    const m = /^lm-([a-z]+)-/.exec(clientId);
+    const role = m ? PREFIX_ROLE.get(m[1] as string) : undefined;
+    if (!m || !role) return undefined;
     const rest = clientId.slice(m[0].length);
     for (let i = rest.lastIndexOf('-'); i > 0; i = rest.lastIndexOf('-', i - 1)) {
       const e = this.entries.get(rest.slice(0, i));
@@ -194,10 +203,14 @@ export function aclFor(e: RegistryEntry): { publish: string[]; subscribe: string
   const f = `lm/1/${e.fleet}`;
   const revocation = `${f}/revocation`;
   if (e.role === 'device') return { publish: [`${f}/d/${e.id}/state`, `${f}/d/${e.id}/out`], subscribe: [`${f}/d/${e.id}/in`, revocation] };
+  // [LM-SVC-7] gateways, stores, keys services and owners reach every service inbox of their
+  // fleet and read only their own; devices reach none
+  const services = { publish: `${f}/s/+/in`, subscribe: `${f}/s/${e.id}/in` };
+  if (e.role !== 'gateway') return { publish: [services.publish], subscribe: [services.subscribe] };
   const served = e.devices ?? ['+'];
   return {
-    publish: [...served.map((d) => `${f}/d/${d}/in`), `${f}/g/${e.id}/state`, `${f}/alarm`, revocation],
-    subscribe: [...served.flatMap((d) => [`${f}/d/${d}/state`, `${f}/d/${d}/out`]), `${f}/alarm`, revocation],
+    publish: [...served.map((d) => `${f}/d/${d}/in`), `${f}/g/${e.id}/state`, `${f}/alarm`, revocation, services.publish],
+    subscribe: [...served.flatMap((d) => [`${f}/d/${d}/state`, `${f}/d/${d}/out`]), `${f}/alarm`, revocation, services.subscribe],
   };
 }
 

@@ -173,12 +173,16 @@ describe('gateways kept to their devices [LM-BRK-9]', () => {
     expect(reg.warnings).toEqual([expect.stringMatching(/gateway "gw" has no "devices" list/)]);
     expect(Registry.parse(JSON.stringify({ clients: [{ id: 'g', role: 'gateway', fleet: 'f1', publicKey: hex('gw'), devices: ['ghost'] }] })).warnings).toEqual([expect.stringMatching(/lists "ghost", which is not a registered device/)]);
     expect(logged.some((l) => /registry warning: gateway "gw"/.test(l))).toBe(true);
-    // the fleet's revocation topic stays fleet-wide whatever the device list ([LM-REVOKE-4])
-    expect(aclFor(reg.get('gw2')!)).toEqual({ publish: ['lm/1/f1/d/d2/in', 'lm/1/f1/g/gw2/state', 'lm/1/f1/alarm', 'lm/1/f1/revocation'], subscribe: ['lm/1/f1/d/d2/state', 'lm/1/f1/d/d2/out', 'lm/1/f1/alarm', 'lm/1/f1/revocation'] });
+    // the fleet's revocation topic stays fleet-wide whatever the device list ([LM-REVOKE-4]), and
+    // so do the service inboxes, of which the gateway reads only its own ([LM-SVC-7])
+    expect(aclFor(reg.get('gw2')!)).toEqual({
+      publish: ['lm/1/f1/d/d2/in', 'lm/1/f1/g/gw2/state', 'lm/1/f1/alarm', 'lm/1/f1/revocation', 'lm/1/f1/s/+/in'],
+      subscribe: ['lm/1/f1/d/d2/state', 'lm/1/f1/d/d2/out', 'lm/1/f1/alarm', 'lm/1/f1/revocation', 'lm/1/f1/s/gw2/in'],
+    });
     expect(aclFor(reg.get('gw')!).publish[0]).toBe('lm/1/f1/d/+/in');
     const block = mosquittoAcl(reg).split('\n\n').find((b) => b.startsWith('user gw2'))!;
     expect(block).toContain('topic write lm/1/f1/d/d2/in');
-    expect(block).not.toContain('+');
+    expect(block).not.toMatch(/\/d\/\+\//); // no wildcard over devices
     expect(Registry.parse(reg.toJSON()).get('gw2')!.devices).toEqual(['d2']);
   });
 });

@@ -2,7 +2,8 @@
 /**
  * @module cli
  * `livematrix`: one command for operators and vendors. Subcommands: demo, broker, gateway,
- * stream, device, keygen, sign, revoke, acl, ledger. `livematrix <cmd> --help` says more.
+ * stream, device, keygen, sign, revoke, acl, ledger, and for protected jobs keys-service, store,
+ * upload, grant, delete. `livematrix <cmd> --help` says more.
  *
  * This file is the entry point (package.json's bin) and the dispatch; each command lives in
  * commands/, the shared pieces (arguments, help texts, logging, broker connection, progress)
@@ -16,6 +17,8 @@ import { aclCmd, brokerCmd } from './commands/broker.js';
 import { demo } from './commands/demo.js';
 import { device } from './commands/device.js';
 import { keygen, sign } from './commands/keys.js';
+import { deleteCmd, grant, upload } from './commands/protected.js';
+import { keysService, storeCmd } from './commands/services.js';
 import { ledger } from './commands/ledger.js';
 import { revoke } from './commands/revoke.js';
 import { gateway, stream } from './commands/stream.js';
@@ -32,6 +35,11 @@ const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   gateway,
   device,
   ledger,
+  'keys-service': keysService,
+  store: storeCmd,
+  upload,
+  delete: deleteCmd,
+  grant,
 };
 
 /** How a command's error ends the process: a message on stderr and the exit code. */

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { IdentityFile } from '@livematrix/spec/keyfile';
 import type { BrokerAuth } from '@livematrix/spec/transport';
-import { toHex } from '@livematrix/spec';
+import { type RoleName, toHex } from '@livematrix/spec';
 import { Failure, UsageError, type Values } from './args.js';
 import { oneLine } from './log.js';
 
@@ -68,7 +68,7 @@ const AUTH_REFUSED = new Set([4, 5, 134, 135]);
  * Connects through `start`; a broker's refusal of the credentials becomes an error that says
  * which identity was refused and what to check.
  */
-export async function connectAs<T>(c: Connection, identity: IdentityFile, role: 'device' | 'gateway', fleet: string, start: () => Promise<T>): Promise<T> {
+export async function connectAs<T>(c: Connection, identity: IdentityFile, role: RoleName, fleet: string, start: () => Promise<T>): Promise<T> {
   try {
     return await start();
   } catch (e) {
@@ -81,7 +81,7 @@ export async function connectAs<T>(c: Connection, identity: IdentityFile, role: 
 }
 
 /** What the operator should check when the broker refused these credentials. */
-function refusalHint(c: Connection, identity: IdentityFile, role: 'device' | 'gateway', fleet: string, why: string): string {
+function refusalHint(c: Connection, identity: IdentityFile, role: RoleName, fleet: string, why: string): string {
   if (c.auth === 'token') {
     return `the broker at ${c.url} refused the connect token of "${identity.id}" (${why}).\n`
       + `  Is ${identity.id} in the broker's registry with public key ${toHex(identity.publicKey)} (role ${role}, fleet ${fleet})?\n`

@@ -18,6 +18,14 @@ Without either, the client authenticates with a connect token signed by its --id
 which "livematrix broker --registry FILE" checks against its registry (brokers without the
 Live Matrix plugin ignore it). A refused connection says which identity and what to check.`;
 
+
+const SERVICE_HELP = `Services over the broker (SPEC.md section 16.1): every party has an inbox
+lm/1/FLEET/s/ID/in; requests and answers are signed frames whose contents are sealed to the
+other party. A service answers only keys it is told to trust for each op, and only fresh
+requests (120 s, an id not seen before); a client takes only answers signed by the key it was
+given (--...-key). The broker's registry lists each party with its role: store, keys, owner
+(whoever uploads, deletes or grants), gateway; devices cannot reach any inbox.`;
+
 export const HELP: Record<string, string> = {
   main: `livematrix: stream machine code to manufacturing machines as expiring hints over MQTT
 
@@ -34,6 +42,15 @@ Commands:
   revoke    sign a revocation list as the operator; write it or publish it retained
   acl       write a Mosquitto ACL file from the broker registry
   ledger    verify a gateway's receipt ledger offline, or show the prints it records
+
+Protected jobs (SPEC.md section 16: no single node holds a usable file), each party a process
+with its own identity on the broker:
+  keys-service  run the keys service: chunk keys, playbooks, licences, the store's epoch keys
+  store         run the store: ciphertext segments among decoys, re-encrypted every epoch
+  upload        encrypt a file here; send its segments to the store, its keys to the keys service
+  grant         hand a protected transaction's licence secret to the keys service (the operator)
+  delete        delete a protected job from both services, with their signed receipts
+  (then "livematrix sign --protected-jid ..." and "livematrix stream --protected ...")
 
 Run "livematrix <command> --help" for a command's options.`,
   demo: `livematrix demo [--file FILE] [--w BITS] [--rate BYTES_PER_S]
@@ -66,13 +83,24 @@ isolation as the plugin (user name = client id).`,
 Writes a new Ed25519 identity (JSON, mode 0600) and prints its public key. Refuses to overwrite.`,
   sign: `livematrix sign --operator FILE --job FILE --device ID --device-key HEX --out FILE
                 [--gateway-key HEX] [--rate BYTES_PER_S] [--burst BYTES] [--hours H] [--prints N]
+livematrix sign --operator FILE --protected-jid HEX --upload-hash HEX (--job FILE | --size N --digest HEX)
+                --device ID --device-key HEX --out FILE --licence-out FILE [--gateway-key HEX] ...
 
 Signs a streaming transaction with the operator's identity file. Writes JSON { tx, licence } (mode
 0600): the transaction for the gateway and the device, and the licence secret for the gateway.
   --rate      most bytes per second the machine may consume (default 100000)
   --burst     bytes it may take beyond the rate (default 1048576)
   --hours     validity from now (default 24, at most 720)
-  --prints    how many times the job may be streamed (default 1)`,
+  --prints    how many times the job may be streamed (default 1)
+A protected job (SPEC.md section 16): its job id and upload hash, as "livematrix upload" printed
+them, and its size and SHA-256 (the same line; or --job FILE, when the operator has the file).
+The licence secret then never goes to the gateway:
+  --protected-jid HEX  the job id (32 hex digits)
+  --upload-hash HEX    the upload's SHA-256 (64 hex digits)
+  --size N, --digest HEX
+                       the job's size in bytes and the SHA-256 of its plaintext
+  --out FILE           the transaction alone, for "livematrix stream --protected" (no licence)
+  --licence-out FILE   the transaction and its licence secret, for "livematrix grant" (mode 0600)`,
   revoke: `livematrix revoke --operator FILE [--tx FILE]... [--txh HEX]... [--device ID]...
                   [--operator-key HEX]... [--seq N] [--valid DURATION]
                   (--out FILE | --identity FILE [--url ${DEFAULT_URL}] [--credentials FILE] [--fleet default])
@@ -106,6 +134,8 @@ ${CONNECT_HELP}`,
   stream: `livematrix stream FILE --device ID --tx FILE --identity FILE --operator-key HEX
                   [--url ${DEFAULT_URL}] [--credentials FILE] [--fleet default] [--w BITS]
                   [--db LOCATION]
+livematrix stream --protected --device ID --tx FILE --identity FILE --operator-key HEX
+                  --keys-service ID --keys-service-key HEX --store ID --store-key HEX [...]
 
 Runs a gateway for one stream: FILE (or - for standard input) to device ID under the signed
 transaction in --tx (from "livematrix sign"), with the gateway identity --identity. The job is
@@ -118,6 +148,17 @@ $LIVEMATRIX_STATE/gateway.db): a SQLite file, or a postgres:// URL for gateways 
 It counts each print once, keeps the sessions a restart resumes (with the device's resume
 ticket, never as a new print), and appends every signed receipt to the receipt ledger
 ("livematrix ledger verify", "livematrix ledger show").
+
+--protected streams a protected job (SPEC.md section 16) without FILE: the gateway fetches the
+owner's ciphertext from the store in the order the keys service's playbook gives, and relays the
+chunk keys the keys service wraps for the device's session; it never holds the plaintext, a
+chunk key or the licence secret. --tx is the --out file of "livematrix sign --protected-jid" (a
+file with the licence secret is refused); the operator gave the licence to the keys service with
+"livematrix grant". The store and the keys service must trust this gateway's key
+(--trust-gateway); each is pinned to its key here, and a store that stops answering is asked
+again for up to 60 s (a restarted store costs a pause, not the stream).
+  --keys-service ID, --keys-service-key HEX   the keys service's id and identity key
+  --store ID, --store-key HEX                 the store's id and identity key
 
 ${CONNECT_HELP}`,
   gateway: `livematrix gateway --jobs FILE --identity FILE --operator-key HEX [--url URL] [--credentials FILE]
@@ -155,6 +196,91 @@ so far stay in FILE.part, which the next start resumes), BYE is published. A sec
 exits at once (exit code 1).
 Exit codes: 0 stopped by --once or by SIGINT/SIGTERM, 1 a stream failed (or the broker refused
 the connection), 2 usage.
+
+${CONNECT_HELP}`,
+  'keys-service': `livematrix keys-service --identity FILE --dir DIR [--trust-gateway HEX]... [--trust-store HEX]...
+                        [--trust-owner HEX]... [--operator-key HEX]... [--url URL] [--credentials FILE] [--fleet ID]
+
+Runs the keys service of protected jobs until Ctrl-C or SIGTERM. It keeps, sealed at rest in
+DIR/keys.db, each upload's chunk keys and playbook, the licence secrets operators grant, and the
+store's epoch chain; it gives a gateway the playbook's segment ids (never a chunk key) and each
+chunk key wrapped for one device session, paced by the transaction; it gives a store its epoch
+keys and erases each epoch's chain once the store confirms the next; it deletes a job on its
+owner's signed request. Its X25519 key, which owners seal uploads to, is printed at start (upload
+derives it from --keys-service-key).
+  --identity FILE       its identity (registered in the broker with role keys)
+  --dir DIR             its state directory (created owner-only)
+  --trust-gateway HEX   a gateway that may read playbooks and ask for chunk keys; repeatable
+  --trust-store HEX     a store that may fetch epoch keys and confirm epochs; repeatable
+  --trust-owner HEX     an owner who may upload (register) and delete jobs, and grant; repeatable
+  --operator-key HEX    an operator whose transactions may be granted a job's keys, and who may
+                        ask for the grant itself; repeatable (a job's owner may always grant)
+
+${SERVICE_HELP}
+
+${CONNECT_HELP}`,
+  store: `livematrix store --identity FILE --dir DIR --keys-service ID --keys-service-key HEX [--epoch 120s]
+                 [--trust-gateway HEX]... [--trust-owner HEX]... [--url URL] [--credentials FILE] [--fleet ID]
+
+Runs the store of protected jobs until Ctrl-C or SIGTERM: segments of one size among decoys,
+each sealed under the current epoch's key in DIR/store.db, all re-encrypted into the next epoch
+every --epoch (default 120s) without stopping reads; the keys service then erases the old epoch's
+chain, so a copy of DIR taken earlier opens nothing. Its epoch keys come from the keys service,
+fetched ahead of each rotation; until the keys service answers the store waits. Stopped or
+killed mid-rotation, the next start finishes it.
+  --identity FILE       its identity (registered in the broker with role store)
+  --dir DIR             its state directory
+  --keys-service ID, --keys-service-key HEX
+                        the keys service (which must trust this store: --trust-store)
+  --epoch DURATION      how often to change the outer key, e.g. 90s, 30m (default 120s)
+  --trust-gateway HEX   a gateway that may read segments; repeatable
+  --trust-owner HEX     an owner who may upload and delete segments; repeatable (a delete also
+                        needs the keys service's signature over the job's segment list)
+
+${SERVICE_HELP}
+
+${CONNECT_HELP}`,
+  upload: `livematrix upload FILE --owner FILE --store ID --store-key HEX --keys-service ID --keys-service-key HEX
+                  [--density 0.5] [--chunk 4096] [--url URL] [--credentials FILE] [--fleet ID]
+
+Encrypts FILE on this machine, chunk by chunk under fresh keys, signs the upload with the owner's
+identity, and sends the ciphertext as segments of one size among random decoys, in a random
+order, to the store, and the chunk keys and playbook sealed to the keys service. Nothing else
+leaves this machine. Prints progress, then one JSON line { jid, uh, size, jd, C, n, segments }
+and the "livematrix sign" line the operator needs for a transaction.
+  --owner FILE          the owner's identity (registered in the broker with role owner, trusted
+                        by both services with --trust-owner)
+  --store ID, --store-key HEX, --keys-service ID, --keys-service-key HEX
+                        the two services, each pinned to its identity key
+  --density D           share of decoys among the segments, 0..0.95 (default 0.5)
+  --chunk BYTES         chunk size, 256..65536 (default 4096)
+
+${SERVICE_HELP}
+
+${CONNECT_HELP}`,
+  grant: `livematrix grant --tx FILE --identity FILE --keys-service ID --keys-service-key HEX
+                 [--url URL] [--credentials FILE] [--fleet ID]
+
+The operator hands the licence secret of a protected job's transaction to the keys service
+(never to a gateway). --tx is the --licence-out file of "livematrix sign --protected-jid". The
+keys service checks that the transaction is signed by the job's owner or an operator it trusts
+and that it matches the upload; then a gateway may stream it. Prints { txh, jid, device, ... }.
+  --identity FILE       who asks (the operator's identity, registered in the broker with role
+                        owner, trusted by the keys service with --operator-key or --trust-owner)
+
+${SERVICE_HELP}
+
+${CONNECT_HELP}`,
+  delete: `livematrix delete --owner FILE --jid HEX --store ID --store-key HEX --keys-service ID --keys-service-key HEX
+                  [--url URL] [--credentials FILE] [--fleet ID]
+
+Deletes a protected job with a delete transaction signed by its owner: the keys service removes
+its chunk keys, playbook and licences and answers with its signed receipt and its signed list of
+the job's segments; the store removes those segments, real and decoy, and answers with its own
+receipt. Prints both receipts (verified) as JSON lines. A later stream of the job fails with
+"not known to this keys service (deleted or never uploaded)".
+
+${SERVICE_HELP}
 
 ${CONNECT_HELP}`,
   ledger: `livematrix ledger verify [--db LOCATION] [--operator-key HEX]...

@@ -35,15 +35,15 @@ export interface Running extends Promise<Ran> {
  */
 export const STATE = mkdtempSync(join(tmpdir(), 'lm-cli-state-'));
 
-/** Runs `livematrix ARGS`; `stdin` is a file piped in; `env` adds to (or, with undefined, removes from) the environment. */
-export function cli(args: string[], o: { stdin?: string; env?: Record<string, string | undefined> } = {}): Running {
+/** Runs `livematrix ARGS`; `stdin` is a file piped in; `env` adds to (or, with undefined, removes from) the environment; `cwd` is its working directory. */
+export function cli(args: string[], o: { stdin?: string; env?: Record<string, string | undefined>; cwd?: string } = {}): Running {
   const env: NodeJS.ProcessEnv = { ...process.env, LIVEMATRIX_STATE: STATE };
   for (const k of ['LIVEMATRIX_MQTT_USERNAME', 'LIVEMATRIX_MQTT_PASSWORD']) delete env[k];
   for (const [k, v] of Object.entries(o.env ?? {})) {
     if (v === undefined) delete env[k];
     else env[k] = v;
   }
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env, ...(o.cwd ? { cwd: o.cwd } : {}) });
   const acc = { out: '', err: '' };
   const watchers: (() => void)[] = [];
   const notify = () => {

@@ -244,7 +244,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const services = this.o.protected;
     if (!services) throw new LmError(Reason.internal, 'this gateway has no keys service and store: start it with the `protected` option');
     const { tx, kind } = await this.admit(device, txBytes);
-    const source = await ProtectedSource.open(tx, services);
+    const source = await ProtectedSource.open(tx, services, (f) => void this.clock.after(500, f));
     // the session's chunks are the owner's: the chunk size is the upload's ([LM-PROT-1])
     return this.start(device, source, tx, undefined, kind, { ...opts, policy: { ...opts.policy, chunk: source.chunkSize } });
   }
@@ -277,6 +277,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       const hello = await this.hello(device, opts.helloTimeout, tx.body.dpk);
       const revoked = this.revocations.refusal(tx.body, tx.hash, this.clock.now()); // a list that came while it waited ([LM-REVOKE-3])
       if (revoked) throw revoked;
+      if (source.cipher && hello.caps.prot !== true) {
+        throw new LmError(Reason.params, `device "${device}" does not open protected jobs (its HELLO has no caps.prot): update its device SDK, or stream the job unprotected ([LM-PROT-3])`);
+      }
       let s: GatewayStream | undefined;
       const record = new StreamLicence(this.db, tx, device, this.o.id, this.clock, (e) => s?.fail(e));
       s = new GatewayStream(this.ctx, device, source, tx, licence, opts, record, kind === 'resume');

@@ -10,3 +10,4 @@ export { DeviceOfflineError, DeviceSilentError, HelloTimeoutError, OfferRefusedE
 export { BytesSource, StreamSource, type JobSource, type JobStream, type StreamSourceOptions } from './source.js';
 // durable licence state: print counts, sessions, tickets, the receipt ledger (SPEC §11.6), the revocation list
 export { DEFAULT_LICENCE_DB, isPostgresUrl, openLicenceDb, type LicenceDb, type NewSession, type ReceiptAppend, type SessionRecord, type SessionState } from './db/index.js';
+export { ProtectedSource, type KeyRelease, type PlaybookView, type ProtectedServices, type ReleaseRequest, type SegmentSource } from './protected.js';

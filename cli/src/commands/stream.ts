@@ -13,7 +13,9 @@ import { help } from '../help.js';
 import { gatewayDbPath } from '../state.js';
 import { RateLimitedLog, describeRefusal } from '../log.js';
 import { Progress } from '../progress.js';
-import { readTx } from './keys.js';
+import { readProtectedTx, readTx } from './keys.js';
+import { keysClient, storeClient } from '@livematrix/gateway/services';
+import { peerOption, serviceEndpoint } from '../services.js';
 
 /** One entry of a jobs file: what to stream, to which device, under which transaction file. */
 interface Job {
@@ -70,8 +72,13 @@ export async function stream(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     device: { type: 'string' }, tx: { type: 'string' }, identity: { type: 'string' }, 'operator-key': { type: 'string' }, url: { type: 'string' },
     credentials: { type: 'string' }, fleet: { type: 'string' }, w: { type: 'string' }, db: { type: 'string' },
+    protected: { type: 'boolean' }, 'keys-service': { type: 'string' }, 'keys-service-key': { type: 'string' }, store: { type: 'string' }, 'store-key': { type: 'string' },
   });
   if (values['help']) return help('stream');
+  if (values['protected']) {
+    if (positionals.length > 0) throw new UsageError('a protected job has no FILE here: its ciphertext comes from the store (--store) and its keys from the keys service (--keys-service)');
+    return streamProtected(values);
+  }
   const file = positionals[0];
   if (!file) throw new UsageError('the G-code FILE to stream is required');
   if (file !== '-' && !existsSync(file)) throw new UsageError(`no such file: ${file}`);
@@ -96,4 +103,51 @@ export async function gateway(argv: string[]): Promise<number> {
   });
   if (values['help']) return help('gateway');
   return runJobs(values, readJobs(need(values, 'jobs')));
+}
+
+/**
+ * `stream --protected` (SPEC §16): the gateway as a distribution node only. Its own identity
+ * on the broker reaches the store and the keys service over their inboxes ([LM-SVC-7]), each
+ * pinned to its key ([LM-SVC-6]); it fetches the owner's ciphertext in the playbook's order and
+ * relays key wraps it cannot open. No FILE, no licence: the transaction file is the one without
+ * it ([LM-PROT-2], [LM-SVC-4]).
+ */
+async function streamProtected(values: Values): Promise<number> {
+  const identity = readIdentityFile(need(values, 'identity'));
+  const device = need(values, 'device');
+  const tx = readProtectedTx(need(values, 'tx'));
+  const ksPeer = peerOption(values, 'keys-service');
+  const storePeer = peerOption(values, 'store');
+  const conn = connection(values);
+  const fleet = opt(values, 'fleet', 'default');
+  const { ep, log } = await serviceEndpoint(values, identity, 'gateway', 'gateway');
+  try {
+    const gw = await connectAs(conn, identity, 'gateway', fleet, () => Gateway.start({
+      url: conn.url, fleet, id: identity.id, identity, trustedOperators: [hexKey(values, 'operator-key')], brokerAuth: conn.auth,
+      db: opt(values, 'db', gatewayDbPath()),
+      protected: { keys: keysClient(ep, ksPeer), store: storeClient(ep, storePeer) },
+    }));
+    gw.on('log', (l) => console.error(l));
+    const refusals = new RateLimitedLog((l) => console.error(`gateway: ${l}`), 'dropped frames');
+    gw.on('reject', (r) => refusals.line(describeRefusal(r)));
+    try {
+      const s = await gw.streamProtected(device, tx, { policy: values['w'] !== undefined ? { w: num(values, 'w', 20, 8, 24) } : {} });
+      let p: Progress | undefined;
+      s.on('progress', (e) => (p ??= new Progress(device, e.total)).update(e.consumed));
+      s.on('telemetry', (t) => console.error(`telemetry ${device}: ${JSON.stringify(t)}`));
+      const r = await s.done;
+      p?.done();
+      console.log(JSON.stringify({ ...r, params: { ...r.params, suite: SUITE_NAMES[r.params.suite] } }));
+      return EXIT.ok;
+    } catch (e) {
+      console.error(`${device}: ${errorMessage(e)}`);
+      return EXIT.failure;
+    } finally {
+      refusals.flush();
+      await gw.stop();
+    }
+  } finally {
+    log.flush();
+    await ep.close();
+  }
 }
