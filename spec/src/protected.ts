@@ -52,6 +52,13 @@ function open(key: Uint8Array, nonce: Uint8Array, ct: Uint8Array, aad: Uint8Arra
 }
 
 const ZERO_NONCE = new Uint8Array(12);
+
+/** n random bytes, n beyond the 65,536 one call of the platform's generator gives (a segment of C = 65,536 is 65,552). */
+function randomOf(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let at = 0; at < n; at += 65536) out.set(randomBytes(Math.min(65536, n - at)), at);
+  return out;
+}
 const chunkAad = (jid: Uint8Array, j: number) => concatBytes(ascii('lm2 chunk'), jid, u64be(j));
 
 /** ct_j of [LM-PROT-1]: a fresh key per chunk, so the zero nonce never repeats under a key. */
@@ -214,7 +221,7 @@ export function sealUpload(plaintext: Uint8Array, o: UploadOptions): { upload: S
     const k = randomBytes(32);
     const ct = sealProtectedChunk(k, jid, j, plaintext.subarray(j * C, Math.min(plaintext.length, (j + 1) * C)));
     last = ct.length;
-    const bytes = ct.length === S ? ct : concatBytes(ct, randomBytes(S - ct.length));
+    const bytes = ct.length === S ? ct : concatBytes(ct, randomOf(S - ct.length));
     const id = randomBytes(16);
     keys.push(k);
     order.push(id);
@@ -224,7 +231,7 @@ export function sealUpload(plaintext: Uint8Array, o: UploadOptions): { upload: S
   for (let i = 0, d = decoyCount(n, o.density ?? 0.5); i < d; i++) {
     const id = randomBytes(16);
     decoys.push(id);
-    segments.push({ id, bytes: randomBytes(S) });
+    segments.push({ id, bytes: randomOf(S) });
   }
   shuffle(segments);
   const body: UploadBody = {
