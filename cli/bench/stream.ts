@@ -226,7 +226,7 @@ store (SQLite, outer layer removed per read), and relays chunk keys the keys ser
 session (in this process here, as in the demo); the upload (the owner's encryption) happens
 before the clock starts. Target (issue 12): the split costs at most 20% of throughput.
 
-| w | sha256 equal | gateway holds the plaintext | protected path | protected / unprotected | gateway + broker CPU, unprotected | the same, protected (store and keys service included) | re-sends, protected |
+| w | sha256 equal | unprotected (the gateway reads the plaintext) | protected path | protected / unprotected | gateway + broker CPU, unprotected | the same, protected (store and keys service included) | re-sends, protected |
 |---|---|---|---|---|---|---|---|
 ${protectedRows.join('\n')}
 

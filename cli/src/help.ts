@@ -32,7 +32,8 @@ export const HELP: Record<string, string> = {
 Usage: livematrix <command> [options]
 
 Commands:
-  demo      embedded broker, a gateway and two simulated printers; streams a real G-code file
+  demo      the whole chain on this host: upload to a store and a keys service, a broker, a
+            gateway and two simulated printers; streams a real G-code file, shows who held what
   broker    run an embedded MQTT broker (aedes)
   gateway   stream the jobs listed in a jobs file, then exit
   stream    stream one G-code file to one device, then exit
@@ -55,9 +56,13 @@ with its own identity on the broker:
 Run "livematrix <command> --help" for a command's options.`,
   demo: `livematrix demo [--file FILE] [--w BITS] [--rate BYTES_PER_S]
 
-Starts an MQTT broker on 127.0.0.1 (a free port), a gateway and two simulated printers, signs a
-transaction per printer, streams FILE (default: examples/cylinder_annular.gcode) to both, shows
-progress and telemetry, and ends with a summary. Exit code 0 when both outputs match the file.
+Runs the whole chain in one process (SPEC.md section 16): a keys service and a store (in a
+temporary directory, the store's outer key changing every 1.5 s), an owner who encrypts FILE
+(default: examples/cylinder_annular.gcode) and uploads it, an MQTT broker on 127.0.0.1 (a free
+port), a gateway that streams what it cannot read and two simulated printers; signs a transaction
+per printer (its licence to the keys service, not the gateway), shows progress and telemetry, and
+ends with a summary, the verified receipt ledger and a table of which node held what. Exit code 0
+when both outputs match the file.
 
   --file FILE         G-code to stream
   --w BITS            segment width, 8..24 (default: negotiated from the printers' measured rate)
