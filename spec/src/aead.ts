@@ -15,7 +15,8 @@ function nonceOf(j: number): Uint8Array {
 
 // RFC 8439 ChaCha20-Poly1305 from OpenSSL (node:crypto): the same bytes as @noble/ciphers (the
 // vectors check both), several times faster on a 12 KiB chunk.
-function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, pt: Uint8Array): Uint8Array {
+/** ChaCha20-Poly1305 seal (RFC 8439): ciphertext ‖ tag. Shared by the content layers of SPEC §7.4 and §16. @internal */
+export function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, pt: Uint8Array): Uint8Array {
   const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_LENGTH });
   c.setAAD(aad, { plaintextLength: pt.length });
   const body = c.update(pt);
@@ -26,7 +27,8 @@ function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, pt: Uint8Arra
   return out;
 }
 
-function open(key: Uint8Array, nonce: Uint8Array, ct: Uint8Array, aad: Uint8Array, what: string): Uint8Array {
+/** ChaCha20-Poly1305 open; LmError `auth` (and nothing of the plaintext) when the tag does not verify. @internal */
+export function open(key: Uint8Array, nonce: Uint8Array, ct: Uint8Array, aad: Uint8Array, what: string): Uint8Array {
   if (ct.length < TAG_LENGTH) throw new LmError(Reason.auth, `${what}: ${ct.length} bytes is shorter than the tag`);
   const n = ct.length - TAG_LENGTH;
   const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_LENGTH });

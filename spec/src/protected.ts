@@ -10,7 +10,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { expand } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { open, seal } from './aead.js';
 import { ascii, concatBytes, equalBytes, randomBytes, u64be, wipe } from './bytes.js';
 import { type CborValue, decodeCbor, encodeCbor } from './cbor.js';
 import { LmError, Reason, errorMessage } from './errors.js';
@@ -24,32 +24,7 @@ export const UPLOAD_CHUNK = 4096;
 export const SEGMENT_GRANULARITY = 16;
 const TAG = 16;
 
-// ---- AEAD ------------------------------------------------------------------------------------
-
-function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, pt: Uint8Array): Uint8Array {
-  const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG });
-  c.setAAD(aad, { plaintextLength: pt.length });
-  const body = c.update(pt);
-  c.final();
-  return concatBytes(body, c.getAuthTag());
-}
-
-function open(key: Uint8Array, nonce: Uint8Array, ct: Uint8Array, aad: Uint8Array, what: string): Uint8Array {
-  if (ct.length < TAG) throw new LmError(Reason.auth, `${what}: ${ct.length} bytes is shorter than the tag`);
-  const n = ct.length - TAG;
-  const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG });
-  d.setAAD(aad, { plaintextLength: n });
-  d.setAuthTag(ct.subarray(n));
-  const pt = new Uint8Array(n);
-  pt.set(d.update(ct.subarray(0, n)));
-  try {
-    d.final();
-  } catch {
-    pt.fill(0);
-    throw new LmError(Reason.auth, `${what}: authentication tag does not verify`);
-  }
-  return pt;
-}
+// ---- AEAD: ChaCha20-Poly1305 as in aead.ts -------------------------------------------------
 
 const ZERO_NONCE = new Uint8Array(12);
 

@@ -12,24 +12,9 @@ import { LmError, Reason, epochKey, nextEpochChain, randomBytes, wipe } from '@l
 import { AtRest, u64be } from './at-rest.js';
 import { type Db, scrub } from './db.js';
 
-/** One epoch's number and outer key. The caller owns `key` (a fresh copy; wipe it when done). */
-export interface EpochKey {
-  e: number;
-  key: Uint8Array;
-}
-
-/**
- * What the store takes its outer keys from ([LM-SVC-3]). The store rotates: it takes
- * `next()`, re-encrypts every segment under it, drops `K_e`, then calls `established(e + 1)`.
- */
-export interface EpochSource {
-  /** the current epoch and its key */
-  current(): EpochKey;
-  /** the next epoch and its key; the current one stays current (and derivable) until established */
-  next(): EpochKey;
-  /** the store holds nothing under an older epoch than `e`: make `e` current and erase every older chain key */
-  established(e: number): void;
-}
+// the one contract between the store and its source of epoch keys ([LM-SVC-3]) is the store's
+export type { EpochKey, EpochSource } from '../store/types.js';
+import type { EpochKey, EpochSource } from '../store/types.js';
 
 const rowKey = (e: number): Uint8Array => u64be(e);
 

@@ -6,6 +6,7 @@
  * by the transaction ([LM-PROT-2]), and deletes a job on its owner's signed request
  * ([LM-SVC-5]). Every secret it keeps is sealed at rest (at-rest.ts).
  */
+import type { PlaybookView } from '../protected.js';
 import {
   ConfigError, LmError, Reason, type IdentityKeyPair, concatBytes, decodeTx, edPublicToX25519, edSecretToX25519, equalBytes, fromHex,
   jobDigestKey, keyedJobDigest, openEnvelope, signDeletionReceipt, toHex, verifyDelete, verifyTx, verifyUpload, wipe, wrapChunkKey, x25519KeyPair,
@@ -34,24 +35,8 @@ export interface KeysServiceOptions {
   name?: string;
 }
 
-/** What the gateway needs to fetch and trim a job's segments: ids and lengths, no key ([LM-SVC-2]). */
-export interface JobPlaybook {
-  jid: Uint8Array;
-  /** chunk size */
-  C: number;
-  /** chunks */
-  n: number;
-  /** plaintext bytes */
-  size: number;
-  /** SHA-256 of the plaintext */
-  jd: Uint8Array;
-  /** SHA-256 of the upload transaction */
-  uh: Uint8Array;
-  /** ids of the real segments, in chunk order */
-  order: Uint8Array[];
-  /** ciphertext length of the last chunk (0 for an empty job) */
-  last: number;
-}
+/** What the gateway needs to fetch and trim a job's segments: ids and lengths, no key ([LM-SVC-2]); the gateway's own view of it. */
+export type JobPlaybook = PlaybookView;
 
 /** One chunk key asked for one device session ([LM-PROT-2]). */
 export interface ReleaseRequest {
