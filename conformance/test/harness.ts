@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Device, type PhaseFactories } from '@livematrix/device-sdk';
-import { type Caps, type IdentityKeyPair } from '@livematrix/spec';
+import { type Caps, type IdentityKeyPair, identityKeyPair } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
 import { type BrokenDevice, brokenDevices } from './broken-devices.js';
 
@@ -102,4 +102,20 @@ export function brokenDeviceTests(cases: readonly [BrokenDevice, string[]][]): v
       }, 180_000);
     }
   });
+}
+
+/** Runs the device profile against an SDK device on the broker at `url`. */
+export async function runAgainst(url: string, v: 4 | 5) {
+  const { runDeviceProfile } = await import('../src/index.js');
+  const operator = identityKeyPair();
+  const keys = identityKeyPair();
+  const engine = new MatrixEngine({ workers: 2 });
+  await engine.start();
+  const dut = await startDut(url, keys, operator.publicKey, engine, { rate: 64_000, protocolVersion: v });
+  try {
+    return await runDeviceProfile({ url, fleet: 'conf', deviceId: 'dut', devicePublic: keys.publicKey, operator, consumeRate: 64_000, protocolVersion: v });
+  } finally {
+    await dut.stop();
+    await engine.stop();
+  }
 }
