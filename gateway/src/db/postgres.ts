@@ -8,6 +8,33 @@
  */
 import pg from 'pg';
 import { ConfigError, LmError, Reason, errorMessage, nextRecord } from '@livematrix/spec';
+
+/** deadlock_detected, serialization_failure: a transaction worth running again */
+const RETRY = new Set(['40P01', '40001']);
+
+/**
+ * Runs `f` in one transaction on one connection of `pool`; again, up to `attempts` times in all,
+ * after a deadlock or a serialization failure. A connection whose ROLLBACK failed is discarded.
+ */
+export async function pgTransaction<T>(pool: pg.Pool, f: (c: pg.PoolClient) => Promise<T>, attempts = 1, before: () => void = () => undefined): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    before();
+    const c = await pool.connect();
+    let broken = false;
+    try {
+      await c.query('BEGIN');
+      const r = await f(c);
+      await c.query('COMMIT');
+      return r;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => void (broken = true));
+      if (attempt < attempts && RETRY.has(sqlState(e) ?? '')) continue;
+      throw e;
+    } finally {
+      c.release(broken);
+    }
+  }
+}
 import {
   LEDGER_PAGE, checkAppend, checkNewSession, countUsed, endedSession, hexId, noSession, sessionKnown, sessionState, ticketUsed, toSession, uint,
   type SessionRow,
@@ -44,7 +71,7 @@ export function redactUrl(url: string): string {
 }
 
 /** SQLSTATE of a PostgreSQL error, if it is one. */
-function sqlState(e: unknown): string | undefined {
+export function sqlState(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
 }
 
@@ -78,19 +105,7 @@ class PostgresLicenceDb implements LicenceDb {
   /** Runs `f` in one database transaction on one connection. */
   async tx<T>(f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     if (this.closed) throw new LmError(Reason.internal, 'the licence database is closed');
-    const c = await this.pool.connect();
-    let broken = false;
-    try {
-      await c.query('BEGIN');
-      const r = await f(c);
-      await c.query('COMMIT');
-      return r;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => void (broken = true));
-      throw e;
-    } finally {
-      c.release(broken);
-    }
+    return pgTransaction(this.pool, f);
   }
 
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> {

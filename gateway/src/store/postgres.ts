@@ -10,7 +10,7 @@
  */
 import pg from 'pg';
 import { ConfigError, LmError, Reason, errorMessage, toHex } from '@livematrix/spec';
-import { redactUrl } from '../db/postgres.js';
+import { pgTransaction, redactUrl, sqlState } from '../db/postgres.js';
 import type { Census, SegmentTable, StoreMeta, StoredRow } from './types.js';
 
 /** Advisory lock keys (pg_advisory_xact_lock(int, int)): 'LM' and the segment store's schema. */
@@ -33,12 +33,6 @@ interface Row {
 }
 const toRow = (r: Row): StoredRow => ({ id: new Uint8Array(r.id), epoch: r.epoch, size: r.size, bytes: r.bytes });
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-
-function sqlState(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
-}
-/** deadlock_detected, serialization_failure: the transaction is run again */
-const RETRY = new Set(['40P01', '40001']);
 
 /** Opens the segment table at a `postgres://` URL, creating its tables when needed. */
 export async function openPostgresSegments(url: string): Promise<SegmentTable> {
@@ -72,24 +66,8 @@ class PostgresSegments implements SegmentTable {
   }
 
   /** Runs `f` in one transaction on one connection; again (up to 3 times) after a deadlock. */
-  async tx<T>(f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      this.open();
-      const c = await this.pool.connect();
-      let broken = false;
-      try {
-        await c.query('BEGIN');
-        const r = await f(c);
-        await c.query('COMMIT');
-        return r;
-      } catch (e) {
-        await c.query('ROLLBACK').catch(() => void (broken = true));
-        if (attempt < 3 && RETRY.has(sqlState(e) ?? '')) continue;
-        throw e;
-      } finally {
-        c.release(broken);
-      }
-    }
+  tx<T>(f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return pgTransaction(this.pool, f, 3, () => this.open());
   }
 
   async meta(): Promise<StoreMeta> {
