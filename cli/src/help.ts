@@ -140,7 +140,7 @@ ${CONNECT_HELP}`,
                   [--url ${DEFAULT_URL}] [--credentials FILE] [--fleet default] [--w BITS]
                   [--db LOCATION]
 livematrix stream --protected --device ID --tx FILE --identity FILE --operator-key HEX
-                  --keys-service ID --keys-service-key HEX --store ID --store-key HEX [...]
+                  --keys-service ID --keys-service-key HEX --store ID[,ID...] --store-key HEX[,HEX...] [...]
 
 Runs a gateway for one stream: FILE (or - for standard input) to device ID under the signed
 transaction in --tx (from "livematrix sign"), with the gateway identity --identity. The job is
@@ -163,7 +163,12 @@ file with the licence secret is refused); the operator gave the licence to the k
 (--trust-gateway); each is pinned to its key here, and a store that stops answering is asked
 again for up to 60 s (a restarted store costs a pause, not the stream).
   --keys-service ID, --keys-service-key HEX   the keys service's id and identity key
-  --store ID, --store-key HEX                 the store's id and identity key
+  --store ID[,ID...], --store-key HEX[,HEX...]
+                        the store's id and identity key; or several store instances on one
+                        PostgreSQL database (store --db), ids and keys paired in order: a read
+                        one does not answer within 3 s, or answers with an error other than an
+                        unknown segment, is asked of the next, and the gateway keeps asking the
+                        one that answered
 
 ${CONNECT_HELP}`,
   gateway: `livematrix gateway --jobs FILE --identity FILE --operator-key HEX [--url URL] [--credentials FILE]
@@ -207,7 +212,7 @@ ${CONNECT_HELP}`,
                         [--trust-owner HEX]... [--operator-key HEX]... [--url URL] [--credentials FILE] [--fleet ID]
 
 Runs the keys service of protected jobs until Ctrl-C or SIGTERM. It keeps, sealed at rest in
-DIR/keys.db, each upload's chunk keys and playbook, the licence secrets operators grant, and the
+DIR/keys.db (SQLite; a store may be on PostgreSQL, the keys service is not), each upload's chunk keys and playbook, the licence secrets operators grant, and the
 store's epoch chain; it gives a gateway the playbook's segment ids (never a chunk key) and each
 chunk key wrapped for one device session, paced by the transaction; it gives a store its epoch
 keys and erases each epoch's chain once the store confirms the next; it deletes a job on its
@@ -224,7 +229,7 @@ derives it from --keys-service-key).
 ${SERVICE_HELP}
 
 ${CONNECT_HELP}`,
-  store: `livematrix store --identity FILE --dir DIR --keys-service ID --keys-service-key HEX [--epoch 120s]
+  store: `livematrix store --identity FILE (--dir DIR | --db postgres://...) --keys-service ID --keys-service-key HEX [--epoch 120s]
                  [--trust-gateway HEX]... [--trust-owner HEX]... [--url URL] [--credentials FILE] [--fleet ID]
 
 Runs the store of protected jobs until Ctrl-C or SIGTERM: segments of one size among decoys,
@@ -234,7 +239,12 @@ chain, so a copy of DIR taken earlier opens nothing. Its epoch keys come from th
 fetched ahead of each rotation; until the keys service answers the store waits. Stopped or
 killed mid-rotation, the next start finishes it.
   --identity FILE       its identity (registered in the broker with role store)
-  --dir DIR             its state directory
+  --dir DIR             its state directory (SQLite, DIR/store.db)
+  --db URL              instead of --dir: a postgres:// URL. Several store instances, each with
+                        its own identity, on one database serve the same segments and share the
+                        rotation; a gateway given them all (stream --store ID,ID --store-key
+                        HEX,HEX) asks the next when one stops answering. The keys service stays
+                        on SQLite (its --dir).
   --keys-service ID, --keys-service-key HEX
                         the keys service (which must trust this store: --trust-store)
   --epoch DURATION      how often to change the outer key, e.g. 90s, 30m (default 120s)

@@ -34,6 +34,22 @@ export function peerOption(values: Values, name: string): ServicePeer {
 }
 
 /**
+ * Several parties of one kind: `--NAME ID[,ID...]` and `--NAME-key HEX[,HEX...]`, paired in
+ * order (store instances on one database, asked in turn).
+ */
+export function peersOption(values: Values, name: string): ServicePeer[] {
+  const ids = need(values, name).split(',').map((x) => x.trim());
+  const keys = need(values, `${name}-key`).split(',').map((x) => x.trim());
+  if (ids.length !== keys.length) throw new UsageError(`--${name} names ${ids.length} id(s) but --${name}-key ${keys.length} key(s): give one key per id, in the same order`);
+  return ids.map((id, i) => {
+    const key = keys[i] as string;
+    if (id === '') throw new UsageError(`--${name}: an empty id`);
+    if (!HEX32.test(key)) throw new UsageError(`--${name}-key must be 64 hex digits (the Ed25519 public key "livematrix keygen" printed for ${id})`);
+    return { id, publicKey: fromHex(key) };
+  });
+}
+
+/**
  * Connects `identity` to the broker as `role` and subscribes to its service inbox
  * ([LM-SVC-7]); refusals, drops and retries go to stderr, at most 10 lines per 10 s.
  */

@@ -45,12 +45,16 @@ export async function keysService(argv: string[]): Promise<number> {
 
 export async function storeCmd(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
-    identity: { type: 'string' }, dir: { type: 'string' }, 'keys-service': { type: 'string' }, 'keys-service-key': { type: 'string' }, epoch: { type: 'string' },
+    identity: { type: 'string' }, dir: { type: 'string' }, db: { type: 'string' }, 'keys-service': { type: 'string' }, 'keys-service-key': { type: 'string' }, epoch: { type: 'string' },
     'trust-gateway': { type: 'string', multiple: true }, 'trust-owner': { type: 'string', multiple: true }, ...CONNECT_OPTIONS,
   });
   if (values['help']) return help('store');
   const identity = readIdentityFile(need(values, 'identity'));
-  const dir = need(values, 'dir');
+  // SQLite in --dir, or PostgreSQL at --db: instances on one database serve the same segments
+  const dir = values['dir'] as string | undefined;
+  const db = values['db'] as string | undefined;
+  if ((dir === undefined) === (db === undefined)) throw new UsageError('give one of --dir DIR (SQLite) and --db postgres://... (PostgreSQL, which several store instances may share)');
+  if (db !== undefined && !/^postgres(ql)?:\/\//.test(db)) throw new UsageError(`--db must be a postgres:// URL (for SQLite give --dir), got "${db.replace(/:[^:@/]*@/, ':***@')}"`);
   const ksPeer = peerOption(values, 'keys-service');
   const epochMs = duration(values, 'epoch', 120_000, 1000, 86_400_000);
   const trust = { gateways: hexKeys(values, 'trust-gateway'), owners: hexKeys(values, 'trust-owner') };
@@ -72,11 +76,11 @@ export async function storeCmd(argv: string[]): Promise<number> {
       if (got === undefined) return EXIT.ok;
       if (got) break;
     }
-    store = await openStore({ dir, epochs, epochMs: 0 });
+    store = await openStore({ ...(db !== undefined ? { url: db } : { dir: dir as string }), epochs, epochMs: 0 });
     await epochs.flush(); // an interrupted rotation finished at open is confirmed now
     serveStore(ep, store, trust, { keysService: ksPeer.publicKey, name: identity.id });
     const st = await store.stats();
-    console.log(`store ${identity.id} online on ${ep.inbox}: ${st.segments} segments, epoch ${st.epoch}, a new epoch every ${epochMs / 1000} s from keys service ${ksPeer.id}. Ctrl-C stops it.`);
+    console.log(`store ${identity.id} online on ${ep.inbox} (${store.location}): ${st.segments} segments, epoch ${st.epoch}, a new epoch every ${epochMs / 1000} s from keys service ${ksPeer.id}. Ctrl-C stops it.`);
     // [LM-SVC-3]: the next epoch's key fetched ahead, every segment re-encrypted, the epoch confirmed
     const s = store;
     const e = epochs;

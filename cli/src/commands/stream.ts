@@ -15,7 +15,7 @@ import { RateLimitedLog, describeRefusal } from '../log.js';
 import { Progress } from '../progress.js';
 import { readProtectedTx, readTx } from './keys.js';
 import { keysClient, storeClient } from '@livematrix/gateway/services';
-import { peerOption, serviceEndpoint } from '../services.js';
+import { peerOption, peersOption, serviceEndpoint } from '../services.js';
 
 /** One entry of a jobs file: what to stream, to which device, under which transaction file. */
 interface Job {
@@ -117,7 +117,7 @@ async function streamProtected(values: Values): Promise<number> {
   const device = need(values, 'device');
   const tx = readProtectedTx(need(values, 'tx'));
   const ksPeer = peerOption(values, 'keys-service');
-  const storePeer = peerOption(values, 'store');
+  const storePeers = peersOption(values, 'store');
   const conn = connection(values);
   const fleet = opt(values, 'fleet', 'default');
   const { ep, log } = await serviceEndpoint(values, identity, 'gateway', 'gateway');
@@ -125,7 +125,7 @@ async function streamProtected(values: Values): Promise<number> {
     const gw = await connectAs(conn, identity, 'gateway', fleet, () => Gateway.start({
       url: conn.url, fleet, id: identity.id, identity, trustedOperators: [hexKey(values, 'operator-key')], brokerAuth: conn.auth,
       db: opt(values, 'db', gatewayDbPath()),
-      protected: { keys: keysClient(ep, ksPeer), store: storeClient(ep, storePeer) },
+      protected: { keys: keysClient(ep, ksPeer), store: storeClient(ep, storePeers) },
     }));
     gw.on('log', (l) => console.error(l));
     const refusals = new RateLimitedLog((l) => console.error(`gateway: ${l}`), 'dropped frames');

@@ -9,7 +9,7 @@
  * fit in one answer and the client asks for the rest from where it ended.
  */
 import {
-  type CborValue, type IdentityKeyPair, LmError, Reason, SVC_PART, type Segment, SvcOp, type SvcOpId, toHex, verifyDelete,
+  type CborValue, type IdentityKeyPair, LmError, errorMessage, Reason, SVC_PART, type Segment, SvcOp, type SvcOpId, toHex, verifyDelete,
   verifySegmentList,
 } from '@livematrix/spec';
 import type { ProtectedStore } from '../store/index.js';
@@ -130,6 +130,7 @@ export function serveStore(ep: ServiceEndpoint, store: ProtectedStore, trust: St
 
 /** The store as its clients see it. */
 export interface StoreClient extends SegmentSource {
+  /** the store asked now: with several, the one that answered last */
   readonly peer: ServicePeer;
   /** The segments of `ids`, in order ([LM-SVC-3]: the outer layer removed by the store). */
   get(ids: Uint8Array[]): Promise<Uint8Array[]>;
@@ -149,19 +150,54 @@ export interface StoreClientOptions {
   parallel?: number;
 }
 
+/** Whether a failed read may be asked of the next store: no answer, or an error other than `unknown` (an unknown segment is a real error) or the client's own closing. */
+const failsOver = (e: unknown): boolean => !(e instanceof LmError) || (e.code !== Reason.unknown && e.code !== Reason.aborted);
+
 /**
  * A client of the store `peer` on `ep` ([LM-SVC-6]: it takes only answers signed by
  * `peer.publicKey`). A get is asked again while the store does not answer, so that a store
  * restarted mid-stream costs a pause, not the stream.
  *
+ * Given several stores (instances on one PostgreSQL database, which serve the same segments), a
+ * read (get, stats) that one does not answer within `attemptMs`, or answers with an error other
+ * than `unknown`, is asked of the next, until `deadlineMs`; the client keeps asking the one that
+ * answered. A write (put, delete) goes to the store asked now, without failing over: instances on
+ * one database share what it stores.
+ *
  * @example
  * const store = storeClient(ep, { id: 'store-1', publicKey });
  * const [seg] = await store.get([id]);
  */
-export function storeClient(ep: ServiceEndpoint, peer: ServicePeer, o: StoreClientOptions = {}): StoreClient {
+export function storeClient(ep: ServiceEndpoint, peers: ServicePeer | readonly ServicePeer[], o: StoreClientOptions = {}): StoreClient {
+  const all: readonly ServicePeer[] = Array.isArray(peers) ? peers : [peers as ServicePeer];
+  if (all.length === 0) throw new LmError(Reason.schema, 'storeClient: no store');
+  let current = 0;
   const read: CallOptions = { retry: true, attemptMs: o.attemptMs ?? 3000, deadlineMs: o.deadlineMs ?? 60_000 };
   const write: CallOptions = { attemptMs: o.attemptMs ?? 30_000 };
-  const call = (op: SvcOpId, args: Map<number, CborValue>, opts: CallOptions) => ep.call(peer, op, args, opts).then((v) => new Fields(v, `store ${peer.id}`));
+  const call = (op: SvcOpId, args: Map<number, CborValue>, opts: CallOptions, peer: ServicePeer = all[current] as ServicePeer) =>
+    ep.call(peer, op, args, opts).then((v) => new Fields(v, `store ${peer.id}`));
+  /** A read: with one store asked again while it does not answer; with several, each in turn. */
+  const readCall = async (op: SvcOpId, args: Map<number, CborValue>): Promise<Fields> => {
+    if (all.length === 1) return call(op, args, read);
+    const deadline = Date.now() + (read.deadlineMs ?? 60_000);
+    let refusedInRow = 0;
+    for (;;) {
+      const at = current;
+      const peer = all[at] as ServicePeer;
+      try {
+        return await call(op, args, { attemptMs: read.attemptMs ?? 3000 }, peer);
+      } catch (e) {
+        if (!failsOver(e) || Date.now() >= deadline) throw e;
+        // every store answered with an error in a row: that is the answer, not a store gone
+        refusedInRow = e instanceof LmError && e.code === Reason.timeout ? 0 : refusedInRow + 1;
+        if (refusedInRow >= all.length) throw e;
+        if (current === at) {
+          current = (at + 1) % all.length; // parallel gets that failed on the same store move once
+          ep.log(`store ${peer.id}: ${errorMessage(e)}; asking store ${(all[current] as ServicePeer).id}`);
+        }
+      }
+    }
+  };
   /** the segment size seen last: how many ids one get asks for */
   let segmentSize = 0;
 
@@ -171,13 +207,13 @@ export function storeClient(ep: ServiceEndpoint, peer: ServicePeer, o: StoreClie
     let partial: Uint8Array | undefined;
     let off = 0;
     while (out.length < ids.length) {
-      const r = await call(SvcOp.get, cmap([1, ids.slice(out.length, out.length + GET_MAX_IDS)], [2, off]), read);
+      const r = await readCall(SvcOp.get, cmap([1, ids.slice(out.length, out.length + GET_MAX_IDS)], [2, off]));
       const data = r.bytes(1, [1, SVC_PART]);
       const sizes = r.array(2, GET_MAX_IDS);
       let p = 0;
       for (let i = 0; i < sizes.length && p < data.length; i++) {
         const size = sizes[i];
-        if (typeof size !== 'number' || size < 1) throw new LmError(Reason.schema, `store ${peer.id}: get answered a segment size that is not a positive integer`);
+        if (typeof size !== 'number' || size < 1) throw new LmError(Reason.schema, `store ${all[current]?.id}: get answered a segment size that is not a positive integer`);
         segmentSize = size;
         const start = i === 0 ? off : 0;
         const n = Math.min(size - start, data.length - p);
@@ -198,7 +234,9 @@ export function storeClient(ep: ServiceEndpoint, peer: ServicePeer, o: StoreClie
   };
 
   return {
-    peer,
+    get peer() {
+      return all[current] as ServicePeer;
+    },
     async get(ids) {
       if (ids.length === 0) return [];
       // a first segment tells the size, which says how many ids one get answers; then as many
@@ -220,6 +258,7 @@ export function storeClient(ep: ServiceEndpoint, peer: ServicePeer, o: StoreClie
       return [...head, ...results.flat()];
     },
     async put(segments, progress) {
+      const peer = all[current] as ServicePeer;
       let i = 0;
       while (i < segments.length) {
         const size = (segments[i] as Segment).bytes.length;
@@ -228,25 +267,26 @@ export function storeClient(ep: ServiceEndpoint, peer: ServicePeer, o: StoreClie
           const batch = segments.slice(i, i + 8);
           const staged: CborValue[] = [];
           for (const s of batch) staged.push([s.id, await ep.stage(peer, s.bytes, { attemptMs: read.attemptMs ?? 3000, deadlineMs: read.deadlineMs ?? 60_000 })]);
-          await call(SvcOp.put, cmap([2, staged]), write);
+          await call(SvcOp.put, cmap([2, staged]), write, peer);
           i += batch.length;
         } else {
           const per = Math.max(1, Math.floor(SVC_PART / (size + PUT_OVERHEAD)));
           const batch = segments.slice(i, i + per);
-          await call(SvcOp.put, cmap([1, batch.map((s) => [s.id, s.bytes])]), write);
+          await call(SvcOp.put, cmap([1, batch.map((s) => [s.id, s.bytes])]), write, peer);
           i += batch.length;
         }
         progress?.(i);
       }
     },
     async delete(deleteTx, ids, listSig) {
+      const peer = all[current] as ServicePeer;
       const inline = ids.length <= SVC_PART - 256;
       const tag = inline ? undefined : await ep.stage(peer, ids, read);
-      const r = await call(SvcOp.storeDelete, cmap([1, deleteTx], [2, inline ? ids : undefined], [3, tag], [4, listSig]), write);
+      const r = await call(SvcOp.storeDelete, cmap([1, deleteTx], [2, inline ? ids : undefined], [3, tag], [4, listSig]), write, peer);
       return r.bytes(1, [1, 4096]);
     },
     async stats() {
-      const r = await call(SvcOp.stats, cmap(), read);
+      const r = await readCall(SvcOp.stats, cmap());
       return { epoch: r.uint(1), segments: r.uint(2), bytes: r.uint(3) };
     },
   };
