@@ -14,10 +14,10 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyLedger } from '@livematrix/spec';
-import { type RunningPostgres, postgresBinDir, startPostgres } from '@livematrix/testkit';
 import { type LicenceDb, openLicenceDb } from '../src/index.js';
 import { LEDGER_PAGE } from '../src/db/common.js';
 import { licenceDbSuite } from './licence-db-suite.js';
+import { postgresHere, postgresSchemas } from './postgres-schemas.js';
 import { ledgerFixture } from './ledger-fixture.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lm-licence-db-'));
@@ -172,33 +172,9 @@ describe('SQLite file: durability', () => {
   }, 60_000);
 });
 
-const have = postgresBinDir() !== undefined;
-const inCI = process.env['CI'] === 'true';
-if (!have) console.warn(inCI ? 'PostgreSQL is not installed, and CI requires it: the PostgreSQL licence database tests will fail' : 'PostgreSQL is not installed: skipping the PostgreSQL licence database tests (apt-get install postgresql; .ci/run installs it)');
-
-describe.runIf(have || inCI)('PostgreSQL', () => {
-  let server: RunningPostgres | undefined;
-  let admin: pg.Client | undefined;
-  let databases = 0;
+describe.runIf(postgresHere('licence database'))('PostgreSQL', () => {
+  const { newUrl: newDatabase } = postgresSchemas('lm_test');
   let lastUrl = '';
-  beforeAll(async () => {
-    server = await startPostgres();
-    admin = new pg.Client(server.url);
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-    await server?.stop();
-  });
-  /** A new empty schema on the cluster (much faster to make than a database), and a URL whose connections use it. */
-  const newDatabase = async (): Promise<string> => {
-    if (!server || !admin) throw new Error('PostgreSQL did not start');
-    const name = `lm_test_${++databases}`;
-    await admin.query(`CREATE SCHEMA ${name}`);
-    const u = new URL(server.url);
-    u.searchParams.set('options', `-c search_path=${name}`);
-    return u.toString();
-  };
 
   licenceDbSuite({
     name: 'PostgreSQL',
@@ -236,8 +212,7 @@ describe.runIf(have || inCI)('PostgreSQL', () => {
   });
 
   it('a URL with a password is never echoed in an error', async () => {
-    if (!server) throw new Error('PostgreSQL did not start');
-    const u = new URL(server.url);
+    const u = new URL(await newDatabase());
     u.password = 'hunter2';
     u.port = String(Number(u.port) === 1 ? 2 : 1); // nothing listens there
     await expect(openLicenceDb(u.toString())).rejects.toThrow(/cannot open the licence database postgres:\/\/postgres:\*\*\*@/);

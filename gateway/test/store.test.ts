@@ -20,8 +20,9 @@ import {
   LmError, Reason, concatBytes, epochKey, equalBytes, identityKeyPair, nextEpochChain, openEnvelope, openOuter, openProtectedChunk, randomBytes,
   sealUpload, signDelete, toHex, verifyDeletionReceipt, x25519KeyPair, type Segment,
 } from '@livematrix/spec';
-import { ManualClock, type RunningPostgres, postgresBinDir, startPostgres } from '@livematrix/testkit';
+import { ManualClock } from '@livematrix/testkit';
 import { STORE_FILE, openStore, type ProtectedStore, type StoreEvent, type StoreOptions } from '../src/store/index.js';
+import { postgresHere, postgresSchemas } from './postgres-schemas.js';
 import { TestEpochs } from './store-epochs.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lm-store-'));
@@ -522,32 +523,8 @@ describe('packaging', () => {
 
 // ---- PostgreSQL ---------------------------------------------------------------------------------
 
-const have = postgresBinDir() !== undefined;
-const inCI = process.env['CI'] === 'true';
-if (!have) console.warn(inCI ? 'PostgreSQL is not installed, and CI requires it: the PostgreSQL store tests will fail' : 'PostgreSQL is not installed: skipping the PostgreSQL store tests (apt-get install postgresql; .ci/run installs it)');
-
-describe.runIf(have || inCI)('PostgreSQL', () => {
-  let server: RunningPostgres | undefined;
-  let admin: pg.Client | undefined;
-  let schemas = 0;
-  beforeAll(async () => {
-    server = await startPostgres();
-    admin = new pg.Client(server.url);
-    await admin.connect();
-  });
-  afterAll(async () => {
-    await admin?.end();
-    await server?.stop();
-  });
-  /** A new empty schema on the cluster, and a URL whose connections use it. */
-  const newUrl = async (): Promise<string> => {
-    if (!server || !admin) throw new Error('PostgreSQL did not start');
-    const name = `lm_store_${++schemas}`;
-    await admin.query(`CREATE SCHEMA ${name}`);
-    const u = new URL(server.url);
-    u.searchParams.set('options', `-c search_path=${name}`);
-    return u.toString();
-  };
+describe.runIf(postgresHere('store'))('PostgreSQL', () => {
+  const { newUrl } = postgresSchemas('lm_store');
 
   storeContract('PostgreSQL', async () => ({ url: await newUrl() }));
 

@@ -14,21 +14,13 @@ import {
 } from '../src/index.js';
 import { chain, ledgerCases, ledgerFixture } from '../scripts/ledger-vectors.js';
 import type { VectorFile, VectorTest } from '../scripts/vectors.js';
+import { reasonOf } from './helpers.js';
 
 const file = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'vectors', 'v1', 'ledger.json'), 'utf8')) as VectorFile;
 const tests = file.testGroups.flatMap((g) => g.tests);
 const records = (t: VectorTest): Uint8Array[] => (t['records'] as string[]).map(fromHex);
 const trusted = (t: VectorTest): Uint8Array[] => (t['trustedOperators'] as string[]).map(fromHex);
 const kinds = (ps: readonly { seq: number; kind: LedgerProblemKind }[]) => ps.map((p) => ({ seq: p.seq, kind: p.kind }));
-const reasonOf = (f: () => unknown): number => {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof LmError) return e.code;
-    throw e;
-  }
-  return 0;
-};
 
 describe('ledger vectors [LM-LEDGER-1] [LM-LEDGER-2] [LM-LEDGER-5] [LM-LEDGER-6]', () => {
   const valid = tests.find((t) => t.result === 'valid')!;
