@@ -10,5 +10,5 @@ export { livematrixPlugin, type LivematrixPlugin, type PluginOptions } from './p
 export { Registry, DEFAULT_LIMITS, aclFor, clientIdPrefix, mosquittoAcl, topicMatches, filterWithin, type RegistryEntry, type Limits, type RoleName } from './registry.js';
 export { DEFAULT_MAX_PACKET_SIZE, MQTT_MAX_PACKET_SIZE, PacketSizeScanner, limitPacketSize, type PacketViolation } from './packet-limit.js';
 export { checkWill, type WillCheck, type WillMessage } from './wills.js';
-export { Metrics } from './metrics.js';
+export { Metrics } from '@livematrix/spec/metrics';
 export { runBroker, readBrokerConfig, redisBackends, type BrokerConfig, type StandaloneBroker } from './standalone.js';

@@ -14,7 +14,7 @@
 import type { Aedes, AuthenticateError, Client, PublishPacket } from 'aedes';
 import { FrameType, LmError, ROLE_NAMES, Reason, decodeConnectToken, decodeFrame, encodeFrame, equalBytes, reasonName, topics, verifyConnectToken } from '@livematrix/spec';
 import { checkPublish } from './frame-check.js';
-import { Metrics } from './metrics.js';
+import { Metrics } from '@livematrix/spec/metrics';
 import { type Registry, type RegistryEntry, aclFor, clientIdPrefix, filterWithin, topicMatches } from './registry.js';
 import { type WillMessage, checkWill, storedWillClientId } from './wills.js';
 
@@ -149,7 +149,8 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
   const alarm = (e: RegistryEntry, detail: string, observed: number, limit: number) => {
     metrics.inc('livematrix_alarms_total', 'rate alarms raised', { reason: 'rate' });
     log(`ALARM rate ${e.id}: ${detail}`);
-    const payload = encodeFrame(FrameType.ALARM, { code: Reason.rate, detail: `${e.id}: ${detail}`.slice(0, 256), time: now(), observed: Math.floor(observed), limit: Math.floor(limit) }, { kind: 'none' });
+    // [LM-BRK-4]; [LM-ALARM-6]: the alarm names the client's registry id
+    const payload = encodeFrame(FrameType.ALARM, { code: Reason.rate, detail: `${e.id}: ${detail}`.slice(0, 256), time: now(), observed: Math.floor(observed), limit: Math.floor(limit), device: e.id }, { kind: 'none' });
     aedes.publish({ cmd: 'publish', topic: topics.alarm(e.fleet), payload: Buffer.from(payload), qos: 1, retain: false, dup: false } as PublishPacket, () => undefined);
   };
 

@@ -14,7 +14,7 @@ import aedesPersistenceRedis from 'aedes-persistence-redis';
 import mqemitterRedis from 'mqemitter-redis';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { LmError, Reason, ConfigError, errorMessage } from '@livematrix/spec';
-import { Metrics } from './metrics.js';
+import { Metrics } from '@livematrix/spec/metrics';
 import { limitPacketSize, maxPacketSizeOption, type PacketViolation } from './packet-limit.js';
 import { type LivematrixPlugin, livematrixPlugin } from './plugin.js';
 import { Registry } from './registry.js';

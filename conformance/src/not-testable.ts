@@ -28,6 +28,7 @@ export const NOT_TESTABLE: Readonly<Partial<Record<RequirementId, string>>> = {
   'LM-FRAME-5': 'which authentication a sender uses is checked by every decoding (vectors profile)',
   'LM-TX-6': 'a gateway\'s job check',
   'LM-CAP-2': 'a gateway\'s choice of parameters',
+  'LM-ALARM-6': 'what gateways and brokers publish on the fleet\'s alarm topic (tested with them: cli/test/fleet.test.ts, broker/test)',
   'LM-CAP-3': 'a gateway\'s preference',
   'LM-ALARM-1': 'a gateway\'s rate check (the device side is LM-ALARM-2, a SHOULD)',
   'LM-TEL-2': 'a gateway\'s decoding of telemetry',

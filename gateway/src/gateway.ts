@@ -121,6 +121,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     await link.subscribe(`lm/1/${o.fleet}/d/+/state`);
     await link.subscribe(`lm/1/${o.fleet}/d/+/out`);
     await link.subscribe(topics.revocation(o.fleet)); // [LM-REVOKE-2]
+    await link.subscribe(topics.alarm(o.fleet)); // [LM-FLEET-4]
     return g;
   }
 
@@ -142,6 +143,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
 
   private onPayload(topic: string, payload: Uint8Array): void {
     if (topic === topics.revocation(this.o.fleet)) return void this.onRevoke(payload);
+    if (topic === topics.alarm(this.o.fleet)) return void this.onFleetAlarm(payload);
     const parts = topic.split('/');
     const device = parts[4];
     if (!device) return;
@@ -157,6 +159,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       if (f.type === FrameType.HELLO) this.onHello(device, f);
       else if (f.type === FrameType.BYE) {
         this.hellos.offline(device);
+        this.emit('offline', device);
         this.streams.get(device)?.deviceOffline(); // advisory: [LM-FRAME-5], [LM-DLV-13]
       }
       return;
@@ -187,6 +190,19 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       void running.restart(h).catch((e: unknown) => running.fail(toLmError(e))); // [LM-DLV-10]
     }
     this.hellos.notify(device, h);
+    this.emit('hello', device, h);
+  }
+
+  /** An ALARM on the fleet's alarm topic, from this or another gateway or the broker ([LM-ALARM-6], [LM-FLEET-4]). */
+  private onFleetAlarm(payload: Uint8Array): void {
+    try {
+      const f = decodeFrame(payload);
+      if (f.type !== FrameType.ALARM) return;
+      this.emit('alarm', { device: f.body.device, code: f.body.code, detail: f.body.detail, time: f.body.time });
+    } catch (e) {
+      const err = toLmError(e);
+      this.emit('reject', { code: err.code, detail: `fleet alarm topic: ${err.message}` });
+    }
   }
 
   /**
@@ -208,6 +224,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
       const err = toLmError(e);
       this.emit('reject', { code: err.code, detail: `revocation list ignored: ${err.message}` });
     }
+  }
+
+  /** Devices whose HELLO this gateway accepted and whose Last Will has not come since ([LM-MQTT-6]). */
+  online(): string[] {
+    return this.hellos.onlineDevices();
   }
 
   /** The device's latest HELLO, of the given identity key if one is named (waits for it up to timeout ms). */

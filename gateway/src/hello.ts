@@ -124,6 +124,11 @@ export class HelloBook {
     else this.waiters.delete(device);
   }
 
+  /** Devices with an accepted HELLO and no BYE since. */
+  onlineDevices(): string[] {
+    return [...this.online.keys()];
+  }
+
   /** The device left (its BYE or Last Will): its HELLOs no longer say it is online. */
   offline(device: string): void {
     this.online.delete(device);

@@ -5,7 +5,7 @@
  */
 export { Gateway, type GatewayOptions } from './gateway.js';
 export { GatewayStream } from './stream.js';
-export { Control, type ControlOpId, type GatewayEvents, type GatewayStreamEvents, type StreamAlarm, type StreamOptions, type StreamProgress, type StreamReport } from './types.js';
+export { Control, type ControlOpId, type FleetAlarm, type GatewayEvents, type GatewayStreamEvents, type StreamAlarm, type StreamOptions, type StreamProgress, type StreamReport } from './types.js';
 export { DeviceOfflineError, DeviceSilentError, HelloTimeoutError, OfferRefusedError, OfferTimeoutError, GatewayStoppedError, StreamAbortedError, StreamBusyError } from './errors.js';
 export { BytesSource, StreamSource, type JobSource, type JobStream, type StreamSourceOptions } from './source.js';
 // durable licence state: print counts, sessions, tickets, the receipt ledger (SPEC §11.6), the revocation list

@@ -226,7 +226,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     const numbers = { ...(observed !== undefined ? { observed } : {}), ...(limit !== undefined ? { limit } : {}) };
     const body = { sid: this.sid, code, detail: detail.slice(0, 256), time: this.ctx.clock.now(), ...numbers };
     void this.session.delivery?.send(FrameType.ALARM, body);
-    const fleetAlarm = encodeFrame(FrameType.ALARM, body, { kind: 'none' });
+    const fleetAlarm = encodeFrame(FrameType.ALARM, { ...body, device: this.device }, { kind: 'none' }); // [LM-ALARM-6]
     void this.ctx.send(topics.alarm(this.ctx.fleet), fleetAlarm, FrameType.ALARM).catch(() => undefined);
     this.ctx.log(`ALARM ${reasonName(code)} on ${this.device}: ${detail}`);
     this.emit('alarm', { code, detail, ...numbers });

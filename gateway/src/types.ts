@@ -3,7 +3,7 @@
  * The gateway's public vocabulary: stream options, the report, the event maps, and the CONTROL
  * operations a caller may send ([LM-DLV-9]).
  */
-import type { LmError, NegotiationPolicy, SessionParams } from '@livematrix/spec';
+import type { HelloBody, LmError, NegotiationPolicy, SessionParams } from '@livematrix/spec';
 
 export interface StreamOptions {
   /** negotiation policy ([LM-CAP-2]); `w` forces a width */
@@ -70,9 +70,24 @@ export interface GatewayStreamEvents {
   done: [StreamReport];
 }
 
+/** An ALARM on the fleet's alarm topic ([LM-ALARM-6]): from a gateway or the broker. */
+export interface FleetAlarm {
+  /** the device it is about; undefined when the ALARM names none */
+  device: string | undefined;
+  code: number;
+  detail: string;
+  time: number;
+}
+
 export interface GatewayEvents {
   reject: [{ code: number; detail: string }];
   log: [string];
+  /** a device's HELLO was accepted ([LM-MQTT-6]): it is online */
+  hello: [string, HelloBody];
+  /** a device's Last Will (BYE on its state topic): it is offline */
+  offline: [string];
+  /** an ALARM on the fleet's alarm topic (every one, this gateway's own included) */
+  alarm: [FleetAlarm];
 }
 
 /** The CONTROL operations a gateway sends ([LM-DLV-9]): spec's ControlOp, under the name the gateway API has used. */

@@ -31,7 +31,8 @@ export interface ControlBody { sid: Uint8Array; op: number; reason: number }
 export interface TelemetryBody { sid: Uint8Array; seq: number; rev: number; ctlen: number; hints: Uint8Array }
 export interface EndBody { sid: Uint8Array; bytes: number; chunks: number; frames: number; digest: Uint8Array }
 export interface ReceiptBody { sid: Uint8Array; jd: Uint8Array; bytes: number; digest: Uint8Array; time: number; device: string; txh: Uint8Array }
-export interface AlarmBody { sid?: Uint8Array; code: number; detail: string; time: number; observed?: number; limit?: number }
+/** `device`: on a fleet's alarm topic, the device the alarm is about ([LM-ALARM-6]) */
+export interface AlarmBody { sid?: Uint8Array; code: number; detail: string; time: number; observed?: number; limit?: number; device?: string }
 /** `oh`: in a device's signed refusal, SHA-256 of the OFFER it refuses ([LM-FRAME-9]); `tk`: the device's resume ticket, in a refusal `tx-resume` ([LM-LIC-4]) */
 export interface ErrorBody { sid?: Uint8Array; code: number; detail: string; seq?: number; oh?: Uint8Array; tk?: Uint8Array }
 /** An operator-signed revocation list ([LM-REVOKE-1]). */
@@ -247,6 +248,7 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 3, name: 'time', parse: uint },
     { key: 4, name: 'observed', parse: uint, optional: true },
     { key: 5, name: 'limit', parse: uint, optional: true },
+    { key: 6, name: 'device', parse: id, optional: true }, // [LM-ALARM-6]
   ],
   14: [sidF(true), { key: 1, name: 'code', parse: uint }, { key: 2, name: 'detail', parse: detail }, { key: 3, name: 'seq', parse: uint, optional: true }, { key: 4, name: 'oh', parse: key32, optional: true }, { key: 5, name: 'tk', parse: bstr(1, TICKET_MAX), optional: true }],
   15: [sidF(true), { key: 1, name: 'who', parse: id }, { key: 2, name: 'reason', parse: uint }],

@@ -109,6 +109,7 @@ export const R = {
   LM_ALARM_3: 'LM-ALARM-3',
   LM_ALARM_5: 'LM-ALARM-5',
   LM_ALARM_4: 'LM-ALARM-4',
+  LM_ALARM_6: 'LM-ALARM-6',
   LM_SEC_1: 'LM-SEC-1',
   LM_SEC_2: 'LM-SEC-2',
   LM_SEC_3: 'LM-SEC-3',
@@ -123,6 +124,12 @@ export const R = {
   LM_SVC_5: 'LM-SVC-5',
   LM_SVC_6: 'LM-SVC-6',
   LM_SVC_7: 'LM-SVC-7',
+  LM_FLEET_1: 'LM-FLEET-1',
+  LM_FLEET_2: 'LM-FLEET-2',
+  LM_FLEET_3: 'LM-FLEET-3',
+  LM_FLEET_4: 'LM-FLEET-4',
+  LM_FLEET_5: 'LM-FLEET-5',
+  LM_FLEET_6: 'LM-FLEET-6',
 } as const;
 export type RequirementId = (typeof R)[keyof typeof R];
 /** Level and profiles of each requirement. */
@@ -235,6 +242,7 @@ export const REQUIREMENTS: Readonly<Record<RequirementId, { level: string; profi
   'LM-ALARM-3': { level: 'MUST', profiles: ['D', 'G'] },
   'LM-ALARM-5': { level: 'MUST', profiles: ['D', 'G'] },
   'LM-ALARM-4': { level: 'MUST', profiles: ['D', 'G'] },
+  'LM-ALARM-6': { level: 'MUST', profiles: ['D', 'G'] },
   'LM-SEC-1': { level: 'MUST', profiles: ['D', 'G'] },
   'LM-SEC-2': { level: 'MUST', profiles: ['D', 'G'] },
   'LM-SEC-3': { level: 'MUST', profiles: ['D', 'G'] },
@@ -249,4 +257,10 @@ export const REQUIREMENTS: Readonly<Record<RequirementId, { level: string; profi
   'LM-SVC-5': { level: 'MUST', profiles: ['G'] },
   'LM-SVC-6': { level: 'MUST', profiles: ['G'] },
   'LM-SVC-7': { level: 'MUST', profiles: ['G'] },
+  'LM-FLEET-1': { level: 'MUST', profiles: ['F'] },
+  'LM-FLEET-2': { level: 'MUST', profiles: ['F'] },
+  'LM-FLEET-3': { level: 'MUST NOT', profiles: ['F'] },
+  'LM-FLEET-4': { level: 'MUST', profiles: ['F'] },
+  'LM-FLEET-5': { level: 'MUST', profiles: ['F'] },
+  'LM-FLEET-6': { level: 'MUST', profiles: ['F'] },
 };

@@ -1,12 +1,18 @@
 /**
  * @module metrics
- * Broker counters in the Prometheus text exposition format ([LM-BRK-5]).
+ * Counters and gauges in the Prometheus text exposition format, for the broker ([LM-BRK-5]) and
+ * the fleet service: `@livematrix/spec/metrics`.
  */
 import { createServer, type Server } from 'node:http';
 
+/** Labels as Prometheus writes them; quotes, backslashes and newlines in values become `_`. */
+function labelKey(labels: Record<string, string>): string {
+  return Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`).join(',');
+}
+
 export class Metrics {
   private readonly counters = new Map<string, { help: string; values: Map<string, number> }>();
-  private readonly gauges = new Map<string, { help: string; value: () => number }>();
+  private readonly gauges = new Map<string, { help: string; value: () => number | readonly [Record<string, string>, number][] }>();
 
   inc(name: string, help: string, labels: Record<string, string> = {}, by = 1): void {
     let c = this.counters.get(name);
@@ -14,11 +20,12 @@ export class Metrics {
       c = { help, values: new Map() };
       this.counters.set(name, c);
     }
-    const key = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`).join(',');
+    const key = labelKey(labels);
     c.values.set(key, (c.values.get(key) ?? 0) + by);
   }
 
-  gauge(name: string, help: string, value: () => number): void {
+  /** A gauge read at each render: one value, or one per label set. */
+  gauge(name: string, help: string, value: () => number | readonly [Record<string, string>, number][]): void {
     this.gauges.set(name, { help, value });
   }
 
@@ -27,8 +34,7 @@ export class Metrics {
     const c = this.counters.get(name);
     if (!c) return 0;
     if (!labels) return [...c.values.values()].reduce((a, b) => a + b, 0);
-    const key = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',');
-    return c.values.get(key) ?? 0;
+    return c.values.get(labelKey(labels)) ?? 0;
   }
 
   render(): string {
@@ -37,7 +43,12 @@ export class Metrics {
       out.push(`# HELP ${name} ${c.help}`, `# TYPE ${name} counter`);
       for (const [k, v] of c.values) out.push(`${name}${k ? `{${k}}` : ''} ${v}`);
     }
-    for (const [name, g] of this.gauges) out.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`, `${name} ${g.value()}`);
+    for (const [name, g] of this.gauges) {
+      out.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`);
+      const v = g.value();
+      if (typeof v === 'number') out.push(`${name} ${v}`);
+      else for (const [labels, x] of v) out.push(`${name}{${labelKey(labels)}} ${x}`);
+    }
     return out.join('\n') + '\n';
   }
 
