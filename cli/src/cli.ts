@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * @module cli
- * `livematrix`: one command for operators and vendors. Subcommands: demo, broker, gateway,
+ * `livematrix`: one command for operators and vendors. Subcommands: demo, broker, serve, gateway,
  * stream, device, keygen, sign, revoke, acl, ledger, and for protected jobs keys-service, store,
  * upload, grant, delete. `livematrix <cmd> --help` says more.
  *
@@ -21,6 +21,7 @@ import { deleteCmd, grant, upload } from './commands/protected.js';
 import { keysService, storeCmd } from './commands/services.js';
 import { ledger } from './commands/ledger.js';
 import { revoke } from './commands/revoke.js';
+import { serve } from './commands/serve.js';
 import { gateway, stream } from './commands/stream.js';
 import { HELP, help } from './help.js';
 
@@ -33,6 +34,7 @@ const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
   acl: aclCmd,
   stream,
   gateway,
+  serve,
   device,
   ledger,
   'keys-service': keysService,

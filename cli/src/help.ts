@@ -35,6 +35,7 @@ Commands:
   demo      the whole chain on this host: upload to a store and a keys service, a broker, a
             gateway and two simulated printers; streams a real G-code file, shows who held what
   broker    run an embedded MQTT broker (aedes)
+  serve     the fleet service: job queues per device, a dashboard, an HTTP API, metrics
   gateway   stream the jobs listed in a jobs file, then exit
   stream    stream one G-code file to one device, then exit
   device    run a device that writes what it receives to a file (a simulated machine)
@@ -54,6 +55,45 @@ with its own identity on the broker:
   (then "livematrix sign --protected-jid ..." and "livematrix stream --protected ...")
 
 Run "livematrix <command> --help" for a command's options.`,
+  serve: `livematrix serve --identity FILE (--operator FILE | --operator-key HEX...) [options]
+
+The fleet service (SPEC.md section 17): a gateway that keeps a queue of jobs per device in its
+database and streams each device's jobs in order as it comes online; jobs move QUEUED,
+IN_PROGRESS, PAUSED, SUCCEEDED, FAILED, TIMED_OUT, REJECTED or CANCELED, each move recorded
+with its reason. A transient failure (device offline, silent, busy) is retried after 1 s, 2 s,
+4 s ... up to 60 s; a rate or tamper alarm quarantines the device until an operator clears it.
+Stopped (Ctrl-C) or killed, it goes on where it was when started again: devices resume with
+their tickets, no print counted twice.
+
+  --identity FILE     the gateway's identity file ("livematrix keygen")
+  --operator FILE     an operator identity: the service signs each job's transaction with it,
+                      and the dashboard link it prints carries a 12-hour operator token
+  --operator-key HEX  an operator key whose transactions (and API tokens) are honoured;
+                      repeat for several. Without --operator, jobs come with signed
+                      transactions ("livematrix sign") and their licence
+  --registry FILE     the broker's registry: the fleet's devices and their keys (needed to
+                      sign for a device; HELLOs under other keys are ignored)
+  --db LOCATION       SQLite file (default .livematrix/gateway.db) or postgres://... URL;
+                      instances sharing a PostgreSQL database share the queues, each job
+                      leased by one of them at a time
+  --id ID             this instance's id, its leases' owner (default serve-GATEWAY_ID); keep it
+                      across restarts to take its jobs back at once
+  --lease DURATION    how long a lease lasts unrenewed, e.g. 15s (the default): how soon
+                      another instance takes over the jobs of one that died
+  --files DIR         job files (default .livematrix/files): copy G-code here or upload it
+                      with PUT /api/files/NAME; a job keeps its own copy by SHA-256
+  --http HOST:PORT    the dashboard and API (default 127.0.0.1:8080)
+  --w BITS            force the segment width (default: negotiated per device)
+  --new-api-key NAME  make an API key, print it once (only its hash is kept), and exit
+  --keys-service ID --keys-service-key HEX --store ID[,ID] --store-key HEX[,HEX]
+                      stream protected jobs (SPEC.md section 16) from these services; such
+                      jobs are submitted with "jid" and a transaction already granted
+
+HTTP: GET / (dashboard), /openapi.json, /metrics; /api/... with "Authorization: Bearer KEY"
+(an API key, or an operator token). The first start without --operator makes an API key
+"admin" and prints it once.
+
+${CONNECT_HELP}`,
   demo: `livematrix demo [--file FILE] [--w BITS] [--rate BYTES_PER_S]
 
 Runs the whole chain in one process (SPEC.md section 16): a keys service and a store (in a

@@ -1,0 +1,47 @@
+/**
+ * @module fleet/outcome
+ * What a run's end means for its job ([LM-FLEET-1]): which failures are transient (the job is
+ * QUEUED again after a back-off), which are refusals (REJECTED), which are alarms (FAILED, and the
+ * device quarantined: [LM-FLEET-4]).
+ */
+import { type LmError, Reason, type ReasonCode, reasonName } from '@livematrix/spec';
+import type { JobState } from './types.js';
+
+/** Failures of presence or of the service itself: worth another attempt. */
+const TRANSIENT: ReadonlySet<number> = new Set([Reason.offline, Reason.timeout, Reason.busy, Reason.unknownSession, Reason.revExpired, Reason.skew]);
+
+/** The device or the gateway refused the job's transaction or parameters. */
+const REFUSED: ReadonlySet<number> = new Set([
+  Reason.txSignature, Reason.txExpired, Reason.txDevice, Reason.txCount, Reason.txGateway, Reason.txSchema, Reason.txOperator, Reason.txRevoked, Reason.txResume,
+  Reason.params, Reason.digest,
+]);
+
+/** Alarms that quarantine the device ([LM-FLEET-4]). */
+export const QUARANTINING: ReadonlySet<number> = new Set([Reason.rate, Reason.tamper]);
+
+export interface Outcome {
+  to: Extract<JobState, 'QUEUED' | 'FAILED' | 'REJECTED'>;
+  reason: string;
+  /** for QUEUED: ms to wait */
+  backoff?: number;
+  quarantine: boolean;
+}
+
+/** Back-off before attempt `attempts + 1`: 1 s doubling, at most 60 s ([LM-FLEET-1]). */
+export function backoff(attempts: number): number {
+  return Math.min(60_000, 1000 * 2 ** Math.max(0, attempts - 1));
+}
+
+/** The job's next state after its run failed with `e` on attempt `attempts` of `maxAttempts`. */
+export function outcome(e: LmError, attempts: number, maxAttempts: number): Outcome {
+  const code = e.code as ReasonCode;
+  const why = `${reasonName(code) ?? code}: ${e.message}`;
+  if (QUARANTINING.has(code)) return { to: 'FAILED', reason: `alarm ${why}`, quarantine: true };
+  if (REFUSED.has(code)) return { to: 'REJECTED', reason: why, quarantine: false };
+  if (TRANSIENT.has(code)) {
+    if (attempts >= maxAttempts) return { to: 'FAILED', reason: `${why} (attempt ${attempts} of ${maxAttempts}: no attempts left)`, quarantine: false };
+    const wait = backoff(attempts);
+    return { to: 'QUEUED', reason: `${why} (attempt ${attempts} of ${maxAttempts}; again in ${wait / 1000} s)`, backoff: wait, quarantine: false };
+  }
+  return { to: 'FAILED', reason: why, quarantine: false };
+}
