@@ -33,7 +33,8 @@ Usage: livematrix <command> [options]
 
 Commands:
   demo      the whole chain on this host: upload to a store and a keys service, a broker, a
-            gateway and two simulated printers; streams a real G-code file, shows who held what
+            gateway, the fleet service and its dashboard, two simulated printers; streams a real
+            G-code file, shows who held what
   broker    run an embedded MQTT broker (aedes)
   serve     the fleet service: job queues per device, a dashboard, an HTTP API, metrics
   gateway   stream the jobs listed in a jobs file, then exit
@@ -94,19 +95,26 @@ HTTP: GET / (dashboard), /openapi.json, /metrics; /api/... with "Authorization: 
 "admin" and prints it once.
 
 ${CONNECT_HELP}`,
-  demo: `livematrix demo [--file FILE] [--w BITS] [--rate BYTES_PER_S]
+  demo: `livematrix demo [--file FILE] [--w BITS] [--rate BYTES_PER_S] [--port N] [--keep | --exit]
 
-Runs the whole chain in one process (SPEC.md section 16): a keys service and a store (in a
-temporary directory, the store's outer key changing every 1.5 s), an owner who encrypts FILE
+Runs the whole chain in one process (SPEC.md sections 16 and 17): a keys service and a store (in
+a temporary directory, the store's outer key changing every 1.5 s), an owner who encrypts FILE
 (default: examples/cylinder_annular.gcode) and uploads it, an MQTT broker on 127.0.0.1 (a free
-port), a gateway that streams what it cannot read and two simulated printers; signs a transaction
-per printer (its licence to the keys service, not the gateway), shows progress and telemetry, and
-ends with a summary, the verified receipt ledger and a table of which node held what. Exit code 0
-when both outputs match the file.
+port), a gateway that streams what it cannot read, two simulated printers, and the fleet
+service with its dashboard (printed as a URL that signs you in; nothing is opened for you). One
+job per printer goes through the service's queue: it signs the transaction as the operator and
+hands the licence to the keys service, not the gateway. Shows progress and telemetry, then a
+summary, the verified receipt ledger and a table of which node held what. Exit code 0 when both
+outputs match the file.
 
   --file FILE         G-code to stream
   --w BITS            segment width, 8..24 (default: negotiated from the printers' measured rate)
-  --rate N            bytes per second each simulated printer consumes (default 4000000)`,
+  --rate N            bytes per second each simulated printer consumes (default 1000000 in a
+                      terminal, 4000000 otherwise)
+  --port N            the dashboard's port (default 8080, or a free one when it is taken)
+  --keep              keep the service and dashboard running after the summary, until Ctrl-C
+                      (the default in a terminal)
+  --exit              end after the summary, also in a terminal`,
   broker: `livematrix broker [--config FILE] [--port 1883] [--host 127.0.0.1] [--registry FILE]
                   [--cert FILE --key FILE [--tls-port 8883]] [--ws-port N] [--metrics-port N]
                   [--max-packet-size BYTES]

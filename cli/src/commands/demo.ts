@@ -13,12 +13,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBroker } from '@livematrix/broker';
 import { Device, type IncomingStream } from '@livematrix/device-sdk';
-import { type IdentityKeyPair, SUITE_NAMES, type SignedUpload, createTx, digest, identityKeyPair, sealUpload, toHex, errorMessage, verifyLedger } from '@livematrix/spec';
+import { type IdentityKeyPair, SUITE_NAMES, type SignedUpload, digest, identityKeyPair, sealUpload, toHex, errorMessage, verifyLedger } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
-import { Gateway, type GatewayStream, type StreamReport } from '@livematrix/gateway';
+import { Gateway, type StreamReport } from '@livematrix/gateway';
+import { FileStore, FleetService, type JobRecord, openFleetDb, operatorToken, serveApi } from '@livematrix/gateway/fleet';
 import { type KeysService, openKeysService } from '@livematrix/gateway/keys-service';
 import { type ProtectedStore, openStore } from '@livematrix/gateway/store';
 import { EXIT, UsageError, num, parse } from '../args.js';
+import { untilSignal } from '../services.js';
 import { help } from '../help.js';
 import { Progress, consume, isTTY, mb } from '../progress.js';
 
@@ -47,6 +49,9 @@ interface DemoSetup {
   dir: string;
   /** store epochs the demo saw change */
   rotations: number;
+  /** the fleet service the jobs go through (SPEC §17), and its dashboard */
+  fleet: FleetService;
+  api: Awaited<ReturnType<typeof serveApi>>;
 }
 
 interface PrinterResult {
@@ -64,7 +69,17 @@ function repoRoot(): string {
 }
 
 /** Starts the keys service, the store, the broker, measures this host, starts two printers and a gateway. */
-async function startDemo(): Promise<DemoSetup> {
+/** The service's API on `port`, or on a free port when that one is taken. */
+async function listen(service: FleetService, port: number): Promise<Awaited<ReturnType<typeof serveApi>>> {
+  try {
+    return await serveApi(service, { port });
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'EADDRINUSE' || port === 0) throw e;
+    return serveApi(service, { port: 0 });
+  }
+}
+
+async function startDemo(port: number): Promise<DemoSetup> {
   const dir = mkdtempSync(join(tmpdir(), 'livematrix-demo-'));
   const operator = identityKeyPair();
   const gwKeys = identityKeyPair();
@@ -88,11 +103,20 @@ async function startDemo(): Promise<DemoSetup> {
   const devKeys = new Map<string, IdentityKeyPair>(printers.map((p) => [p, identityKeyPair()]));
   const devices = await Promise.all(printers.map((id) => Device.start({ url: broker.url, fleet, id, identity: devKeys.get(id)!, trustedOperators: [operator.publicKey], caps }, engine)));
   console.log(`devices    ${printers.join(', ')} online`);
-  const gw = await Gateway.start({ url: broker.url, fleet, id: 'gateway-1', identity: gwKeys, trustedOperators: [operator.publicKey], protected: { keys, store } });
+  const deviceKeys = new Map([...devKeys].map(([id, k]) => [id, k.publicKey]));
+  const gw = await Gateway.start({ url: broker.url, fleet, id: 'gateway-1', identity: gwKeys, trustedOperators: [operator.publicKey], protected: { keys, store }, deviceKeys });
   gw.on('log', (l) => console.log(`gateway    ${l}`));
   console.log('gateway    gateway-1 online: it streams from the store and relays the keys service\'s key wraps');
+  // the fleet service queues the jobs and runs them through the gateway; it signs with the
+  // operator's key, and a protected job's licence goes straight to the keys service ([LM-SVC-4])
+  const service = await FleetService.start({
+    id: 'serve-demo', gateway: gw, db: await openFleetDb(join(dir, 'fleet.db')), files: new FileStore(join(dir, 'files')), trustedOperators: [operator.publicKey], operator,
+    deviceKeys, grant: async (tx, licence) => void (await keys.grant(tx, licence)),
+  });
+  const api = await listen(service, port);
+  console.log(`fleet      dashboard: ${api.url}#token=${operatorToken(operator, Date.now(), 12 * 3600_000, 'demo')}`);
   return {
-    broker, operator, gwKeys, engine, printers, devKeys, devices, gw, keys, store, dir,
+    broker, operator, gwKeys, engine, printers, devKeys, devices, gw, keys, store, dir, fleet: service, api,
     get rotations() {
       return s0.rotations;
     },
@@ -111,18 +135,15 @@ async function upload(s: DemoSetup, data: Uint8Array): Promise<{ jid: Uint8Array
 }
 
 /**
- * The operator's transaction for one printer: one print of the protected job, valid for an
- * hour, this gateway only; its licence secret goes to the keys service, never to the gateway.
+ * The operator's job for one printer, through the fleet service: one print of the protected job,
+ * its transaction signed by the service with the operator's key, its licence secret handed to the
+ * keys service, never to the gateway.
  */
-async function demoTx(s: DemoSetup, job: DemoJob, up: { jid: Uint8Array; upload: SignedUpload }, id: string, now: number): Promise<Uint8Array> {
-  const { tx, licence } = createTx({
-    job: 'cylinder_annular', plaintext: { digest: digest(job.data), size: job.data.length }, device: id, devicePublic: s.devKeys.get(id)!.publicKey,
-    operatorSecret: s.operator.secretKey, operatorPublic: s.operator.publicKey, notBefore: now - 60_000, notAfter: now + 3600_000,
-    rate: job.rate * 2, burst: 8 * 2 ** 20, prints: 1, gatewayPublic: s.gwKeys.publicKey, protectedJob: { jid: up.jid, uh: up.upload.hash },
-  });
-  await s.keys.grant(tx.bytes, licence);
-  licence.fill(0);
-  return tx.bytes;
+async function submit(s: DemoSetup, job: DemoJob, up: { jid: Uint8Array; upload: SignedUpload }, id: string): Promise<JobRecord> {
+  return s.fleet.submit({
+    device: id, jid: toHex(up.jid), uploadHash: toHex(up.upload.hash), digest: toHex(digest(job.data)), size: job.data.length, prints: 1,
+    rate: job.rate * 2, burst: 8 * 2 ** 20, hours: 1,
+  }, 'demo');
 }
 
 /** The printer's telemetry every 500 ms: temperatures and how far it is. */
@@ -132,41 +153,44 @@ function sendTelemetry(dev: Device, sent: { n: number }, size: number): NodeJS.T
   }, 500);
 }
 
-/** One printer: consumes the stream at the job's rate, with progress and telemetry. */
-async function simulatePrinter(s: DemoSetup, job: DemoJob, id: string, i: number, gs: GatewayStream, stream: IncomingStream): Promise<PrinterResult> {
-  let telemetryShown = 0;
-  gs.on('telemetry', (t) => {
-    if (telemetryShown++ % 4 === 0 && !isTTY) console.log(`telemetry  ${id}: ${JSON.stringify(t)}`);
+/** A job's end: its state and, once SUCCEEDED, the stream's report. */
+function jobEnd(s: DemoSetup, id: string, reports: Map<string, StreamReport>): Promise<{ job: JobRecord; report: StreamReport | undefined }> {
+  return new Promise((resolve) => {
+    const on = (j: JobRecord) => {
+      if (j.id !== id || !['SUCCEEDED', 'FAILED', 'REJECTED', 'TIMED_OUT', 'CANCELED'].includes(j.state)) return;
+      s.fleet.off('job', on);
+      resolve({ job: j, report: reports.get(j.device) });
+    };
+    s.fleet.on('job', on);
   });
+}
+
+/** One printer: takes its next stream, consumes it at the job's rate, with progress and telemetry. */
+async function simulatePrinter(s: DemoSetup, job: DemoJob, i: number, end: Promise<{ job: JobRecord; report: StreamReport | undefined }>): Promise<PrinterResult> {
+  const id = s.printers[i]!;
+  const dev = s.devices[i]!;
+  const stream = await Promise.race([dev.nextStream(), end.then(() => undefined)]);
+  if (!stream) {
+    const e = await end;
+    return { id, report: undefined, digest: '', alarms: 0, error: `${e.job.state}: ${e.job.reason}` };
+  }
+  if (i === 0 && stream.params) console.log(`session    suite ${SUITE_NAMES[stream.params.suite]}, w=${stream.params.w}, L=${stream.params.L}, revision period ${stream.params.period} ms, grace ${stream.params.grace} ms`);
   const progress = new Progress(id, job.data.length);
   const sent = { n: 0 };
-  const tel = sendTelemetry(s.devices[i]!, sent, job.data.length);
-  let lastAlarm = 0;
-  gs.on('alarm', () => lastAlarm++);
+  const tel = sendTelemetry(dev, sent, job.data.length);
   const got = consume(stream, job.rate, () => undefined, (n) => {
     sent.n = n;
     progress.update(n, `rev ${stream.params ? Math.floor((Date.now() - stream.params.epoch) / stream.params.period) : ''}`);
   });
   try {
-    const [report, d] = await Promise.all([gs.done, got]);
-    return { id, report, digest: toHex(d), alarms: lastAlarm, error: undefined };
+    const [e, d] = await Promise.all([end, got]);
+    return { id, report: e.report, digest: toHex(d), alarms: e.report?.alarms ?? 0, error: e.job.state === 'SUCCEEDED' ? undefined : `${e.job.state}: ${e.job.reason}` };
   } catch (e) {
-    return { id, report: undefined, digest: '', alarms: lastAlarm, error: errorMessage(e) };
+    return { id, report: undefined, digest: '', alarms: 0, error: errorMessage(e) };
   } finally {
     clearInterval(tel);
     progress.done();
   }
-}
-
-/** Signs a transaction for printer `i` and streams the protected job to it. */
-async function streamToPrinter(s: DemoSetup, job: DemoJob, up: { jid: Uint8Array; upload: SignedUpload }, i: number, now: number): Promise<PrinterResult> {
-  const id = s.printers[i]!;
-  const tx = await demoTx(s, job, up, id, now);
-  const incoming = s.devices[i]!.nextStream();
-  const gs: GatewayStream = await s.gw.streamProtected(id, tx, { policy: job.w !== undefined ? { w: job.w } : {} });
-  const stream = await incoming;
-  if (i === 0) console.log(`session    suite ${SUITE_NAMES[gs.params.suite]}, w=${gs.params.w}, L=${gs.params.L}, revision period ${gs.params.period} ms, grace ${gs.params.grace} ms`);
-  return simulatePrinter(s, job, id, i, gs, stream);
 }
 
 /** The summary table; true when every printer consumed exactly the file. */
@@ -186,8 +210,10 @@ function summary(results: PrinterResult[], expected: string): boolean {
 }
 
 async function stopDemo(s: DemoSetup): Promise<void> {
+  await s.api.app.close();
   await Promise.all(s.devices.map((d) => d.stop()));
-  await s.gw.stop();
+  await s.fleet.stop(); // stops the gateway too
+  await s.fleet.o.db.close();
   await s.engine.stop();
   await s.broker.close();
   await s.store.close();
@@ -205,31 +231,41 @@ async function whoHoldsWhat(s: DemoSetup, n: number): Promise<void> {
   console.log(`| store | ${st.segments} segments of ${st.sizes.map((x) => x.size).join('/')} bytes, real and decoy alike, under the epoch ${st.epoch} key (${s.rotations} changes during the demo) | no: no chunk key, no order, and its files go stale each epoch |`);
   console.log(`| keys service | ${n} chunk keys and the playbook, sealed at rest; 2 licences; the epoch chain | no: no segment |`);
   console.log('| gateway | the ciphertext in flight, hint keys, key wraps it cannot open | no: no chunk key, no licence |');
+  console.log('| fleet service | the queue: each job\'s state, its signed transaction (no licence: it went to the keys service) | no: no segment, no key |');
   console.log('| broker | hints and key wraps | no |');
   console.log('| printers | each the plaintext it printed, as any printer | one print each, as licensed |');
 }
 
 export async function demo(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { file: { type: 'string' }, w: { type: 'string' }, rate: { type: 'string' } });
+  const { values } = parse(argv, { file: { type: 'string' }, w: { type: 'string' }, rate: { type: 'string' }, port: { type: 'string' }, keep: { type: 'boolean' }, exit: { type: 'boolean' } });
   if (values['help']) return help('demo');
   const file = typeof values['file'] === 'string' ? values['file'] : join(repoRoot(), 'examples', 'cylinder_annular.gcode');
   if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+  // kept running for the dashboard when someone watches (a terminal), unless told otherwise
+  const keep = values['keep'] === true || (isTTY && values['exit'] !== true);
   const data = new Uint8Array(readFileSync(file));
-  const job: DemoJob = { data, w: values['w'] !== undefined ? num(values, 'w', 20, 8, 24) : undefined, rate: num(values, 'rate', 4_000_000, 1000) };
+  const job: DemoJob = { data, w: values['w'] !== undefined ? num(values, 'w', 20, 8, 24) : undefined, rate: num(values, 'rate', keep ? 1_000_000 : 4_000_000, 1000) };
   const expected = toHex(digest(data));
   console.log(`Live Matrix demo: ${file} (${mb(data.length)}, sha256 ${expected.slice(0, 16)}...)`);
 
-  const s = await startDemo();
+  const s = await startDemo(num(values, 'port', 8080, 0, 65535));
   const up = await upload(s, data);
-  const now = Date.now();
-  const results = await Promise.all(s.printers.map((_, i) => streamToPrinter(s, job, up, i, now)));
+  const reports = new Map<string, StreamReport>();
+  s.fleet.on('report', (r) => reports.set(r.device, r));
+  const jobs = await Promise.all(s.printers.map((id) => submit(s, job, up, id)));
+  console.log(`fleet      ${jobs.map((j) => `job ${j.id} queued for ${j.device}`).join('; ')}`);
+  const results = await Promise.all(jobs.map((j, i) => simulatePrinter(s, job, i, jobEnd(s, j.id, reports))));
   let ok = summary(results, expected);
   // every signed receipt is a record of the gateway's hash-chained ledger ([LM-LEDGER-1])
   const ledger = await verifyLedger(s.gw.db.ledger());
   console.log(`receipt ledger: ${ledger.count} records, ${ledger.ok ? 'chain and every device signature verified' : `PROBLEMS: ${ledger.problems.map((p) => `seq ${p.seq}: ${p.detail}`).join('; ')}`}`);
   ok &&= ledger.ok && ledger.count === results.length;
   await whoHoldsWhat(s, up.upload.body.n);
-  await stopDemo(s);
   console.log(ok ? '\nBoth printers received exactly the file; only hints and key wraps crossed the broker.' : '\nDEMO FAILED');
+  if (keep) {
+    console.log(`\nThe fleet service goes on: dashboard ${s.api.url} (the link above signs you in). Ctrl-C ends the demo.`);
+    await untilSignal();
+  }
+  await stopDemo(s);
   return ok ? EXIT.ok : EXIT.failure;
 }
