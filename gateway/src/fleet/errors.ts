@@ -26,3 +26,11 @@ export class BadRequestError extends Error {
     this.name = 'BadRequestError';
   }
 }
+
+/** An upload over the service's limit: nothing of it is kept. HTTP 413. */
+export class TooLargeError extends BadRequestError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TooLargeError';
+  }
+}

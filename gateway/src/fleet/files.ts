@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { FileView } from './api.js';
-import { BadRequestError, NotFoundError } from './errors.js';
+import { BadRequestError, NotFoundError, TooLargeError } from './errors.js';
 
 /** File names an operator may use: no path, no hidden files. */
 export const FILE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$/;
@@ -83,7 +83,7 @@ export class FileStore {
       await pipeline(body, async function* (src: AsyncIterable<Buffer>) {
         for await (const b of src) {
           size += b.length;
-          if (size > max) throw new BadRequestError(`file ${name}: over the limit of ${max} bytes`);
+          if (size > max) throw new TooLargeError(`file ${name}: over the limit of ${max} bytes`);
           h.update(b);
           yield b;
         }

@@ -13,7 +13,7 @@ import { Metrics } from '@livematrix/spec/metrics';
 import { LmError } from '@livematrix/spec';
 import type { SubmitJob } from './api.js';
 import { type Principal, authenticate } from './auth.js';
-import { BadRequestError, JobTransitionError, NotFoundError } from './errors.js';
+import { BadRequestError, JobTransitionError, NotFoundError, TooLargeError } from './errors.js';
 import { recentLedger } from './ledger-view.js';
 import type { FleetService } from './service.js';
 import { JOB_STATES, type JobState } from './types.js';
@@ -44,6 +44,7 @@ const STATIC: Record<string, string> = { '/': 'index.html', '/app.js': 'app.js',
 const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
 
 function statusOf(e: unknown): { status: number; error: string; message: string } {
+  if (e instanceof TooLargeError) return { status: 413, error: 'too-large', message: e.message };
   if (e instanceof BadRequestError || e instanceof LmError || e instanceof RangeError) return { status: 400, error: 'bad-request', message: e.message };
   if (e instanceof NotFoundError) return { status: 404, error: 'not-found', message: e.message };
   if (e instanceof JobTransitionError) return { status: 409, error: 'conflict', message: e.message };
@@ -53,12 +54,10 @@ function statusOf(e: unknown): { status: number; error: string; message: string 
 }
 
 /** Service metrics in the Prometheus text format. */
-function serviceMetrics(s: FleetService, hub: EventHub): Metrics {
+function serviceMetrics(s: FleetService, hub: EventHub): { m: Metrics; refresh: () => Promise<void> } {
   const m = new Metrics();
   const counts: Record<JobState, number> = Object.fromEntries(JOB_STATES.map((k) => [k, 0])) as Record<JobState, number>;
-  const refresh = () => void s.o.db.counts().then((c) => Object.assign(counts, c), () => undefined);
-  s.on('job', refresh);
-  refresh();
+  const refresh = async () => void Object.assign(counts, await s.o.db.counts());
   s.on('ledger', (l) => {
     m.inc('livematrix_fleet_jobs_succeeded_total', 'jobs whose receipt reached the ledger');
     m.inc('livematrix_fleet_bytes_streamed_total', 'plaintext bytes of jobs that succeeded', {}, l.bytes);
@@ -81,12 +80,13 @@ function serviceMetrics(s: FleetService, hub: EventHub): Metrics {
     }
     return ['idle', 'streaming', 'paused', 'offline', 'quarantined'].map((k) => [{ state: k }, by.get(k) ?? 0] as [Record<string, string>, number]);
   });
-  return m;
+  return { m, refresh };
 }
 
 /** Builds the API on a service (not listening yet). */
 export async function buildApi(s: FleetService, o: HttpOptions = {}): Promise<{ app: FastifyInstance; hub: EventHub }> {
-  const app = Fastify({ logger: false, bodyLimit: 1 << 20 });
+  // extra properties are refused, not silently dropped: a misspelt field is an error the operator sees
+  const app = Fastify({ logger: false, bodyLimit: 1 << 20, ajv: { customOptions: { removeAdditional: false } } });
   const hub = new EventHub(s);
   const metrics = serviceMetrics(s, hub);
   await app.register(swagger, {
@@ -157,7 +157,10 @@ export async function buildApi(s: FleetService, o: HttpOptions = {}): Promise<{ 
     void hub.follow(req.raw, reply.raw);
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type('text/plain; version=0.0.4').send(metrics.render()));
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    await metrics.refresh(); // job counts as the database has them now (several instances may share it)
+    return reply.type('text/plain; version=0.0.4').send(metrics.m.render());
+  });
   const dir = dashboardDir();
   for (const [route, file] of Object.entries(STATIC)) {
     app.get(route, { schema: { hide: true } }, async (_req, reply) => {
