@@ -234,7 +234,7 @@ ticket, never as a new print), and appends every signed receipt to the receipt l
 ${CONNECT_HELP}`,
   device: `livematrix device --identity FILE --operator-key HEX [--out FILE|-] [--rate BYTES_PER_S]
                   [--url ${DEFAULT_URL}] [--credentials FILE] [--fleet default] [--once]
-                  [--state DIR]
+                  [--state DIR] [--simulate-telemetry]
 
 Runs a device that accepts signed streams and writes each to --out (default: stdout), consuming
 at most --rate bytes per second like a real machine. Writes to FILE.part and renames it to FILE
@@ -245,6 +245,8 @@ FILE.part holds. --once exits after the first stream.
 $LIVEMATRIX_STATE/device-ID): the prints it counted per transaction, its resume tickets, the
 OFFERs it saw and the newest revocation list, in licences.json, replaced atomically on every
 change. Deleting it resets the print counts; a damaged one stops the device with an error.
+--simulate-telemetry sends made-up nozzle and bed temperatures and progress as telemetry twice
+a second while streaming, as a printer would: the fleet dashboard draws them.
 
 Every OFFER it refuses and every frame it drops (forged, replayed, malformed) is one line on
 stderr, at most ${LOG_MAX_LINES} lines per ${LOG_WINDOW_MS / 1000} s and then a count; the device keeps serving.

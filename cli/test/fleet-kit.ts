@@ -46,10 +46,10 @@ export async function fleet(devices: string[], gateways: string[] = ['gw-1'], ex
   return { dir, url: `mqtt://127.0.0.1:${port}`, broker, keys, files, token };
 }
 
-/** `livematrix device` for `id`, writing to dir/out-ID.gcode, consuming at most `rate` bytes/s. */
-export function device(f: Fleet, id: string, rate?: number): Running {
+/** `livematrix device` for `id`, writing to dir/out-ID.gcode, consuming at most `rate` bytes/s; `args` added. */
+export function device(f: Fleet, id: string, rate?: number, args: string[] = []): Running {
   return cli(['device', '--identity', join(f.dir, `${id}.json`), '--operator-key', f.keys.get('operator')!, '--out', join(f.dir, `out-${id}.gcode`), '--url', f.url,
-    '--state', join(f.dir, `state-${id}`), ...(rate ? ['--rate', String(rate)] : [])]);
+    '--state', join(f.dir, `state-${id}`), ...(rate ? ['--rate', String(rate)] : []), ...args]);
 }
 
 /** `livematrix serve` as gateway `gw`, on a free HTTP port; resolves once it printed its dashboard URL. */
@@ -128,4 +128,9 @@ export class Api {
       return ds.find((d) => d.id === id && match(d));
     });
   }
+}
+
+/** The whole dashboard link `serve` printed, with its `#token=` fragment when it has one (for a browser). */
+export async function dashboardLink(proc: Running): Promise<string> {
+  return (await proc.waitFor(/^dashboard: (http:\/\/\S+)\r?\n/m, 'out'))[1]!;
 }

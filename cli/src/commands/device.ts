@@ -31,6 +31,8 @@ interface DeviceRunner extends Output {
   identity: IdentityFile;
   /** bytes per second it consumes, at most */
   rate: number;
+  /** ms between simulated temperature readings sent as telemetry while streaming; 0: none */
+  telemetryMs: number;
 }
 
 /** The state of a run that its signal handler shares. */
@@ -71,7 +73,7 @@ async function startDevice(values: Values): Promise<DeviceRunner> {
     // print counts, resume tickets and seen OFFERs survive a restart ([LM-LIC-2])
     stateDir: opt(values, 'state', deviceStateDir(identity.id)),
   }));
-  return { ...output, dev, identity, rate };
+  return { ...output, dev, identity, rate, telemetryMs: values['simulate-telemetry'] ? 500 : 0 };
 }
 
 /**
@@ -155,6 +157,11 @@ async function receive(next: IncomingStream, d: DeviceRunner, run: Run): Promise
   const p = new Progress(d.identity.id, next.size);
   const ws = openPart(next, d);
   let taken = next.offset;
+  // a simulated machine's readings: a nozzle near 215 °C, a bed near 60 °C, and how far it is ([LM-TEL-1])
+  const tel = d.telemetryMs > 0 ? setInterval(() => {
+    const t = Date.now() / 1000;
+    void d.dev.telemetry({ nozzle_mC: Math.round(215_000 + 1500 * Math.sin(t / 3) + 300 * Math.random()), bed_mC: Math.round(60_000 + 400 * Math.sin(t / 7)), progress_ppm: Math.round((taken / Math.max(1, next.size)) * 1e6), bytes_done: taken }).catch(() => undefined);
+  }, d.telemetryMs) : undefined;
   try {
     await consume(next, d.rate, sinkTo(ws), (n) => {
       taken = next.offset + n;
@@ -179,13 +186,15 @@ async function receive(next: IncomingStream, d: DeviceRunner, run: Run): Promise
     ws?.destroy();
     console.error(`stream failed: ${errorMessage(e)}${ws ? ` (partial data left in ${d.part}, not ${d.out})` : ''}`);
     return 'failed';
+  } finally {
+    clearInterval(tel);
   }
 }
 
 export async function device(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     identity: { type: 'string' }, 'operator-key': { type: 'string' }, out: { type: 'string' }, rate: { type: 'string' }, url: { type: 'string' },
-    credentials: { type: 'string' }, fleet: { type: 'string' }, once: { type: 'boolean' }, state: { type: 'string' },
+    credentials: { type: 'string' }, fleet: { type: 'string' }, once: { type: 'boolean' }, state: { type: 'string' }, 'simulate-telemetry': { type: 'boolean' },
   });
   if (values['help']) return help('device');
   const d = await startDevice(values);

@@ -141,8 +141,19 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
 
   /** Reads quarantines and open jobs again. */
   private async refresh(): Promise<void> {
+    const before = this.openJobs;
+    const quarantined = this.deviceRecords;
     this.deviceRecords = new Map((await this.o.db.devices()).map((d) => [d.id, d]));
     this.openJobs = new Map((await this.o.db.jobs({ states: ['IN_PROGRESS', 'PAUSED'], limit: 10_000 })).map((j) => [j.id, j]));
+    // what changed here or on another instance reaches those who follow the devices
+    const changed = new Set<string>();
+    for (const [id, j] of this.openJobs) {
+      const was = before.get(id);
+      if (!was || was.state !== j.state || was.progress !== j.progress) changed.add(j.device);
+    }
+    for (const [id, j] of before) if (!this.openJobs.has(id)) changed.add(j.device);
+    for (const [id, d] of this.deviceRecords) if (quarantined.get(id)?.quarantined !== d.quarantined) changed.add(id);
+    for (const d of changed) this.emit('device', d);
   }
 
   /** Streams running on this instance. */
@@ -298,6 +309,7 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
     this.emit('device', job.device);
     void this.execute(run).catch((e: unknown) => this.log(`job ${job.id}: ${toLmError(e).message}`)).finally(() => {
       this.runs.delete(job.id);
+      this.openJobs.delete(job.id); // ended: the device shows idle now, not at the next refresh
       this.emit('device', job.device);
       this.schedule();
     });
