@@ -12,7 +12,7 @@
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFailed } from 'vitest';
 import { FrameType, Reason, encodeFrame, identityKeyPair, topics } from '@livematrix/spec';
 import { readIdentityFile } from '@livematrix/spec/keyfile';
 import { Gateway } from '@livematrix/gateway';
@@ -98,6 +98,7 @@ describe('livematrix serve', () => {
     await started(f, ['printer-1', 'printer-2'], { 'printer-1': 300_000 });
     const s = await serve(f);
     cleanup.push(() => s.proc.kill());
+    onTestFailed(() => console.log(`serve's stderr:\n${s.proc.err}`));
     const api = new Api(s.http, f.token);
 
     // another gateway of the fleet raises a rate alarm about printer-2 (as a broker does, [LM-BRK-4])
@@ -136,9 +137,21 @@ describe('livematrix serve', () => {
 
     // printer-2 was online all along, and printer-1's jobs were scheduled meanwhile: its job waited for the quarantine
     expect((await api.call<JobView>('GET', `/api/jobs/${held.id}`)).body.state).toBe('QUEUED');
+    step('printer-2 cleared');
     expect((await api.call('POST', '/api/devices/printer-2/clear')).status).toBe(200);
     expect((await api.job(held.id, ['SUCCEEDED', 'FAILED'])).state).toBe('SUCCEEDED');
     expect(readFileSync(join(f.dir, 'out-printer-2.gcode')).equals(cube)).toBe(true);
     expect((await api.call<JobView>('GET', `/api/jobs/${canceled.id}`)).body.attempts).toBe(0); // never ran
+
+    // a run that outlasts its job's timeout ends TIMED_OUT, its stream aborted ([LM-FLEET-1])
+    step('held job done');
+    const late = await api.submit('printer-1', 'cylinder_annular.gcode', { timeoutMs: 1500 });
+    const timedOut = await api.job(late.id, ['TIMED_OUT', 'SUCCEEDED', 'FAILED']);
+    expect(timedOut.state).toBe('TIMED_OUT');
+    expect(timedOut.progress).toBeLessThan(cylinder.length);
+    await api.device('printer-1', (d) => d.state === 'idle');
+    const metrics = await (await fetch(new URL('/metrics', s.http))).text();
+    expect(metrics).toMatch(/^livematrix_fleet_jobs\{state="TIMED_OUT"\} 1$/m);
+    expect(metrics).toMatch(/^livematrix_fleet_device_state\{device="printer-2",state="idle"\} 1$/m);
   }, 120_000);
 });

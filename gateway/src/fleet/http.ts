@@ -72,6 +72,11 @@ function serviceMetrics(s: FleetService, hub: EventHub): { m: Metrics; refresh: 
   m.gauge('livematrix_fleet_queue_depth', 'jobs QUEUED', () => counts.QUEUED);
   m.gauge('livematrix_fleet_streams_running', 'streams running on this instance', () => s.running());
   m.gauge('livematrix_fleet_sse_clients', 'dashboards and other clients following events', () => hub.clients);
+  m.gauge('livematrix_fleet_device_state', 'each device\'s state (1 for its current one)', () => s.knownDevices().map((id) => [{ device: id, state: deviceView(s, id).state }, 1] as [Record<string, string>, number]));
+  m.gauge('livematrix_fleet_device_progress_bytes', 'plaintext bytes the device acknowledged of its open job', () => s.knownDevices().flatMap((id) => {
+    const j = s.openJob(id);
+    return j ? [[{ device: id, job: j.id }, j.progress] as [Record<string, string>, number]] : [];
+  }));
   m.gauge('livematrix_fleet_devices', 'devices by state', () => {
     const by = new Map<string, number>();
     for (const id of s.knownDevices()) {

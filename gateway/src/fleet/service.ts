@@ -212,7 +212,10 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
     const j = await this.existing(id);
     const r = await this.move(j, 'PAUSED', `paused by ${by}`, by);
     const run = this.runs.get(id);
-    if (run) await this.pauseRun(run, true);
+    if (run) {
+      run.job = { ...r, progress: Math.max(r.progress, run.job.progress) };
+      await this.pauseRun(run, true);
+    }
     return r;
   }
 
@@ -221,7 +224,10 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
     // a job that never started waits in its queue again; one that ran goes on under its lease (or is taken over)
     const r = await this.move(j, j.attempts > 0 ? 'IN_PROGRESS' : 'QUEUED', `resumed by ${by}`, by);
     const run = this.runs.get(id);
-    if (run) await this.pauseRun(run, false);
+    if (run) {
+      run.job = { ...r, progress: Math.max(r.progress, run.job.progress) };
+      await this.pauseRun(run, false);
+    }
     this.schedule();
     return r;
   }
