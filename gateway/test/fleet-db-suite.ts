@@ -252,6 +252,11 @@ export function fleetDbSuite(backend: FleetDbBackend): void {
       expect(await db.renew('inst-b', ['j-1'], T + 99_000)).toEqual([]);
       expect((await db.job('j-1'))?.leaseUntil).toBe(T + 9000);
       expect(await db.renew('inst-a', [], T)).toEqual([]);
+      // progress rides along, only up, only for what the owner holds
+      expect((await db.renew('inst-a', ['j-1'], T + 9500, new Map([['j-1', 700]])))[0]).toMatchObject({ progress: 700, leaseUntil: T + 9500 });
+      expect((await db.renew('inst-a', ['j-1'], T + 9600, new Map([['j-1', 500]])))[0]).toMatchObject({ progress: 700 });
+      await db.renew('inst-b', ['j-1'], T + 9700, new Map([['j-1', 900]]));
+      expect(await db.job('j-1')).toMatchObject({ progress: 700, leaseUntil: T + 9600 });
     });
 
     it('progress only goes up, and only from the lease holder [LM-DLV-5]', async () => {

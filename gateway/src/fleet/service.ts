@@ -66,7 +66,8 @@ interface Run {
   paused: boolean;
   /** why this service ended the run itself; undefined: the stream ended on its own */
   ended?: { to: JobState; reason: string } | 'stopping' | 'elsewhere';
-  lastProgressWrite: number;
+  /** progress last written to the database */
+  written: number;
 }
 
 /** ms within which an alarm on the fleet topic is taken as the echo of one a stream here raised */
@@ -310,7 +311,7 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
   }
 
   private startRun(job: JobRecord): void {
-    const run: Run = { job, stream: undefined, paused: false, lastProgressWrite: 0 };
+    const run: Run = { job, stream: undefined, paused: false, written: job.progress };
     this.runs.set(job.id, run);
     this.emit('device', job.device);
     void this.execute(run).catch((e: unknown) => this.log(`job ${job.id}: ${toLmError(e).message}`)).finally(() => {
@@ -386,14 +387,11 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
     }
   }
 
+  /** Acknowledged progress: shown at once, written with the next lease renewal (one commit a pass for every run). */
   private onProgress(run: Run, consumed: number): void {
     run.job.progress = Math.max(run.job.progress, consumed);
     this.emit('job', run.job);
     this.emit('device', run.job.device);
-    const now = this.clock.now();
-    if (now - run.lastProgressWrite < 1000 && consumed < run.job.size) return;
-    run.lastProgressWrite = now;
-    void this.o.db.progress(this.o.id, run.job.id, run.job.progress, now).catch((e: unknown) => this.log(`progress of ${run.job.id}: ${toLmError(e).message}`));
   }
 
   /** Renews leases, follows changes made elsewhere, times runs out, and starts what back-off released. */
@@ -403,7 +401,9 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
     const now = this.clock.now();
     const mine = [...this.runs.values()];
     if (mine.length > 0) {
-      const held = new Map((await this.o.db.renew(this.o.id, mine.map((r) => r.job.id), now + this.leaseMs)).map((j) => [j.id, j]));
+      const progress = new Map(mine.filter((r) => r.job.progress > r.written).map((r) => [r.job.id, r.job.progress]));
+      const held = new Map((await this.o.db.renew(this.o.id, mine.map((r) => r.job.id), now + this.leaseMs, progress)).map((j) => [j.id, j]));
+      for (const r of mine) r.written = Math.max(r.written, progress.get(r.job.id) ?? 0);
       for (const run of mine) {
         const j = held.get(run.job.id);
         if (!j) {

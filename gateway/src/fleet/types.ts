@@ -183,8 +183,12 @@ export interface FleetDb {
    * an attempt. With PostgreSQL, two instances never lease the same job (row locks).
    */
   lease(owner: string, devices: readonly string[], now: number, leaseMs: number): Promise<JobRecord | undefined>;
-  /** Extends `owner`'s leases of these jobs; returns the jobs it still holds (a job canceled or paused elsewhere drops out). */
-  renew(owner: string, jobs: readonly string[], until: number): Promise<JobRecord[]>;
+  /**
+   * Extends `owner`'s leases of these jobs (IN_PROGRESS or PAUSED), and records their acknowledged
+   * progress (never lower) in the same transaction; returns the jobs it still holds (a job
+   * canceled elsewhere, or taken over, drops out).
+   */
+  renew(owner: string, jobs: readonly string[], until: number, progress?: ReadonlyMap<string, number>): Promise<JobRecord[]>;
   /** Records acknowledged progress of a job `owner` holds. */
   progress(owner: string, job: string, bytes: number, time: number): Promise<void>;
   /** Counts of jobs by state (for metrics and the dashboard). */

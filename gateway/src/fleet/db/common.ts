@@ -297,11 +297,17 @@ export abstract class FleetDbBase implements FleetDb {
     return undefined;
   }
 
-  async renew(owner: string, jobs: readonly string[], until: number): Promise<JobRecord[]> {
+  async renew(owner: string, jobs: readonly string[], until: number, progress?: ReadonlyMap<string, number>): Promise<JobRecord[]> {
     const list = ids('jobs', jobs);
     const args: Param[] = [text('owner', owner), list, uint('until', until)];
     if (list.length === 0) return [];
-    const r = await this.write(() => rows<JobRow>(`UPDATE lm_fleet_jobs SET lease_until = $3 WHERE id ${this.d.inList('$2')} AND state IN ('IN_PROGRESS', 'PAUSED') AND lease_owner = $1 RETURNING *`, ...args));
+    const moved = [...(progress ?? [])].map(([job, bytes]) => [text('job', job), uint('bytes', bytes)] as const);
+    const d = this.d;
+    const r = await this.write(function* () {
+      // progress of every run in the same transaction as the renewal: one commit a pass, not one a job
+      for (const [job, bytes] of moved) yield* rows("UPDATE lm_fleet_jobs SET progress = $3 WHERE id = $1 AND lease_owner = $2 AND state IN ('IN_PROGRESS', 'PAUSED') AND progress < $3", job, args[0]!, bytes);
+      return yield* rows<JobRow>(`UPDATE lm_fleet_jobs SET lease_until = $3 WHERE id ${d.inList('$2')} AND state IN ('IN_PROGRESS', 'PAUSED') AND lease_owner = $1 RETURNING *`, ...args);
+    });
     return r.map(toJob).sort((a, b) => list.indexOf(a.id) - list.indexOf(b.id));
   }
 
