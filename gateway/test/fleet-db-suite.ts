@@ -257,6 +257,10 @@ export function fleetDbSuite(backend: FleetDbBackend): void {
       expect((await db.renew('inst-a', ['j-1'], T + 9600, new Map([['j-1', 500]])))[0]).toMatchObject({ progress: 700 });
       await db.renew('inst-b', ['j-1'], T + 9700, new Map([['j-1', 900]]));
       expect(await db.job('j-1')).toMatchObject({ progress: 700, leaseUntil: T + 9600 });
+      // a move records progress given with it (never lower); SUCCEEDED records the whole size
+      expect(await db.transition({ ...moved('j-1', ['IN_PROGRESS'], 'PAUSED', T + 9700), progress: 800 })).toMatchObject({ progress: 800 });
+      expect(await db.transition({ ...moved('j-1', ['PAUSED'], 'IN_PROGRESS', T + 9800), progress: 10 })).toMatchObject({ progress: 800 });
+      expect(await db.transition(moved('j-1', ['IN_PROGRESS'], 'SUCCEEDED', T + 9900))).toMatchObject({ progress: 1000 });
     });
 
     it('progress only goes up, and only from the lease holder [LM-DLV-5]', async () => {

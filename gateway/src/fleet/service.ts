@@ -380,7 +380,7 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
       if (o.backoff !== undefined) notBefore = this.clock.now() + o.backoff;
       if (o.quarantine && !(await this.o.db.device(job.device)).quarantined) await this.quarantine(job.device, err.code, err.message, 'stream', job.id);
     }
-    const r = await this.o.db.transition({ job: job.id, from: ['IN_PROGRESS', 'PAUSED'], to, reason, time: this.clock.now(), by: this.o.id, ...(notBefore !== undefined ? { notBefore } : {}) });
+    const r = await this.o.db.transition({ job: job.id, from: ['IN_PROGRESS', 'PAUSED'], to, reason, time: this.clock.now(), by: this.o.id, progress: run.job.progress, ...(notBefore !== undefined ? { notBefore } : {}) });
     if (r) {
       this.log(`job ${job.id} ${to}: ${reason}`);
       this.emit('job', r);
@@ -413,7 +413,7 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
         run.job = { ...j, progress: Math.max(j.progress, run.job.progress) };
         if ((j.state === 'PAUSED') !== run.paused) await this.pauseRun(run, j.state === 'PAUSED');
         if (j.timeoutMs > 0 && j.startedAt !== undefined && now - j.startedAt > j.timeoutMs && !run.ended) {
-          const r = await this.o.db.transition({ job: j.id, from: ['IN_PROGRESS', 'PAUSED'], to: 'TIMED_OUT', reason: `still running after ${j.timeoutMs} ms`, time: now, by: this.o.id });
+          const r = await this.o.db.transition({ job: j.id, from: ['IN_PROGRESS', 'PAUSED'], to: 'TIMED_OUT', reason: `still running after ${j.timeoutMs} ms`, time: now, by: this.o.id, progress: run.job.progress });
           if (r) this.emit('job', r);
           this.endRun(run, 'elsewhere');
         }

@@ -152,6 +152,8 @@ export interface Transition {
   notBefore?: number;
   /** for SUCCEEDED: the receipt's ledger record */
   ledgerSeq?: number;
+  /** acknowledged progress to record with the move (never lower than what is recorded; SUCCEEDED records the size) */
+  progress?: number;
   /** release the lease (every move out of IN_PROGRESS does) */
   release?: boolean;
 }

@@ -122,6 +122,7 @@ function checkTransition(t: Transition): Transition {
   if (t.notBefore !== undefined) c.notBefore = uint('notBefore', t.notBefore);
   if (t.ledgerSeq !== undefined) c.ledgerSeq = uint('ledgerSeq', t.ledgerSeq);
   if (t.release !== undefined) c.release = t.release === true;
+  if (t.progress !== undefined) c.progress = uint('progress', t.progress);
   return c;
 }
 
@@ -253,9 +254,12 @@ export abstract class FleetDbBase implements FleetDb {
     const release = t.release === true || (open(job.state) && !open(t.to));
     // a run starts (from QUEUED), or resumes (from PAUSED: its start stays, for the timeout)
     const started = t.to === 'IN_PROGRESS' && (job.state === 'QUEUED' || job.startedAt === undefined) ? t.time : job.startedAt;
+    // a job SUCCEEDED only with its receipt, which covers every byte: its progress is its size;
+    // otherwise progress given with the move goes in with it, never lower ([LM-DLV-5])
+    const progress = t.to === 'SUCCEEDED' ? job.size : Math.max(job.progress, t.progress ?? 0);
     const u = yield* row<JobRow>(`UPDATE lm_fleet_jobs SET state = $2, reason = $3, updated = $4, not_before = $5, ledger_seq = $6, lease_owner = $7,
-      lease_until = $8, started_at = $9 WHERE id = $1 RETURNING *`, t.job, t.to, t.reason, t.time, t.notBefore ?? job.notBefore, t.ledgerSeq ?? job.ledgerSeq ?? null,
-      release ? null : job.leaseOwner ?? null, release ? null : job.leaseUntil ?? null, started ?? null);
+      lease_until = $8, started_at = $9, progress = $10 WHERE id = $1 RETURNING *`, t.job, t.to, t.reason, t.time, t.notBefore ?? job.notBefore, t.ledgerSeq ?? job.ledgerSeq ?? null,
+      release ? null : job.leaseOwner ?? null, release ? null : job.leaseUntil ?? null, started ?? null, progress);
     yield* this.event(t.job, job.state, t.to, t.reason, t.time, t.by);
     return u ? toJob(u) : undefined;
   }
