@@ -48,6 +48,21 @@ describe('byte-identical delivery over aedes [LM-DLV-6] [LM-DLV-7]', () => {
   }
 });
 
+describe('a stream accepted before the consumer asks for it', () => {
+  it('is handed to the next nextStream(), not lost (a resume can arrive while the consumer still leaves the cut-off stream)', () => withRig(engine(), {}, async ({ r }) => {
+    const data = load('calib_cube.gcode');
+    const { tx, licence } = sign(r, data);
+    const accepted = new Promise<void>((res) => r.device.once('stream', () => res()));
+    const gs = await r.gateway.stream('p1', data, tx.bytes, licence, { policy: { w: 16 } });
+    await accepted; // nobody was waiting in nextStream() when it came
+    const stream = await r.device.nextStream();
+    const parts: Uint8Array[] = [];
+    for await (const b of stream.bytes()) parts.push(b.slice());
+    expect(Buffer.concat(parts).equals(Buffer.from(data))).toBe(true);
+    expect((await gs.done).receipt.bytes).toBe(data.length);
+  }));
+});
+
 describe('jobs from a stream [LM-TX-6] [LM-DLV-6]', () => {
   it('a file read as a stream arrives byte-identical, read no further ahead than window and read-ahead', () => withRig(engine(), {}, async ({ r }) => {
     const data = load(SYNTHETIC);

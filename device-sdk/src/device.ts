@@ -109,6 +109,12 @@ export class Device extends EventEmitter<DeviceEvents> {
   private measured!: Caps;
   private session: DeviceSession | undefined;
   private readonly waiting: ((s: IncomingStream) => void)[] = [];
+  /**
+   * the stream accepted while nobody waited in nextStream() (the consumer may still be leaving the
+   * previous one, e.g. a resume right after a cut-off): the next nextStream() gets it; only the
+   * newest is kept, since a device has one session at a time
+   */
+  private ready: IncomingStream | undefined;
   private readonly licences: Licences;
   private readonly revocations = new Revocations();
   /** random per start of this process: a gateway sees a restart by a new value ([LM-DLV-10]) */
@@ -177,6 +183,9 @@ export class Device extends EventEmitter<DeviceEvents> {
 
   /** Resolves with the next accepted stream. */
   nextStream(): Promise<IncomingStream> {
+    const s = this.ready;
+    this.ready = undefined;
+    if (s) return Promise.resolve(s);
     return new Promise((r) => this.waiting.push(r));
   }
 
@@ -284,7 +293,9 @@ export class Device extends EventEmitter<DeviceEvents> {
     s.stream.on('reject', (r) => this.emit('reject', r));
     await this.link.send(topics.deviceOut(o.fleet, o.id), accept, FrameType.ACCEPT);
     s.begin();
-    this.waiting.shift()?.(s.stream);
+    const taker = this.waiting.shift();
+    if (taker) taker(s.stream);
+    else this.ready = s.stream; // not lost: the next nextStream() gets it
     this.emit('stream', s.stream);
   }
 }
