@@ -143,7 +143,9 @@ function sinkTo(ws: WriteStream | undefined): (b: Uint8Array) => Promise<void> |
     // the SDK zeroes a piece once the loop moves on, and a write stream may still hold it:
     // the writes get copies
     const copy = Buffer.from(b);
-    if (ws) return new Promise<void>((r) => (ws.write(copy) ? r() : ws.once('drain', () => r())));
+    // taken once written: what a kill -9 leaves in FILE.part is then all the consumer took, so a
+    // restart resumes from there ([LM-DLV-5], [LM-DLV-10])
+    if (ws) return new Promise<void>((r, j) => ws.write(copy, (e) => (e ? j(e) : r())));
     process.stdout.write(copy);
     return undefined;
   };
