@@ -373,6 +373,12 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
       const done = await this.o.db.transition({ job: job.id, from: ['IN_PROGRESS', 'PAUSED'], to: 'SUCCEEDED', reason: `receipt already in the ledger as record ${rec?.seq}`, time: this.clock.now(), by: this.o.id, ...(rec ? { ledgerSeq: rec.seq } : {}) });
       if (done) this.emit('job', done);
       return;
+    } else if ((err.code === Reason.txCount || err.code === Reason.txResume) && job.reason.startsWith('lease taken over')) {
+      // taken over from an instance that died after the device had every key: the device may have
+      // finished the print and sent its RECEIPT to the dead instance. The count is right; the
+      // receipt is not in the ledger. Not a refusal of the job: said as it is, for an operator
+      to = 'FAILED';
+      reason = `the device refused to print again (${err.message}): the instance that streamed it stopped before its receipt reached the ledger, and the print may have completed on the device; check the machine`;
     } else {
       const o = outcome(err, job.attempts, job.maxAttempts);
       to = o.to;
