@@ -16,6 +16,7 @@ import { type Clock, systemClock, type Cancel } from '../clock.js';
 import type { Gateway } from '../gateway.js';
 import type { GatewayStream } from '../stream.js';
 import { Control, type FleetAlarm, type StreamOptions, type StreamReport } from '../types.js';
+import { StreamAbortedError } from '../errors.js';
 import type { SubmitJob, LedgerView } from './api.js';
 import { JobTransitionError, NotFoundError } from './errors.js';
 import type { FileStore } from './files.js';
@@ -78,6 +79,7 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
   readonly clock: Clock;
   private readonly runs = new Map<string, Run>();
   private passing = false;
+  private keeping = false;
   private again = false;
   private stopping = false;
   private timer: Cancel | undefined;
@@ -326,7 +328,13 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
   private endRun(run: Run, why: NonNullable<Run['ended']>): void {
     if (run.ended) return;
     run.ended = why;
-    void run.stream?.control(Control.abort).catch(() => undefined);
+    if (run.stream) this.abort(run.stream, typeof why === 'object' ? why.reason : 'ended by the fleet service');
+  }
+
+  /** Aborts a stream at once: CONTROL abort to the device, and the stream failed here without waiting for that send. */
+  private abort(s: GatewayStream, why: string): void {
+    void s.control(Control.abort).catch(() => undefined);
+    s.fail(new StreamAbortedError(why)); // keys withheld from now on ([LM-ALARM-1])
   }
 
   private async execute(run: Run): Promise<void> {
@@ -339,7 +347,7 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
         : await gw.streamProtected(job.device, tx, this.o.stream);
       run.stream = s;
       this.emit('started', job);
-      if (run.ended) void s.control(Control.abort).catch(() => undefined);
+      if (run.ended) this.abort(s, typeof run.ended === 'object' ? run.ended.reason : 'ended by the fleet service');
       else if (run.paused) void s.control(Control.pause).catch(() => undefined);
       this.log(`job ${job.id} streaming to ${job.device} (attempt ${job.attempts})`);
       s.on('progress', (p) => this.onProgress(run, p.consumed));
@@ -349,7 +357,10 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
       this.emit('report', report);
       const seq = report.ledger?.seq;
       const done = await this.o.db.transition({ job: job.id, from: ['IN_PROGRESS', 'PAUSED'], to: 'SUCCEEDED', reason: `receipt in the ledger${seq !== undefined ? ` as record ${seq}` : ''}: ${report.bytes} bytes in ${report.seconds.toFixed(1)} s`, time: this.clock.now(), by: this.o.id, ...(seq !== undefined ? { ledgerSeq: seq } : {}) });
-      if (done) this.emit('job', done);
+      if (done) {
+        this.log(`job ${job.id} SUCCEEDED: ${done.reason}`);
+        this.emit('job', done);
+      }
       if (report.ledger) this.emit('ledger', { seq: report.ledger.seq, hash: report.ledger.hash.slice(0, 16), device: job.device, job: report.job, bytes: report.bytes, time: this.clock.now() });
     } catch (e) {
       await this.failed(run, toLmError(e));
@@ -402,7 +413,16 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
 
   /** Renews leases, follows changes made elsewhere, times runs out, and starts what back-off released. */
   private async housekeeping(): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopping || this.keeping) return; // one pass at a time: a slow database does not pile them up
+    this.keeping = true;
+    try {
+      await this.keep();
+    } finally {
+      this.keeping = false;
+    }
+  }
+
+  private async keep(): Promise<void> {
     await this.refresh();
     const now = this.clock.now();
     const mine = [...this.runs.values()];
@@ -420,7 +440,10 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
         if ((j.state === 'PAUSED') !== run.paused) await this.pauseRun(run, j.state === 'PAUSED');
         if (j.timeoutMs > 0 && j.startedAt !== undefined && now - j.startedAt > j.timeoutMs && !run.ended) {
           const r = await this.o.db.transition({ job: j.id, from: ['IN_PROGRESS', 'PAUSED'], to: 'TIMED_OUT', reason: `still running after ${j.timeoutMs} ms`, time: now, by: this.o.id, progress: run.job.progress });
-          if (r) this.emit('job', r);
+          if (r) {
+            this.log(`job ${j.id} TIMED_OUT: ${r.reason}`);
+            this.emit('job', r);
+          }
           this.endRun(run, 'elsewhere');
         }
       }
