@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { toHex } from '@livematrix/spec';
 import { createIdentityFile } from '@livematrix/spec/keyfile';
-import type { DeviceView, JobView, Snapshot } from '@livematrix/gateway/fleet';
+import { type DeviceView, type JobView, type Snapshot, fleetEvents } from '@livematrix/gateway/fleet';
 import type { FarmDevice, FarmStart, FromFarm, ToFarm } from './fleet-devices.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -260,27 +260,13 @@ class Events {
 
   /** Connects and reads in the background; resolves once the snapshot is in. */
   async start(): Promise<void> {
-    const r = await fetch(new URL('/api/events', this.api.base), { headers: { authorization: `Bearer ${this.api.token}` }, signal: this.ctl.signal });
-    if (!r.ok || !r.body) throw new Error(`GET /api/events: ${r.status}`);
-    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    const events = fleetEvents(this.api.base, this.api.token, this.ctl.signal);
     let snapshot: () => void = () => undefined;
     const gotSnapshot = new Promise<void>((res) => (snapshot = res));
     void (async () => {
-      let buf = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error('the event stream ended');
-        buf += value;
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const frame = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const event = /^event: (.*)$/m.exec(frame)?.[1];
-          const data = /^data: (.*)$/m.exec(frame)?.[1];
-          if (!event || data === undefined) continue;
-          this.take(event, JSON.parse(data) as unknown);
-          if (event === 'snapshot') snapshot();
-        }
+      for await (const { event, data } of events) {
+        this.take(event, data);
+        if (event === 'snapshot') snapshot();
       }
     })().catch((e: unknown) => {
       if (this.ctl.signal.aborted) return;

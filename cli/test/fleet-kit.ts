@@ -7,7 +7,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readIdentityFile } from '@livematrix/spec/keyfile';
-import { operatorToken, type JobView, type DeviceView, type Snapshot } from '@livematrix/gateway/fleet';
+import { fleetEvents, operatorToken, type JobView, type DeviceView, type Snapshot } from '@livematrix/gateway/fleet';
 import { type Running, cli, publicKey } from './cli-harness.js';
 import { GCODE } from './harness.js';
 
@@ -88,26 +88,12 @@ export class Api {
   async until<T>(done: (ev: { event: string; data: unknown }) => T | undefined, signal?: AbortSignal): Promise<T> {
     const ctl = new AbortController();
     signal?.addEventListener('abort', () => ctl.abort());
-    const r = await fetch(new URL('/api/events', this.base), { headers: { authorization: `Bearer ${this.token}` }, signal: ctl.signal });
-    if (!r.ok || !r.body) throw new Error(`events: ${r.status}`);
-    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = '';
     try {
-      for (;;) {
-        const { value, done: end } = await reader.read();
-        if (end) throw new Error('the event stream ended');
-        buf += value;
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const frame = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const event = /^event: (.*)$/m.exec(frame)?.[1];
-          const data = /^data: (.*)$/m.exec(frame)?.[1];
-          if (!event || data === undefined) continue;
-          const got = done({ event, data: JSON.parse(data) as unknown });
-          if (got !== undefined) return got;
-        }
+      for await (const ev of fleetEvents(this.base, this.token, ctl.signal)) {
+        const got = done(ev);
+        if (got !== undefined) return got;
       }
+      throw new Error('the event stream ended');
     } finally {
       ctl.abort();
     }
