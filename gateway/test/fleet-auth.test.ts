@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LmError, Reason, createTx, digest, identityKeyPair, toHex } from '@livematrix/spec';
 import { BadRequestError, FileStore, authenticate, backoff, createApiKey, hashApiKey, openFleetDb, operatorToken, outcome } from '../src/fleet/index.js';
+import { receiptLost } from '../src/fleet/outcome.js';
 import { prepareJob, type SubmitContext } from '../src/fleet/submit.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lm-fleet-auth-'));
@@ -72,6 +73,13 @@ describe('what a failed run means for its job [LM-FLEET-1], [LM-FLEET-4]', () =>
     for (const code of [Reason.txCount, Reason.txRevoked, Reason.txExpired, Reason.params, Reason.digest]) expect(outcome(new LmError(code, 'no'), 1, 5).to).toBe('REJECTED');
     for (const code of [Reason.rate, Reason.tamper]) expect(outcome(new LmError(code, 'alarm'), 1, 5)).toMatchObject({ to: 'FAILED', quarantine: true });
     expect(outcome(new LmError(Reason.aborted, 'device aborted'), 1, 5)).toMatchObject({ to: 'FAILED', quarantine: false });
+  });
+  it('a run taken over that the device will not print again: FAILED, saying the receipt may be lost, not REJECTED', () => {
+    const taken = { reason: 'lease taken over from serve-1' };
+    expect(receiptLost(new LmError(Reason.txResume, 'nothing to resume'), taken)).toMatchObject({ to: 'FAILED', reason: expect.stringMatching(/receipt reached the ledger/) });
+    expect(receiptLost(new LmError(Reason.txCount, 'used up'), taken)?.to).toBe('FAILED');
+    expect(receiptLost(new LmError(Reason.txCount, 'used up'), { reason: 'started (attempt 1)' })).toBeUndefined(); // a first run: a refusal
+    expect(receiptLost(new LmError(Reason.offline, 'gone'), taken)).toBeUndefined();
   });
 });
 

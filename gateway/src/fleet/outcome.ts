@@ -5,7 +5,7 @@
  * device quarantined: [LM-FLEET-4]).
  */
 import { type LmError, Reason, type ReasonCode, reasonName } from '@livematrix/spec';
-import type { JobState } from './types.js';
+import type { JobRecord, JobState } from './types.js';
 
 /** Failures of presence or of the service itself: worth another attempt. */
 const TRANSIENT: ReadonlySet<number> = new Set([Reason.offline, Reason.timeout, Reason.busy, Reason.unknownSession, Reason.revExpired, Reason.skew]);
@@ -44,4 +44,16 @@ export function outcome(e: LmError, attempts: number, maxAttempts: number): Outc
     return { to: 'QUEUED', reason: `${why} (attempt ${attempts} of ${maxAttempts}; again in ${wait / 1000} s)`, backoff: wait, quarantine: false };
   }
   return { to: 'FAILED', reason: why, quarantine: false };
+}
+
+/**
+ * A run taken over (its instance died, or this one restarted) whose device will not print again:
+ * its prints are used up and it holds no ticket. The instance that streamed it died after the
+ * device had every key, so the device may have finished and sent its RECEIPT to the dead
+ * instance: the count is right, the receipt is not in the ledger. Not a refusal of the job: it is
+ * said as it is, for an operator to check the machine.
+ */
+export function receiptLost(e: LmError, job: Pick<JobRecord, 'reason'>): Outcome | undefined {
+  if ((e.code !== Reason.txCount && e.code !== Reason.txResume) || !job.reason.startsWith('lease taken over')) return undefined;
+  return { to: 'FAILED', reason: `the device refused to print again (${e.message}): the instance that streamed it stopped before its receipt reached the ledger, and the print may have completed on the device; check the machine`, quarantine: false };
 }

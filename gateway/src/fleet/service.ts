@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { type IdentityKeyPair, LmError, Reason, fromHex, reasonName, toLmError } from '@livematrix/spec';
+import { type IdentityKeyPair, LmError, Reason, fromHex, toLmError } from '@livematrix/spec';
 import { type Clock, systemClock, type Cancel } from '../clock.js';
 import type { Gateway } from '../gateway.js';
 import type { GatewayStream } from '../stream.js';
@@ -21,8 +21,10 @@ import type { SubmitJob, LedgerView } from './api.js';
 import { JobTransitionError, NotFoundError } from './errors.js';
 import type { FileStore } from './files.js';
 import { ledgerRecordOf } from './ledger-view.js';
-import { QUARANTINING, outcome } from './outcome.js';
+import { AlarmDesk } from './alarms.js';
+import { outcome, receiptLost } from './outcome.js';
 import { PresenceBook } from './presence.js';
+import { changedDevices } from './views.js';
 import { prepareJob } from './submit.js';
 import type { AlarmRecord, DeviceRecord, FleetDb, JobRecord, JobState } from './types.js';
 
@@ -71,9 +73,6 @@ interface Run {
   written: number;
 }
 
-/** ms within which an alarm on the fleet topic is taken as the echo of one a stream here raised */
-const ECHO_MS = 10_000;
-
 export class FleetService extends EventEmitter<FleetServiceEvents> {
   readonly presence: PresenceBook;
   readonly clock: Clock;
@@ -83,7 +82,7 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
   private again = false;
   private stopping = false;
   private timer: Cancel | undefined;
-  private readonly recentAlarms = new Map<string, number>();
+  private readonly alarms: AlarmDesk;
   private readonly leaseMs: number;
   /** devices' quarantine and every open job, as of the last housekeeping pass (views read these) */
   private deviceRecords = new Map<string, DeviceRecord>();
@@ -94,6 +93,14 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
     this.clock = o.clock ?? systemClock();
     this.leaseMs = o.leaseMs ?? 15_000;
     this.presence = new PresenceBook((d) => this.emit('device', d));
+    this.alarms = new AlarmDesk({
+      db: o.db, clock: this.clock, log: (l) => this.log(l),
+      quarantined: async (a) => {
+        this.deviceRecords.set(a.device, await this.o.db.device(a.device));
+        this.emit('alarm', a);
+        this.emit('device', a.device);
+      },
+    });
   }
 
   /** Starts scheduling: takes back this instance's jobs, then leases new ones as devices come online. */
@@ -149,14 +156,7 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
     this.deviceRecords = new Map((await this.o.db.devices()).map((d) => [d.id, d]));
     this.openJobs = new Map((await this.o.db.jobs({ states: ['IN_PROGRESS', 'PAUSED'], limit: 10_000 })).map((j) => [j.id, j]));
     // what changed here or on another instance reaches those who follow the devices
-    const changed = new Set<string>();
-    for (const [id, j] of this.openJobs) {
-      const was = before.get(id);
-      if (!was || was.state !== j.state || was.progress !== j.progress) changed.add(j.device);
-    }
-    for (const [id, j] of before) if (!this.openJobs.has(id)) changed.add(j.device);
-    for (const [id, d] of this.deviceRecords) if (quarantined.get(id)?.quarantined !== d.quarantined) changed.add(id);
-    for (const d of changed) this.emit('device', d);
+    for (const d of changedDevices(before, this.openJobs, quarantined, this.deviceRecords)) this.emit('device', d);
   }
 
   /** Streams running on this instance. */
@@ -254,31 +254,11 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
 
   // ---- alarms ([LM-FLEET-4]) ----
 
-  private async quarantine(device: string, code: number, detail: string, origin: 'stream' | 'fleet', job?: string): Promise<void> {
-    const time = this.clock.now();
-    await this.o.db.quarantine(device, `${reasonName(code as never) ?? code}: ${detail}`.slice(0, 300), time);
-    const a = await this.o.db.addAlarm({ device, code, detail, time, origin, ...(job ? { job } : {}) });
-    this.deviceRecords.set(device, await this.o.db.device(device));
-    this.log(`ALARM ${reasonName(code as never) ?? code} on ${device} (${origin}): ${detail}; ${device} is quarantined until an operator clears it`);
-    this.emit('alarm', a);
-    this.emit('device', device);
-  }
-
-  /** An alarm raised on a stream of this service. */
-  private async onStreamAlarm(run: Run, code: number, detail: string): Promise<void> {
-    if (!QUARANTINING.has(code)) return;
-    this.recentAlarms.set(`${run.job.device}:${code}`, this.clock.now());
-    await this.quarantine(run.job.device, code, detail, 'stream', run.job.id);
-  }
-
-  /** An ALARM on the fleet's alarm topic ([LM-ALARM-6]): this gateway's own come back here too. */
+  /** An ALARM on the fleet's alarm topic ([LM-ALARM-6]): its device's run here ends, its keys withheld ([LM-ALARM-1]). */
   private async onFleetAlarm(a: FleetAlarm): Promise<void> {
-    if (!a.device || !QUARANTINING.has(a.code)) return;
-    const echo = this.recentAlarms.get(`${a.device}:${a.code}`);
-    if (echo !== undefined && this.clock.now() - echo < ECHO_MS) return;
-    await this.quarantine(a.device, a.code, a.detail, 'fleet');
+    if (!(await this.alarms.onFleet(a)) || !a.device) return;
     const run = this.runOf(a.device);
-    if (run) this.endRun(run, { to: 'FAILED', reason: `device quarantined: ${a.detail}` }); // its keys withheld from here on ([LM-ALARM-1])
+    if (run) this.endRun(run, { to: 'FAILED', reason: `device quarantined: ${a.detail}` });
   }
 
   // ---- scheduling ([LM-FLEET-3]) ----
@@ -352,7 +332,7 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
       this.log(`job ${job.id} streaming to ${job.device} (attempt ${job.attempts})`);
       s.on('progress', (p) => this.onProgress(run, p.consumed));
       s.on('telemetry', (t) => this.presence.telemetry(job.device, t, this.clock.now()));
-      s.on('alarm', (a) => void this.onStreamAlarm(run, a.code, a.detail).catch((e: unknown) => this.log(`alarm: ${toLmError(e).message}`)));
+      s.on('alarm', (a) => void this.alarms.onStream(job.device, job.id, a.code, a.detail).catch((e: unknown) => this.log(`alarm: ${toLmError(e).message}`)));
       const report = await s.done;
       this.emit('report', report);
       const seq = report.ledger?.seq;
@@ -384,18 +364,12 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
       const done = await this.o.db.transition({ job: job.id, from: ['IN_PROGRESS', 'PAUSED'], to: 'SUCCEEDED', reason: `receipt already in the ledger as record ${rec?.seq}`, time: this.clock.now(), by: this.o.id, ...(rec ? { ledgerSeq: rec.seq } : {}) });
       if (done) this.emit('job', done);
       return;
-    } else if ((err.code === Reason.txCount || err.code === Reason.txResume) && job.reason.startsWith('lease taken over')) {
-      // taken over from an instance that died after the device had every key: the device may have
-      // finished the print and sent its RECEIPT to the dead instance. The count is right; the
-      // receipt is not in the ledger. Not a refusal of the job: said as it is, for an operator
-      to = 'FAILED';
-      reason = `the device refused to print again (${err.message}): the instance that streamed it stopped before its receipt reached the ledger, and the print may have completed on the device; check the machine`;
     } else {
-      const o = outcome(err, job.attempts, job.maxAttempts);
+      const o = receiptLost(err, job) ?? outcome(err, job.attempts, job.maxAttempts);
       to = o.to;
       reason = o.reason;
       if (o.backoff !== undefined) notBefore = this.clock.now() + o.backoff;
-      if (o.quarantine && !(await this.o.db.device(job.device)).quarantined) await this.quarantine(job.device, err.code, err.message, 'stream', job.id);
+      if (o.quarantine && !(await this.o.db.device(job.device)).quarantined) await this.alarms.quarantine(job.device, err.code, err.message, 'stream', job.id);
     }
     const r = await this.o.db.transition({ job: job.id, from: ['IN_PROGRESS', 'PAUSED'], to, reason, time: this.clock.now(), by: this.o.id, progress: run.job.progress, ...(notBefore !== undefined ? { notBefore } : {}) });
     if (r) {

@@ -7,7 +7,7 @@
 import { reasonName } from '@livematrix/spec';
 import type { AlarmView, DeviceView, JobEventView, JobView } from './api.js';
 import type { FleetService } from './service.js';
-import type { AlarmRecord, JobEvent, JobRecord } from './types.js';
+import type { AlarmRecord, DeviceRecord, JobEvent, JobRecord } from './types.js';
 import { JOB_STATES } from './types.js';
 
 export function jobView(j: JobRecord): JobView {
@@ -38,6 +38,18 @@ export function deviceView(s: FleetService, id: string): DeviceView {
     job: j ? { id: j.id, state: j.state, name: jobView(j).name, progress: j.progress, size: j.size } : null,
     telemetry: p.telemetry, history: p.history,
   };
+}
+
+/** Devices whose view changed between two readings of the open jobs and quarantines. */
+export function changedDevices(jobsBefore: ReadonlyMap<string, JobRecord>, jobsNow: ReadonlyMap<string, JobRecord>, qBefore: ReadonlyMap<string, DeviceRecord>, qNow: ReadonlyMap<string, DeviceRecord>): Set<string> {
+  const changed = new Set<string>();
+  for (const [id, j] of jobsNow) {
+    const was = jobsBefore.get(id);
+    if (!was || was.state !== j.state || was.progress !== j.progress) changed.add(j.device);
+  }
+  for (const [id, j] of jobsBefore) if (!jobsNow.has(id)) changed.add(j.device);
+  for (const [id, d] of qNow) if (qBefore.get(id)?.quarantined !== d.quarantined) changed.add(id);
+  return changed;
 }
 
 const str = { type: 'string' } as const;
