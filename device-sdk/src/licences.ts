@@ -40,6 +40,11 @@ export interface LicenceRecord {
   sids: Record<string, number>;
   /** the newest verified REVOKE frame, hex ([LM-REVOKE-2]) */
   revocation?: string;
+  /**
+   * the RECEIPT frame (hex) of each transaction's last completed session, kept as long as its
+   * ticket, to hand back should it never have reached a ledger ([LM-LIC-6])
+   */
+  receipts?: Record<string, { rc: string; exp: number }>;
 }
 
 /** Where a device keeps its licence state: loads it once, saves every change before it is acted on. */
@@ -185,10 +190,19 @@ export class Licences {
   }
 
   /** The session's print completed or was abandoned: its ticket resumes nothing ([LM-LIC-3]). */
-  close(sid: string): void {
+  close(sid: string, receipt?: Uint8Array): void {
     const [id, t] = this.ofSession(sid) ?? [];
     if (!id || !t || t.state === 'spent') return;
-    this.change((r) => void (r.tickets[id] = { ...t, state: 'spent' }));
+    this.change((r) => {
+      r.tickets[id] = { ...t, state: 'spent' };
+      if (receipt) (r.receipts ??= {})[t.txh] = { rc: toHex(receipt), exp: t.exp }; // [LM-LIC-6]
+    });
+  }
+
+  /** The RECEIPT of the transaction's last completed session, while it is kept ([LM-LIC-6]). */
+  receipt(txh: string): Uint8Array | undefined {
+    const k = this.r.receipts?.[txh];
+    return k && k.exp + HELD_GRACE_MS >= this.clock() ? fromHex(k.rc) : undefined;
   }
 
   /** The newest verified revocation list (a REVOKE frame) ([LM-REVOKE-2]). */
@@ -226,6 +240,7 @@ export class Licences {
     // a spent ticket goes at its expiry; one that still resumes a print is kept a week longer, so
     // that a clock running ahead for a while cannot throw a paid print away
     for (const [id, t] of Object.entries(next.tickets)) if (t.exp + (t.state === 'spent' ? 0 : HELD_GRACE_MS) < now) delete next.tickets[id];
+    for (const [txh, k] of Object.entries(next.receipts ?? {})) if (k.exp + HELD_GRACE_MS < now) delete next.receipts![txh];
     this.store.save(next);
     this.r = next;
   }

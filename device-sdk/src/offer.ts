@@ -95,8 +95,8 @@ export interface SessionLicence {
   start(): void;
   /** the session was cut off after `off` bytes: its ticket resumes it ([LM-LIC-3]) */
   hold(off: number): void;
-  /** the print completed or was abandoned ([LM-LIC-3]) */
-  close(): void;
+  /** the print completed (with the RECEIPT the device sends, kept for [LM-LIC-6]) or was abandoned ([LM-LIC-3]) */
+  close(receipt?: Uint8Array): void;
 }
 
 /** The session a device runs, as an OFFER sees it. */
@@ -234,7 +234,7 @@ export class OfferDesk {
     const lic: SessionLicence = {
       start: () => (resume ? undefined : h.licences.count(txh, limit, session)), // [LM-LIC-1]
       hold: (off) => h.licences.hold(sid, off),
-      close: () => h.licences.close(sid),
+      close: (receipt) => h.licences.close(sid, receipt),
     };
     const digestKey = tx.body.jid ? jobDigestKey(licence) : undefined; // [LM-PROT-4], before the licence is erased
     const { accept, keys, content } = sessionKeys(b, offerBytes, h.identity, h.window, resume ? from : undefined, licence, tx.body.jid !== undefined);
@@ -301,10 +301,12 @@ export class OfferDesk {
    */
   private async refuse(b: OfferBody, offerBytes: Uint8Array, e: LmError, tk?: Uint8Array): Promise<void> {
     if (e instanceof TicketRefusal) tk = e.ticket;
+    // [LM-LIC-6]: no print to give and no ticket: the receipt of the last session, should it never have reached a ledger
+    const rc = !tk && (e.code === Reason.txCount || e.code === Reason.txResume) ? this.host.licences.receipt(toHex(digest(b.tx))) : undefined;
     this.host.reject({ code: e.code, reason: reasonName(e.code), type: FrameType.OFFER, detail: `OFFER ${toHex(b.sid).slice(0, 8)} refused: ${e.message}` });
     if (!this.limiter.allow()) return;
     // `oh` names the refused OFFER: a refusal of another OFFER under the same sid refuses nothing of the gateway's
-    const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: e.message.slice(0, 256), oh: digest(offerBytes), ...(tk ? { tk } : {}) }, { kind: 'sig', secretKey: this.host.identity.secretKey });
+    const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: e.message.slice(0, 256), oh: digest(offerBytes), ...(tk ? { tk } : {}), ...(rc ? { rc } : {}) }, { kind: 'sig', secretKey: this.host.identity.secretKey });
     await this.host.send(err, FrameType.ERROR).catch(() => undefined);
   }
 }

@@ -297,18 +297,18 @@ export class DeviceSession implements StreamSession, RunningSession {
       this.fail(toLmError(e));
       return;
     }
-    try {
-      this.licence.close(); // [LM-LIC-3]: a completed print resumes nothing
-    } catch (e) {
-      // the ticket stays as it was (a resume of a completed print would count nothing and deliver
-      // the end again); the device goes on, and says so
-      this.stream.emit('reject', { code: Reason.internal, reason: reasonName(Reason.internal), type: FrameType.RECEIPT, detail: `licence state not written: ${toLmError(e).message}` });
-    }
     this.p.acks.flush();
     const bytes = this.p.delivery.consumedBytes;
     const receipt = encodeFrame(FrameType.RECEIPT, {
       sid: this.sid, jd: this.tx.body.jd, bytes, digest: d, time: this.deps.clock(), device: this.deps.deviceId, txh: this.tx.hash,
     }, { kind: 'sig', secretKey: this.deps.identity.secretKey });
+    try {
+      this.licence.close(receipt); // [LM-LIC-3]: a completed print resumes nothing; [LM-LIC-6]: its receipt is kept
+    } catch (e) {
+      // the ticket stays as it was (a resume of a completed print would count nothing and deliver
+      // the end again); the device goes on, and says so
+      this.stream.emit('reject', { code: Reason.internal, reason: reasonName(Reason.internal), type: FrameType.RECEIPT, detail: `licence state not written: ${toLmError(e).message}` });
+    }
     this.deps.send(receipt, FrameType.RECEIPT).catch(() => undefined); // the link reconnects; the gateway asks again ([LM-DLV-8])
     this.stream.emit('end', { bytes, digest: d });
     this.stream.finish();

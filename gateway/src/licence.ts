@@ -137,6 +137,19 @@ export class StreamLicence {
     return this.db.appendReceipt(sid, { receipt: raw, tx: this.tx.bytes, time: this.clock.now(), gateway: this.gateway });
   }
 
+  /**
+   * [LM-LIC-6]: a RECEIPT (already verified) of an earlier session of this transaction that this
+   * database holds unfinished, appended for that session; undefined when it holds no such session.
+   * Counts nothing: the print was counted when that session started.
+   */
+  async recovered(sid: string, raw: Uint8Array): Promise<{ seq: number; hash: Uint8Array } | undefined> {
+    await this.chain;
+    const open = await this.db.unfinished(toHex(this.tx.hash));
+    // a session that carried the print: counted, or continuing one under a ticket (keys go only after that)
+    if (!open.some((s) => s.sid === sid && (s.counted || s.ticket !== undefined))) return undefined;
+    return this.db.appendReceipt(sid, { receipt: raw, tx: this.tx.bytes, time: this.clock.now(), gateway: this.gateway });
+  }
+
   /** Waits for every write so far. */
   async settled(): Promise<void> {
     await this.chain;

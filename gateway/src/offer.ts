@@ -31,6 +31,11 @@ export interface OfferHost {
   reject(code: number, detail: string): void;
   fail(e: LmError, tell?: boolean): void;
   ended(): boolean;
+  /**
+   * The device refused with the RECEIPT of a session of this transaction that reached no ledger
+   * ([LM-LIC-6]): append it and end delivered, or fail with `refusal` when it does not check out.
+   */
+  recovered(rc: Uint8Array, refusal: LmError): void;
 }
 
 /** What an ACCEPT gives the session. */
@@ -159,6 +164,9 @@ export class Offering {
       return;
     }
     if (code === Reason.txResume && f.body.tk) return this.resumeWith(f.body.tk);
+    if ((code === Reason.txResume || code === Reason.txCount) && f.body.rc) {
+      return host.recovered(f.body.rc, new OfferRefusedError(code, `device refused the offer: ${f.body.detail}`)); // [LM-LIC-6]
+    }
     const busyWait = host.opts.busyWait ?? 15_000;
     if (code === Reason.busy && host.clock.now() - (this.since ?? 0) < busyWait) {
       // its previous session may be ending ([LM-DLV-13]): offer again shortly

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
 import {
   type AnyFrame, FRAME_TYPE_NAMES, FrameType, type Frame, type FrameTypeId, type HelloBody, type IdentityKeyPair, LmError, Reason, type ReasonCode,
-  type SessionParams, type SignedTx, encodeFrame, isReasonCode, reasonName, toHex, toLmError, topics, verifyFrame,
+  type SessionParams, type SignedTx, decodeFrame, encodeFrame, equalBytes, isReasonCode, reasonName, toHex, toLmError, topics, verifyFrame,
 } from '@livematrix/spec';
 import { Kernel, type MatrixEngine } from '@livematrix/spec/engine';
 import type { Clock } from './clock.js';
@@ -207,6 +207,38 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     }, (e: unknown) => this.fail(toLmError(e, 'receipt ledger'), false));
   }
 
+  /**
+   * [LM-LIC-6]: the device refused to print again and handed back the RECEIPT of a session of this
+   * transaction that reached no ledger (its gateway stopped first). Verified as any receipt
+   * ([LM-DLV-7]) and appended for that session if this database holds it unfinished: the stream
+   * is delivered. Anything else: the refusal stands.
+   */
+  private recover(raw: Uint8Array, refusal: LmError): void {
+    let body: ReceiptFrame['body'];
+    try {
+      const f = decodeFrame(raw);
+      if (f.type !== FrameType.RECEIPT) throw new LmError(Reason.schema, 'not a RECEIPT');
+      verifyFrame(f, { signer: this.tx.body.dpk });
+      if (!equalBytes(f.body.txh, this.tx.hash)) throw new LmError(Reason.digest, 'a receipt of another transaction');
+      const mismatch = receiptMismatch(f.body, { sid: f.body.sid, jd: this.tx.body.jd, size: this.source.size });
+      if (mismatch) throw mismatch;
+      body = f.body;
+    } catch (e) {
+      this.ctx.reject(Reason.auth, `${this.device}: the receipt in its refusal does not check out: ${toLmError(e).message} ([LM-LIC-6])`);
+      return this.fail(refusal, false);
+    }
+    this.record.recovered(toHex(body.sid), raw).then((rec) => {
+      if (this.ended) return;
+      if (!rec) return this.fail(refusal, false);
+      this.ctx.log(`${this.device} handed back the receipt of session ${toHex(body.sid).slice(0, 8)}, which reached no ledger: recorded as #${rec.seq} ([LM-LIC-6])`);
+      const report = buildReport({ device: this.device, job: this.tx.body.job, bytes: this.source.size, frames: 0, stats: this.stats, seconds: 0, params: this.params, receipt: body });
+      report.ledger = { seq: rec.seq, hash: toHex(rec.hash) };
+      this.finish();
+      this.emit('done', report);
+      this.settle.resolve(report);
+    }, (e: unknown) => this.fail(toLmError(e, 'receipt ledger'), false));
+  }
+
   /** Resolves once every licence write of the stream is in the database. @internal */
   settled(): Promise<void> {
     return this.record.settled();
@@ -284,6 +316,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       reject: (code, detail) => ctx.reject(code, detail),
       fail: (e, tell) => this.fail(e, tell),
       ended: () => this.ended,
+      recovered: (rc, refusal) => this.recover(rc, refusal),
       halted: () => this.ended || this.alarmed,
       alarm: (code, detail, observed, limit) => this.alarm(code, detail, observed, limit),
       progress: (p) => this.emit('progress', p),

@@ -31,6 +31,7 @@ function rig() {
     clock, identity: gateway, device: 'p1', tx, licence, opts: { offerTimeout: 10_000, busyWait: 15_000 },
     publishOffer: async (raw) => void offers.push({ raw, f: decodeFrame(raw) }),
     log: (l) => void logs.push(l), reject: (_c, d) => void rejects.push(d), fail: (e, tell) => void failures.push({ e, tell }), ended: () => failures.length > 0,
+    recovered: (_rc, e) => void failures.push({ e, tell: false }),
   };
   const hello = { device: 'p1', idpk: device.publicKey, caps: CAPS, time: clock.t, software: 't', online: true };
   return { clock, tx, licence, host, hello, offers, failures, rejects, logs };

@@ -317,6 +317,11 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   const resumeRefusal = encodeFrame(FrameType.ERROR, { sid, code: Reason.txResume, detail: 'a resume without an unspent ticket', oh: det('offer hash'), tk: ticket.bytes }, sigD);
   valid.push({ tcId: 0, comment: 'ERROR tx-resume carrying the device\'s ticket', result: 'valid', flags: ['Ticket', 'Refusal'], requirements: ['LM-FRAME-1', 'LM-FRAME-9', 'LM-LIC-4'], type: 14, name: 'ERROR', authKind: 'sig', signerPublic: toHex(device.publicKey), hex: toHex(resumeRefusal), decoded: jsonOf(decodeFrame(resumeRefusal).body) });
 
+  // A refusal tx-count that hands back the RECEIPT of the transaction's last session ([LM-LIC-6]).
+  const lastReceipt = encodeFrame(FrameType.RECEIPT, samples[12][0], sigD);
+  const receiptRefusal = encodeFrame(FrameType.ERROR, { sid, code: Reason.txCount, detail: 'print count exhausted: 1 of 1 used', oh: det('offer hash'), rc: lastReceipt }, sigD);
+  valid.push({ tcId: 0, comment: 'ERROR tx-count carrying the RECEIPT of the last session', result: 'valid', flags: ['Receipt', 'Refusal'], requirements: ['LM-FRAME-1', 'LM-FRAME-9', 'LM-LIC-6'], type: 14, name: 'ERROR', authKind: 'sig', signerPublic: toHex(device.publicKey), hex: toHex(receiptRefusal), decoded: jsonOf(decodeFrame(receiptRefusal).body) });
+
   // An ALARM on the fleet's alarm topic names its device ([LM-ALARM-6]).
   const fleetAlarm = encodeFrame(FrameType.ALARM, { code: Reason.rate, detail: 'printer-13: 9000 frames in 1 s over 5000', time: t, observed: 9000, limit: 5000, device: 'printer-13' }, { kind: 'none' });
   valid.push({ tcId: 0, comment: 'ALARM on the fleet alarm topic, naming its device', result: 'valid', flags: ['FleetAlarm'], requirements: ['LM-FRAME-1', 'LM-ALARM-6'], type: 13, name: 'ALARM', authKind: 'none', hex: toHex(fleetAlarm), decoded: jsonOf(decodeFrame(fleetAlarm).body) });

@@ -33,8 +33,8 @@ export interface EndBody { sid: Uint8Array; bytes: number; chunks: number; frame
 export interface ReceiptBody { sid: Uint8Array; jd: Uint8Array; bytes: number; digest: Uint8Array; time: number; device: string; txh: Uint8Array }
 /** `device`: on a fleet's alarm topic, the device the alarm is about ([LM-ALARM-6]) */
 export interface AlarmBody { sid?: Uint8Array; code: number; detail: string; time: number; observed?: number; limit?: number; device?: string }
-/** `oh`: in a device's signed refusal, SHA-256 of the OFFER it refuses ([LM-FRAME-9]); `tk`: the device's resume ticket, in a refusal `tx-resume` ([LM-LIC-4]) */
-export interface ErrorBody { sid?: Uint8Array; code: number; detail: string; seq?: number; oh?: Uint8Array; tk?: Uint8Array }
+/** `oh`: in a device's signed refusal, SHA-256 of the OFFER it refuses ([LM-FRAME-9]); `tk`: the device's resume ticket, in a refusal `tx-resume` ([LM-LIC-4]); `rc`: the RECEIPT of the transaction's last session, in a refusal without a ticket ([LM-LIC-6]) */
+export interface ErrorBody { sid?: Uint8Array; code: number; detail: string; seq?: number; oh?: Uint8Array; tk?: Uint8Array; rc?: Uint8Array }
 /** An operator-signed revocation list ([LM-REVOKE-1]). */
 export interface RevokeBody { seq: number; time: number; next: number; txs: Uint8Array[]; devices: string[]; operators: Uint8Array[]; opk: Uint8Array }
 export interface ByeBody { sid?: Uint8Array; who: string; reason: number }
@@ -101,6 +101,8 @@ const increasing = (max: number): Parse<number[]> => (v, p) => {
 export const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 /** largest encoded resume ticket ([LM-LIC-4]) */
 export const TICKET_MAX = 256;
+/** largest RECEIPT frame a refusal carries back ([LM-LIC-6]) */
+export const RECEIPT_MAX = 1024;
 /** largest `args` of SVC_REQ and `result` of SVC_RESP, sealed ([LM-SVC-6]) */
 export const SVC_MAX = 60_000;
 const sid = bstr(16, 16);
@@ -250,7 +252,7 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 5, name: 'limit', parse: uint, optional: true },
     { key: 6, name: 'device', parse: id, optional: true }, // [LM-ALARM-6]
   ],
-  14: [sidF(true), { key: 1, name: 'code', parse: uint }, { key: 2, name: 'detail', parse: detail }, { key: 3, name: 'seq', parse: uint, optional: true }, { key: 4, name: 'oh', parse: key32, optional: true }, { key: 5, name: 'tk', parse: bstr(1, TICKET_MAX), optional: true }],
+  14: [sidF(true), { key: 1, name: 'code', parse: uint }, { key: 2, name: 'detail', parse: detail }, { key: 3, name: 'seq', parse: uint, optional: true }, { key: 4, name: 'oh', parse: key32, optional: true }, { key: 5, name: 'tk', parse: bstr(1, TICKET_MAX), optional: true }, { key: 6, name: 'rc', parse: bstr(1, RECEIPT_MAX), optional: true }],
   15: [sidF(true), { key: 1, name: 'who', parse: id }, { key: 2, name: 'reason', parse: uint }],
   16: [
     { key: 1, name: 'seq', parse: uint },

@@ -33,7 +33,7 @@ export { TAG_LENGTH, openChunk, openTelemetry, sealChunk, sealTelemetry, unwrapC
 
 // frames: types, encoding, authentication; bodies and their schemas (SPEC §7)
 export { AUTH_KINDS, ControlOp, type ControlOpId, FRAME_TYPE_NAMES, FrameType, MAC_LENGTH, MAX_FRAME, SIG_LENGTH, decodeFrame, digest, encodeFrame, frameMac, verifyFrame, type AnyFrame, type AuthKind, type Frame, type FrameTypeId, type FrameTypeName, type Signer, type VerifyKeys } from './frames.js';
-export { ID_RE, SCHEMAS, SVC_MAX, TICKET_MAX, type SvcReqBody, type SvcRespBody, type RevokeBody, type AcceptBody, type AckBody, type AlarmBody, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type TelemetryBody, type TimeReqBody, type TimeRespBody } from './frame-schemas.js';
+export { ID_RE, RECEIPT_MAX, SCHEMAS, SVC_MAX, TICKET_MAX, type SvcReqBody, type SvcRespBody, type RevokeBody, type AcceptBody, type AckBody, type AlarmBody, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type TelemetryBody, type TimeReqBody, type TimeRespBody } from './frame-schemas.js';
 
 // Ed25519 identities
 export { edPublicToX25519, edSecretToX25519, identityKeyPair, sign, verify, type IdentityKeyPair } from './identity.js';
