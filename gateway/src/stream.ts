@@ -198,13 +198,16 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       seconds: (now - (this.t0 ?? now)) / 1000, params: this.params, receipt: f.body,
     });
     // [LM-LEDGER-1]: the stream is delivered once its receipt is in the ledger
-    this.record.receipt(raw).then((rec) => {
-      if (this.ended) return;
-      report.ledger = { seq: rec.seq, hash: toHex(rec.hash) };
-      this.finish();
-      this.emit('done', report);
-      this.settle.resolve(report);
-    }, (e: unknown) => this.fail(toLmError(e, 'receipt ledger'), false));
+    this.record.receipt(raw).then((rec) => this.delivered(report, rec), (e: unknown) => this.fail(toLmError(e, 'receipt ledger'), false));
+  }
+
+  /** The receipt is in the ledger: the stream is delivered ([LM-LEDGER-1]). */
+  private delivered(report: StreamReport, rec: { seq: number; hash: Uint8Array }): void {
+    if (this.ended) return;
+    report.ledger = { seq: rec.seq, hash: toHex(rec.hash) };
+    this.finish();
+    this.emit('done', report);
+    this.settle.resolve(report);
   }
 
   /**
@@ -231,11 +234,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
       if (this.ended) return;
       if (!rec) return this.fail(refusal, false);
       this.ctx.log(`${this.device} handed back the receipt of session ${toHex(body.sid).slice(0, 8)}, which reached no ledger: recorded as #${rec.seq} ([LM-LIC-6])`);
-      const report = buildReport({ device: this.device, job: this.tx.body.job, bytes: this.source.size, frames: 0, stats: this.stats, seconds: 0, params: this.params, receipt: body });
-      report.ledger = { seq: rec.seq, hash: toHex(rec.hash) };
-      this.finish();
-      this.emit('done', report);
-      this.settle.resolve(report);
+      this.delivered(buildReport({ device: this.device, job: this.tx.body.job, bytes: this.source.size, frames: 0, stats: this.stats, seconds: 0, params: this.params, receipt: body }), rec);
     }, (e: unknown) => this.fail(toLmError(e, 'receipt ledger'), false));
   }
 

@@ -3,8 +3,8 @@
  * Keys and transactions: `livematrix keygen` (an identity file), `livematrix sign` (a streaming
  * transaction signed by the operator), and reading a transaction file back for the gateway.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { fileSha256 } from '@livematrix/gateway/fleet';
 import { createIdentityFile, readIdentityFile } from '@livematrix/spec/keyfile';
 import { createTx, fromHex, toHex } from '@livematrix/spec';
 import { EXIT, UsageError, type Values, hexKey, need, num, parse } from '../args.js';
@@ -20,13 +20,8 @@ export function keygen(argv: string[]): number {
 
 /** SHA-256 and size of a file, read as a stream (jobs may be larger than memory allows). */
 export async function fileDigest(path: string): Promise<{ digest: Uint8Array; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const b of createReadStream(path)) {
-    h.update(b as Buffer);
-    size += (b as Buffer).length;
-  }
-  return { digest: new Uint8Array(h.digest()), size };
+  const d = await fileSha256(path);
+  return { digest: fromHex(d.sha256), size: d.size };
 }
 
 export async function sign(argv: string[]): Promise<number> {

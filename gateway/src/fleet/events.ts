@@ -81,7 +81,7 @@ export class EventHub {
   async snapshot(): Promise<Snapshot> {
     const s = this.s;
     return {
-      id: s.id, devices: (await s.deviceIds()).map((id) => deviceView(s, id)), jobs: (await s.o.db.jobs({ limit: 200 })).map(jobView),
+      id: s.id, devices: s.knownDevices().map((id) => deviceView(s, id)), jobs: (await s.o.db.jobs({ limit: 200 })).map(jobView),
       alarms: (await s.o.db.alarms(50)).map(alarmView), ledger: await recentLedger(s.o.gateway.db, 50), files: await s.o.files.list(), canSign: s.canSign,
     };
   }

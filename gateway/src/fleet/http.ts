@@ -123,7 +123,7 @@ export async function buildApi(s: FleetService, o: HttpOptions = {}): Promise<{ 
   const idParam = { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] } as const;
 
   app.get('/api/health', { schema: { security: [], response: { 200: { type: 'object', properties: { ok: { type: 'boolean' }, id: { type: 'string' } } } } } }, async () => ({ ok: true, id: s.id }));
-  app.get('/api/devices', { schema: { summary: 'devices with presence, state, open job and telemetry', response: { 200: { type: 'array', items: { $ref: 'DeviceView#' } } } } }, async () => (await s.deviceIds()).map((id) => deviceView(s, id)));
+  app.get('/api/devices', { schema: { summary: 'devices with presence, state, open job and telemetry', response: { 200: { type: 'array', items: { $ref: 'DeviceView#' } } } } }, async () => s.knownDevices().map((id) => deviceView(s, id)));
   app.post<{ Params: { id: string } }>('/api/devices/:id/clear', { schema: { summary: 'lift a device\'s quarantine', params: idParam, response: { 200: { $ref: 'DeviceView#' }, ...err } } }, async (req) => {
     await s.clear(req.params.id, who(req));
     return deviceView(s, req.params.id);

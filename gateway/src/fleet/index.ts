@@ -12,7 +12,7 @@
  */
 export { FleetService, type FleetServiceEvents, type FleetServiceOptions } from './service.js';
 export { openFleetDb } from './db/index.js';
-export { FileStore } from './files.js';
+export { FileStore, fileSha256 } from './files.js';
 export { fleetEvents, type FleetEvent } from './client.js';
 export { buildApi, serveApi, type HttpOptions } from './http.js';
 export { authenticate, createApiKey, hashApiKey, operatorToken, type Principal } from './auth.js';

@@ -26,7 +26,7 @@ import { outcome, receiptLost } from './outcome.js';
 import { PresenceBook } from './presence.js';
 import { changedDevices } from './views.js';
 import { prepareJob } from './submit.js';
-import type { AlarmRecord, DeviceRecord, FleetDb, JobRecord, JobState } from './types.js';
+import type { AlarmRecord, DeviceRecord, FleetDb, JobRecord, JobState, Transition } from './types.js';
 
 export interface FleetServiceOptions {
   /** this instance's id: the owner of its leases; the same id after a restart takes its jobs back at once */
@@ -132,13 +132,6 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
     this.emit('log', line);
   }
 
-  /** Every device the service knows: registered, heard from, or with a record. */
-  async deviceIds(): Promise<string[]> {
-    const ids = new Set<string>([...(this.o.deviceKeys?.keys() ?? []), ...this.presence.known()]);
-    for (const d of await this.o.db.devices()) ids.add(d.id);
-    return [...ids].sort();
-  }
-
   /** A device's quarantine, as last read. */
   deviceRecord(id: string): DeviceRecord {
     return this.deviceRecords.get(id) ?? { id, quarantined: false };
@@ -164,7 +157,7 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
     return this.runs.size;
   }
 
-  /** Devices known without asking the database: registered, heard from, or with a record read. */
+  /** Every device the service knows: registered, heard from, or with a record (as of the last housekeeping pass). */
   knownDevices(): string[] {
     return [...new Set([...(this.o.deviceKeys?.keys() ?? []), ...this.presence.known(), ...this.deviceRecords.keys()])].sort();
   }
@@ -195,8 +188,8 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
     return j;
   }
 
-  private async move(j: JobRecord, to: JobState, reason: string, by: string, extra: { notBefore?: number; ledgerSeq?: number } = {}): Promise<JobRecord> {
-    const r = await this.o.db.transition({ job: j.id, from: [j.state], to, reason, time: this.clock.now(), by, ...extra });
+  private async move(j: JobRecord, to: JobState, reason: string, by: string): Promise<JobRecord> {
+    const r = await this.o.db.transition({ job: j.id, from: [j.state], to, reason, time: this.clock.now(), by });
     if (!r) throw new JobTransitionError(j.id, `${j.state} (changed meanwhile)`, to);
     this.emit('job', r);
     return r;
@@ -308,26 +301,37 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
   private endRun(run: Run, why: NonNullable<Run['ended']>): void {
     if (run.ended) return;
     run.ended = why;
-    if (run.stream) this.abort(run.stream, typeof why === 'object' ? why.reason : 'ended by the fleet service');
+    if (run.stream) this.abort(run);
   }
 
-  /** Aborts a stream at once: CONTROL abort to the device, and the stream failed here without waiting for that send. */
-  private abort(s: GatewayStream, why: string): void {
+  /** Aborts a run's stream at once: CONTROL abort to the device, and the stream failed here without waiting for that send. */
+  private abort(run: Run): void {
+    const s = run.stream;
+    if (!s) return;
     void s.control(Control.abort).catch(() => undefined);
-    s.fail(new StreamAbortedError(why)); // keys withheld from now on ([LM-ALARM-1])
+    s.fail(new StreamAbortedError(typeof run.ended === 'object' ? run.ended.reason : 'ended by the fleet service')); // keys withheld from now on ([LM-ALARM-1])
+  }
+
+  /** A run's job leaves IN_PROGRESS or PAUSED for good (or for its queue), logged and told. */
+  private async end(job: JobRecord, t: Omit<Transition, 'job' | 'from' | 'time' | 'by'>): Promise<void> {
+    const r = await this.o.db.transition({ ...t, job: job.id, from: ['IN_PROGRESS', 'PAUSED'], time: this.clock.now(), by: this.o.id });
+    if (!r) return;
+    this.log(`job ${job.id} ${r.state}: ${r.reason}`);
+    this.emit('job', r);
   }
 
   private async execute(run: Run): Promise<void> {
     const { job } = run;
     const gw = this.o.gateway;
     const tx = fromHex(job.tx);
+    const src = job.source;
     try {
-      const s = job.source.kind === 'file'
-        ? await gw.stream(job.device, (() => createReadStream(this.o.files.path((job.source as { sha256: string }).sha256))), tx, fromHex(job.licence ?? ''), this.o.stream)
+      const s = src.kind === 'file'
+        ? await gw.stream(job.device, () => createReadStream(this.o.files.path(src.sha256)), tx, fromHex(job.licence ?? ''), this.o.stream)
         : await gw.streamProtected(job.device, tx, this.o.stream);
       run.stream = s;
       this.emit('started', job);
-      if (run.ended) this.abort(s, typeof run.ended === 'object' ? run.ended.reason : 'ended by the fleet service');
+      if (run.ended) this.abort(run);
       else if (run.paused) void s.control(Control.pause).catch(() => undefined);
       this.log(`job ${job.id} streaming to ${job.device} (attempt ${job.attempts})`);
       s.on('progress', (p) => this.onProgress(run, p.consumed));
@@ -336,11 +340,7 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
       const report = await s.done;
       this.emit('report', report);
       const seq = report.ledger?.seq;
-      const done = await this.o.db.transition({ job: job.id, from: ['IN_PROGRESS', 'PAUSED'], to: 'SUCCEEDED', reason: `receipt in the ledger${seq !== undefined ? ` as record ${seq}` : ''}: ${report.bytes} bytes in ${report.seconds.toFixed(1)} s`, time: this.clock.now(), by: this.o.id, ...(seq !== undefined ? { ledgerSeq: seq } : {}) });
-      if (done) {
-        this.log(`job ${job.id} SUCCEEDED: ${done.reason}`);
-        this.emit('job', done);
-      }
+      await this.end(job, { to: 'SUCCEEDED', reason: `receipt in the ledger${seq !== undefined ? ` as record ${seq}` : ''}: ${report.bytes} bytes in ${report.seconds.toFixed(1)} s`, ...(seq !== undefined ? { ledgerSeq: seq } : {}) });
       if (report.ledger) this.emit('ledger', { seq: report.ledger.seq, hash: report.ledger.hash.slice(0, 16), device: job.device, job: report.job, bytes: report.bytes, time: this.clock.now() });
     } catch (e) {
       await this.failed(run, toLmError(e));
@@ -353,29 +353,13 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
     const why = run.ended;
     if (why === 'stopping' || (this.stopping && why === undefined)) return; // the job stays IN_PROGRESS: a restart, or another instance, goes on ([LM-FLEET-2])
     if (why === 'elsewhere') return; // canceled: the transition is in
-    let to: JobState;
-    let reason: string;
-    let notBefore: number | undefined;
-    if (why) {
-      ({ to, reason } = why);
-    } else if (err.code === Reason.txCount && (await ledgerRecordOf(this.o.gateway.db, job.txh))) {
-      // the print happened and its receipt is in the ledger: this service stopped before it wrote so
-      const rec = await ledgerRecordOf(this.o.gateway.db, job.txh);
-      const done = await this.o.db.transition({ job: job.id, from: ['IN_PROGRESS', 'PAUSED'], to: 'SUCCEEDED', reason: `receipt already in the ledger as record ${rec?.seq}`, time: this.clock.now(), by: this.o.id, ...(rec ? { ledgerSeq: rec.seq } : {}) });
-      if (done) this.emit('job', done);
-      return;
-    } else {
-      const o = receiptLost(err, job) ?? outcome(err, job.attempts, job.maxAttempts);
-      to = o.to;
-      reason = o.reason;
-      if (o.backoff !== undefined) notBefore = this.clock.now() + o.backoff;
-      if (o.quarantine && !(await this.o.db.device(job.device)).quarantined) await this.alarms.quarantine(job.device, err.code, err.message, 'stream', job.id);
-    }
-    const r = await this.o.db.transition({ job: job.id, from: ['IN_PROGRESS', 'PAUSED'], to, reason, time: this.clock.now(), by: this.o.id, progress: run.job.progress, ...(notBefore !== undefined ? { notBefore } : {}) });
-    if (r) {
-      this.log(`job ${job.id} ${to}: ${reason}`);
-      this.emit('job', r);
-    }
+    if (why) return this.end(job, { ...why, progress: run.job.progress });
+    // the print happened and its receipt is in the ledger: this service stopped before it wrote so
+    const rec = err.code === Reason.txCount ? await ledgerRecordOf(this.o.gateway.db, job.txh) : undefined;
+    if (rec) return this.end(job, { to: 'SUCCEEDED', reason: `receipt already in the ledger as record ${rec.seq}`, ledgerSeq: rec.seq });
+    const o = receiptLost(err, job) ?? outcome(err, job.attempts, job.maxAttempts);
+    if (o.quarantine && !(await this.o.db.device(job.device)).quarantined) await this.alarms.quarantine(job.device, err.code, err.message, 'stream', job.id);
+    await this.end(job, { to: o.to, reason: o.reason, progress: run.job.progress, ...(o.backoff !== undefined ? { notBefore: this.clock.now() + o.backoff } : {}) });
   }
 
   /** Acknowledged progress: shown at once, written with the next lease renewal (one commit a pass for every run). */
@@ -413,11 +397,7 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
         run.job = { ...j, progress: Math.max(j.progress, run.job.progress) };
         if ((j.state === 'PAUSED') !== run.paused) await this.pauseRun(run, j.state === 'PAUSED');
         if (j.timeoutMs > 0 && j.startedAt !== undefined && now - j.startedAt > j.timeoutMs && !run.ended) {
-          const r = await this.o.db.transition({ job: j.id, from: ['IN_PROGRESS', 'PAUSED'], to: 'TIMED_OUT', reason: `still running after ${j.timeoutMs} ms`, time: now, by: this.o.id, progress: run.job.progress });
-          if (r) {
-            this.log(`job ${j.id} TIMED_OUT: ${r.reason}`);
-            this.emit('job', r);
-          }
+          await this.end(j, { to: 'TIMED_OUT', reason: `still running after ${j.timeoutMs} ms`, progress: run.job.progress });
           this.endRun(run, 'elsewhere');
         }
       }
