@@ -17,7 +17,7 @@ import { BadRequestError, JobTransitionError, NotFoundError, TooLargeError } fro
 import { recentLedger } from './ledger-view.js';
 import type { FleetService } from './service.js';
 import { JOB_STATES, type JobState } from './types.js';
-import { SCHEMAS, alarmView, deviceView, eventView, jobView } from './views.js';
+import { DEVICE_STATES, SCHEMAS, alarmView, deviceState, deviceView, eventView, jobView } from './views.js';
 import { EventHub } from './events.js';
 
 export interface HttpOptions {
@@ -72,7 +72,7 @@ function serviceMetrics(s: FleetService, hub: EventHub): { m: Metrics; refresh: 
   m.gauge('livematrix_fleet_queue_depth', 'jobs QUEUED', () => counts.QUEUED);
   m.gauge('livematrix_fleet_streams_running', 'streams running on this instance', () => s.running());
   m.gauge('livematrix_fleet_sse_clients', 'dashboards and other clients following events', () => hub.clients);
-  m.gauge('livematrix_fleet_device_state', 'each device\'s state (1 for its current one)', () => s.knownDevices().map((id) => [{ device: id, state: deviceView(s, id).state }, 1] as [Record<string, string>, number]));
+  m.gauge('livematrix_fleet_device_state', 'each device\'s state (1 for its current one)', () => s.knownDevices().map((id) => [{ device: id, state: deviceState(s, id) }, 1] as [Record<string, string>, number]));
   m.gauge('livematrix_fleet_device_progress_bytes', 'plaintext bytes the device acknowledged of its open job', () => s.knownDevices().flatMap((id) => {
     const j = s.openJob(id);
     return j ? [[{ device: id, job: j.id }, j.progress] as [Record<string, string>, number]] : [];
@@ -80,10 +80,10 @@ function serviceMetrics(s: FleetService, hub: EventHub): { m: Metrics; refresh: 
   m.gauge('livematrix_fleet_devices', 'devices by state', () => {
     const by = new Map<string, number>();
     for (const id of s.knownDevices()) {
-      const st = deviceView(s, id).state;
+      const st = deviceState(s, id);
       by.set(st, (by.get(st) ?? 0) + 1);
     }
-    return ['idle', 'streaming', 'paused', 'offline', 'quarantined'].map((k) => [{ state: k }, by.get(k) ?? 0] as [Record<string, string>, number]);
+    return DEVICE_STATES.map((k) => [{ state: k }, by.get(k) ?? 0] as [Record<string, string>, number]);
   });
   return { m, refresh };
 }

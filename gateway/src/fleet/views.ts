@@ -26,13 +26,23 @@ export function alarmView(a: AlarmRecord): AlarmView {
   return { seq: a.seq, device: a.device, code: a.code, reason: reasonName(a.code as never) ?? String(a.code), detail: a.detail, time: a.time, origin: a.origin, job: a.job ?? null };
 }
 
+/** Every state a device is shown in. */
+export const DEVICE_STATES: readonly DeviceView['state'][] = ['idle', 'streaming', 'paused', 'offline', 'quarantined'];
+
+/** A device's state now: quarantined, offline, or by its open job (here or on another instance). */
+export function deviceState(s: FleetService, id: string): DeviceView['state'] {
+  if (s.deviceRecord(id).quarantined) return 'quarantined';
+  if (!s.presence.get(id).online) return 'offline';
+  const j = s.openJob(id);
+  return j?.state === 'PAUSED' ? 'paused' : j ? 'streaming' : 'idle';
+}
+
 /** A device as the service sees it now ([LM-FLEET-6]). */
 export function deviceView(s: FleetService, id: string): DeviceView {
   const p = s.presence.get(id);
   const q = s.deviceRecord(id);
   const j = s.openJob(id);
-  const run = s.runOf(id);
-  const state: DeviceView['state'] = q.quarantined ? 'quarantined' : !p.online ? 'offline' : j?.state === 'PAUSED' ? 'paused' : run || j ? 'streaming' : 'idle';
+  const state = deviceState(s, id);
   return {
     id, online: p.online, lastSeen: p.lastSeen, state, quarantined: q.quarantined, quarantineReason: q.quarantined ? q.reason ?? '' : null,
     job: j ? { id: j.id, state: j.state, name: jobView(j).name, progress: j.progress, size: j.size } : null,
@@ -78,7 +88,7 @@ export const SCHEMAS = [
   {
     $id: 'DeviceView', type: 'object',
     properties: {
-      id: str, online: { type: 'boolean' }, lastSeen: nullable(int), state: { type: 'string', enum: ['idle', 'streaming', 'paused', 'offline', 'quarantined'] },
+      id: str, online: { type: 'boolean' }, lastSeen: nullable(int), state: { type: 'string', enum: DEVICE_STATES },
       quarantined: { type: 'boolean' }, quarantineReason: nullable(str),
       job: nullable({ type: 'object', properties: { id: str, state, name: str, progress: int, size: int }, required: ['id', 'state', 'name', 'progress', 'size'] }),
       telemetry: nullable({ type: 'object', additionalProperties: true }),
