@@ -12,7 +12,7 @@
  * aedes parses a packet (packet-limit.ts).
  */
 import type { Aedes, AuthenticateError, Client, PublishPacket } from 'aedes';
-import { FrameType, LmError, ROLE_NAMES, Reason, decodeConnectToken, decodeFrame, encodeFrame, equalBytes, reasonName, topics, verifyConnectToken } from '@livematrix/spec';
+import { FrameType, LmError, clipUtf8, ROLE_NAMES, Reason, decodeConnectToken, decodeFrame, encodeFrame, equalBytes, reasonName, topics, verifyConnectToken } from '@livematrix/spec';
 import { checkPublish } from './frame-check.js';
 import { Metrics } from '@livematrix/spec/metrics';
 import { type Registry, type RegistryEntry, aclFor, clientIdPrefix, filterWithin, topicMatches } from './registry.js';
@@ -150,7 +150,7 @@ export function livematrixPlugin(aedes: Aedes, o: PluginOptions): LivematrixPlug
     metrics.inc('livematrix_alarms_total', 'rate alarms raised', { reason: 'rate' });
     log(`ALARM rate ${e.id}: ${detail}`);
     // [LM-BRK-4]; [LM-ALARM-6]: the alarm names the client's registry id
-    const payload = encodeFrame(FrameType.ALARM, { code: Reason.rate, detail: `${e.id}: ${detail}`.slice(0, 256), time: now(), observed: Math.floor(observed), limit: Math.floor(limit), device: e.id }, { kind: 'none' });
+    const payload = encodeFrame(FrameType.ALARM, { code: Reason.rate, detail: clipUtf8(`${e.id}: ${detail}`, 256), time: now(), observed: Math.floor(observed), limit: Math.floor(limit), device: e.id }, { kind: 'none' });
     aedes.publish({ cmd: 'publish', topic: topics.alarm(e.fleet), payload: Buffer.from(payload), qos: 1, retain: false, dup: false } as PublishPacket, () => undefined);
   };
 

@@ -6,6 +6,7 @@
  * the resume point of a restarted device ([LM-DLV-10]); ACCEPT and the session keys ([LM-KEY-2]).
  */
 import {
+  clipUtf8,
   type Caps, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, type OfferBody, Reason, type Revocations, type SessionKeys, type SessionParams, type SignedTicket, type SignedTx, type TxContext,
   NO_LICENCE, contentChain, decodeTx, jobDigestKey, deriveSessionKeys, digest, ecdh, encodeFrame, openLicence, reasonName, ticketId, toHex, toLmError, transcriptHash, validateParams, verifyFrame, verifyTicket, verifyTx, wipe, x25519KeyPair,
 } from '@livematrix/spec';
@@ -306,7 +307,7 @@ export class OfferDesk {
     this.host.reject({ code: e.code, reason: reasonName(e.code), type: FrameType.OFFER, detail: `OFFER ${toHex(b.sid).slice(0, 8)} refused: ${e.message}` });
     if (!this.limiter.allow()) return;
     // `oh` names the refused OFFER: a refusal of another OFFER under the same sid refuses nothing of the gateway's
-    const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: e.message.slice(0, 256), oh: digest(offerBytes), ...(tk ? { tk } : {}), ...(rc ? { rc } : {}) }, { kind: 'sig', secretKey: this.host.identity.secretKey });
+    const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: clipUtf8(e.message, 256), oh: digest(offerBytes), ...(tk ? { tk } : {}), ...(rc ? { rc } : {}) }, { kind: 'sig', secretKey: this.host.identity.secretKey });
     await this.host.send(err, FrameType.ERROR).catch(() => undefined);
   }
 }

@@ -6,6 +6,7 @@
  * of everything it held ([LM-KEY-5]).
  */
 import {
+  clipUtf8,
   type AnyFrame, ControlOp, FRAME_TYPE_NAMES, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, Ratchet, Reason, type ReasonCode,
   ContentKeys, type SessionParams, type SignedTx, encodeFrame, reasonName, toHex, toLmError, verifyFrame, wipe, type Bodies,
 } from '@livematrix/spec';
@@ -316,7 +317,7 @@ export class DeviceSession implements StreamSession, RunningSession {
   }
 
   private refuseSkew(e: LmError): void {
-    void this.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: e.message.slice(0, 256) });
+    void this.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: clipUtf8(e.message, 256) });
     this.fail(e);
   }
 
@@ -338,7 +339,7 @@ export class DeviceSession implements StreamSession, RunningSession {
       this.stream.emit('reject', { code: Reason.internal, reason: reasonName(Reason.internal), type: FrameType.ERROR, detail: `licence state not written: ${toLmError(w).message}` });
     }
     if (tellGateway && e.code !== Reason.skew && e.code !== Reason.digest) {
-      void this.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: e.message.slice(0, 256) });
+      void this.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: clipUtf8(e.message, 256) });
     }
     this.stream.fail(e);
     this.close();

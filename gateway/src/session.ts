@@ -4,7 +4,7 @@
  * delivery; its liveness ([LM-DLV-13]) and pause state ([LM-DLV-9]). A device that restarted
  * ([LM-DLV-10]) gets a new Session: nothing of the old one carries over but the stream's totals.
  */
-import { type HelloBody, type SessionParams, type SignedTicket, toLmError } from '@livematrix/spec';
+import { type HelloBody, type SessionParams, type SignedTicket, acceptFault, toLmError } from '@livematrix/spec';
 import { type Cancel, noTimer } from './clock.js';
 import { Delivery, type DeliveryHost, resumeFailure } from './delivery.js';
 import { DeviceOfflineError } from './errors.js';
@@ -78,7 +78,8 @@ export class Session {
     this.accepted = d;
     this.host.accepted(this.sid, ticket);
     this.liveness.accepted();
-    const failure = resumeFailure(f.body.from ?? 0, this.params.chunk, this.host.source);
+    // [LM-FRAME-18], [LM-FRAME-19]: the resume point and the window fit the session's chunks
+    const failure = acceptFault(f.body, this.params, this.host.source.size) ?? resumeFailure(f.body.from ?? 0, this.params.chunk, this.host.source);
     if (failure) return this.host.fail(failure);
     this.stopTick = this.host.clock.every(Math.max(MIN_TICK, Math.floor(this.params.period / 4)), () => this.tick());
   }

@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
 import {
+  clipUtf8,
   type AnyFrame, FRAME_TYPE_NAMES, FrameType, type Frame, type FrameTypeId, type HelloBody, type IdentityKeyPair, LmError, Reason, type ReasonCode,
   type SessionParams, type SignedTx, decodeFrame, encodeFrame, equalBytes, isReasonCode, reasonName, toHex, toLmError, topics, verifyFrame,
 } from '@livematrix/spec';
@@ -22,6 +23,10 @@ import type { JobSource } from './source.js';
 import { Control, type ControlOpId, type GatewayStreamEvents, type StreamOptions, type StreamReport } from './types.js';
 
 export type ReceiptFrame = Frame<typeof FrameType.RECEIPT>;
+
+/** Authentication failures on a session's frames within the window that raise ALARM tamper ([LM-ALARM-3]). */
+const TAMPER_LIMIT = 3;
+const TAMPER_WINDOW_MS = 60_000;
 
 /** What a stream needs from its gateway. */
 export interface GatewayContext {
@@ -148,7 +153,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     } catch (e) {
       const err = toLmError(e);
       this.ctx.reject(err.code, err.message);
-      return;
+      return this.authFailed();
     }
     s.heard(); // [LM-DLV-13]
     return this.onAuthenticated(f, s, d);
@@ -179,6 +184,18 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
         return;
     }
   }
+
+  /**
+   * [LM-ALARM-3]: 3 authentication failures on the session's frames within 60 s raise ALARM
+   * `tamper` and end the session (cut off, not abandoned: its print resumes, [LM-LIC-3]).
+   */
+  private authFailed(): void {
+    const now = this.ctx.clock.now();
+    this.authFailures = [...this.authFailures.filter((t) => now - t <= TAMPER_WINDOW_MS), now];
+    if (this.authFailures.length >= TAMPER_LIMIT) this.alarm(Reason.tamper, `${this.authFailures.length} frames of the session failed authentication within ${TAMPER_WINDOW_MS / 1000} s ([LM-ALARM-3])`);
+  }
+  /** when frames of the session failed authentication, within the tamper window */
+  private authFailures: number[] = [];
 
   private onReceipt(f: ReceiptFrame, d: Delivery, raw: Uint8Array): void {
     try {
@@ -255,7 +272,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
     if (this.alarmed) return;
     this.alarmed = true; // stops HINTS and withholds every further KEY ([LM-ALARM-1])
     const numbers = { ...(observed !== undefined ? { observed } : {}), ...(limit !== undefined ? { limit } : {}) };
-    const body = { sid: this.sid, code, detail: detail.slice(0, 256), time: this.ctx.clock.now(), ...numbers };
+    const body = { sid: this.sid, code, detail: clipUtf8(detail, 256), time: this.ctx.clock.now(), ...numbers };
     void this.session.delivery?.send(FrameType.ALARM, body);
     const fleetAlarm = encodeFrame(FrameType.ALARM, { ...body, device: this.device }, { kind: 'none' }); // [LM-ALARM-6]
     void this.ctx.send(topics.alarm(this.ctx.fleet), fleetAlarm, FrameType.ALARM).catch(() => undefined);
@@ -267,7 +284,7 @@ export class GatewayStream extends EventEmitter<GatewayStreamEvents> {
   /** Ends the stream with `e`; `tell` sends the device an ERROR first. @internal */
   fail(e: LmError, tell = true): void {
     if (this.ended) return;
-    if (tell) void this.session.delivery?.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: e.message.slice(0, 256) });
+    if (tell) void this.session.delivery?.send(FrameType.ERROR, { sid: this.sid, code: e.code, detail: clipUtf8(e.message, 256) });
     // a device gone, or this gateway stopping, leaves the print to resume ([LM-LIC-4]); anything else ends it
     // a device gone or silent, forged frames, or this gateway stopping cut the print off: it resumes
     this.record.ended(e.code === Reason.offline || e.code === Reason.timeout || e.code === Reason.tamper || e instanceof GatewayStoppedError ? 'interrupted' : 'failed');

@@ -1,6 +1,7 @@
 /**
  * `npm run spec:requirements`: writes spec/requirements.json from spec/SPEC.md. Fails on a
- * duplicate ID, an ID without an RFC 2119 keyword, or a citation of an undefined ID.
+ * duplicate ID, an ID without an RFC 2119 keyword or with keywords of more than one level, or a
+ * citation of an undefined ID.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -12,6 +13,7 @@ const ex = extractRequirements(readFileSync(join(specDir, 'SPEC.md'), 'utf8'));
 const problems = [
   ...ex.duplicates.map((id) => `duplicate ID ${id}`),
   ...ex.withoutLevel.map((id) => `${id} has no RFC 2119 keyword`),
+  ...ex.multipleLevels.map((id) => `${id} carries more than one RFC 2119 level: split it, one statement per ID`),
   ...ex.undefinedCitations.map((id) => `${id} is cited but not defined`),
 ];
 if (problems.length) {

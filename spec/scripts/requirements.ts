@@ -11,13 +11,25 @@ export interface Requirement {
   profiles: string[];
 }
 
-const LEVELS: [RegExp, Requirement['level']][] = [
-  [/\bMUST NOT\b|\bSHALL NOT\b/, 'MUST NOT'],
-  [/\bMUST\b|\bSHALL\b|\bREQUIRED\b/, 'MUST'],
-  [/\bSHOULD NOT\b/, 'SHOULD NOT'],
-  [/\bSHOULD\b|\bRECOMMENDED\b/, 'SHOULD'],
-  [/\bMAY\b|\bOPTIONAL\b/, 'MAY'],
-];
+/**
+ * RFC 2119 keywords and the level each stands for. One alternation, longest first, so that "MUST
+ * NOT" is one match and never also a "MUST".
+ */
+const KEYWORDS = /\b(MUST NOT|SHALL NOT|SHOULD NOT|MUST|SHALL|REQUIRED|SHOULD|RECOMMENDED|MAY|OPTIONAL)\b/g;
+const LEVEL_OF: Readonly<Record<string, Requirement['level']>> = {
+  'MUST NOT': 'MUST NOT', 'SHALL NOT': 'MUST NOT', MUST: 'MUST', SHALL: 'MUST', REQUIRED: 'MUST',
+  'SHOULD NOT': 'SHOULD NOT', SHOULD: 'SHOULD', RECOMMENDED: 'SHOULD', MAY: 'MAY', OPTIONAL: 'MAY',
+};
+
+/** The distinct levels of the RFC 2119 keywords in a text, in the order they first appear. */
+export function levelsIn(text: string): Requirement['level'][] {
+  const out: Requirement['level'][] = [];
+  for (const m of text.matchAll(KEYWORDS)) {
+    const level = LEVEL_OF[m[1] as string] as Requirement['level'];
+    if (!out.includes(level)) out.push(level);
+  }
+  return out;
+}
 
 /** Groups each profile covers, read from the profile table of SPEC.md §1. */
 export function profileGroups(markdown: string): Record<string, string[]> {
@@ -37,6 +49,8 @@ export interface Extraction {
   undefinedCitations: string[];
   /** definitions with no RFC 2119 keyword */
   withoutLevel: string[];
+  /** definitions whose keywords carry more than one level (one normative statement per ID) */
+  multipleLevels: string[];
 }
 
 export function extractRequirements(markdown: string): Extraction {
@@ -46,6 +60,7 @@ export function extractRequirements(markdown: string): Extraction {
   const seen = new Set<string>();
   const duplicates: string[] = [];
   const withoutLevel: string[] = [];
+  const multipleLevels: string[] = [];
   let section = '';
   let para: string[] = [];
   let inCode = false;
@@ -57,11 +72,13 @@ export function extractRequirements(markdown: string): Extraction {
     const [, id, group, body] = m as unknown as [string, string, string, string];
     if (seen.has(id)) duplicates.push(id);
     seen.add(id);
-    const level = LEVELS.find(([re]) => re.test(body))?.[1];
+    const levels = levelsIn(body);
+    const level = levels[0];
     if (!level) {
       withoutLevel.push(id);
       return;
     }
+    if (levels.length > 1) multipleLevels.push(`${id} (${levels.join(', ')})`);
     const profiles = Object.entries(groups).filter(([, gs]) => gs.includes(group)).map(([p]) => p);
     requirements.push({ id, level, group, section, text: body, profiles });
   };
@@ -89,7 +106,7 @@ export function extractRequirements(markdown: string): Extraction {
   const cited = new Set<string>();
   for (const m of markdown.matchAll(ID_PATTERN)) cited.add(m[1] as string);
   const undefinedCitations = [...cited].filter((id) => !seen.has(id)).sort();
-  return { requirements, duplicates, undefinedCitations, withoutLevel };
+  return { requirements, duplicates, undefinedCitations, withoutLevel, multipleLevels };
 }
 
 export function renderRequirementsJson(ex: Extraction): string {

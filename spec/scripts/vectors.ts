@@ -8,9 +8,10 @@ import {
   type AnyFrame, type Bodies, type CborValue, type FrameTypeId, type Signer, type SuiteId, FRAME_TYPE_NAMES, FrameType, LmError,
   Ratchet, ReferenceTable, SUITE_NAMES, ascii, blake3Message, createTx, decodeCbor, decodeFrame, deriveSessionKeys, ecdh,
   encodeCbor, encodeFrame, hintDigest, hintInput, identityKeyPair, openChunk, openLicence, pack, reasonName, sealChunk, shiftedSymbol,
-  sealTelemetry, toHex, transcriptHash, unpack, verifyTx, wrapChunkKey, x25519KeyPair, Reason, type ReasonCode,
+  sealTelemetry, toHex, transcriptHash, TX_MAX_VALIDITY_MS, unpack, verifyTx, wrapChunkKey, x25519KeyPair, Reason, type ReasonCode,
   verifyFrame as verifyFrameFn, fromHex as fromHexLocal, concatBytes as concat, frameMac,
   REVOCATION_PERIOD_MS, Revocations, decodeTx, signRevocation, signTicket, verifyRevocation, verifyTicket, type RevocationRequest, type RevokeBody, type TicketBody,
+  MAX_HINT_BYTES, acceptFault, hintsFault, sign, validateParams, type SessionParams,
 } from '../src/index.js';
 import { ledgerVectors } from './ledger-vectors.js';
 import { protectedVectors } from './protected-vectors.js';
@@ -18,6 +19,13 @@ import { protectedVectors } from './protected-vectors.js';
 /** Deterministic bytes for a label. */
 export function det(label: string, n = 32): Uint8Array {
   return expand(sha256, sha256(ascii('livematrix/1 vectors')), ascii(label), n);
+}
+
+/** Deterministic bytes of any length (HKDF gives at most 8160 per label). */
+export function detLong(label: string, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i * 8160 < n; i++) out.set(det(`${label} ${i}`, Math.min(8160, n - i * 8160)), i * 8160);
+  return out;
 }
 
 export interface VectorTest {
@@ -88,7 +96,7 @@ function hintVectors(): VectorFile {
     }
     for (const [w, g] of [[8, 256], [16, 65536], [24, 2 ** 24]] as const) {
       tests.push({
-        tcId: 0, comment: `symbol ${g} is not below 2^${w}`, result: 'invalid', flags: ['SymbolOutOfRange'], requirements: ['LM-HINT-1', 'LM-PACK-3'],
+        tcId: 0, comment: `symbol ${g} is not below 2^${w}`, result: 'invalid', flags: ['SymbolOutOfRange'], requirements: ['LM-HINT-6'],
         hk: toHex(hk), w, L: 4, g, error: errorName(() => hintDigest(suite, hk, w, g)),
       });
     }
@@ -196,7 +204,7 @@ function keyVectors(): VectorFile {
   };
   const valid: VectorTest = {
     tcId: 0, comment: 'session keys and both chains through r0..r0+3, then jumps to r0+10 and r0+1000', result: 'valid', flags: ['Jump'],
-    requirements: ['LM-KEY-1', 'LM-KEY-2', 'LM-KEY-3'],
+    requirements: ['LM-KEY-1', 'LM-KEY-2', 'LM-KEY-3', 'LM-KEY-6'],
     gatewayEphemeralSecret: toHex(gw.secretKey), gatewayEphemeralPublic: toHex(gw.publicKey),
     deviceEphemeralSecret: toHex(dev.secretKey), deviceEphemeralPublic: toHex(dev.publicKey),
     licence: toHex(licence), offer: toHex(offer), accept: toHex(accept),
@@ -214,11 +222,17 @@ function keyVectors(): VectorFile {
     tcId: 0, comment: 'after deriving r0+2, the keys of r0+1 can no longer be derived: its chain key is erased', result: 'invalid', flags: ['Erased'],
     requirements: ['LM-KEY-4'], ckG2d0: toHex(keys.ckG2d), r0, derived: r0 + 2, asked: r0 + 1, error: errorName(() => rc.keysFor(r0 + 1)),
   };
+  const before = new Ratchet(keys.ckG2d, r0);
+  const beforeR0: VectorTest = {
+    tcId: 0, comment: 'revision r0 - 1 precedes the session: it has no keys', result: 'invalid', flags: ['BeforeFirst'],
+    requirements: ['LM-KEY-7'], ckG2d0: toHex(keys.ckG2d), r0, asked: r0 - 1, error: errorName(() => before.keysFor(r0 - 1)),
+  };
   return file('LIVEMATRIX-KEYS', {
     Jump: 'a revision reached by iterating the chain over skipped revisions',
     LowOrderPoint: 'X25519 with a low-order point gives zero; refused',
     Erased: 'chain keys are erased once stepped',
-  }, [{ type: 'KeyScheduleTest', tests: [valid, invalid, erased] }]);
+    BeforeFirst: 'a revision below r0 has no keys; a frame of it is refused as rev-expired',
+  }, [{ type: 'KeyScheduleTest', tests: [valid, invalid, erased, beforeR0] }]);
 }
 
 // ---- AEAD ------------------------------------------------------------------------------------
@@ -300,7 +314,7 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   }
   // Extension key 16 is ignored ([LM-FRAME-4]).
   const ext = rewriteBody(encodeFrame(FrameType.TIME_REQ, { sid, t1: t }, macD), (m) => m.set(16, 'extension'), fkD2g);
-  valid.push({ tcId: 0, comment: 'TIME_REQ with extension key 16', result: 'valid', flags: ['Extension'], requirements: ['LM-FRAME-4'], type: 4, name: 'TIME_REQ', authKind: 'mac', macKey: toHex(fkD2g), hex: toHex(ext), decoded: jsonOf(decodeFrame(ext).body) });
+  valid.push({ tcId: 0, comment: 'TIME_REQ with extension key 16, which its MAC covers', result: 'valid', flags: ['Extension'], requirements: ['LM-FRAME-4', 'LM-FRAME-12'], type: 4, name: 'TIME_REQ', authKind: 'mac', macKey: toHex(fkD2g), hex: toHex(ext), decoded: jsonOf(decodeFrame(ext).body) });
 
   // A shifted re-send ([LM-DLV-11]).
   const shifted = encodeFrame(FrameType.HINTS, { sid, seq: 0, rev: 6, chunk: 0, off: 0, ctlen: 4112, hints: det('shifted hints', 8), idx: [16, 17], sh: 10 }, macG);
@@ -326,6 +340,34 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   const fleetAlarm = encodeFrame(FrameType.ALARM, { code: Reason.rate, detail: 'printer-13: 9000 frames in 1 s over 5000', time: t, observed: 9000, limit: 5000, device: 'printer-13' }, { kind: 'none' });
   valid.push({ tcId: 0, comment: 'ALARM on the fleet alarm topic, naming its device', result: 'valid', flags: ['FleetAlarm'], requirements: ['LM-FRAME-1', 'LM-ALARM-6'], type: 13, name: 'ALARM', authKind: 'none', hex: toHex(fleetAlarm), decoded: jsonOf(decodeFrame(fleetAlarm).body) });
 
+  const validFrame = (comment: string, flags: string[], requirements: string[], bytes: Uint8Array, keys: Record<string, string>, authKind: string) => {
+    const f = decodeFrame(bytes);
+    verifyFrameJson(f, keys);
+    valid.push({ tcId: 0, comment, result: 'valid', flags, requirements, type: f.type, name: FRAME_TYPE_NAMES[f.type], authKind, ...keys, hex: toHex(bytes), decoded: jsonOf(f.body) });
+  };
+  const devKey = { signerPublic: toHex(device.publicKey) };
+  const gwKey = { signerPublic: toHex(gateway.publicKey) };
+  // Extension keys inside the maps nested in a body: caps and params ([LM-FRAME-4])
+  const hello = encodeFrame(FrameType.HELLO, samples[1][0], sigD);
+  const helloExt = rewriteBodySigned(hello, (m) => m.set(3, new Map(m.get(3) as Map<number, CborValue>).set(16, 'caps extension')), device.secretKey);
+  validFrame('HELLO with extension key 16 inside caps', ['Extension', 'NestedExtension'], ['LM-FRAME-4', 'LM-FRAME-12'], helloExt, devKey, 'sig');
+  const offerExt = rewriteBodySigned(encodeFrame(FrameType.OFFER, samples[2][0], sigG), (m) => m.set(3, new Map(m.get(3) as Map<number, CborValue>).set(16, [1, 2])), gateway.secretKey);
+  validFrame('OFFER with extension key 16 inside params', ['Extension', 'NestedExtension'], ['LM-FRAME-4', 'LM-FRAME-12'], offerExt, gwKey, 'sig');
+  // Text limits count bytes of UTF-8 ([LM-FRAME-11])
+  const alarmAt = (detail: string) => rewriteBody(encodeFrame(FrameType.ALARM, samples[13][0], macG), (m) => m.set(2, detail), fkG2d);
+  validFrame('ALARM detail of 256 bytes: 128 two-byte characters', ['TextBytes'], ['LM-FRAME-11'], alarmAt('é'.repeat(128)), { macKey: toHex(fkG2d) }, 'mac');
+  validFrame('ALARM detail of 256 bytes: 64 four-byte characters (128 UTF-16 code units)', ['TextBytes'], ['LM-FRAME-11'], alarmAt('\u{1F5A8}'.repeat(64)), { macKey: toHex(fkG2d) }, 'mac');
+  const helloSoftware = (software: string) => rewriteBodySigned(hello, (m) => m.set(5, software), device.secretKey);
+  validFrame('HELLO software of 64 bytes: 21 three-byte characters and one ASCII', ['TextBytes'], ['LM-FRAME-11'], helloSoftware('€'.repeat(21) + 'a'), devKey, 'sig');
+  // Nesting depth 8: the envelope 1, the body 2, six arrays in an extension value ([LM-CBOR-5])
+  const timeReq = encodeFrame(FrameType.TIME_REQ, { sid, t1: t }, macD);
+  const nested = (k: number): CborValue => (k === 0 ? 1 : [nested(k - 1)]);
+  const depth8 = rewriteBody(timeReq, (m) => m.set(16, nested(6)), fkD2g);
+  validFrame('nesting depth 8: six arrays inside the body (the frame 1, the body 2)', ['Depth'], ['LM-CBOR-5'], depth8, { macKey: toHex(fkD2g) }, 'mac');
+  // idx of 4096 entries, the most the profile allows in one array ([LM-FRAME-13])
+  const fullIdx = rewriteBody(encodeFrame(FrameType.HINTS, samples[6][0], macG), (m) => m.set(6, detLong('idx hints', 4096 * 4)).set(7, [...Array(4096).keys()]), fkG2d);
+  validFrame('HINTS re-send with an idx of 4096 entries', ['IdxLimit'], ['LM-FRAME-13'], fullIdx, { macKey: toHex(fkG2d) }, 'mac');
+
   const invalid: VectorTest[] = [];
   const bad = (comment: string, flags: string[], requirements: string[], bytes: Uint8Array, verifyWith?: Record<string, string>) => {
     let error: string;
@@ -348,11 +390,41 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   bad('sid of 15 bytes', ['WrongType'], ['LM-FRAME-1'], rewriteBody(hintsFrame, (m) => m.set(0, sid.subarray(0, 15)), fkG2d));
   bad('missing field ctlen', ['MissingField'], ['LM-FRAME-1'], rewriteBody(hintsFrame, (m) => m.delete(5), fkG2d));
   bad('unknown key 9 below the extension range', ['UnknownKey'], ['LM-FRAME-4'], rewriteBody(hintsFrame, (m) => m.set(9, 1), fkG2d));
-  bad('idx not increasing', ['WrongType'], ['LM-FRAME-1'], rewriteBody(hintsFrame, (m) => m.set(7, [3, 3]), fkG2d));
-  bad('sh without idx', ['WrongType'], ['LM-FRAME-1', 'LM-DLV-11'], rewriteBody(hintsFrame, (m) => m.set(8, 10), fkG2d));
-  bad('sh of 0', ['WrongType'], ['LM-FRAME-1', 'LM-DLV-11'], rewriteBody(shifted, (m) => m.set(8, 0), fkG2d));
+  bad('idx not increasing', ['WrongType'], ['LM-FRAME-13'], rewriteBody(hintsFrame, (m) => m.set(7, [3, 3]), fkG2d));
+  bad('idx empty', ['WrongType'], ['LM-FRAME-13'], rewriteBody(hintsFrame, (m) => m.set(7, []), fkG2d));
+  bad('idx of 4097 entries: over the array limit, too-large before the body is judged', ['WrongType', 'Precedence'], ['LM-FRAME-13', 'LM-CBOR-5', 'LM-CBOR-7'], rewriteBody(hintsFrame, (m) => m.set(7, [...Array(4097).keys()]), fkG2d));
+  bad('sh without idx', ['WrongType'], ['LM-FRAME-14', 'LM-DLV-11'], rewriteBody(hintsFrame, (m) => m.set(8, 10), fkG2d));
+  bad('sh of 0', ['WrongType'], ['LM-FRAME-14', 'LM-DLV-11'], rewriteBody(shifted, (m) => m.set(8, 0), fkG2d));
+  bad('sh of 24', ['WrongType'], ['LM-FRAME-14', 'LM-DLV-11'], rewriteBody(shifted, (m) => m.set(8, 24), fkG2d));
+  bad('unknown key 11 below the extension range inside OFFER params', ['UnknownKey', 'NestedExtension'], ['LM-FRAME-4'], rewriteBodySigned(encodeFrame(FrameType.OFFER, samples[2][0], sigG), (m) => m.set(3, new Map(m.get(3) as Map<number, CborValue>).set(11, 1)), gateway.secretKey), gwKey);
   bad('auth of 15 bytes', ['AuthLength'], ['LM-FRAME-3'], rewriteArray(hintsFrame, (a) => { a[3] = new Uint8Array(15); }));
-  bad('HINTS with empty auth (NONE not allowed)', ['AuthLength'], ['LM-FRAME-3', 'LM-FRAME-5'], rewriteArray(hintsFrame, (a) => { a[3] = new Uint8Array(0); }));
+  bad('HINTS with empty auth (NONE not allowed)', ['AuthLength'], ['LM-FRAME-3', 'LM-FRAME-21'], rewriteArray(hintsFrame, (a) => { a[3] = new Uint8Array(0); }));
+  // text one byte over its limit in bytes of UTF-8, though within it in characters ([LM-FRAME-11])
+  bad('ALARM detail of 257 bytes (129 characters)', ['TextBytes'], ['LM-FRAME-11'], alarmAt('é'.repeat(128) + 'a'), { macKey: toHex(fkG2d) });
+  bad('ALARM detail of 260 bytes (65 four-byte characters, 130 UTF-16 code units)', ['TextBytes'], ['LM-FRAME-11'], alarmAt('\u{1F5A8}'.repeat(65)), { macKey: toHex(fkG2d) });
+  bad('HELLO software of 65 bytes (23 characters)', ['TextBytes'], ['LM-FRAME-11'], helloSoftware('€'.repeat(21) + 'ab'), devKey);
+  // the MAC covers the items as received, extension keys included ([LM-FRAME-12])
+  bad('TIME_REQ whose MAC covers extension key 16, with the key stripped', ['BadAuth', 'Extension'], ['LM-FRAME-12'], rewriteBodyKeepAuth(ext, (m) => m.delete(16)), { macKey: toHex(fkD2g) });
+  bad('TIME_REQ with extension key 16 added after its MAC was made', ['BadAuth', 'Extension'], ['LM-FRAME-12'], rewriteBodyKeepAuth(timeReq, (m) => m.set(16, 'extension')), { macKey: toHex(fkD2g) });
+  // a HELLO is signed by the key it carries ([LM-FRAME-20])
+  bad('HELLO carrying the device key, signed by another key', ['BadAuth'], ['LM-FRAME-20', 'LM-FRAME-2'], encodeFrame(FrameType.HELLO, samples[1][0], sigG), devKey);
+  // nesting depth 9 ([LM-CBOR-5]): the depth-8 frame with one array more, MAC'd by hand
+  bad('nesting depth 9: seven arrays inside the body', ['TooDeep'], ['LM-CBOR-5'], handFrame(itemsOf(depth8).replace('10' + '81'.repeat(6) + '01', '10' + '81'.repeat(7) + '01'), fkD2g));
+  // which failure wins ([LM-FRAME-10], [LM-CBOR-7])
+  bad('a tag with a non-shortest argument (d8 01): schema, not noncanonical', ['Precedence', 'Tag'], ['LM-CBOR-7', 'LM-CBOR-2'], handFrame(itemsOf(timeReq).replace(/^0104a2/, '0104a3') + '10d80100', fkD2g));
+  bad('negative frame type: schema, not unknown-type', ['Precedence'], ['LM-FRAME-10'], rewriteArray(hintsFrame, (a) => { a[1] = -1; }));
+  bad('negative version: schema, not version', ['Precedence'], ['LM-FRAME-10'], rewriteArray(hintsFrame, (a) => { a[0] = -1; }));
+  bad('byte string declaring 65537 bytes in a short input: too-large, not malformed', ['Precedence'], ['LM-CBOR-7', 'LM-CBOR-5'], fromHexLocal('84010aa1045a00010001' + '00'.repeat(8)));
+  bad('array declaring 4097 entries in a short input: too-large, not malformed', ['Precedence'], ['LM-CBOR-7', 'LM-CBOR-5'], fromHexLocal('84010aa1049910010102'));
+  bad('input of 65537 bytes that is not CBOR: too-large before decoding', ['Precedence', 'Oversize'], ['LM-FRAME-10'], new Uint8Array(65537).fill(0xff));
+  bad('version 2 with five elements: version, whatever the shape', ['Precedence', 'Version'], ['LM-FRAME-10', 'LM-ROLE-2'], rewriteArray(hintsFrame, (a) => { a[0] = 2; a.push(0); }));
+  bad('version 1 with five elements: schema', ['Precedence', 'WrongType'], ['LM-FRAME-10'], rewriteArray(hintsFrame, (a) => { a.push(0); }));
+  bad('version 2 with a non-canonical integer in the body: noncanonical, the whole input is CBOR first', ['Precedence', 'NonCanonical'], ['LM-FRAME-10', 'LM-CBOR-3'], nonCanonicalSeq(rewriteArray(hintsFrame, (a) => { a[0] = 2; })));
+  bad('unknown type 99 with an auth of 15 bytes: unknown-type before the auth length', ['Precedence', 'UnknownType'], ['LM-FRAME-10'], rewriteArray(hintsFrame, (a) => { a[1] = 99; a[3] = new Uint8Array(15); }));
+  bad('missing field and a wrong MAC: schema, before authentication (no auth failure to count)', ['Precedence', 'MissingField'], ['LM-FRAME-10', 'LM-ALARM-3'], rewriteBodyKeepAuth(hintsFrame, (m) => m.delete(5)), { macKey: toHex(fkG2d) });
+  bad('a non-canonical integer before a float: the first failure in byte order', ['Precedence', 'NonCanonical'], ['LM-CBOR-7'], handFrame('0104a300' + '50' + toHex(sid) + '011a00000007' + '10f93c00', fkD2g));
+  bad('a float before a non-canonical integer: the first failure in byte order', ['Precedence', 'Float'], ['LM-CBOR-7'], handFrame('0104a300' + '50' + toHex(sid) + '01f93c00' + '101a00000007', fkD2g));
+  bad('a non-canonical integer and a trailing byte: noncanonical, met first', ['Precedence', 'NonCanonical'], ['LM-CBOR-7'], concat(nonCanonicalSeq(hintsFrame), Uint8Array.of(0)));
   bad('body is an array', ['WrongType'], ['LM-FRAME-1'], rewriteArray(hintsFrame, (a) => { a[2] = []; }));
   bad('frame is a map', ['WrongType'], ['LM-FRAME-1'], encodeCbor(new Map([[1, 1]])));
   bad('frame of 3 items', ['WrongType'], ['LM-FRAME-1'], encodeCbor([1, 6, new Map()]));
@@ -361,7 +433,6 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   bad('a float in the body', ['Float'], ['LM-CBOR-2'], replaceBytes(encodeCbor([1, 4, new Map<number, CborValue>([[0, sid], [1, 7]]), new Uint8Array(16)]), Uint8Array.of(0x01, 0x07), Uint8Array.of(0x01, 0xf9, 0x47, 0x00)));
   bad('frame over 65536 bytes', ['Oversize'], ['LM-FRAME-1', 'LM-CBOR-5'], oversize());
   // [1, 8, {16: [[[[[[[[1]]]]]]]]}, h'00..'] built by hand: the encoder refuses it too.
-  bad('nesting deeper than 8', ['TooDeep'], ['LM-CBOR-5'], fromHexLocal('840108a110' + '81'.repeat(8) + '01' + '50' + '00'.repeat(16)));
   const flipped = hintsFrame.slice();
   flipped[flipped.length - 1] = (flipped[flipped.length - 1] as number) ^ 0x80;
   bad('HINTS with a wrong MAC', ['BadAuth'], ['LM-FRAME-2'], flipped, { macKey: toHex(fkG2d) });
@@ -380,6 +451,9 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
     WrongType: 'a field or the envelope has the wrong type', MissingField: 'a required field is absent', UnknownKey: 'a body key below 16 that the type does not define',
     AuthLength: 'auth length fits no allowed kind', NonCanonical: 'not deterministic CBOR', Float: 'floats are outside the profile', Oversize: 'over the frame limit',
     TooDeep: 'over the depth limit', BadAuth: 'decodes, but its MAC or signature does not verify',
+    NestedExtension: 'a key inside caps or params: 16 and above ignored, below 16 refused (LM-FRAME-4)', TextBytes: 'text limits count bytes of UTF-8 (LM-FRAME-11)',
+    Depth: 'at the nesting limit (LM-CBOR-5)', IdxLimit: 'idx at the 4096-entry array limit (LM-FRAME-13)', Tag: 'tags are outside the profile',
+    Precedence: 'more than one check fails: the reason is the first in the order of LM-FRAME-10 and LM-CBOR-7',
   }, [{ type: 'FrameTest', tests: valid }, { type: 'InvalidFrameTest', tests: invalid }]);
 }
 
@@ -402,6 +476,28 @@ function rewriteBody(bytes: Uint8Array, f: (m: Map<number | string, CborValue>) 
   f(m);
   const tba = concat(ascii('livematrix/1 frame'), Uint8Array.of(0), encodeCbor([a[0] as CborValue, a[1] as CborValue, m]));
   return encodeCbor([a[0] as CborValue, a[1] as CborValue, m, frameMac(macKey, tba)]);
+}
+/** Changes the body and signs the frame again with an Ed25519 seed. */
+function rewriteBodySigned(bytes: Uint8Array, f: (m: Map<number | string, CborValue>) => void, secretKey: Uint8Array): Uint8Array {
+  const a = [...(decodeCbor(bytes) as CborValue[])];
+  const m = new Map(a[2] as Map<number | string, CborValue>);
+  f(m);
+  const tba = concat(ascii('livematrix/1 frame'), Uint8Array.of(0), encodeCbor([a[0] as CborValue, a[1] as CborValue, m]));
+  return encodeCbor([a[0] as CborValue, a[1] as CborValue, m, sign(secretKey, tba)]);
+}
+/**
+ * A frame built by hand from the hex of its first three items (after the array head), for bytes
+ * the encoder refuses to write; its MAC is computed over them as they are ([LM-FRAME-12]).
+ */
+/** The hex of a MAC frame's first three items: without the array head and the 16-byte MAC. */
+function itemsOf(frame: Uint8Array): string {
+  const h = toHex(frame);
+  if (!h.startsWith('84') || h.slice(-34, -32) !== '50') throw new Error('not a MAC frame');
+  return h.slice(2, -34);
+}
+function handFrame(itemsHex: string, macKey: Uint8Array): Uint8Array {
+  const tba = concat(ascii('livematrix/1 frame'), Uint8Array.of(0, 0x83), fromHexLocal(itemsHex));
+  return fromHexLocal('84' + itemsHex + '50' + toHex(frameMac(macKey, tba)));
 }
 function rewriteBodyKeepAuth(bytes: Uint8Array, f: (m: Map<number | string, CborValue>) => void): Uint8Array {
   const a = [...(decodeCbor(bytes) as CborValue[])];
@@ -444,18 +540,27 @@ function oversize(): Uint8Array {
 
 // ---- transactions ----------------------------------------------------------------------------
 
+/** The request the transaction vectors sign; the limit tests change one field of it. */
+function txRequest() {
+  const operator = identityKeyPair(det('operator identity'));
+  const { device, gateway } = frameFixture();
+  const plaintext = ascii('G28\nG1 X10 Y10 F3000\nM104 S215\n');
+  const nbf = 1_764_000_000_000;
+  return {
+    job: 'calib_cube', plaintext: { digest: sha256(plaintext), size: plaintext.length }, device: 'printer-01', devicePublic: device.publicKey,
+    operatorSecret: operator.secretKey, operatorPublic: operator.publicKey, notBefore: nbf, notAfter: nbf + 24 * 3600 * 1000,
+    rate: 2000, burst: 65536, prints: 1, gatewayPublic: gateway.publicKey,
+    fixed: { licence: det('tx licence'), ephemeral: det('tx licence ephemeral'), nonce: det('tx nonce', 16) },
+  };
+}
+
 export function txFixture() {
   const operator = identityKeyPair(det('operator identity'));
   const { device, gateway } = frameFixture();
   const other = identityKeyPair(det('other device identity'));
   const plaintext = ascii('G28\nG1 X10 Y10 F3000\nM104 S215\n');
   const nbf = 1_764_000_000_000;
-  const made = createTx({
-    job: 'calib_cube', plaintext: { digest: sha256(plaintext), size: plaintext.length }, device: 'printer-01', devicePublic: device.publicKey,
-    operatorSecret: operator.secretKey, operatorPublic: operator.publicKey, notBefore: nbf, notAfter: nbf + 24 * 3600 * 1000,
-    rate: 2000, burst: 65536, prints: 1, gatewayPublic: gateway.publicKey,
-    fixed: { licence: det('tx licence'), ephemeral: det('tx licence ephemeral'), nonce: det('tx nonce', 16) },
-  });
+  const made = createTx(txRequest());
   return { operator, device, gateway, other, plaintext, nbf, ...made };
 }
 
@@ -471,6 +576,21 @@ function txVectors(): VectorFile {
     tcId: 0, comment: 'valid transaction; the device opens the sealed licence', result: 'valid', flags: [], requirements: ['LM-TX-1', 'LM-TX-2', 'LM-TX-4', 'LM-TX-5'],
     tx: toHex(tx.bytes), txh: toHex(tx.hash), decoded: jsonOf(tx.body), context: ctx, deviceSecret: toHex(device.secretKey), licence: toHex(licence),
   }];
+  // valid at the limits: a 30-day window, a job name of 128 bytes in two-byte characters
+  const remake = (o: Partial<Parameters<typeof createTx>[0]>) => createTx({ ...txRequest(), ...o });
+  const window30 = { at: remake({ notAfter: nbf + TX_MAX_VALIDITY_MS }), over: remake({ notAfter: nbf + TX_MAX_VALIDITY_MS + 1 }) };
+  const reversed = remake({ notBefore: nbf, notAfter: nbf - 1000 });
+  const jobAt = remake({ job: 'é'.repeat(64) });
+  const jobOver = remake({ job: 'é'.repeat(64) + 'a' });
+  for (const [comment, flags, requirements, made] of [
+    ['validity window of exactly 30 days', ['LongWindow'], ['LM-TX-8'], window30.at],
+    ['job of 128 bytes of UTF-8 (64 two-byte characters)', ['TextBytes'], ['LM-FRAME-11', 'LM-TX-9'], jobAt],
+  ] as const) {
+    tests.push({
+      tcId: 0, comment, result: 'valid', flags: [...flags], requirements: [...requirements],
+      tx: toHex(made.tx.bytes), txh: toHex(made.tx.hash), decoded: jsonOf(made.tx.body), context: ctx, deviceSecret: toHex(device.secretKey), licence: toHex(made.licence),
+    });
+  }
   const sigFlip = tx.bytes.slice();
   sigFlip[sigFlip.length - 1] = (sigFlip[sigFlip.length - 1] as number) ^ 1;
   const cases: [string, string[], string[], Uint8Array, typeof ctx][] = [
@@ -483,15 +603,29 @@ function txVectors(): VectorFile {
     ['operator not trusted', ['Untrusted'], ['LM-TX-3'], tx.bytes, { ...ctx, trustedOperators: [toHex(other.publicKey)] }],
     ['print count exhausted', ['Count'], ['LM-TX-7'], tx.bytes, { ...ctx, printsUsed: 1 }],
     ['for another gateway', ['WrongGateway'], ['LM-FRAME-6'], tx.bytes, { ...ctx, gatewayPublic: toHex(other.publicKey) }],
-    ['not CBOR', ['Malformed'], ['LM-TX-2'], Uint8Array.of(0xff, 0x00), ctx],
+    ['not CBOR', ['Malformed'], ['LM-TX-9'], Uint8Array.of(0xff, 0x00), ctx],
+    ['signature of 63 bytes: tx-schema, not tx-signature', ['Malformed', 'SignatureLength'], ['LM-TX-9'], withSig(tx.bytes, (s) => s.subarray(0, 63)), ctx],
+    ['signature of 65 bytes', ['Malformed', 'SignatureLength'], ['LM-TX-9'], withSig(tx.bytes, (s) => concat(s, Uint8Array.of(0))), ctx],
+    ['signature element missing: [body] only', ['Malformed'], ['LM-TX-9'], encodeCbor([(decodeCbor(tx.bytes) as CborValue[])[0] as CborValue]), ctx],
+    ['a third element after the signature', ['Malformed'], ['LM-TX-9'], encodeCbor([...(decodeCbor(tx.bytes) as CborValue[]), 0]), ctx],
+    ['validity window of 30 days and 1 ms', ['LongWindow'], ['LM-TX-8'], window30.over.tx.bytes, { ...ctx, now: nbf + 1000 }],
+    ['naf before nbf', ['LongWindow'], ['LM-TX-8'], reversed.tx.bytes, { ...ctx, now: nbf - 500 }],
+    ['job of 129 bytes of UTF-8 (65 characters)', ['TextBytes'], ['LM-FRAME-11', 'LM-TX-9'], jobOver.tx.bytes, ctx],
   ];
   for (const [comment, flags, requirements, bytes, c] of cases) {
     tests.push({ tcId: 0, comment, result: 'invalid', flags, requirements, tx: toHex(bytes), context: c, error: check(bytes, c) });
   }
   return file('LIVEMATRIX-TX', {
     BadSignature: 'the operator signature does not verify', Unsigned: 'no transaction', Expired: 'outside nbf..naf', WrongDevice: 'names another device or key',
-    Untrusted: 'signed by an operator key the verifier does not trust', Count: 'prints used up', WrongGateway: 'names another gateway key', Malformed: 'not a transaction',
+    Untrusted: 'signed by an operator key the verifier does not trust', Count: 'prints used up', WrongGateway: 'names another gateway key', Malformed: 'not a transaction (LM-TX-9)',
+    SignatureLength: 'sig is not 64 bytes: a malformed transaction (LM-TX-9)', LongWindow: 'naf - nbf against the 30-day limit (LM-TX-8)', TextBytes: 'job counts bytes of UTF-8 (LM-FRAME-11)',
   }, [{ type: 'TransactionTest', operatorPublic: toHex(operator.publicKey), tests }]);
+}
+
+/** The transaction with its signature element replaced. */
+function withSig(bytes: Uint8Array, f: (sig: Uint8Array) => Uint8Array): Uint8Array {
+  const [body, sig] = decodeCbor(bytes) as [CborValue, Uint8Array];
+  return encodeCbor([body, f(sig)]);
 }
 
 function resignedBody(bytes: Uint8Array, key: number, value: number): Uint8Array {
@@ -668,6 +802,99 @@ function revocationVectors(): VectorFile {
   ]), twins);
 }
 
+// ---- frames against their session ([LM-FRAME-15] .. [LM-FRAME-19], [LM-PARAM-1], [LM-PARAM-6]) ----
+
+/**
+ * The reason a verified frame fails its session with, or null: HINTS against `L`, `N` and `w`,
+ * ACCEPT against `C` and the job's size. What `session.json` checks.
+ */
+export function sessionFrameError(hex: string, keys: Record<string, string>, params: SessionParams, size: number): string | null {
+  try {
+    const f = decodeFrame(fromHexLocal(hex));
+    verifyFrameJson(f, keys);
+    const e = f.type === FrameType.HINTS ? hintsFault(f.body, params) : f.type === FrameType.ACCEPT ? acceptFault(f.body, params, size) : undefined;
+    return e ? reasonName(e.code) : null;
+  } catch (e) {
+    if (e instanceof LmError) return reasonName(e.code);
+    throw e;
+  }
+}
+
+function sessionVectors(): VectorFile {
+  const { device, sid, fkG2d } = frameFixture();
+  const t = 1_764_000_000_000;
+  const params: SessionParams = { suite: 3, w: 20, L: 4, period: 1000, epoch: t - 5000, grace: 250, r0: 5, chunk: 4096, symbolsPerFrame: 1024, wt: 16 };
+  const size = 205508;
+  const macG: Signer = { kind: 'mac', key: fkG2d };
+  const hintsBase = { sid, seq: 3, rev: 6, chunk: 0, off: 0, ctlen: 4112 };
+  const frames: VectorTest[] = [];
+  const hints = (comment: string, requirements: string[], body: Partial<Bodies[6]>, flags: string[] = []) => {
+    // built with the frame's MAC; rewriteBody lets a hints length the encoder would accept anyway
+    const bytes = encodeFrame(FrameType.HINTS, { ...hintsBase, hints: det('session hints', 12), ...body }, macG);
+    const keys = { macKey: toHex(fkG2d) };
+    const error = sessionFrameError(toHex(bytes), keys, params, size);
+    frames.push({ tcId: 0, comment, result: error ? 'invalid' : 'valid', flags, requirements, params: jsonOf(params), size, ...keys, hex: toHex(bytes), ...(error ? { error } : {}) });
+  };
+  hints('3 hints of L = 4 bytes', ['LM-FRAME-15'], {});
+  hints('13 bytes of hints: not a multiple of L = 4', ['LM-FRAME-15'], { hints: det('session hints', 13) }, ['HintsLength']);
+  hints('N = 1024 hints', ['LM-FRAME-15'], { hints: detLong('session hints', 1024 * 4) }, ['Boundary']);
+  hints('N + 1 = 1025 hints without sh', ['LM-FRAME-15'], { hints: detLong('session hints', 1025 * 4) }, ['HintsLength']);
+  hints('N + 1 = 1025 shifted hints (positions 0..N)', ['LM-FRAME-15', 'LM-FRAME-16'], { hints: detLong('session hints', 1025 * 4), idx: [...Array(1025).keys()], sh: 10 }, ['Boundary', 'Shifted']);
+  hints('re-send of 2 symbols with idx of 2 entries', ['LM-FRAME-16'], { hints: det('session hints', 8), idx: [16, 17] });
+  hints('idx of 3 entries for 2 hints', ['LM-FRAME-16'], { hints: det('session hints', 8), idx: [16, 17, 18] }, ['IdxLength']);
+  hints('idx of 1 entry for 2 hints', ['LM-FRAME-16'], { hints: det('session hints', 8), idx: [16] }, ['IdxLength']);
+  hints('sh = w - 1 = 19', ['LM-FRAME-17'], { hints: det('session hints', 8), idx: [16, 17], sh: 19 }, ['Boundary', 'Shifted']);
+  hints('sh = w = 20', ['LM-FRAME-17'], { hints: det('session hints', 8), idx: [16, 17], sh: 20 }, ['Shifted', 'ShiftWidth']);
+  const accept = (comment: string, requirements: string[], body: { window: number; from?: number }, flags: string[] = []) => {
+    const bytes = encodeFrame(FrameType.ACCEPT, { sid, epk: det('accept epk'), oh: det('offer hash'), ...body }, { kind: 'sig', secretKey: device.secretKey });
+    const keys = { signerPublic: toHex(device.publicKey) };
+    const error = sessionFrameError(toHex(bytes), keys, params, size);
+    frames.push({ tcId: 0, comment, result: error ? 'invalid' : 'valid', flags, requirements, params: jsonOf(params), size, ...keys, hex: toHex(bytes), ...(error ? { error } : {}) });
+  };
+  accept('window of 64 KiB, no resume point', ['LM-FRAME-19'], { window: 65536 });
+  accept('window of one chunk exactly', ['LM-FRAME-19'], { window: 4096 }, ['Boundary']);
+  accept('window of one byte less than a chunk', ['LM-FRAME-19'], { window: 4095 }, ['Window']);
+  accept('resume from chunk 2 (8192 bytes)', ['LM-FRAME-18'], { window: 65536, from: 8192 });
+  accept('resume from the last chunk boundary within the job', ['LM-FRAME-18'], { window: 65536, from: 50 * 4096 }, ['Boundary']);
+  accept('resume point 4097: not a multiple of C', ['LM-FRAME-18'], { window: 65536, from: 4097 }, ['ResumePoint']);
+  accept('resume point 208896: a chunk boundary beyond the job of 205508 bytes', ['LM-FRAME-18'], { window: 65536, from: 51 * 4096 }, ['ResumePoint']);
+
+  const offers: VectorTest[] = [];
+  const offer = (comment: string, requirements: string[], p: SessionParams, flags: string[] = []) => {
+    const error = errorOrNull(() => validateParams(p));
+    // the same ranges bind the gateway that offers ([LM-PARAM-7]) and the device that checks ([LM-PARAM-1])
+    offers.push({ tcId: 0, comment, result: error ? 'invalid' : 'valid', flags, requirements: [...new Set([...requirements, 'LM-PARAM-7'])], params: jsonOf(p), ...(error ? { error } : {}) });
+  };
+  offer('the parameters of the OFFER vector', ['LM-PARAM-1'], params);
+  offer(`N·L = 4096·12 = ${MAX_HINT_BYTES}`, ['LM-PARAM-6'], { ...params, w: 24, L: 12, symbolsPerFrame: 4096 }, ['Boundary']);
+  offer('N·L = 4096·13 = 53248', ['LM-PARAM-6', 'LM-PARAM-1'], { ...params, w: 24, L: 13, symbolsPerFrame: 4096 }, ['HintBytes']);
+  offer('N·L = 2048·24 = 49152 at w = 16', ['LM-PARAM-6'], { ...params, w: 16, L: 24, symbolsPerFrame: 2048 }, ['Boundary']);
+  offer('P = 99 ms, below the range', ['LM-PARAM-1'], { ...params, period: 99 }, ['Range']);
+  offer('G = P / 2: 2·G is not below P', ['LM-PARAM-1', 'LM-PARAM-5'], { ...params, grace: 500 }, ['Range']);
+  offer('L = 3 at w = 20: 8·L < w + 8', ['LM-PARAM-1', 'LM-PARAM-3'], { ...params, L: 3 }, ['Range']);
+  offer('w = 25', ['LM-PARAM-1', 'LM-PARAM-2'], { ...params, w: 25, L: 5 }, ['Range']);
+  offer('N = 4097', ['LM-PARAM-1'], { ...params, symbolsPerFrame: 4097 }, ['Range']);
+  return file('LIVEMATRIX-SESSION', {
+    HintsLength: 'hints not a multiple of L, or more of them than N (N + 1 with sh)', IdxLength: 'idx does not have one entry per hint',
+    ShiftWidth: 'sh not below w', Window: 'window below one chunk', ResumePoint: 'from not a chunk boundary within the job',
+    HintBytes: 'N·L over 49152', Range: 'a parameter outside the table of SPEC.md §2', Boundary: 'at the limit, still valid', Shifted: 'a shifted re-send (LM-DLV-11)',
+    params: 'the session parameters of its OFFER (SPEC.md §7.2 names: period = P, grace = G, chunk = C, symbolsPerFrame = N); size: the job\'s plaintext bytes',
+  }, [
+    { type: 'SessionFrameTest', checkOrder: 'decode and verify the frame (LM-FRAME-10), then check it against params and size', tests: frames },
+    { type: 'OfferParamsTest', tests: offers },
+  ]);
+}
+
+const errorOrNull = (f: () => unknown): string | null => {
+  try {
+    f();
+    return null;
+  } catch (e) {
+    if (e instanceof LmError) return reasonName(e.code);
+    throw e;
+  }
+};
+
 /** All vector files by name. */
 export function buildVectors(): Record<string, VectorFile> {
   const { tx } = txFixture();
@@ -682,6 +909,7 @@ export function buildVectors(): Record<string, VectorFile> {
     'ticket.json': ticketVectors(),
     'revocation.json': revocationVectors(),
     'protected.json': protectedVectors(file),
+    'session.json': sessionVectors(),
   };
 }
 

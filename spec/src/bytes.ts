@@ -9,6 +9,39 @@ export { concatBytes, randomBytes } from '@noble/hashes/utils.js';
 const te = new TextEncoder();
 export const ascii = (s: string): Uint8Array => te.encode(s);
 
+/** Bytes of the UTF-8 encoding of `s`: the unit of every text length limit ([LM-FRAME-11]). */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4; // a surrogate pair: one code point of four bytes
+      i++;
+    } else n += 3; // a lone surrogate is encoded as U+FFFD, three bytes
+  }
+  return n;
+}
+
+/**
+ * The longest prefix of `s` whose UTF-8 encoding fits `maxBytes`, never cutting a code point
+ * ([LM-FRAME-11]): for a `detail` of at most 256 bytes.
+ * @example clipUtf8('é'.repeat(200), 256).length // 128
+ */
+export function clipUtf8(s: string, maxBytes: number): string {
+  if (utf8Length(s) <= maxBytes) return s;
+  let out = '';
+  let n = 0;
+  for (const cp of s) {
+    const len = utf8Length(cp);
+    if (n + len > maxBytes) break;
+    out += cp;
+    n += len;
+  }
+  return out;
+}
+
 export function u32be(x: number): Uint8Array {
   const b = new Uint8Array(4);
   new DataView(b.buffer).setUint32(0, x >>> 0);

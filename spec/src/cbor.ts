@@ -94,7 +94,8 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 function encodeInto(w: Writer, v: CborValue, depth: number): void {
-  if (depth > LIMITS.maxDepth) throw new LmError(Reason.tooDeep, `nesting deeper than ${LIMITS.maxDepth}`);
+  // an array or a map at `depth` is at nesting depth depth + 1 ([LM-CBOR-5])
+  if ((Array.isArray(v) || v instanceof Map) && depth + 1 > LIMITS.maxDepth) throw new LmError(Reason.tooDeep, `nesting deeper than ${LIMITS.maxDepth} ([LM-CBOR-5])`);
   if (typeof v === 'number') {
     if (!Number.isInteger(v) || v > MAX_INT || v < -MAX_INT) {
       throw new LmError(Reason.schema, `number ${v} is not an integer in ±(2^53-1) ([LM-CBOR-2])`);
@@ -165,7 +166,9 @@ class Reader {
     const major = ib >> 5;
     const ai = ib & 0x1f;
     if (ai < 24) return [major, ai, ib];
-    const canonical = major !== 7; // floats and simple values are judged by the caller
+    // floats, simple values and tags are outside the profile whatever their argument: the caller
+    // refuses them as schema before any shortest-form check ([LM-CBOR-7])
+    const canonical = major !== 7 && major !== 6;
     let arg: number;
     if (ai === 24) {
       arg = this.u8();
@@ -210,8 +213,12 @@ class Reader {
   }
 }
 
+/**
+ * One data item at `depth` containers below the top (0 for the top item). An array or a map at
+ * `depth` is at nesting depth `depth + 1` ([LM-CBOR-5]: containers count, scalars do not); the
+ * checks of one head run in the order of [LM-CBOR-7].
+ */
 function decodeItem(r: Reader, depth: number): CborValue {
-  if (depth > LIMITS.maxDepth) throw new LmError(Reason.tooDeep, `nesting deeper than ${LIMITS.maxDepth} ([LM-CBOR-5])`);
   const at = r.pos;
   const [major, arg, ib] = r.head();
   switch (major) {
@@ -235,6 +242,7 @@ function decodeItem(r: Reader, depth: number): CborValue {
       }
     }
     case 4: {
+      if (depth + 1 > LIMITS.maxDepth) throw new LmError(Reason.tooDeep, `array at offset ${at} nests deeper than ${LIMITS.maxDepth} ([LM-CBOR-5])`);
       if (arg > LIMITS.maxItems) throw new LmError(Reason.tooLarge, `array of ${arg} items at offset ${at} exceeds ${LIMITS.maxItems}`);
       r.need(arg); // each item is at least one byte
       const out: CborValue[] = [];
@@ -242,6 +250,7 @@ function decodeItem(r: Reader, depth: number): CborValue {
       return out;
     }
     case 5: {
+      if (depth + 1 > LIMITS.maxDepth) throw new LmError(Reason.tooDeep, `map at offset ${at} nests deeper than ${LIMITS.maxDepth} ([LM-CBOR-5])`);
       if (arg > LIMITS.maxItems) throw new LmError(Reason.tooLarge, `map of ${arg} entries at offset ${at} exceeds ${LIMITS.maxItems}`);
       r.need(arg * 2);
       const out = new Map<number | string, CborValue>();

@@ -3,6 +3,7 @@
  * Frame bodies of SPEC.md §7: every frame type's body, its schema (mirrors frames.cddl), and the
  * map codec that parses and emits bodies by those schemas. Parsing throws only {@link LmError}.
  */
+import { utf8Length } from './bytes.js';
 import { type CborValue } from './cbor.js';
 import { LmError, Reason } from './errors.js';
 import type { FrameTypeId } from './frames.js';
@@ -82,8 +83,9 @@ const uintIn = (min: number, max: number): Parse<number> => (v, p) => (typeof v 
 const bool: Parse<boolean> = (v, p) => (typeof v === 'boolean' ? v : bad(p, 'bool'));
 const bstr = (min: number, max: number): Parse<Uint8Array> => (v, p) =>
   v instanceof Uint8Array && v.length >= min && v.length <= max ? v : bad(p, min === max ? `bstr .size ${min}` : `bstr of ${min}..${max} bytes`);
+/** A text string of at most `max` bytes of UTF-8 ([LM-FRAME-11]: bytes, as CDDL's `.size`). */
 const tstr = (max: number, re?: RegExp): Parse<string> => (v, p) =>
-  typeof v === 'string' && v.length <= max && (re === undefined || re.test(v)) ? v : bad(p, `tstr${re ? ' ' + re.source : ''} of at most ${max} characters`);
+  typeof v === 'string' && utf8Length(v) <= max && (re === undefined || re.test(v)) ? v : bad(p, `tstr${re ? ' ' + re.source : ''} of at most ${max} bytes of UTF-8 ([LM-FRAME-11])`);
 const array = <T>(item: Parse<T>, max: number, min = 0): Parse<T[]> => (v, p) => {
   if (!Array.isArray(v) || v.length > max || v.length < min) return bad(p, `array of ${min}..${max} items`);
   return (v as CborValue[]).map((x, i) => item(x, `${p}[${i}]`));
@@ -92,9 +94,11 @@ const tuple = <T extends unknown[]>(...items: { [K in keyof T]: Parse<T[K]> }): 
   if (!Array.isArray(v) || v.length !== items.length) return bad(p, `array of ${items.length} items`);
   return items.map((it, i) => it((v as CborValue[])[i] as CborValue, `${p}[${i}]`)) as T;
 };
+/** `idx` of HINTS: 1 to `max` strictly increasing indices ([LM-FRAME-13]). */
 const increasing = (max: number): Parse<number[]> => (v, p) => {
+  if (!Array.isArray(v) || v.length < 1 || v.length > max) return bad(p, `array of 1..${max} indices ([LM-FRAME-13])`);
   const xs = array(uint, max, 1)(v, p);
-  for (let i = 1; i < xs.length; i++) if ((xs[i] as number) <= (xs[i - 1] as number)) bad(p, 'strictly increasing indices');
+  for (let i = 1; i < xs.length; i++) if ((xs[i] as number) <= (xs[i - 1] as number)) bad(p, 'strictly increasing indices ([LM-FRAME-13])');
   return xs;
 };
 
@@ -135,7 +139,8 @@ export function parseMap(fields: Field[], v: CborValue, path: string, what: stri
     out[f.name] = f.parse(x, `${path}.${f.name}`);
   }
   for (const k of v.keys()) {
-    // [LM-FRAME-4]: unknown keys below 16 are refused; 16 and above are extensions, ignored.
+    // [LM-FRAME-4]: unknown keys below 16 are refused; 16 and above are extensions, ignored, in a
+    // body and in the maps nested in it (caps, params) alike.
     if (typeof k !== 'number') bad(path, `unsigned integer keys, got "${String(k)}"`);
     else if (!known.has(k) && k < 16) bad(path, `no unknown key below 16, got ${k}`);
   }
@@ -213,8 +218,8 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 4, name: 'off', parse: uint },
     { key: 5, name: 'ctlen', parse: uintMax(65536 + 16) },
     { key: 6, name: 'hints', parse: bstr(1, 65536) },
-    { key: 7, name: 'idx', parse: increasing(4097), optional: true },
-    { key: 8, name: 'sh', parse: uintIn(1, 23), optional: true },
+    { key: 7, name: 'idx', parse: increasing(4096), optional: true }, // [LM-FRAME-13]
+    { key: 8, name: 'sh', parse: uintIn(1, 23), optional: true }, // [LM-FRAME-14]
   ],
   7: [sidF(), { key: 1, name: 'chunk', parse: uint }, { key: 2, name: 'rev', parse: uint }, { key: 3, name: 'wrapped', parse: bstr(48, 48) }],
   8: [

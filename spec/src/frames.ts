@@ -160,14 +160,17 @@ export function decodeFrame(bytes: Uint8Array): AnyFrame {
 function decodeFrameUnsafe(bytes: Uint8Array): AnyFrame {
   if (!(bytes instanceof Uint8Array)) throw new LmError(Reason.malformed, 'frame is not a byte string');
   if (bytes.length > MAX_FRAME) throw new LmError(Reason.tooLarge, `frame of ${bytes.length} bytes exceeds ${MAX_FRAME} ([LM-FRAME-1])`);
+  // [LM-FRAME-10]: size (above), the whole input as CBOR, the envelope, version, shape, type,
+  // auth length, body; authentication last (verifyFrame)
   const v = decodeCbor(bytes);
   if (!Array.isArray(v)) throw new LmError(Reason.schema, 'frame is not an array ([LM-FRAME-1])');
   const arr = v as CborValue[];
-  if (arr.length !== 4) throw new LmError(Reason.schema, `frame array has ${arr.length} items, expected 4 ([LM-FRAME-1])`);
-  const [version, type, body, auth] = arr as [CborValue, CborValue, CborValue, CborValue];
-  if (typeof version !== 'number') throw new LmError(Reason.schema, 'version is not an unsigned integer');
+  const version = arr[0];
+  if (typeof version !== 'number' || version < 0) throw new LmError(Reason.schema, 'the frame\'s first element (version) is not an unsigned integer ([LM-FRAME-10])');
   if (version !== PROTOCOL_VERSION) throw new LmError(Reason.version, `version ${version} is not supported; this implementation speaks ${PROTOCOL_VERSION} ([LM-ROLE-2])`);
-  if (typeof type !== 'number') throw new LmError(Reason.schema, 'type is not an unsigned integer');
+  if (arr.length !== 4) throw new LmError(Reason.schema, `frame array has ${arr.length} items, expected 4 ([LM-FRAME-1])`);
+  const [, type, body, auth] = arr as [CborValue, CborValue, CborValue, CborValue];
+  if (typeof type !== 'number' || type < 0) throw new LmError(Reason.schema, 'type is not an unsigned integer ([LM-FRAME-10])');
   const schema = SCHEMAS[type as FrameTypeId];
   if (!schema) throw new LmError(Reason.unknownType, `unknown frame type ${type} ([LM-FRAME-1])`);
   const t = type as FrameTypeId;
@@ -176,8 +179,9 @@ function decodeFrameUnsafe(bytes: Uint8Array): AnyFrame {
   const authKind = AUTH_KINDS[t].find((k) => AUTH_LEN[k] === auth.length);
   if (!authKind) throw new LmError(Reason.schema, `${name}: auth of ${auth.length} bytes fits none of ${AUTH_KINDS[t].join(', ')} ([LM-FRAME-3])`);
   const parsed = parseMap(schema, body, name, name);
-  if (t === FrameType.HINTS && parsed['sh'] !== undefined && parsed['idx'] === undefined) throw new LmError(Reason.schema, 'HINTS: sh without idx ([LM-DLV-11])');
-  // tba = prefix ‖ 0x83 ‖ the encoded version, type and body, which the input holds verbatim.
+  if (t === FrameType.HINTS && parsed['sh'] !== undefined && parsed['idx'] === undefined) throw new LmError(Reason.schema, 'HINTS: sh without idx ([LM-FRAME-14])');
+  // tba = prefix ‖ 0x83 ‖ the encoded version, type and body, which the input holds verbatim:
+  // the items as received, extension keys included, never re-encoded ([LM-FRAME-12]).
   const authStart = bytes.length - auth.length - headLength(auth.length);
   const tba = concatBytes(TBA_PREFIX, Uint8Array.of(0x83), bytes.subarray(1, authStart));
   return { v: 1, type: t, body: parsed, auth, authKind, tba } as unknown as AnyFrame;

@@ -31,7 +31,7 @@ export function blake3Message(w: number, g: number): Uint8Array {
 function checkArgs(hk: Uint8Array, w: number, g: number): void {
   if (!(hk instanceof Uint8Array) || hk.length !== 32) throw new LmError(Reason.schema, `"hint key" expected Uint8Array of length 32, got length=${(hk as Uint8Array | undefined)?.length}`);
   if (!Number.isInteger(w) || w < 1 || w > 32) throw new LmError(Reason.params, `w=${w} out of range`);
-  if (!Number.isInteger(g) || g < 0 || g >= 2 ** w) throw new LmError(Reason.padding, `symbol ${g} is not below 2^${w}`);
+  if (!Number.isInteger(g) || g < 0 || g >= 2 ** w) throw new LmError(Reason.padding, `symbol ${g} is not below 2^${w} ([LM-HINT-6])`);
 }
 
 /** Full 32-byte digest D(HK, w, g) of SPEC.md §5.1. */

@@ -11,13 +11,16 @@
 export { ConfigError, LmError, REASON_WIRE_NAMES, Reason, errorMessage, fail, isReasonCode, reasonName, toLmError, type ReasonCode, type ReasonName } from './errors.js';
 
 // byte helpers
-export { ascii, concatBytes, equalBytes, fromHex, randomBytes, toHex, u32be, wipe } from './bytes.js';
+export { ascii, clipUtf8, concatBytes, equalBytes, fromHex, randomBytes, toHex, u32be, utf8Length, wipe } from './bytes.js';
 
 // the deterministic CBOR profile (SPEC §6)
 export { LIMITS, decodeCbor, encodeCbor, type CborValue } from './cbor.js';
 
 // session parameters and the revision clock (SPEC §2, §3)
-export { PROTOCOL_VERSION, RANGES, SUITES, SUITE_NAMES, Suite, ambiguityChance, checkRevision, isSuite, minHintLength, revisionAt, senderRevision, suiteByName, validateParams, type SessionParams, type SuiteId } from './params.js';
+export { MAX_HINT_BYTES, PROTOCOL_VERSION, RANGES, SUITES, SUITE_NAMES, Suite, ambiguityChance, checkRevision, isSuite, minHintLength, revisionAt, senderRevision, suiteByName, validateParams, type SessionParams, type SuiteId } from './params.js';
+
+// frames checked against their session's parameters (SPEC §7.2, [LM-FRAME-15] .. [LM-FRAME-19])
+export { acceptFault, hintsFault } from './session-rules.js';
 
 // the hint function and the reference (per-hash) inversion (SPEC §5.1)
 export { ReferenceTable, blake3Message, hint, hintDigest, hintInput, hintSymbols, scanResolve, type Lookup } from './hint.js';

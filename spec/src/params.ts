@@ -30,6 +30,9 @@ export const RANGES = Object.freeze({
   wt: [8, 16] as const,
 });
 
+/** Largest `N·L`: the hints of a full HINTS frame within three quarters of the frame limit ([LM-PARAM-6]). */
+export const MAX_HINT_BYTES = 49152;
+
 /** Session parameters as carried in OFFER (SPEC.md §7.2). */
 export interface SessionParams {
   suite: SuiteId;
@@ -81,6 +84,7 @@ export function validateParams(p: SessionParams): SessionParams {
   inRange('chunk', p.chunk, RANGES.chunk[0], RANGES.chunk[1], 'LM-PARAM-1');
   inRange('symbolsPerFrame', p.symbolsPerFrame, RANGES.symbolsPerFrame[0], RANGES.symbolsPerFrame[1], 'LM-PARAM-1');
   inRange('wt', p.wt, RANGES.wt[0], RANGES.wt[1], 'LM-PARAM-1');
+  if (p.symbolsPerFrame * p.L > MAX_HINT_BYTES) throw new LmError(Reason.params, `N·L = ${p.symbolsPerFrame * p.L} exceeds ${MAX_HINT_BYTES} ([LM-PARAM-6])`);
   return p;
 }
 

@@ -7,7 +7,7 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { expand, extract } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { abytes, ascii, concatBytes, equalBytes, randomBytes, wipe } from './bytes.js';
+import { abytes, ascii, concatBytes, equalBytes, randomBytes, utf8Length, wipe } from './bytes.js';
 import { type CborValue, decodeCbor, encodeCbor } from './cbor.js';
 import { LmError, Reason, errorMessage } from './errors.js';
 import { ID_RE } from './frame-schemas.js';
@@ -15,7 +15,7 @@ import { jobDigestKey, keyedJobDigest } from './protected.js';
 import { edPublicToX25519, edSecretToX25519, sign, verify } from './identity.js';
 import { x25519KeyPair } from './keys.js';
 
-export const TX_MAX_VALIDITY_MS = 30 * 24 * 3600 * 1000; // [LM-TX-4]
+export const TX_MAX_VALIDITY_MS = 30 * 24 * 3600 * 1000; // [LM-TX-8]
 
 export interface SealedLicence {
   epk: Uint8Array;
@@ -80,7 +80,7 @@ function bodyToCbor(b: TxBody): Map<number, CborValue> {
 }
 
 const txErr = (msg: string): never => {
-  throw new LmError(Reason.txSchema, `transaction: ${msg} ([LM-TX-2])`);
+  throw new LmError(Reason.txSchema, `transaction: ${msg} ([LM-TX-9])`);
 };
 
 function field<T>(m: ReadonlyMap<number | string, CborValue>, k: number, name: string, check: (v: CborValue) => v is CborValue & T): T {
@@ -91,6 +91,8 @@ function field<T>(m: ReadonlyMap<number | string, CborValue>, k: number, name: s
 const isUint = (v: CborValue): v is number => typeof v === 'number' && v >= 0;
 const isB = (n: number) => (v: CborValue): v is Uint8Array => v instanceof Uint8Array && v.length === n;
 const isStr = (re: RegExp) => (v: CborValue): v is string => typeof v === 'string' && re.test(v);
+/** text of min..max bytes of UTF-8 ([LM-FRAME-11]) */
+const isText = (min: number, max: number) => (v: CborValue): v is string => typeof v === 'string' && utf8Length(v) >= min && utf8Length(v) <= max;
 const isMap = (v: CborValue): v is ReadonlyMap<number | string, CborValue> => v instanceof Map;
 
 function bodyFromCbor(v: CborValue): TxBody {
@@ -101,7 +103,7 @@ function bodyFromCbor(v: CborValue): TxBody {
   const lic = field(v, 13, 'lic', isMap);
   const body: TxBody = {
     v: 1,
-    job: field(v, 2, 'job', isStr(/^.{1,128}$/su)),
+    job: field(v, 2, 'job', isText(1, 128)), // 1..128 bytes of UTF-8 ([LM-FRAME-11])
     jd: field(v, 3, 'jd', isB(32)),
     size: field(v, 4, 'size', isUint),
     device: field(v, 5, 'device', isStr(ID_RE)),
@@ -234,9 +236,8 @@ export function decodeTx(bytes: Uint8Array): SignedTx {
   }
   if (!Array.isArray(v) || v.length !== 2) return txErr('not a [body, sig] array');
   const [b, sig] = v as [CborValue, CborValue];
-  if (!(sig instanceof Uint8Array) || sig.length !== 64) {
-    throw new LmError(Reason.txSignature, 'transaction has no 64-byte signature ([LM-TX-2])');
-  }
+  // [LM-TX-9]: a signature of the wrong type or length is a malformed transaction, not a bad signature
+  if (!(sig instanceof Uint8Array) || sig.length !== 64) return txErr('sig is not a byte string of 64 bytes');
   return { body: bodyFromCbor(b), sig, bytes: bytes.slice(), hash: sha256(bytes) };
 }
 
@@ -264,7 +265,7 @@ export function verifyTx(bytes: Uint8Array | undefined, ctx: TxContext): SignedT
   if (!equalBytes(encodeCbor([bodyToCbor(b), tx.sig]), bytes)) txErr('not canonically encoded');
   if (!verify(b.opk, txSigningInput(b), tx.sig)) throw new LmError(Reason.txSignature, 'transaction signature does not verify under its operator key ([LM-TX-2])');
   if (!ctx.trustedOperators.some((k) => equalBytes(k, b.opk))) throw new LmError(Reason.txOperator, 'transaction is signed by an operator key that is not trusted here ([LM-TX-3])');
-  if (b.naf < b.nbf || b.naf - b.nbf > TX_MAX_VALIDITY_MS) throw new LmError(Reason.txExpired, `validity window of ${b.naf - b.nbf} ms is negative or longer than 30 days ([LM-TX-4])`);
+  if (b.naf < b.nbf || b.naf - b.nbf > TX_MAX_VALIDITY_MS) throw new LmError(Reason.txExpired, `validity window of ${b.naf - b.nbf} ms is negative or longer than 30 days ([LM-TX-8])`);
   if (ctx.now < b.nbf) throw new LmError(Reason.txExpired, `transaction is not valid before ${new Date(b.nbf).toISOString()} ([LM-TX-4])`);
   if (ctx.now > b.naf) throw new LmError(Reason.txExpired, `transaction expired at ${new Date(b.naf).toISOString()} ([LM-TX-4])`);
   if (ctx.device) {

@@ -103,6 +103,23 @@ describe('deterministic CBOR (SPEC.md §6)', () => {
     expect(() => dec('81'.repeat(8) + '00')).not.toThrow();
     expect(code(() => dec('81'.repeat(9) + '00'))).toBe(Reason.tooDeep);
     expect(code(() => dec('81'.repeat(60000) + '00'))).toBe(Reason.tooDeep);
+    // containers count, scalars do not: an empty array at depth 9 is too deep, maps count as arrays
+    expect(() => dec('81'.repeat(7) + '80')).not.toThrow();
+    expect(code(() => dec('81'.repeat(8) + '80'))).toBe(Reason.tooDeep);
+    expect(() => dec('a100'.repeat(7) + 'a0')).not.toThrow();
+    expect(code(() => dec('a100'.repeat(8) + 'a0'))).toBe(Reason.tooDeep);
+    expect(code(() => encodeCbor([[[[[[[[[]]]]]]]]]))).toBe(Reason.tooDeep);
+    expect(() => encodeCbor([[[[[[[[1]]]]]]]])).not.toThrow();
+  });
+
+  it('reports the first failure in the order of [LM-CBOR-7]', () => {
+    expect(code(() => dec('d80100'))).toBe(Reason.schema); // a tag with a non-shortest argument: schema first
+    expect(code(() => dec('f818'))).toBe(Reason.malformed); // a simple value below 32 in two bytes: not well-formed
+    expect(code(() => dec('9a00010000' + '00'))).toBe(Reason.tooLarge); // count over the limit and beyond the input
+    expect(code(() => dec('8218010000'))).toBe(Reason.noncanonical); // met before the trailing byte
+    expect(code(() => dec('82' + '1a00000007' + 'f93c00'))).toBe(Reason.noncanonical); // byte order
+    expect(code(() => dec('82' + 'f93c00' + '1a00000007'))).toBe(Reason.schema);
+    expect(code(() => dec('9818' + '00'.repeat(3)))).toBe(Reason.malformed); // a count beyond the bytes left
   });
 });
 

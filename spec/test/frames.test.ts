@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   type AckBody, FrameType, type HintsBody, LmError, Reason, SCHEMAS, checkPublishTopicFrames, decodeFrame, encodeFrame, identityKeyPair, randomBytes, verifyFrame,
-  AUTH_KINDS, FRAME_QOS, TOPIC_FRAMES, parseTopic, topics,
+  AUTH_KINDS, FRAME_QOS, TOPIC_FRAMES, clipUtf8, parseTopic, topics, utf8Length,
 } from './helpers.js';
 
 describe('frames (SPEC.md §7)', () => {
@@ -79,5 +79,27 @@ describe('frames (SPEC.md §7)', () => {
       const schema = SCHEMAS[Number(t) as keyof typeof SCHEMAS].map((f) => `${f.optional ? '?' : ''}${f.key}`);
       expect(keys, name).toEqual(schema);
     }
+  });
+});
+
+describe('text lengths count bytes of UTF-8 [LM-FRAME-11]', () => {
+  const enc = new TextEncoder();
+  it('utf8Length equals the length of the UTF-8 encoding, lone surrogates included', () => {
+    fc.assert(fc.property(fc.string({ unit: 'binary' }), (s) => utf8Length(s) === enc.encode(s).length));
+    fc.assert(fc.property(fc.string({ unit: fc.integer({ min: 0xd7f0, max: 0xe010 }).map((c) => String.fromCharCode(c)) }), (s) => utf8Length(s) === enc.encode(s).length));
+  });
+  it('clipUtf8 keeps the longest prefix of whole code points within the limit', () => {
+    fc.assert(fc.property(fc.string({ unit: 'binary' }), fc.integer({ min: 0, max: 40 }), (s, max) => {
+      const c = clipUtf8(s, max);
+      expect(s.startsWith(c)).toBe(true);
+      expect(utf8Length(c)).toBeLessThanOrEqual(max);
+      const next = [...s.slice(c.length)][0];
+      if (next !== undefined) expect(utf8Length(c + next)).toBeGreaterThan(max);
+    }));
+  });
+  it('a detail of 129 two-byte characters does not encode; its clip does', () => {
+    const body = { sid: randomBytes(16), code: Reason.rate, detail: 'é'.repeat(129), time: 1 };
+    expect(() => encodeFrame(FrameType.ALARM, body, { kind: 'none' })).toThrow(LmError);
+    expect(() => encodeFrame(FrameType.ALARM, { ...body, detail: clipUtf8(body.detail, 256) }, { kind: 'none' })).not.toThrow();
   });
 });

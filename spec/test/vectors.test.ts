@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import {
   LmError, Ratchet, ReferenceTable, decodeFrame, deriveSessionKeys, ecdh, fromHex, hint, openChunk, openLicence, openTelemetry,
   pack, reasonName, shiftedSymbol, splitShifted, toHex, transcriptHash, unpack, unwrapChunkKey, verifyFrame, verifyTx, sealChunk, wrapChunkKey, type SuiteId,
-  FRAME_TYPE_NAMES, FrameType, Revocations, decodeTx, verifyRevocation, verifyTicket,
+  FRAME_TYPE_NAMES, FrameType, Revocations, decodeTx, verifyRevocation, verifyTicket, acceptFault, hintsFault, validateParams, type SessionParams,
   type CborValue, ContentKeys, NO_LICENCE, contentChain, decodeCbor, encodeCbor, openProtectedChunk, sealProtectedChunk, verifyUpload, jobDigestKey, keyedJobDigest,
 } from '../src/index.js';
 import { buildVectors, jsonOf, renderVectorFile, type TicketContextJson, type VectorFile, type VectorTest } from '../scripts/vectors.js';
@@ -144,7 +144,7 @@ describe('shifted symbol vectors [LM-DLV-11]', () => {
 });
 
 describe('key schedule vectors [LM-KEY-1] [LM-KEY-2] [LM-KEY-3] [LM-KEY-4]', () => {
-  const [valid, lowOrder, erased] = tests(load('keys.json')) as [VectorTest, VectorTest, VectorTest];
+  const [valid, lowOrder, erased, beforeR0] = tests(load('keys.json')) as [VectorTest, VectorTest, VectorTest, VectorTest];
   it('derives the same keys from the fixed inputs, on both sides', () => {
     const zG = ecdh(fromHex(s(valid, 'gatewayEphemeralSecret')), fromHex(s(valid, 'deviceEphemeralPublic')));
     const zD = ecdh(fromHex(s(valid, 'deviceEphemeralSecret')), fromHex(s(valid, 'gatewayEphemeralPublic')));
@@ -169,6 +169,11 @@ describe('key schedule vectors [LM-KEY-1] [LM-KEY-2] [LM-KEY-3] [LM-KEY-4]', () 
     const rc = new Ratchet(fromHex(s(erased, 'ckG2d0')), n(erased, 'r0'));
     rc.keysFor(n(erased, 'derived'));
     expect(errName(() => rc.keysFor(n(erased, 'asked')))).toBe(erased['error']);
+  });
+  it('a revision below r0 has no keys [LM-KEY-7]', () => {
+    const rc = new Ratchet(fromHex(s(beforeR0, 'ckG2d0')), n(beforeR0, 'r0'));
+    expect(errName(() => rc.keysFor(n(beforeR0, 'asked')))).toBe('rev-expired');
+    expect(beforeR0['error']).toBe('rev-expired');
   });
 });
 
@@ -220,7 +225,26 @@ describe('frame vectors [LM-FRAME-1] [LM-FRAME-2] [LM-FRAME-3] [LM-FRAME-4] [LM-
   });
 });
 
-describe('transaction vectors [LM-TX-1] .. [LM-TX-7]', () => {
+describe('session vectors [LM-FRAME-15] .. [LM-FRAME-19] [LM-PARAM-1] [LM-PARAM-6]', () => {
+  const f = load('session.json');
+  it('frames fit their session or fail with the given reason', () => {
+    for (const t of tests(f, 'SessionFrameTest')) {
+      const keys = { ...(t['macKey'] ? { macKey: s(t, 'macKey') } : {}), ...(t['signerPublic'] ? { signerPublic: s(t, 'signerPublic') } : {}) };
+      const fr = decodeFrame(fromHex(s(t, 'hex')));
+      verifyFrame(fr, { ...(keys.macKey ? { mac: fromHex(keys.macKey) } : {}), ...(keys.signerPublic ? { signer: fromHex(keys.signerPublic) } : {}) });
+      const p = t['params'] as SessionParams;
+      const e = fr.type === FrameType.HINTS ? hintsFault(fr.body, p) : fr.type === FrameType.ACCEPT ? acceptFault(fr.body, p, n(t, 'size')) : undefined;
+      expect(e ? reasonName(e.code) : undefined, `#${t.tcId} ${t.comment}`).toBe(t.result === 'valid' ? undefined : t['error']);
+    }
+  });
+  it('offer parameters are in range or refused as params', () => {
+    for (const t of tests(f, 'OfferParamsTest')) {
+      expect(errName(() => validateParams(t['params'] as SessionParams)), `#${t.tcId} ${t.comment}`).toBe(t.result === 'valid' ? null : t['error']);
+    }
+  });
+});
+
+describe('transaction vectors [LM-TX-1] .. [LM-TX-10]', () => {
   it('verify or fail as the vectors say', () => {
     for (const t of tests(load('tx.json'))) {
       const c = t['context'] as { now: number; trustedOperators: string[]; device: { id: string; publicKey: string }; gatewayPublic: string; printsUsed: number };
