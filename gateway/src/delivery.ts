@@ -224,23 +224,31 @@ export class Delivery implements AckTarget {
   }
 
   private transmitKey(j: number, ch: OutChunk): void {
+    // END waits until every KEY queued has gone out ([LM-DLV-6]): the first one waits for the count ([LM-LIC-1])
+    this.keysQueued++;
     void this.host.queue.add(async () => {
-      if (this.halted() || ch.end <= this.consumed) return;
-      if (!(await this.host.keyGate())) return; // [LM-LIC-1]: counted before the first key goes out
-      if (this.halted()) return;
-      const k = this.sender.revisionKeys();
-      let wrapped: Uint8Array;
-      if (ch.key === NO_KEY) {
-        const wrap = await this.relayedWrap(j, k.revision, ch);
-        if (!wrap) return;
-        wrapped = wrap;
-      } else {
-        wrapped = wrapChunkKey(k.wk, this.sid, j, ch.key); // [LM-AEAD-2]
+      try {
+        if (this.halted() || ch.end <= this.consumed) return;
+        if (!(await this.host.keyGate())) return; // [LM-LIC-1]: counted before the first key goes out
+        if (this.halted()) return;
+        const k = this.sender.revisionKeys();
+        let wrapped: Uint8Array;
+        if (ch.key === NO_KEY) {
+          const wrap = await this.relayedWrap(j, k.revision, ch);
+          if (!wrap) return;
+          wrapped = wrap;
+        } else {
+          wrapped = wrapChunkKey(k.wk, this.sid, j, ch.key); // [LM-AEAD-2]
+        }
+        await this.send(FrameType.KEY, { sid: this.sid, chunk: j, rev: k.revision, wrapped });
+      } finally {
+        this.keysQueued--;
+        this.maybeEnd();
       }
-      await this.send(FrameType.KEY, { sid: this.sid, chunk: j, rev: k.revision, wrapped });
-      this.maybeEnd();
     });
   }
+  /** KEY frames queued and not yet sent (END waits for them, [LM-DLV-6]) */
+  private keysQueued = 0;
 
   /**
    * A protected job's chunk key, wrapped by the keys service for this session and revision
@@ -284,7 +292,7 @@ export class Delivery implements AckTarget {
     if (this.end.sent || this.halted()) return;
     const { source } = this.host;
     if (this.nextChunk * this.params.chunk < source.size) return;
-    if (!this.keys.allSent()) return;
+    if (!this.keys.allSent() || this.keysQueued > 0) return;
     if (!source.verified) return; // [LM-TX-6]: a stream source's digest is known at its end
     this.end.send(); // [LM-DLV-6]
   }

@@ -26,6 +26,9 @@ import { BytesSource, type JobSource, type JobStream, StreamSource } from './sou
 import { type GatewayContext, GatewayStream } from './stream.js';
 import type { GatewayEvents, StreamOptions } from './types.js';
 
+/** ms Gateway.stop() waits for frames still on their way to the broker */
+const STOP_FLUSH_MS = 2000;
+
 export interface GatewayOptions {
   url: string;
   fleet: string;
@@ -324,6 +327,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const running = [...this.streams.values()];
     for (const s of running) s.fail(new GatewayStoppedError('gateway stopped'));
     await Promise.all(running.map((s) => s.settled())); // every licence write is in before the database closes
+    // frames still on their way (the ERROR that ended a stream, [LM-TX-6]) leave before the connection closes;
+    // a broker that is gone is waited for at most STOP_FLUSH_MS
+    let flushed: NodeJS.Timeout | undefined;
+    await Promise.race([this.link.close(false), new Promise((r) => (flushed = setTimeout(r, STOP_FLUSH_MS)))]).catch(() => undefined);
+    clearTimeout(flushed);
     await this.link.close(true).catch(() => undefined);
     await this.engine.stop();
     if (this.ownDb) await this.database?.close();

@@ -64,15 +64,19 @@ export function negotiate(caps: Caps, now: number, policy: NegotiationPolicy = {
       if (rate === undefined || rate <= 0) continue;
       const w = policy.w !== undefined ? (policy.w <= wCap && largestWidth(rate, caps.mem, policy.w, period, share) === policy.w ? policy.w : null) : largestWidth(rate, caps.mem, wCap, period, share);
       if (w === null) continue;
-      const epoch = Math.floor(now / period) * period;
+      // [LM-REV-6] the revision stamped now, rev(now - G), is r0: every revision the gateway
+      // stamps from the OFFER on has keys ([LM-KEY-3]); an epoch of now's period would leave the
+      // first G ms of it (rev(now - G) < r0, or before the epoch) without any
+      const grace = Math.floor(period / 4);
+      const epoch = Math.floor((now - grace) / period) * period;
       return validateParams({
         suite,
         w,
         L: minHintLength(w),
         period,
         epoch,
-        grace: Math.floor(period / 4),
-        r0: Math.floor((now - epoch) / period),
+        grace,
+        r0: Math.floor((now - grace - epoch) / period),
         chunk: policy.chunk ?? defaultChunk(w, policy.symbolsPerFrame),
         symbolsPerFrame: policy.symbolsPerFrame ?? DEFAULT_SYMBOLS_PER_FRAME,
         wt: policy.wt ?? 16,

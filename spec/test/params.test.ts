@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  Reason, bestSample, checkRevision, checkSkew, largestWidth, minHintLength, negotiate, revisionAt, senderRevision, syncResult, validateParams, type SessionParams,
+  Reason, bestSample, checkRevision, checkSkew, largestWidth, minHintLength, negotiate, revisionAt, senderRevision, syncResult, validateParams, type Caps, type SessionParams,
 } from '../src/index.js';
 import { reasonOf } from './helpers.js';
 
@@ -64,8 +64,23 @@ describe('negotiation (SPEC.md §12)', () => {
     expect(s.suite).toBe(3);
     expect(s.L).toBe(minHintLength(s.w));
     expect(s.grace).toBe(250);
-    expect(revisionAt(now, s.epoch, s.period)).toBe(s.r0);
+    // r0 is what the gateway stamps now, rev(now - G) ([LM-REV-6])
+    expect(senderRevision(now, s)).toBe(s.r0);
     expect(negotiate({ suites: [[1, 4e6], [3, 3e7]], mem: 2 ** 30, wmax: 24, workers: 2 }, now, { suite: 1 }).suite).toBe(1);
+  });
+  it('an OFFER made in the first G ms of a period can stamp r0 at once [LM-REV-6]', () => {
+    const caps: Caps = { suites: [[3, 3e7]], mem: 2 ** 30, wmax: 24, workers: 2 };
+    for (const into of [0, 1, 100, 249, 250, 251, 999]) {
+      const now = 1_764_000_000_000 + into; // a multiple of every period the negotiation tries
+      const s = negotiate(caps, now);
+      expect(s.epoch + s.r0 * s.period + s.grace, `OFFER ${into} ms into its period`).toBeLessThanOrEqual(now);
+      // and nothing the gateway stamps from then on is below r0 or before the epoch
+      for (const later of [0, 1, s.grace, s.period]) expect(senderRevision(now + later, s)).toBeGreaterThanOrEqual(s.r0);
+    }
+    // the previous rule (the epoch of now's own period) fails this in the first G ms
+    const now = 1_764_000_000_000 + 100;
+    const old = { epoch: Math.floor(now / 1000) * 1000, period: 1000, grace: 250 };
+    expect(() => senderRevision(now, old)).toThrow(/before the epoch/);
   });
   it('falls back to longer periods, and refuses when nothing fits [LM-CAP-2]', () => {
     const slow = negotiate({ suites: [[2, 500]], mem: 2 ** 30, wmax: 24, workers: 1 }, 1e12);
