@@ -2,9 +2,10 @@
  * @module runner
  * Runs device scenarios against a device under test through a broker.
  */
+import { spawn } from 'node:child_process';
 import type { BrokerAuth } from '@livematrix/spec/transport';
-import { type IdentityKeyPair, errorMessage } from '@livematrix/spec';
-import type { TestResult } from './report.js';
+import type { IdentityKeyPair } from '@livematrix/spec';
+import { type TestResult, runTest } from './checks.js';
 import { type Scenario, DEVICE_SCENARIOS } from './scenarios/index.js';
 import { Tester } from './tester.js';
 
@@ -19,6 +20,29 @@ export interface DeviceTarget {
   protocolVersion?: 4 | 5;
   brokerAuth?: BrokerAuth;
   gateway?: { id: string; identity: IdentityKeyPair };
+  /** a shell command that restarts the device under test (may return before it is back) */
+  restartCmd?: string;
+}
+
+/** Runs the restart command through the shell; fails on a non-zero exit or after 60 s. */
+function restarter(cmd: string, log: (l: string) => void): () => Promise<void> {
+  return () => new Promise<void>((resolve, reject) => {
+    log(`restarting the device under test: ${cmd}`);
+    const child = spawn(cmd, { shell: true, stdio: ['ignore', 'inherit', 'inherit'] });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`--restart-cmd did not finish within 60 s: ${cmd}`));
+    }, 60_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`--restart-cmd could not run: ${e.message}`));
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`--restart-cmd exited with ${signal ?? `code ${code}`}: ${cmd}`));
+    });
+  });
 }
 
 /** A sample of machine code: deterministic G-code, about 40 KB (ten chunks). */
@@ -40,24 +64,26 @@ export async function runDeviceProfile(target: DeviceTarget, o: { only?: (s: Sce
   const log = o.log ?? (() => undefined);
   const data = sampleGcode();
   const results: TestResult[] = [];
+  const restart = target.restartCmd ? restarter(target.restartCmd, log) : undefined;
   for (const s of (o.scenarios ?? DEVICE_SCENARIOS).filter(o.only ?? (() => true))) {
+    if (s.needs === 'restart' && !restart) {
+      log(`SKIP ${s.id}: needs --restart-cmd (its requirements stay NOT EXECUTED)`);
+      continue;
+    }
     const tester = await Tester.connect({
       url: target.url, fleet: target.fleet, deviceId: target.deviceId, devicePublic: target.devicePublic, operator: target.operator,
       ...(target.protocolVersion ? { protocolVersion: target.protocolVersion } : {}), ...(target.brokerAuth ? { brokerAuth: target.brokerAuth } : {}),
       ...(target.gateway ? { gateway: target.gateway } : {}),
     });
-    const t0 = Date.now();
-    let message: string | undefined;
-    try {
-      await tester.waitHello();
-      await s.run({ tester, data, consumeRate: target.consumeRate, log });
-    } catch (e) {
-      message = errorMessage(e);
-    } finally {
-      await tester.close();
-    }
-    const r: TestResult = { id: s.id, title: s.title, covers: s.covers, status: message ? 'fail' : 'pass', ...(message ? { message } : {}), ms: Date.now() - t0 };
-    log(`${r.status === 'pass' ? 'PASS' : 'FAIL'} ${s.id}${message ? `: ${message}` : ''}`);
+    const r = await runTest(s, async (checks) => {
+      try {
+        await tester.waitHello();
+        await s.run({ tester, data, consumeRate: target.consumeRate, log, checks, ...(restart ? { restart } : {}) });
+      } finally {
+        await tester.close();
+      }
+    });
+    log(`${r.status === 'pass' ? 'PASS' : 'FAIL'} ${s.id}${r.message ? `: ${r.message}` : ''}`);
     results.push(r);
   }
   return results;

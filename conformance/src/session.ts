@@ -33,6 +33,8 @@ export interface SessionOptions extends OfferResume {
    * HINTS carry the owner's ciphertext and KEYs wrap its chunk keys under the content chain.
    */
   protected?: ProtectedJob;
+  /** ms by which the suite delays its answer to the n-th TIME_REQ (0-based), as a slow network would: t2 = t3 = the time it answers */
+  timeRespDelay?: (n: number) => number;
 }
 
 /** Hooks of {@link Session.deliver}: each lets a scenario bend one step of a delivery. */
@@ -84,6 +86,8 @@ export class Session {
   mute = false;
   /** when each TIME_REQ arrived (ms) */
   readonly timeRequestTimes: number[] = [];
+  /** each TIME_REQ's t1 (the device's clock) and when it arrived here */
+  readonly timeSamples: { t1: number; at: number }[] = [];
   readonly acks: AckBody[] = [];
   readonly errors: ErrorBody[] = [];
   readonly alarms: Bodies[13][] = [];
@@ -174,11 +178,18 @@ export class Session {
     }
     switch (f.type) {
       case FrameType.TIME_REQ: {
-        this.timeRequests++;
+        const n = this.timeRequests++;
         this.timeRequestTimes.push(Date.now());
+        this.timeSamples.push({ t1: f.body.t1, at: Date.now() });
         if (this.mute) return;
-        const now = Date.now() + this.timeShift;
-        void this.send(FrameType.TIME_RESP, { sid: this.sid, t1: f.body.t1, t2: now, t3: now });
+        const t1 = f.body.t1;
+        const answer = () => {
+          const now = Date.now() + this.timeShift;
+          void this.send(FrameType.TIME_RESP, { sid: this.sid, t1, t2: now, t3: now }).catch(() => undefined);
+        };
+        const delay = this.resume.timeRespDelay?.(n) ?? 0;
+        if (delay > 0) setTimeout(answer, delay);
+        else answer();
         return;
       }
       case FrameType.ACK:

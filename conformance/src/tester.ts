@@ -26,7 +26,12 @@ export class Tester {
   link!: FrameLink;
   readonly gateway: { id: string; identity: IdentityKeyPair };
   hello: HelloBody | undefined;
-  readonly inbound: { at: number; f: AnyFrame; raw: Uint8Array }[] = [];
+  /** whether the broker delivered a HELLO of the device as a retained message ([LM-MQTT-2]) */
+  helloRetained = false;
+  /** signed HELLOs of the device under test seen so far */
+  hellos = 0;
+  /** every frame the device published where the suite listens, with MQTT 5's Content Type when set */
+  readonly inbound: { at: number; f: AnyFrame; raw: Uint8Array; contentType?: string }[] = [];
   private sessions = new Map<string, Session>();
   readonly engine = new MatrixEngine({ workers: 1 });
 
@@ -41,7 +46,7 @@ export class Tester {
       url: o.url, clientId: `lm-gw-${t.gateway.id}-${Math.random().toString(16).slice(2, 10)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
       ...authOptions(o.brokerAuth, t.gateway.id, Role.gateway, t.gateway.identity.secretKey),
     });
-    t.link.onPayload((topic, payload) => t.onPayload(topic, payload));
+    t.link.onPayload((topic, payload, meta) => t.onPayload(topic, payload, meta.retain, meta.contentType));
     await t.link.subscribe(topics.deviceState(o.fleet, o.deviceId));
     await t.link.subscribe(topics.deviceOut(o.fleet, o.deviceId));
     return t;
@@ -57,18 +62,21 @@ export class Tester {
     await this.engine.stop();
   }
 
-  private onPayload(topic: string, raw: Uint8Array): void {
+  private onPayload(topic: string, raw: Uint8Array, retained = false, contentType?: string): void {
     let f: AnyFrame;
     try {
       f = decodeFrame(raw);
     } catch {
       return;
     }
-    this.inbound.push({ at: Date.now(), f, raw: raw.slice() });
+    this.inbound.push({ at: Date.now(), f, raw: raw.slice(), ...(contentType !== undefined ? { contentType } : {}) });
     if (topic.endsWith('/state') && f.type === FrameType.HELLO) {
       try {
         verifyFrame(f, { signer: this.o.devicePublic });
         this.hello = f.body;
+        // the first HELLO after subscribing is the retained one; later ones may come live
+        this.helloRetained ||= retained;
+        this.hellos++;
       } catch {
         // a HELLO not signed by the device under test's key is not its HELLO
       }
@@ -122,9 +130,28 @@ export class Tester {
     await this.link.send(topics.deviceIn(this.o.fleet, this.o.deviceId), payload, FrameType.OFFER);
   }
 
+  /**
+   * Whether the device's HELLO is retained on its state topic ([LM-MQTT-2]): subscribing again makes
+   * the broker send the retained message again, flagged retained (a HELLO that came live, because
+   * the device started after the suite subscribed, says nothing about retention).
+   */
+  async helloIsRetained(timeout = 3000): Promise<boolean> {
+    if (this.helloRetained) return true;
+    await this.link.subscribe(topics.deviceState(this.o.fleet, this.o.deviceId));
+    return until(() => this.helloRetained || undefined, timeout, 'a retained HELLO').then(() => true, () => false);
+  }
+
   /** The device's HELLO ([LM-MQTT-2]). */
   waitHello(timeout = 10_000): Promise<HelloBody> {
     return until(() => this.hello, timeout, `a signed HELLO on ${topics.deviceState(this.o.fleet, this.o.deviceId)}`);
+  }
+
+  /**
+   * A HELLO that came after `seen` HELLOs (the device announcing itself again after a restart,
+   * [LM-DLV-10]) whose `boot` differs from `boot` when the device sends one.
+   */
+  waitNextHello(seen: number, boot: Uint8Array | undefined, timeout = 30_000): Promise<HelloBody> {
+    return until(() => (this.hellos > seen && this.hello?.online && !(boot && this.hello.boot && equalBytes(boot, this.hello.boot)) ? this.hello : undefined), timeout, `a new HELLO of the restarted device on ${topics.deviceState(this.o.fleet, this.o.deviceId)}`);
   }
 
   /** A transaction for this device; `over` changes fields (and `badSignature` breaks it). */

@@ -1,28 +1,27 @@
 /**
  * @module vectors-profile
  * The vectors profile: runs every test of spec/vectors/v1 through an implementation's adapter
- * (a process speaking line-based JSON on stdin/stdout) and records a result per test.
+ * (a process speaking line-based JSON on stdin/stdout) in both directions (what it encodes is
+ * compared byte for byte, what it decodes field by field) and records a result per vector
+ * request, each a check of the requirement IDs the vector cites. Then it probes the adapter
+ * protocol (unknown ops, bad JSON, missing or mistyped fields) and the decoder with garbage
+ * ([LM-CBOR-6]): every answer must be typed.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { errorMessage } from '@livematrix/spec';
-
-export interface CheckResult {
-  id: string;
-  title: string;
-  covers: string[];
-  status: 'pass' | 'fail';
-  message?: string;
-  ms: number;
-}
+import type { Readable } from 'node:stream';
+import { type CborValue, type FrameTypeId, REASON_WIRE_NAMES, SCHEMAS, decodeCbor, errorMessage, fromHex, toHex } from '@livematrix/spec';
+import type { CheckRecord, TestResult } from './checks.js';
+import type { RequirementId } from './generated/requirements.js';
 
 interface VTest {
   tcId: number;
   comment: string;
   result: 'valid' | 'invalid';
+  flags: string[];
   requirements: string[];
   error?: string;
   [k: string]: unknown;
@@ -32,18 +31,65 @@ interface VFile {
 }
 
 /** The vector files of spec/vectors/v1 the profile runs, in order. */
-export const VECTOR_FILES = ['hint.json', 'pack.json', 'keys.json', 'aead.json', 'frames.json', 'tx.json', 'ticket.json', 'revocation.json', 'protected.json'] as const;
+export const VECTOR_FILES = [
+  'hint.json', 'pack.json', 'keys.json', 'aead.json', 'frames.json', 'tx.json', 'ticket.json', 'revocation.json', 'protected.json',
+  'encode.json', 'licence.json', 'table.json', 'clock.json', 'params.json', 'telemetry.json', 'session.json', 'ledger.json', 'ledger-append.json',
+] as const;
+
+/** session.json names the OFFER's parameters; on the wire they are its params map by key number (SPEC.md §7.2), as for `params`. */
+const PARAM_KEYS = ['suite', 'w', 'L', 'period', 'epoch', 'grace', 'r0', 'chunk', 'symbolsPerFrame', 'wt'] as const;
+function paramsByKey(p: unknown): Record<string, unknown> {
+  const named = p as Record<string, unknown>;
+  return Object.fromEntries(PARAM_KEYS.map((k, i) => [String(i + 1), named[k]]));
+}
+
+/** A ledger verifier's problems as a sorted set of "seq kind" (a verifier may report one problem of a record once or more). */
+function problemSet(v: unknown): string[] | null {
+  if (!Array.isArray(v)) return null;
+  return [...new Set(v.map((x) => (typeof x === 'object' && x !== null ? `${String((x as Record<string, unknown>)['seq'])} ${String((x as Record<string, unknown>)['kind'])}` : '?')))].sort();
+}
 
 const vectorsDir = () => join(dirname(createRequire(import.meta.url).resolve('@livematrix/spec/requirements.json')), 'vectors', 'v1');
 
-/** The request for a vector test, and how to judge the answer. */
-function requests(file: string, g: VFile['testGroups'][number], t: VTest): { req: Record<string, unknown>; expect: (a: Record<string, unknown>) => string | null }[] {
+/** The wire JSON of a CBOR value (conformance/README.md): byte strings as hex, maps as objects keyed by their map keys. */
+export function wireJson(v: CborValue): unknown {
+  if (v instanceof Uint8Array) return toHex(v);
+  if (Array.isArray(v)) return (v as readonly CborValue[]).map(wireJson);
+  if (v instanceof Map) return Object.fromEntries([...(v as ReadonlyMap<number | string, CborValue>).entries()].map(([k, x]) => [String(k), wireJson(x)]));
+  return v;
+}
+
+/** A valid frame's body by key number, the keys its type defines (what the `frame` op answers), and whether it carries extension keys. */
+function frameBody(hex: string): { body: unknown; extended: boolean } {
+  const [, type, body] = decodeCbor(fromHex(hex)) as [number, FrameTypeId, ReadonlyMap<number, CborValue>];
+  const known = new Set(SCHEMAS[type].map((f) => f.key));
+  const fields = [...body].filter(([k]) => known.has(k));
+  return { body: wireJson(new Map(fields)), extended: fields.length !== body.size };
+}
+
+/** One request of a vector: what to send, how to judge the answer, and which of the vector's IDs it exercises (all by default). */
+interface VRequest {
+  req: Record<string, unknown>;
+  expect: Judge;
+  ids?: readonly string[];
+}
+
+/** The requests for a vector test, and how to judge each answer. */
+function requests(file: string, g: VFile['testGroups'][number], t: VTest): VRequest[] {
   const eq = (k: string, want: unknown) => (a: Record<string, unknown>) => (JSON.stringify(a[k]) === JSON.stringify(want) ? null : `${k}: got ${JSON.stringify(a[k])}, want ${JSON.stringify(want)}`);
   const err = (a: Record<string, unknown>) => (a['ok'] === false && a['error'] === t.error ? null : `want error ${t.error}, got ${JSON.stringify(a)}`);
+  /** the answer's fields `ks` equal the vector's fields of the same names */
+  const same = (...ks: string[]): Judge => (a) => ks.map((k) => eq(k, t[k])(a)).find((x) => x) ?? null;
+  const valid = t.result === 'valid';
+  const pick = (...ks: string[]) => Object.fromEntries(ks.filter((k) => t[k] !== undefined).map((k) => [k, t[k]]));
   switch (file) {
     case 'hint.json':
+      if (g.type === 'TableTest') {
+        // every 1-byte value of a w = 8, L = 1 table ([LM-HINT-2] .. [LM-HINT-4])
+        return [{ req: { op: 'table', suite: g.suite, hk: t['hk'], w: t['w'], L: t['L'], hints: Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0')) }, expect: eq('lookup', t['lookup']) }];
+      }
       if (g.type !== 'HintTest') return [];
-      return [{ req: { op: 'hint', suite: g.suite, hk: t['hk'], w: t['w'], L: t['L'], g: t['g'] }, expect: t.result === 'valid' ? eq('hint', t['hint']) : err }];
+      return [{ req: { op: 'hint', suite: g.suite, hk: t['hk'], w: t['w'], L: t['L'], g: t['g'] }, expect: valid ? eq('hint', t['hint']) : err }];
     case 'pack.json':
       if (g.type === 'ShiftTest') return [{ req: { op: 'shift', w: t['w'], sh: t['sh'], symbols: t['symbols'] }, expect: eq('shifted', t['shifted']) }];
       return t.result === 'valid'
@@ -57,6 +103,8 @@ function requests(file: string, g: VFile['testGroups'][number], t: VTest): { req
         }];
       }
       if (t['peerPublic']) return [{ req: { op: 'ecdh', secret: t['secret'], peerPublic: t['peerPublic'] }, expect: err }];
+      // a chain stepped to `derived` cannot go back to `asked` ([LM-KEY-4]); a revision below r0 has no keys
+      if (t['asked'] !== undefined) return [{ req: { op: 'ratchet', chainKey: t['ckG2d0'], r0: t['r0'], revisions: [...(t['derived'] !== undefined ? [t['derived']] : []), t['asked']] }, expect: err }];
       return [];
     case 'aead.json':
       if (t['kind'] === 'chunk') {
@@ -67,11 +115,20 @@ function requests(file: string, g: VFile['testGroups'][number], t: VTest): { req
       if (t['kind'] === 'wrap') return [{ req: { op: 'wrap', wrapKey: t['wrapKey'], sid: t['sid'], index: t['index'], chunkKey: t['chunkKey'] }, expect: eq('wrapped', t['wrapped']) }];
       return [];
     case 'frames.json': {
-      const keys = { ...(t['macKey'] ? { macKey: t['macKey'] } : {}), ...(t['signerPublic'] ? { signerPublic: t['signerPublic'] } : {}) };
-      return [{ req: { op: 'frame', hex: t['hex'], ...keys }, expect: t.result === 'valid' ? eq('type', t['type']) : err }];
+      const keys = pick('macKey', 'signerPublic');
+      if (!valid) return [{ req: { op: 'frame', hex: t['hex'], ...keys }, expect: err }];
+      const { body, extended } = frameBody(t['hex'] as string);
+      // decoding exercises every ID the vector cites but the encoder's [LM-CBOR-1]
+      const decode: VRequest = { req: { op: 'frame', hex: t['hex'], ...keys }, expect: (a) => eq('type', t['type'])(a) ?? eq('body', body)(a) ?? eq('authenticated', t['authKind'] !== 'none')(a), ids: t.requirements.filter((id) => id !== 'LM-CBOR-1') };
+      // a MAC or NONE frame is encoded again from its fields (a SIG frame's vector has no secret key); extension keys are not the encoder's
+      if (t['authKind'] === 'sig' || extended) return [decode];
+      return [decode, { req: { op: 'encode_frame', type: t['type'], body, auth: t['authKind'], ...(t['macKey'] ? { key: t['macKey'] } : {}) }, expect: eq('hex', t['hex']) }];
     }
     case 'tx.json':
-      return [{ req: { op: 'tx', tx: t['tx'], context: t['context'] }, expect: t.result === 'valid' ? eq('txh', t['txh']) : err }];
+      // with the device's secret, the adapter opens the sealed licence too ([LM-TX-1])
+      if (valid && t['deviceSecret'] && t.requirements.includes('LM-TX-1')) return [{ req: { op: 'tx', tx: t['tx'], context: t['context'], deviceSecret: t['deviceSecret'] }, expect: same('txh', 'licence') }];
+      // without it, verifying a transaction opens no licence: not [LM-TX-1]
+      return [{ req: { op: 'tx', tx: t['tx'], context: t['context'] }, expect: valid ? eq('txh', t['txh']) : err, ids: t.requirements.filter((id) => id !== 'LM-TX-1') }];
     case 'ticket.json':
       return [{ req: { op: 'ticket', ticket: t['ticket'], context: t['context'] }, expect: t.result === 'valid' ? eq('ticketId', t['id']) : err }];
     case 'revocation.json':
@@ -88,6 +145,57 @@ function requests(file: string, g: VFile['testGroups'][number], t: VTest): { req
       }
     case 'protected.json':
       return protectedRequests(g.type, t, eq, err);
+    case 'encode.json':
+      switch (g.type) {
+        case 'FrameEncodeTest':
+          return [{ req: { op: 'encode_frame', ...pick('type', 'body', 'auth', 'key') }, expect: valid ? eq('hex', t['hex']) : err }];
+        case 'FrameDecodeTest':
+          return [{ req: { op: 'frame', ...pick('hex', 'macKey', 'signerPublic') }, expect: same('type', 'body', 'authenticated') }];
+        case 'PayloadEncodeTest':
+          return [{ req: { op: 'encode_payload', fields: t['fields'] }, expect: valid ? eq('payload', t['payload']) : err }];
+        default:
+          return [];
+      }
+    case 'licence.json':
+      return [{ req: { op: 'licence', ...pick('tx', 'deviceSecret') }, expect: valid ? eq('licence', t['licence']) : err }];
+    case 'table.json':
+      if (g.type === 'TableLookupTest') return [{ req: { op: 'table', ...pick('suite', 'hk', 'w', 'L', 'hints') }, expect: eq('lookup', t['lookup']) }];
+      if (g.type === 'HintsTest') return [{ req: { op: 'hints', ...pick('suite', 'hk', 'w', 'L', 'bytes') }, expect: same('symbols', 'hints') }];
+      return [];
+    case 'clock.json':
+      switch (g.type) {
+        case 'SenderRevisionTest':
+          return [{ req: { op: 'sender_revision', ...pick('g', 'epoch', 'period', 'grace') }, expect: eq('revision', t['revision']) }];
+        case 'AcceptRevisionTest':
+          return [{ req: { op: 'accept_revision', ...pick('r', 'd', 'epoch', 'period') }, expect: valid ? same('current', 'accepted') : err }];
+        case 'TimeSyncTest':
+          return [{ req: { op: 'timesync', ...pick('samples', 'grace') }, expect: valid ? same('offset', 'delay') : err }];
+        default:
+          return [];
+      }
+    case 'params.json':
+      return [{ req: { op: 'params', params: t['params'] }, expect: valid ? eq('accepted', true) : err }];
+    case 'session.json':
+      if (g.type === 'SessionFrameTest') return [{ req: { op: 'session_frame', ...pick('hex', 'macKey', 'signerPublic', 'size'), params: paramsByKey(t['params']) }, expect: valid ? eq('accepted', true) : err }];
+      // the one `params` op: the v1 ranges, which bind the device that checks an OFFER ([LM-PARAM-1]) and the gateway that makes one ([LM-PARAM-7])
+      if (g.type === 'OfferParamsTest') return [{ req: { op: 'params', params: paramsByKey(t['params']) }, expect: valid ? eq('accepted', true) : err }];
+      return [];
+    case 'ledger.json': {
+      // a verdict, not a refusal: ok with valid, every problem with its record's seq ([LM-LEDGER-6]) and the head ([LM-LEDGER-7])
+      const want = problemSet(t['problems'] ?? []);
+      const verdict: Judge = (a) => {
+        if (a['ok'] !== true) return `want a verdict (ok: true), got ${JSON.stringify(a)}`;
+        const got = problemSet(a['problems']);
+        return eq('valid', valid)(a) ?? (JSON.stringify(got) === JSON.stringify(want) ? null : `problems (seq kind): got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`) ?? (valid ? eq('head', t['head'])(a) ?? eq('count', (t['records'] as unknown[]).length)(a) : null);
+      };
+      return [{ req: { op: 'ledger_verify', ...pick('records', 'trustedOperators') }, expect: verdict }];
+    }
+    case 'ledger-append.json':
+      return [{ req: { op: 'ledger_append', ...pick('after', 'time', 'receipt', 'tx', 'gateway') }, expect: valid ? same('record', 'hash') : err }];
+    case 'telemetry.json':
+      if (g.type === 'TelemetrySealTest') return [{ req: { op: 'telemetry_seal', ...pick('suite', 'hk', 'wk', 'sid', 'seq', 'wt', 'payload') }, expect: same('ctlen', 'hints') }];
+      if (g.type === 'TelemetryOpenTest') return [{ req: { op: 'telemetry_open', ...pick('suite', 'hk', 'wk', 'sid', 'seq', 'wt', 'ctlen', 'hints') }, expect: valid ? same('payload', 'fields') : err }];
+      return [];
     default:
       return [];
   }
@@ -122,59 +230,255 @@ function protectedRequests(type: string, t: VTest, eq: (k: string, want: unknown
     }
     case 'ProtectedTxTest':
       return [{ req: { op: 'tx', tx: t['tx'], context: t['context'] }, expect: valid ? eq('txh', t['txh']) : err }];
+    // the services' computations and formats ([LM-SVC-1], [LM-SVC-2], [LM-SVC-3], [LM-SVC-5])
+    case 'SegmentTest':
+      return [{ req: { op: 'segments', chunks: t['chunks'], density: t['density'], C: t['C'] }, expect: valid ? (a) => ['decoys', 'segments', 'segmentSize'].map((k) => eq(k, t[k])(a)).find((x) => x) ?? null : err }];
+    case 'EnvelopeTest':
+      return [{ req: { op: 'envelope_open', envelope: t['envelope'], keysServiceSecret: t['keysServiceSecret'], upload: t['upload'] }, expect: valid ? (a) => ['jid', 'keys', 'order', 'last', 'decoys'].map((k) => eq(k, t[k])(a)).find((x) => x) ?? null : err }];
+    case 'EpochChainTest':
+      return [{ req: { op: 'epoch_keys', chain: t['chain'], epoch: t['epoch'], count: t['count'] }, expect: eq('epochs', t['epochs']) }];
+    case 'EpochSegmentTest':
+      return [{ req: { op: 'epoch_open', key: t['key'], epoch: t['epoch'], segmentId: t['segmentId'], stored: t['stored'] }, expect: valid ? eq('segment', t['segment']) : err }];
+    case 'DeleteTest': {
+      const verify = { req: { op: 'delete_verify', delete: t['delete'], ownerPublic: t['ownerPublic'] }, expect: valid ? (a: Record<string, unknown>) => eq('jid', t['jid'])(a) ?? eq('time', t['time'])(a) ?? eq('dh', t['dh'])(a) : err };
+      return valid ? [{ req: { op: 'delete_sign', jid: t['jid'], ownerSecret: t['ownerSecret'], time: t['time'] }, expect: eq('delete', t['delete']) }, verify] : [verify];
+    }
+    case 'DeletionReceiptTest': {
+      const d = (t['decoded'] ?? {}) as Record<string, unknown>;
+      const verify = { req: { op: 'deletion_receipt', receipt: t['receipt'], servicePublic: t['servicePublic'] }, expect: valid ? (a: Record<string, unknown>) => Object.keys(d).map((k) => eq(k, d[k])(a)).find((x) => x) ?? null : err };
+      return valid ? [{ req: { op: 'deletion_receipt_sign', ...d, serviceSecret: t['serviceSecret'] }, expect: eq('receipt', t['receipt']) }, verify] : [verify];
+    }
     default:
       return [];
   }
 }
 
-/** Runs the vectors profile against an adapter command (run through the shell). */
-export async function runVectors(command: string, log: (l: string) => void = () => undefined): Promise<CheckResult[]> {
-  const child = spawn(command, { shell: true, stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  const pending = new Map<number, (a: Record<string, unknown>) => void>();
-  lines.on('line', (l) => {
-    try {
-      const a = JSON.parse(l) as Record<string, unknown>;
-      pending.get(a['id'] as number)?.(a);
-      pending.delete(a['id'] as number);
-    } catch {
-      // not JSON: ignored
-    }
-  });
-  let next = 1;
-  const ask = (req: Record<string, unknown>): Promise<Record<string, unknown>> => new Promise((res, rej) => {
-    const id = next++;
-    const timer = setTimeout(() => {
-      pending.delete(id);
-      rej(new Error(`adapter did not answer request ${id} within 10 s`));
-    }, 10_000);
-    pending.set(id, (a) => {
-      clearTimeout(timer);
-      res(a);
+/** One request waiting for its answer. */
+interface Waiter {
+  res: (a: Answer) => void;
+  rej: (e: Error) => void;
+}
+
+/**
+ * An adapter process: one request line out, one answer line back, matched by `id`. The profile
+ * has one request outstanding at a time, so an answer that cannot be matched (an `id` that is
+ * neither an integer nor null, or none) fails that request at once as a protocol failure, rather
+ * than leaving it to time out.
+ */
+class Adapter {
+  private readonly child: ChildProcess;
+  private readonly pending = new Map<number, Waiter>();
+  /** waiters for answers with `"id": null` (to requests the adapter could not read), in order */
+  private readonly unread: Waiter[] = [];
+  private next = 1;
+  private gone: string | undefined;
+
+  constructor(command: string) {
+    this.child = spawn(command, { shell: true, stdio: ['pipe', 'pipe', 'inherit'] });
+    createInterface({ input: this.child.stdout as Readable }).on('line', (l) => {
+      let a: unknown;
+      try {
+        a = JSON.parse(l);
+      } catch {
+        return; // not JSON: ignored (an adapter may log on stdout by mistake; its requests then time out)
+      }
+      if (typeof a !== 'object' || a === null || Array.isArray(a)) return;
+      const ans = a as Answer;
+      const id = ans['id'];
+      if (id === null && this.unread.length > 0) this.unread.shift()?.res(ans);
+      else if (typeof id === 'number' && this.pending.has(id)) {
+        this.pending.get(id)?.res(ans);
+        this.pending.delete(id);
+      } else if (typeof id === 'number' && Number.isInteger(id) && id > 0 && id < this.next) {
+        return; // a late answer to a request that timed out: already failed
+      } else this.unmatched(`an answer without a usable id (the protocol: the request's id, or null for a line the adapter could not read): ${l.slice(0, 200)}`);
     });
-    child.stdin!.write(JSON.stringify({ id, ...req }) + '\n');
-  });
-  const results: CheckResult[] = [];
+    this.child.stdin?.on('error', () => undefined); // a dead adapter: reported through 'exit'
+    this.child.on('exit', (code, signal) => {
+      this.gone = `the adapter exited (${signal ?? `code ${code}`})`;
+      const e = new Error(this.gone);
+      for (const w of this.pending.values()) w.rej(e);
+      for (const w of this.unread.splice(0)) w.rej(e);
+      this.pending.clear();
+    });
+  }
+
+  /** An answer no outstanding request owns: the oldest outstanding request fails with `why`. */
+  private unmatched(why: string): void {
+    const raw = this.unread.shift();
+    if (raw) return raw.rej(new Error(why));
+    const [first] = this.pending;
+    if (!first) return; // nothing outstanding: a stray line, which the next request does not take as its answer
+    this.pending.delete(first[0]);
+    first[1].rej(new Error(why));
+  }
+
+  private wait(register: (w: Waiter) => void, cancel: (w: Waiter) => void, what: string): Promise<Answer> {
+    return new Promise((res, rej) => {
+      if (this.gone) return rej(new Error(this.gone));
+      const w: Waiter = {
+        res: (a) => {
+          clearTimeout(timer);
+          res(a);
+        },
+        rej: (e) => {
+          clearTimeout(timer);
+          rej(e);
+        },
+      };
+      const timer = setTimeout(() => {
+        cancel(w);
+        rej(new Error(`adapter did not answer ${what} within 10 s`));
+      }, 10_000);
+      register(w);
+    });
+  }
+
+  /** Sends a request (an `id` is added) and waits for its answer. */
+  ask(req: Record<string, unknown>): Promise<Answer> {
+    const id = this.next++;
+    const p = this.wait((w) => this.pending.set(id, w), () => this.pending.delete(id), `request ${id}`);
+    if (!this.gone) this.child.stdin?.write(JSON.stringify({ id, ...req }) + '\n');
+    return p;
+  }
+
+  /** Sends a raw line the adapter cannot read and waits for its answer with `"id": null`. */
+  askRaw(line: string): Promise<Answer> {
+    const p = this.wait((w) => this.unread.push(w), (w) => {
+      const i = this.unread.indexOf(w);
+      if (i >= 0) this.unread.splice(i, 1);
+    }, `the line ${JSON.stringify(line)}`);
+    if (!this.gone) this.child.stdin?.write(line + '\n');
+    return p;
+  }
+
+  close(): void {
+    this.child.stdin?.end();
+    this.child.kill();
+  }
+}
+
+type Answer = Record<string, unknown>;
+
+/**
+ * Probes of the adapter protocol itself (conformance/README.md): no requirement of SPEC.md, so
+ * they check no ID, but an adapter that fails them fails the run (its other answers cannot be
+ * trusted).
+ */
+const PROTOCOL_PROBES: { name: string; line?: string; req?: Record<string, unknown>; error: string; nullId?: boolean }[] = [
+  { name: 'unknown-op', req: { op: 'no-such-op' }, error: 'unsupported' },
+  { name: 'not-json', line: '{"id": 1, "op": "hint"', error: 'bad-request', nullId: true },
+  { name: 'no-id', line: '{"op": "hint", "suite": 3}', error: 'bad-request', nullId: true },
+  { name: 'not-an-object', line: '[1, 2, 3]', error: 'bad-request', nullId: true },
+  { name: 'missing-fields', req: { op: 'hint', suite: 3 }, error: 'bad-request' },
+  { name: 'bad-hex', req: { op: 'hint', suite: 3, hk: 'zz'.repeat(32), w: 8, L: 2, g: 0 }, error: 'bad-request' },
+  { name: 'odd-hex', req: { op: 'frame', hex: '841' }, error: 'bad-request' },
+  { name: 'wrong-type', req: { op: 'pack', w: '8', bytes: '00' }, error: 'bad-request' },
+  { name: 'wrong-key-length', req: { op: 'chunk_seal', key: '00', sid: '00'.repeat(16), index: 0, plaintext: '' }, error: 'bad-request' },
+  { name: 'body-not-an-object', req: { op: 'encode_frame', type: 4, body: [1], auth: 'mac', key: '00'.repeat(32) }, error: 'bad-request' },
+];
+
+/** Inputs no decoder may fail on with anything but a reason code ([LM-CBOR-6]): crafted heads, then deterministic noise. */
+function garbage(): string[] {
+  const crafted = ['', '00', 'ff', 'f97e00', 'c0', '9f', '5b7fffffffffffffff', '9b00000000ffffffff', 'bb00000000ffffffff', '84', '840106a0', '84010640', '8401a040', '8501040000', '7f', '61ff', 'a20000', '818181818181818181818101'];
+  const out = [...crafted];
+  let x = 0x2545f491;
+  const rnd = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+  for (let i = 0; i < 24; i++) {
+    const n = 1 + Math.floor(rnd() * 40);
+    const head = i % 2 === 0 ? '84' : '';
+    out.push(head + Array.from({ length: n }, () => Math.floor(rnd() * 256).toString(16).padStart(2, '0')).join(''));
+  }
+  return out;
+}
+
+const REASONS = new Set(Object.values(REASON_WIRE_NAMES).filter((n) => n !== 'internal'));
+
+/**
+ * The profile's tests for `list` and the lint: one per vector file, declaring the IDs its
+ * requests check, then the protocol probes (no ID) and the garbage frames ([LM-CBOR-6]).
+ */
+export function vectorTests(): { id: string; title: string; covers: string[] }[] {
+  const out: { id: string; title: string; covers: string[] }[] = [];
   for (const file of VECTOR_FILES) {
     const v = JSON.parse(readFileSync(join(vectorsDir(), file), 'utf8')) as VFile;
+    const ids = new Set<string>();
+    const ops = new Set<string>();
+    let n = 0;
     for (const g of v.testGroups) {
       for (const t of g.tests) {
-        for (const { req, expect } of requests(file, g, t)) {
-          const t0 = Date.now();
-          let message: string | null;
-          try {
-            const a = await ask(req);
-            message = t.result === 'valid' && a['ok'] !== true ? `adapter error: ${JSON.stringify(a['error'])}` : expect(a);
-          } catch (e) {
-            message = errorMessage(e);
-          }
-          results.push({ id: `vectors/${file.replace('.json', '')}/${t.tcId}/${req['op'] as string}`, title: t.comment, covers: t.requirements, status: message ? 'fail' : 'pass', ...(message ? { message } : {}), ms: Date.now() - t0 });
+        for (const r of requests(file, g, t)) {
+          n++;
+          ops.add(r.req['op'] as string);
+          for (const id of r.ids ?? t.requirements) ids.add(id);
         }
       }
     }
-    log(`${file}: done`);
+    out.push({ id: `vectors/${file.replace('.json', '')}`, title: `${file}: ${n} requests (${[...ops].join(', ')})`, covers: [...ids].sort() });
   }
-  child.stdin!.end();
-  child.kill();
+  out.push({ id: 'vectors/protocol', title: `adapter protocol probes: ${PROTOCOL_PROBES.map((p) => p.name).join(', ')}`, covers: [] });
+  out.push({ id: 'vectors/garbage', title: `${garbage().length} garbage frames refused with a reason code`, covers: ['LM-CBOR-6'] });
+  return out;
+}
+
+/** Runs the vectors profile against an adapter command (run through the shell). */
+export async function runVectors(command: string, log: (l: string) => void = () => undefined): Promise<TestResult[]> {
+  const adapter = new Adapter(command);
+  const results: TestResult[] = [];
+  try {
+    for (const file of VECTOR_FILES) {
+      const v = JSON.parse(readFileSync(join(vectorsDir(), file), 'utf8')) as VFile;
+      for (const g of v.testGroups) {
+        for (const t of g.tests) {
+          for (const { req, expect, ids } of requests(file, g, t)) {
+            const t0 = Date.now();
+            let message: string | null;
+            try {
+              const a = await adapter.ask(req);
+              message = t.result === 'valid' && a['ok'] !== true ? `adapter error: ${JSON.stringify(a['error'])}${a['detail'] ? ` (${String(a['detail'])})` : ''}` : expect(a);
+            } catch (e) {
+              message = errorMessage(e);
+            }
+            // a vector request checks every requirement it exercises, as one comparison
+            const covers = ids ?? t.requirements;
+            const checks: CheckRecord[] = covers.map((id) => ({ id: id as RequirementId, status: message ? 'fail' : 'pass', ...(message ? { message } : {}) }));
+            results.push({ id: `vectors/${file.replace('.json', '')}/${t.tcId}/${req['op'] as string}`, title: t.comment, covers, status: message ? 'fail' : 'pass', ...(message ? { message } : {}), ms: Date.now() - t0, checks });
+          }
+        }
+      }
+      log(`${file}: done`);
+    }
+    for (const p of PROTOCOL_PROBES) {
+      const t0 = Date.now();
+      let message: string | null;
+      try {
+        const a = p.line !== undefined ? await adapter.askRaw(p.line) : await adapter.ask(p.req ?? {});
+        message = a['ok'] === false && a['error'] === p.error && (p.nullId ? a['id'] === null : typeof a['id'] === 'number') ? null : `want ${JSON.stringify({ id: p.nullId ? null : 'the request\'s', ok: false, error: p.error })}, got ${JSON.stringify(a)}`;
+      } catch (e) {
+        message = errorMessage(e);
+      }
+      results.push({ id: `vectors/protocol/${p.name}`, title: `adapter protocol: ${p.name} answered ${p.error}`, covers: [], status: message ? 'fail' : 'pass', ...(message ? { message } : {}), ms: Date.now() - t0, checks: [] });
+    }
+    for (const [i, hex] of garbage().entries()) {
+      const t0 = Date.now();
+      let message: string | null;
+      try {
+        const a = await adapter.ask({ op: 'frame', hex, macKey: '00'.repeat(32) });
+        message = a['ok'] === false && typeof a['error'] === 'string' && REASONS.has(a['error']) ? null : `want a reason code of SPEC.md §7.6 (not internal), got ${JSON.stringify(a)}`;
+      } catch (e) {
+        message = errorMessage(e);
+      }
+      const checks: CheckRecord[] = [{ id: 'LM-CBOR-6', status: message ? 'fail' : 'pass', ...(message ? { message } : {}) }];
+      results.push({ id: `vectors/garbage/${i + 1}/frame`, title: `garbage frame ${hex.slice(0, 24)}${hex.length > 24 ? '…' : ''} refused with a reason code`, covers: ['LM-CBOR-6'], status: message ? 'fail' : 'pass', ...(message ? { message } : {}), ms: Date.now() - t0, checks });
+    }
+    log('protocol probes: done');
+  } finally {
+    adapter.close();
+  }
   return results;
 }

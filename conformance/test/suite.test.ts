@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEVICE_SCENARIOS, REQUIREMENTS, buildReport, lint, renderJunit, renderText, runVectors, vectorCoverage } from '../src/index.js';
+import { type Checks, DEVICE_SCENARIOS, PROFILES, REQUIREMENTS, buildReport, levelsOf, lint, renderJunit, renderText, runTest, runVectors, vectorCoverage } from '../src/index.js';
 import { renderRequirementsModule } from '../scripts/gen-requirements.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -16,8 +16,8 @@ describe('conformance suite', () => {
     expect(readFileSync(join(root, 'conformance', 'src', 'generated', 'requirements.ts'), 'utf8')).toBe(want);
   });
 
-  it('lint: every testable device/vectors requirement has a test, every cited ID exists', () => {
-    expect(lint(DEVICE_SCENARIOS)).toEqual([]);
+  it('lint: every testable requirement of the V, D, G and B profiles has a test, every cited ID exists, one level per requirement', () => {
+    expect(lint(PROFILES.flatMap((p) => p.tests()))).toEqual([]);
   });
 
   it('protected jobs are tested in both profiles they belong to: vectors and a device scenario [LM-PROT-1] [LM-PROT-2]', () => {
@@ -30,22 +30,31 @@ describe('conformance suite', () => {
     }
   });
 
-  it('lint catches a test that cites an unknown ID and a requirement left uncovered', () => {
-    const bogus = { id: 'x', title: 'x', covers: ['LM-NOPE-1'] as never[], run: async () => undefined };
-    const withoutHello = DEVICE_SCENARIOS.filter((s) => s.id !== 'device/hello');
-    expect(lint([...DEVICE_SCENARIOS, bogus]).some((p) => p.includes('LM-NOPE-1'))).toBe(true);
-    expect(lint(withoutHello).some((p) => p.includes('LM-MQTT-2'))).toBe(true);
+  it('lint catches a test that cites an unknown ID, a requirement left uncovered, and a requirement with two levels', () => {
+    const all = PROFILES.flatMap((p) => p.tests());
+    const bogus = { id: 'x', title: 'x', covers: ['LM-NOPE-1'] };
+    expect(lint([...all, bogus]).some((p) => p.includes('LM-NOPE-1'))).toBe(true);
+    // LM-TIME-6 (one slow time-sync round trip) is declared by device/slow-time-sync alone
+    expect(all.filter((s) => s.covers.includes('LM-TIME-6')).map((s) => s.id)).toEqual(['device/slow-time-sync']);
+    expect(lint(all.filter((s) => s.id !== 'device/slow-time-sync')).some((p) => p.includes('LM-TIME-6'))).toBe(true);
+    const texts = [{ id: 'LM-TX-2', text: 'A gateway MUST refuse X and SHOULD log it.' }, { id: 'LM-TX-3', text: 'A device MUST NOT accept Y.' }];
+    const problems = lint(all, vectorCoverage(), texts);
+    expect(problems.filter((p) => p.includes('more than one level'))).toEqual(['LM-TX-2 states more than one level (MUST, SHOULD): one normative statement per ID']);
+    expect(levelsOf('MUST NOT x, MUST NOT y')).toEqual(['MUST NOT']);
   });
 
-  it('reports every ID with PASS, FAIL, NOT EXECUTED or NOT TESTABLE, as text, JSON and JUnit', () => {
+  it('reports every ID with PASS, FAIL, NOT EXECUTED or NOT TESTABLE from the checks that ran, as text, JSON and JUnit', () => {
     const r = buildReport('device', 'unit', [
-      { id: 'a', title: 'a', covers: ['LM-TX-2'], status: 'pass', ms: 1 },
-      { id: 'b', title: 'b <&>', covers: ['LM-TX-4'], status: 'fail', message: 'bad "x"', ms: 2 },
+      { id: 'a', title: 'a', covers: ['LM-TX-2'], status: 'pass', ms: 1, checks: [{ id: 'LM-TX-2', status: 'pass' }] },
+      { id: 'b', title: 'b <&>', covers: ['LM-TX-4', 'LM-TX-5'], status: 'fail', message: 'bad "x"', ms: 2, checks: [{ id: 'LM-TX-4', status: 'fail', message: 'bad "x"' }] },
     ]);
     expect(r.requirements.length).toBe(Object.keys(REQUIREMENTS).length);
     const st = (id: string) => r.requirements.find((q) => q.id === id)?.status;
     expect(st('LM-TX-2')).toBe('PASS');
     expect(st('LM-TX-4')).toBe('FAIL');
+    // declared by the failing test, never checked: not executed, with the reason
+    expect(st('LM-TX-5')).toBe('NOT EXECUTED');
+    expect(r.requirements.find((q) => q.id === 'LM-TX-5')?.reason).toMatch(/not reached: b stopped/);
     expect(st('LM-SEC-3')).toBe('NOT TESTABLE');
     expect(st('LM-BRK-1')).toBe('NOT EXECUTED');
     expect(r.passed).toBe(false);
@@ -53,32 +62,62 @@ describe('conformance suite', () => {
     const junit = renderJunit(r);
     expect(junit).toMatch(/<testsuites name="livematrix-conformance" tests="2" failures="1"/);
     expect(junit).toContain('<failure message="bad &quot;x&quot;"/>');
-    expect(junit).toContain('<property name="requirement" value="LM-TX-4"/>');
+    expect(junit).toContain('<property name="failed-requirement" value="LM-TX-4"/>');
   });
 
-  it('a licence ID is PASS only when a scenario that covers it ran and passed', () => {
-    const result = (id: string, status: 'pass' | 'fail') => {
-      const s = DEVICE_SCENARIOS.find((x) => x.id === id)!;
-      return { id: s.id, title: s.title, covers: s.covers, status, ms: 1 };
-    };
-    const st = (r: ReturnType<typeof buildReport>, id: string) => r.requirements.find((q) => q.id === id)?.status;
-    // only device/offer-replay ran: LM-LIC-5 is PASS, the IDs of the scenarios left out are not
-    const one = buildReport('device', 'unit', [result('device/offer-replay', 'pass')]);
-    expect(['LM-LIC-5', 'LM-LIC-1', 'LM-LIC-4', 'LM-REVOKE-3'].map((id) => st(one, id))).toEqual(['PASS', 'NOT EXECUTED', 'NOT EXECUTED', 'NOT EXECUTED']);
-    // LM-LIC-1 is covered twice: one failing scenario fails it
-    const two = buildReport('device', 'unit', [result('device/setup-counts-nothing', 'pass'), result('device/ticket-resumes-once', 'fail')]);
-    expect(['LM-LIC-1', 'LM-LIC-3', 'LM-LIC-4', 'LM-LIC-5'].map((id) => st(two, id))).toEqual(['FAIL', 'FAIL', 'FAIL', 'NOT EXECUTED']);
-    expect(st(two, 'LM-LIC-2')).toBe('NOT TESTABLE');
+  it('an ID is PASS only when a check of it ran and passed; a failing check fails only its own ID', async () => {
+    // one test checks two IDs and fails at the second: the first stays PASS, a third it declares is NOT EXECUTED
+    const t = await runTest({ id: 't', title: 't', covers: ['LM-LIC-1', 'LM-LIC-3', 'LM-LIC-4'] }, async (c: Checks) => {
+      c.check('LM-LIC-1', true, 'counted');
+      c.check('LM-LIC-3', false, 'no ticket');
+      c.check('LM-LIC-4', true, 'never reached');
+    });
+    expect(t.status).toBe('fail');
+    expect(t.checks).toEqual([{ id: 'LM-LIC-1', status: 'pass' }, { id: 'LM-LIC-3', status: 'fail', message: 'no ticket' }]);
+    const r = buildReport('device', 'unit', [t]);
+    const st = (id: string) => r.requirements.find((q) => q.id === id)?.status;
+    expect(['LM-LIC-1', 'LM-LIC-3', 'LM-LIC-4', 'LM-LIC-5'].map(st)).toEqual(['PASS', 'FAIL', 'NOT EXECUTED', 'NOT EXECUTED']);
+    // a test that declares IDs but runs no check passes nothing
+    const empty = await runTest({ id: 'e', title: 'e', covers: ['LM-LIC-5'] }, async () => undefined);
+    expect(empty.status).toBe('fail');
+    expect(buildReport('device', 'unit', [empty]).requirements.find((q) => q.id === 'LM-LIC-5')?.status).toBe('NOT EXECUTED');
+    // an error outside a check stops the test: what it checked before stays PASS
+    const thrown = await runTest({ id: 'x', title: 'x', covers: ['LM-TX-2', 'LM-TX-3'] }, async (c: Checks) => {
+      c.check('LM-TX-2', true, '');
+      throw new Error('broker gone');
+    });
+    expect(thrown).toMatchObject({ status: 'fail', message: 'broker gone' });
+    const rx = buildReport('device', 'unit', [thrown]);
+    expect(rx.requirements.find((q) => q.id === 'LM-TX-2')?.status).toBe('PASS');
+    expect(rx.requirements.find((q) => q.id === 'LM-TX-3')?.status).toBe('NOT EXECUTED');
   });
 
-  it('vectors profile: the example adapter passes every vector', async () => {
+  it('vectors profile: the example adapter passes every vector, probe and garbage input; every ID a vector cites is PASS', async () => {
     const adapter = `node ${join(root, 'conformance', 'dist', 'src', 'adapter-example.js')}`;
     const results = await runVectors(adapter);
-    expect(results.length).toBeGreaterThan(200);
+    expect(results.length).toBeGreaterThan(500);
     expect(results.filter((x) => x.status === 'fail')).toEqual([]);
     const r = buildReport('vectors', adapter, results);
-    expect(r.requirements.find((q) => q.id === 'LM-PACK-3')?.status).toBe('PASS');
+    expect(r.passed).toBe(true);
+    const st = (id: string) => r.requirements.find((q) => q.id === id)?.status;
+    for (const id of vectorCoverage()) expect(st(id), id).toBe('PASS');
+    // [LM-CBOR-1] is checked where the adapter encodes, [LM-TX-1] where it opens a licence with the device's secret
+    const checking = (id: string) => results.filter((t) => t.checks.some((c) => c.id === id)).map((t) => t.id.replace(/^vectors\/[^/]+\/\d+\//, ''));
+    expect(new Set(checking('LM-CBOR-1'))).toEqual(new Set(['encode_frame', 'encode_payload', 'frame']));
+    expect(new Set(checking('LM-TX-1'))).toEqual(new Set(['tx', 'licence']));
+    expect(results.filter((t) => t.id.startsWith('vectors/protocol/')).length).toBeGreaterThan(5);
+    expect(results.filter((t) => t.id.startsWith('vectors/garbage/')).every((t) => t.checks.every((c) => c.id === 'LM-CBOR-6'))).toBe(true);
   }, 60_000);
+
+  it('vectors profile: its tests, as list and the lint see them, declare every ID its vector files cite, one test per file', async () => {
+    const { VECTOR_FILES, vectorTests } = await import('../src/vectors-profile.js');
+    const tests = vectorTests();
+    // and the garbage frames [LM-CBOR-6]
+    expect(new Set(tests.flatMap((t) => t.covers))).toEqual(new Set([...vectorCoverage(), 'LM-CBOR-6']));
+    expect(tests.map((t) => t.id)).toEqual([...VECTOR_FILES.map((f) => `vectors/${f.replace('.json', '')}`), 'vectors/protocol', 'vectors/garbage']);
+    // a verifier's finding is not a running gateway's behaviour: one record per RECEIPT, serialised appends
+    for (const id of ['LM-LEDGER-3', 'LM-LEDGER-4']) expect(tests.some((t) => t.covers.includes(id)), id).toBe(false);
+  });
 
   it('vectors profile: an adapter that answers wrongly fails', async () => {
     // an adapter that claims every unpack succeeds: the invalid packing vectors must fail

@@ -3,10 +3,11 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildVectors, renderVectorFile } from './vectors.js';
+import { buildSemanticVectors } from './semantic-vectors.js';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'vectors', 'v1');
 mkdirSync(dir, { recursive: true });
-for (const [name, v] of Object.entries(buildVectors())) {
+for (const [name, v] of Object.entries({ ...buildVectors(), ...buildSemanticVectors() })) {
   const p = join(dir, name);
   writeFileSync(p + '.tmp', renderVectorFile(v));
   renameSync(p + '.tmp', p);

@@ -5,10 +5,10 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
-  type CborValue, type LedgerEntry, type LedgerProblemKind, FrameType, LEDGER_GENESIS, ascii, createTx, decodeCbor, encodeCbor, encodeFrame,
+  type CborValue, type LedgerEntry, type LedgerProblemKind, FrameType, LEDGER_GENESIS, ascii, checkLedgerEntry, createTx, decodeCbor, encodeCbor, encodeFrame,
   identityKeyPair, ledgerHash, nextRecord, toHex, type IdentityKeyPair, type SignedTx,
 } from '../src/index.js';
-import { det, txFixture, type VectorFile, type VectorTest } from './vectors.js';
+import { det, errorName, txFixture, type VectorFile, type VectorGroup, type VectorTest } from './vectors.js';
 
 const T0 = 1_764_000_000_000;
 
@@ -50,6 +50,11 @@ function rewrite(record: Uint8Array, change: Partial<Record<1 | 2 | 3 | 4 | 5 | 
   const m = new Map(decodeCbor(record) as Map<number, CborValue>);
   for (const [k, v] of Object.entries(change)) m.set(Number(k), v as CborValue);
   return encodeCbor(m);
+}
+
+/** A record with one key more (a map of seven fields is not a record, [LM-LEDGER-1]). */
+function withKey(record: Uint8Array, k: number, v: CborValue): Uint8Array {
+  return encodeCbor(new Map(decodeCbor(record) as Map<number, CborValue>).set(k, v));
 }
 
 /** Re-chains records after an edit so that only the edit itself is wrong (a forger who recomputes hashes). */
@@ -118,15 +123,17 @@ export function ledgerCases(): { valid: Uint8Array[]; cases: LedgerCase[] } {
       problems: [{ seq: 2, kind: 'mismatch' }, { seq: 2, kind: 'mismatch' }, { seq: 2, kind: 'mismatch' }, { seq: 2, kind: 'mismatch' }],
     },
     {
-      comment: 'a second print of transaction B, which allows one', flags: ['OverPrint'], requirements: ['LM-LEDGER-6', 'LM-TX-7'],
+      // the verifier's count ([LM-LEDGER-6]), not a gateway's ([LM-TX-7]), which a ledger cannot show
+      comment: 'a second print of transaction B, which allows one', flags: ['OverPrint'], requirements: ['LM-LEDGER-6'],
       records: fourth, problems: [{ seq: 4, kind: 'count' }],
     },
     {
-      comment: 'the RECEIPT of session 1 recorded twice', flags: ['DuplicateSession'], requirements: ['LM-LEDGER-4'],
+      // the verifier finds the second record ([LM-LEDGER-6]); that a gateway appends one ([LM-LEDGER-4]) only a running gateway shows
+      comment: 'the RECEIPT of session 1 recorded twice', flags: ['DuplicateSession'], requirements: ['LM-LEDGER-6'],
       records: chain([e1, e2, e1]), problems: [{ seq: 3, kind: 'session' }],
     },
     {
-      comment: 'a RECEIPT signed by another device\'s key', flags: ['TamperedReceipt'], requirements: ['LM-LEDGER-5', 'LM-DLV-7'],
+      comment: 'a RECEIPT signed by another device\'s key', flags: ['TamperedReceipt'], requirements: ['LM-LEDGER-5'],
       records: chain([e1, entry(txB, '2', T0 + 120_000, other), e3]), problems: [{ seq: 2, kind: 'receipt' }],
     },
     {
@@ -136,6 +143,18 @@ export function ledgerCases(): { valid: Uint8Array[]; cases: LedgerCase[] } {
     {
       comment: 'the last record cut short', flags: ['Malformed'], requirements: ['LM-LEDGER-1'],
       records: [r1, r2, r3.slice(0, r3.length - 1)], problems: [{ seq: 3, kind: 'record' }],
+    },
+    {
+      comment: 'record 2 with a seventh key (7: 0), chain recomputed', flags: ['Malformed'], requirements: ['LM-LEDGER-1'],
+      records: rechain([r1, withKey(r2, 7, 0), r3]), problems: [{ seq: 2, kind: 'record' }],
+    },
+    {
+      comment: 'record 2 with gateway "gw 1" (a space is not of [A-Za-z0-9._-]), chain recomputed', flags: ['Malformed'], requirements: ['LM-LEDGER-1'],
+      records: rechain([r1, rewrite(r2, { 6: 'gw 1' }), r3]), problems: [{ seq: 2, kind: 'record' }],
+    },
+    {
+      comment: 'record 2 with time as a text string, chain recomputed', flags: ['Malformed'], requirements: ['LM-LEDGER-1'],
+      records: rechain([r1, rewrite(r2, { 3: String(T0) }), r3]), problems: [{ seq: 2, kind: 'record' }],
     },
   ];
   return { valid, cases };
@@ -149,7 +168,8 @@ export function ledgerVectors(file: (algorithm: string, notes: Record<string, st
   for (const r of valid) head = ledgerHash(r);
   const tests: VectorTest[] = [{
     tcId: 0, comment: 'three records: job A, job B, job A again (A allows 2 prints, B 1)', result: 'valid', flags: [],
-    requirements: ['LM-LEDGER-1', 'LM-LEDGER-2', 'LM-LEDGER-5', 'LM-LEDGER-6'],
+    // the head a verifier prints ([LM-LEDGER-7])
+    requirements: ['LM-LEDGER-1', 'LM-LEDGER-2', 'LM-LEDGER-5', 'LM-LEDGER-6', 'LM-LEDGER-7'],
     records: valid.map(toHex), hashes: valid.map((r) => toHex(ledgerHash(r))), head: toHex(head), trustedOperators: [toHex(operator.publicKey)],
   }];
   for (const c of cases) {
@@ -168,4 +188,55 @@ export function ledgerVectors(file: (algorithm: string, notes: Record<string, st
   const [validTest, ...invalid] = tests as [VectorTest, ...VectorTest[]];
   for (const t of invalid) t['twin'] = validTest.tcId;
   return f;
+}
+
+/**
+ * ledger-append.json: what an appender writes ([LM-LEDGER-1], [LM-LEDGER-2]) and refuses to write
+ * ([LM-LEDGER-5]): the records of the valid chain of ledger.json from their fields and the record
+ * before, and entries whose RECEIPT or transaction fails the checks, with the reason code. A file
+ * of its own: ledger.json's tests are whole ledgers.
+ */
+export function ledgerAppendVectors(file: (algorithm: string, notes: Record<string, string>, groups: VectorGroup[]) => VectorFile): VectorFile {
+  const { other, txA, txB, entry, receipt } = ledgerFixture();
+  const entries = [entry(txA, '1', T0 + 60_000), entry(txB, '2', T0 + 120_000), entry(txA, '3', T0 + 180_000)];
+  const fields = (e: LedgerEntry) => ({ time: e.time, receipt: toHex(e.receipt), tx: toHex(e.tx), gateway: e.gateway });
+  const tests: VectorTest[] = [];
+  let prev: { seq: number; hash: Uint8Array } | undefined;
+  for (const [i, e] of entries.entries()) {
+    checkLedgerEntry(e);
+    const r = nextRecord(prev, e);
+    tests.push({
+      tcId: 0, comment: `record ${i + 1} of ledger.json's valid chain${prev ? '' : ': the first, prev 32 zero bytes'}`, result: 'valid', flags: prev ? [] : ['First'],
+      requirements: ['LM-LEDGER-1', 'LM-LEDGER-2', 'LM-LEDGER-5'], ...(prev ? { after: { seq: prev.seq, hash: toHex(prev.hash) } } : {}), ...fields(e),
+      record: toHex(r.bytes), hash: toHex(r.hash),
+    });
+    prev = r;
+  }
+  const first = nextRecord(undefined, entries[0] as LedgerEntry);
+  const after = { seq: first.seq, hash: toHex(first.hash) };
+  /** what an appender does: check the entry ([LM-LEDGER-5]), then encode the record ([LM-LEDGER-1]) */
+  const append = (e: LedgerEntry) => {
+    checkLedgerEntry(e);
+    return nextRecord(first, e);
+  };
+  const refuse = (comment: string, flags: string[], requirements: string[], e: LedgerEntry) => {
+    tests.push({ tcId: 0, comment, result: 'invalid', flags, requirements, after, ...fields(e), error: errorName(() => append(e)) });
+  };
+  const e2 = entries[1] as LedgerEntry;
+  const flipped = e2.receipt.slice();
+  flipped[10] = (flipped[10] as number) ^ 1;
+  refuse('a RECEIPT with one byte of its sid changed: its signature does not verify', ['TamperedReceipt'], ['LM-LEDGER-5'], { ...e2, receipt: flipped });
+  refuse('a RECEIPT signed by another device\'s key', ['TamperedReceipt'], ['LM-LEDGER-5'], { ...e2, receipt: receipt(txB, '2', T0 + 120_000, other) });
+  refuse('the RECEIPT of transaction A with transaction B', ['OtherTransaction'], ['LM-LEDGER-5'], { ...e2, receipt: receipt(txA, '2', T0 + 120_000) });
+  const badTx = txB.bytes.slice();
+  badTx[badTx.length - 1] = (badTx[badTx.length - 1] as number) ^ 1;
+  refuse('a transaction whose operator signature does not verify', ['BadSignature'], ['LM-LEDGER-5'], { ...e2, tx: badTx });
+  refuse('gateway id "gw 1": not of [A-Za-z0-9._-]', ['Malformed'], ['LM-LEDGER-1'], { ...e2, gateway: 'gw 1' });
+  return file('LIVEMATRIX-LEDGER-APPEND', {
+    First: 'the first record of a ledger: no record before it',
+    TamperedReceipt: 'a RECEIPT whose device signature does not verify', OtherTransaction: 'a RECEIPT that is not of the entry\'s transaction',
+    BadSignature: 'a transaction whose operator signature does not verify', Malformed: 'a field outside its range',
+    after: 'seq and hash of the record the new one follows (absent for the first record)',
+    error: 'the reason code the appender refuses the entry with (SPEC.md §7.6)',
+  }, [{ type: 'LedgerAppendTest', hash: 'SHA-256(ascii("livematrix/1 ledger") || 0x00 || record)', tests }]);
 }

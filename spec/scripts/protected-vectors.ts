@@ -8,10 +8,12 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
-  type CborValue, type TxBody, NO_LICENCE, Ratchet, ascii, concatBytes, contentChain, createTx, decodeCbor, deriveSessionKeys, ecdh, encodeCbor,
-  fromHex, identityKeyPair, openProtectedChunk, sealChunk, sealProtectedChunk, sign, signTx, toHex, transcriptHash, unwrapChunkKey, verifyTx,
-  verifyUpload, wrapChunkKey, x25519KeyPair,
+  type CborValue, type TxBody, LmError, NO_LICENCE, Reason, Ratchet, ascii, concatBytes, contentChain, createTx, decodeCbor, decoyCount, deriveSessionKeys, ecdh, encodeCbor,
+  epochKey, fromHex, hkdf, identityKeyPair, nextEpochChain, openEnvelope, openOuter, openProtectedChunk, sealChunk, sealProtectedChunk, sign, signDelete,
+  signDeletionReceipt, signTx, toHex, transcriptHash, u32be, unwrapChunkKey, verifyDelete, verifyDeletionReceipt, verifyTx, verifyUpload, wrapChunkKey, x25519KeyPair,
 } from '../src/index.js';
+import { seal } from '../src/aead.js';
+import { u64be } from '../src/bytes.js';
 import { type VectorFile, type VectorGroup, type VectorTest, det, errorName, jsonOf, keyFixture, linkTwins, txFixture } from './vectors.js';
 
 type FileMaker = (algorithm: string, notes: Record<string, string>, groups: VectorGroup[]) => VectorFile;
@@ -292,7 +294,10 @@ function protectedTxGroup(fx: ReturnType<typeof protectedFixture>, twins: Map<Ve
 export function protectedVectors(file: FileMaker): VectorFile {
   const fx = protectedFixture();
   const twins = new Map<VectorTest, VectorTest>();
-  const groups = [chunkGroup(fx, twins), uploadGroup(fx, twins), hintLayerGroup(), contentChainGroup(), contentWrapGroup(fx, twins), protectedTxGroup(fx, twins)];
+  const groups = [
+    chunkGroup(fx, twins), uploadGroup(fx, twins), hintLayerGroup(), contentChainGroup(), contentWrapGroup(fx, twins), protectedTxGroup(fx, twins),
+    segmentGroup(), envelopeGroup(fx, twins), epochChainGroup(), epochSegmentGroup(fx, twins), deleteGroup(fx, twins), deletionReceiptGroup(fx, twins),
+  ];
   return linkTwins(file('LIVEMATRIX-PROTECTED', {
     LastChunk: 'the job\'s last chunk, shorter than C', LargeIndex: 'a chunk index that does not fit in 32 bits', Tampered: 'changed after sealing or signing',
     WrongIndex: 'opened as another chunk index', WrongJob: 'opened under another jid', V1Chunk: 'sealed as a v1 chunk (section 7.4), not as the owner\'s',
@@ -303,6 +308,189 @@ export function protectedVectors(file: FileMaker): VectorFile {
     V1WrapKey: 'wrapped under the wrap key a v1 session of the same OFFER and ACCEPT would have',
     HintLayerWrapKey: 'wrapped under the protected session\'s hint-layer wrap key, which the gateway holds',
     WrongRevision: 'unwrapped under another revision\'s W_r', WrongLicence: 'the content chain of another K_lic',
+    Density: 'a decoy density outside [0, 1)', WrongUpload: 'opened against another upload (another uh)', WrongKeysService: 'opened with another keys service\'s secret',
+    Contents: 'sealed correctly, but its contents do not match the upload', WrongEpoch: 'opened as another epoch', WrongId: 'opened under another segment id',
+    NextEpochKey: 'opened with the key of the next epoch', NotOwner: 'signed by a key other than the upload\'s owner key',
     twin: 'an invalid test\'s twin is the valid test it differs from in one thing: the bytes under test or the context',
   }, groups), twins);
+}
+
+// ---- the services ([LM-SVC-1], [LM-SVC-2], [LM-SVC-3], [LM-SVC-5]) ----------------------------
+
+function segmentGroup(): VectorGroup {
+  const tests: VectorTest[] = [];
+  const add = (n: number, density: number, C: number) => {
+    let error: string | undefined;
+    let decoys = 0;
+    try {
+      decoys = decoyCount(n, density);
+    } catch {
+      error = errorName(() => decoyCount(n, density));
+    }
+    tests.push({
+      tcId: 0, comment: `${n} chunks of ${C} bytes at density ${density}`, result: error ? 'invalid' : 'valid', flags: error ? ['Density'] : [], requirements: ['LM-SVC-1'],
+      chunks: n, density, C, ...(error ? { error } : { decoys, segments: n + decoys, segmentSize: C + 16 }),
+    });
+  };
+  add(3, 0.5, 256);
+  add(8, 0.5, 4096);
+  add(9, 0.5, 4096);
+  add(100, 0.5, 65536);
+  add(10, 0.75, 4096);
+  add(5, 0, 4096);
+  add(0, 0.5, 4096);
+  add(3, 1, 4096);
+  add(3, -0.25, 4096);
+  return { type: 'SegmentTest', rule: 'decoys >= ceil(n·d / (1 − d)), then more until n + decoys is a multiple of 16 (at least 16); every segment C + 16 bytes', tests };
+}
+
+/** An envelope from fixed contents and ephemeral key ([LM-SVC-2]); the reference seals with a fresh ephemeral key. */
+function envelopeOf(contents: Uint8Array, ephemeralSeed: Uint8Array, kspk: Uint8Array, uh: Uint8Array): Uint8Array {
+  const eph = x25519KeyPair(ephemeralSeed);
+  const k = hkdf(sha256, ecdh(eph.secretKey, kspk), uh, concatBytes(ascii('lm2 envelope'), eph.publicKey, kspk), 32);
+  return concatBytes(eph.publicKey, seal(k, new Uint8Array(12), uh, contents));
+}
+
+function envelopeGroup(fx: ReturnType<typeof protectedFixture>, twins: Map<VectorTest, VectorTest>): VectorGroup {
+  const n = fx.chunks.length;
+  const d = fx.fields.segments - n;
+  const last = fx.plaintext.length - (n - 1) * fx.C + 16;
+  const order = Array.from({ length: n }, (_, i) => det(`segment id ${i}`, 16));
+  const decoys = Array.from({ length: d }, (_, i) => det(`decoy id ${i}`, 16));
+  const contents = (o: { last?: number; d?: number } = {}) => concatBytes(fx.jid, u32be(n), u32be(o.last ?? last), u32be(o.d ?? d), ...fx.chunks.map((c) => c.key), ...order, ...decoys.slice(0, o.d ?? d));
+  const seed = det('envelope ephemeral');
+  const ks = fx.keysService;
+  const tests: VectorTest[] = [];
+  const requirements = ['LM-SVC-2'];
+  const run = (env: Uint8Array, secret: Uint8Array, upload: Uint8Array) => openEnvelope(env, x25519KeyPair(secret), verifyUpload(upload));
+  const base = (env: Uint8Array, secret: Uint8Array, upload: Uint8Array) => ({ envelope: toHex(env), keysServiceSecret: toHex(secret), upload: toHex(upload) });
+  const env = envelopeOf(contents(), seed, ks.publicKey, fx.uh);
+  const p = run(env, ks.secretKey, fx.upload);
+  const main: VectorTest = {
+    tcId: 0, comment: `the envelope of the upload: ${n} chunk keys, ${n} ids in chunk order, ${d} decoys`, result: 'valid', flags: [], requirements, ...base(env, ks.secretKey, fx.upload),
+    jid: toHex(p.jid), keys: p.keys.map(toHex), order: p.order.map(toHex), last: p.last, decoys: p.decoys.map(toHex),
+  };
+  tests.push(main);
+  const invalid = (comment: string, flags: string[], e: Uint8Array, secret: Uint8Array, upload: Uint8Array) => {
+    const v: VectorTest = { tcId: 0, comment, result: 'invalid', flags, requirements, ...base(e, secret, upload), error: errorName(() => run(e, secret, upload)) };
+    twins.set(v, main);
+    tests.push(v);
+  };
+  const flipped = env.slice();
+  flipped[40] = (flipped[40] as number) ^ 1;
+  invalid('one bit of the ciphertext flipped', ['Tampered'], flipped, ks.secretKey, fx.upload);
+  const otherUpload = signUpload({ ...fx.fields, time: fx.fields.time + 1 }, fx.owner.secretKey);
+  invalid('opened against another upload of the same job (another uh: the HKDF salt and the aad)', ['WrongUpload'], env, ks.secretKey, otherUpload);
+  invalid('opened with another keys service\'s secret', ['WrongKeysService'], env, det('another keys service x25519'), fx.upload);
+  invalid(`contents saying the last chunk has ${last + 1} bytes`, ['Contents'], envelopeOf(contents({ last: last + 1 }), seed, ks.publicKey, fx.uh), ks.secretKey, fx.upload);
+  invalid(`contents with ${d - 1} decoys: n + d is not the upload's segments`, ['Contents'], envelopeOf(contents({ d: d - 1 }), seed, ks.publicKey, fx.uh), ks.secretKey, fx.upload);
+  invalid('shorter than a public key, a header and a tag', ['Truncated'], env.subarray(0, 60), ks.secretKey, fx.upload);
+  return {
+    type: 'EnvelopeTest', keysServicePublic: toHex(ks.publicKey),
+    layout: 'envelope = epk || ChaCha20-Poly1305(k, 0^12, contents, aad = uh), k = HKDF-SHA-256(salt = uh, ikm = X25519(e, kspk), info = ascii("lm2 envelope") || epk || kspk); contents = jid || u32(n) || u32(last) || u32(d) || k_0..k_{n-1} || n ids || d decoy ids',
+    tests,
+  };
+}
+
+function epochChainGroup(): VectorGroup {
+  const tests: VectorTest[] = [];
+  for (const [comment, c, e0] of [['from c_0', det('epoch chain c0'), 0], ['from c_41 (epoch 41)', det('epoch chain c41'), 41]] as const) {
+    const epochs: { epoch: number; chain: string; key: string }[] = [];
+    let ce: Uint8Array = c;
+    for (let e = e0; e < e0 + 4; e++) {
+      epochs.push({ epoch: e, chain: toHex(ce), key: toHex(epochKey(ce)) });
+      ce = nextEpochChain(ce);
+    }
+    tests.push({ tcId: 0, comment: `epoch chain ${comment} through 4 epochs`, result: 'valid', flags: [], requirements: ['LM-SVC-3'], chain: toHex(c), epoch: e0, count: 4, epochs });
+  }
+  return { type: 'EpochChainTest', derivation: 'c_{e+1} = HKDF-Expand-SHA-256(c_e, ascii("lm2 epoch chain"), 32); K_e = HKDF-Expand-SHA-256(c_e, ascii("lm2 epoch key"), 32)', tests };
+}
+
+function epochSegmentGroup(fx: ReturnType<typeof protectedFixture>, twins: Map<VectorTest, VectorTest>): VectorGroup {
+  const c = det('epoch chain c41');
+  const e = 41;
+  const key = epochKey(c);
+  const nextKey = epochKey(nextEpochChain(c));
+  const id = det('segment id 0', 16);
+  const segment = fx.chunks[0]!.ct;
+  const nonce = det('outer nonce', 12);
+  const stored = concatBytes(nonce, seal(key, nonce, concatBytes(ascii('lm2 outer'), id, u64be(e)), segment));
+  const requirements = ['LM-SVC-3'];
+  const tests: VectorTest[] = [];
+  const main: VectorTest = { tcId: 0, comment: `chunk 0's segment (${segment.length} bytes) at rest in epoch ${e}`, result: 'valid', flags: [], requirements, key: toHex(key), epoch: e, segmentId: toHex(id), stored: toHex(stored), segment: toHex(openOuter(key, e, id, stored)) };
+  tests.push(main);
+  const invalid = (comment: string, flags: string[], k: Uint8Array, ep: number, i: Uint8Array, st: Uint8Array) => {
+    const v: VectorTest = { tcId: 0, comment, result: 'invalid', flags, requirements, key: toHex(k), epoch: ep, segmentId: toHex(i), stored: toHex(st), error: errorName(() => openOuter(k, ep, i, st)) };
+    twins.set(v, main);
+    tests.push(v);
+  };
+  invalid('opened as epoch 42: e is bound by the aad', ['WrongEpoch'], key, e + 1, id, stored);
+  invalid('opened under another segment id', ['WrongId'], key, e, det('segment id 1', 16), stored);
+  invalid('opened with K_42: a copy of epoch 41 is useless with later keys', ['NextEpochKey'], nextKey, e, id, stored);
+  const flipped = stored.slice();
+  flipped[20] = (flipped[20] as number) ^ 1;
+  invalid('one bit of the ciphertext flipped', ['Tampered'], key, e, id, flipped);
+  invalid('shorter than a nonce and a tag', ['Truncated'], key, e, id, stored.subarray(0, 27));
+  return { type: 'EpochSegmentTest', layout: 'stored = nonce(12) || ChaCha20-Poly1305(K_e, nonce, segment, aad = ascii("lm2 outer") || id || u64be(e))', tests };
+}
+
+function deleteGroup(fx: ReturnType<typeof protectedFixture>, twins: Map<VectorTest, VectorTest>): VectorGroup {
+  const requirements = ['LM-SVC-5'];
+  const time = T0 + 3_600_000;
+  const del = signDelete(fx.jid, fx.owner, time);
+  const ownerPublic = toHex(fx.owner.publicKey);
+  const run = (bytes: Uint8Array, owner: string) => {
+    const d = verifyDelete(bytes);
+    if (toHex(d.okp) !== owner) throw new LmError(Reason.auth, 'not signed by the upload\'s owner');
+    return d;
+  };
+  const ok = run(del, ownerPublic);
+  const main: VectorTest = {
+    tcId: 0, comment: 'the owner deletes the job of the upload', result: 'valid', flags: [], requirements, jid: toHex(fx.jid), ownerSecret: toHex(det('owner identity')), time,
+    ownerPublic, delete: toHex(del), dh: toHex(ok.hash),
+  };
+  const tests: VectorTest[] = [main];
+  const invalid = (comment: string, flags: string[], bytes: Uint8Array) => {
+    const v: VectorTest = { tcId: 0, comment, result: 'invalid', flags, requirements, ownerPublic, delete: toHex(bytes), error: errorName(() => run(bytes, ownerPublic)) };
+    twins.set(v, main);
+    tests.push(v);
+  };
+  const flipped = del.slice();
+  flipped[flipped.length - 1] = (flipped[flipped.length - 1] as number) ^ 1;
+  invalid('signature with one bit flipped', ['BadSignature'], flipped);
+  invalid('signed and named by another owner key (okp its own): not the upload\'s owner', ['NotOwner'], signDelete(fx.jid, fx.stranger, time));
+  const [body, sig] = decodeCbor(del) as [Map<number, CborValue>, Uint8Array];
+  invalid('time changed after signing', ['Tampered'], encodeCbor([new Map(body).set(4, time + 1), sig]));
+  invalid('version 1 (signed)', ['Version'], signedDelete(new Map(body).set(1, 1), fx.owner.secretKey));
+  invalid('jid of 15 bytes (signed)', ['Malformed'], signedDelete(new Map(body).set(2, fx.jid.subarray(0, 15)), fx.owner.secretKey));
+  return { type: 'DeleteTest', signingInput: 'ascii("livematrix/2 delete") || 0x00 || enc({1 v: 2, 2 jid, 3 okp, 4 time}); delete = enc([body, sig]); dh = SHA-256(delete)', tests };
+}
+
+/** A delete transaction from a body map (a field may be wrong on purpose), signed. */
+function signedDelete(body: Map<number, CborValue>, secret: Uint8Array): Uint8Array {
+  return encodeCbor([body, sign(secret, concatBytes(ascii('livematrix/2 delete'), Uint8Array.of(0), encodeCbor(body)))]);
+}
+
+function deletionReceiptGroup(fx: ReturnType<typeof protectedFixture>, twins: Map<VectorTest, VectorTest>): VectorGroup {
+  const requirements = ['LM-SVC-5'];
+  const service = identityKeyPair(det('store identity'));
+  const del = signDelete(fx.jid, fx.owner, T0 + 3_600_000);
+  const r = { jid: fx.jid, service: 'store-1', removed: 16, time: T0 + 3_600_500, dh: sha256(del) };
+  const bytes = signDeletionReceipt(r, service);
+  const servicePublic = toHex(service.publicKey);
+  const main: VectorTest = {
+    tcId: 0, comment: 'the store\'s receipt for the 16 segments of the job (real and decoy)', result: 'valid', flags: [], requirements, serviceSecret: toHex(det('store identity')),
+    servicePublic, receipt: toHex(bytes), decoded: { jid: toHex(r.jid), service: r.service, removed: r.removed, time: r.time, dh: toHex(r.dh) },
+  };
+  verifyDeletionReceipt(bytes, service.publicKey);
+  const tests: VectorTest[] = [main];
+  const invalid = (comment: string, flags: string[], b: Uint8Array, pub: string) => {
+    const v: VectorTest = { tcId: 0, comment, result: 'invalid', flags, requirements, servicePublic: pub, receipt: toHex(b), error: errorName(() => verifyDeletionReceipt(b, fromHex(pub))) };
+    twins.set(v, main);
+    tests.push(v);
+  };
+  invalid('verified under another service\'s key', ['BadSignature'], bytes, toHex(fx.owner.publicKey));
+  const [body, sig] = decodeCbor(bytes) as [Map<number, CborValue>, Uint8Array];
+  invalid('removed changed after signing', ['Tampered'], encodeCbor([new Map(body).set(3, 15), sig]), servicePublic);
+  return { type: 'DeletionReceiptTest', signingInput: 'ascii("livematrix/2 deleted") || 0x00 || enc({1 jid, 2 service, 3 removed, 4 time, 5 dh}); receipt = enc([body, sig])', tests };
 }

@@ -33,7 +33,8 @@ export interface LinkOptions {
 /** How a device or gateway authenticates to its broker. */
 export type BrokerAuth = 'token' | { username: string; password: string };
 
-export type PayloadHandler = (topic: string, payload: Uint8Array) => void;
+/** A payload as it arrived; `meta.retain` is set when the broker delivered a retained message, `meta.contentType` is MQTT 5's Content Type when the publisher set one. */
+export type PayloadHandler = (topic: string, payload: Uint8Array, meta: { retain: boolean; contentType?: string }) => void;
 
 /** Counters of what crossed the link. */
 export interface LinkStats {
@@ -70,11 +71,13 @@ export class FrameLink {
       this.lastError = e;
       for (const h of this.errorHandlers) h(e);
     });
-    client.on('message', (topic, payload) => {
+    client.on('message', (topic, payload, packet) => {
       this.stats.framesIn++;
       this.stats.bytesIn += payload.length;
       const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
-      for (const h of this.handlers) h(topic, bytes);
+      const contentType = packet.properties?.contentType;
+      const meta = { retain: packet.retain, ...(contentType !== undefined ? { contentType } : {}) };
+      for (const h of this.handlers) h(topic, bytes, meta);
     });
   }
 

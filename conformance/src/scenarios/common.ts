@@ -3,8 +3,10 @@
  * What the device profile scenarios share: their context and shape, and the steps most of them
  * take (open a session, expect a refusal, deliver and check the receipt, find a NACK).
  */
-import { digest, equalBytes, minHintLength, verifyFrame } from '@livematrix/spec';
-import type { RequirementId } from '../generated/requirements.js';
+import { type CborValue, decodeCbor, digest, encodeCbor, equalBytes, errorMessage, minHintLength, verifyFrame } from '@livematrix/spec';
+import { CheckFailed } from '../checks.js';
+import type { Checks } from '../checks.js';
+import { R, type RequirementId } from '../generated/requirements.js';
 import type { Session } from '../session.js';
 import type { Tester } from '../tester.js';
 import { until } from '../wait.js';
@@ -18,17 +20,24 @@ export interface Ctx {
   /** most bytes per second the device under test's consumer takes (its declared machine rate) */
   consumeRate: number;
   log: (line: string) => void;
+  /** the scenario's checks: every check names the requirement it checks */
+  checks: Checks;
+  /** restarts the device under test (--restart-cmd); scenarios that need it declare `needs: 'restart'` */
+  restart?: () => Promise<void>;
 }
 
 export interface Scenario {
   id: string;
   title: string;
   covers: readonly RequirementId[];
+  /** what the run must provide: 'restart' runs only with --restart-cmd */
+  needs?: 'restart';
   run(ctx: Ctx): Promise<void>;
 }
 
-export function check(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(msg);
+/** A check of requirement `id`: PASS when `cond` holds, else FAIL with `msg`, and the scenario stops. */
+export function check(ctx: Ctx, id: RequirementId, cond: unknown, msg: string): asserts cond {
+  ctx.checks.check(id, cond, msg);
 }
 
 /**
@@ -46,28 +55,74 @@ export async function open(ctx: Ctx, w: number, o: { suite?: 1 | 2 | 3; period?:
   return s;
 }
 
-export async function refusedWith(ctx: Ctx, code: number, make: (t: Tester) => { tx: Parameters<Tester['offer']>[1]; licence: Uint8Array; params?: Parameters<Tester['offer']>[0] }): Promise<void> {
+export async function refusedWith(ctx: Ctx, id: RequirementId, code: number, make: (t: Tester) => { tx: Parameters<Tester['offer']>[1]; licence: Uint8Array; params?: Parameters<Tester['offer']>[0] }): Promise<void> {
   const t = ctx.tester;
   const m = make(t);
   const r = await t.offer(m.params ?? t.params({ w: 16 }), m.tx, m.licence, { waitReady: false });
-  if (!('refused' in r)) throw new Error(`device accepted the offer; expected ERROR ${code}`);
-  check(r.refused.code === code, `device refused with ${r.refused.code} (${r.refused.detail}); expected ${code}`);
+  check(ctx, id, 'refused' in r, `device accepted the offer; expected ERROR ${code}`);
+  check(ctx, id, r.refused.code === code, `device refused with ${r.refused.code} (${r.refused.detail}); expected ${code}`);
 }
 
-export async function deliverExact(ctx: Ctx, s: Session, data = ctx.data, o: Parameters<Session['deliver']>[1] = {}): Promise<void> {
-  const { receipt } = await s.deliver(data, o);
-  check(receipt.bytes === data.length, `receipt says ${receipt.bytes} bytes; sent ${data.length}`);
+/**
+ * Delivers `data` in session `s` and checks the device's RECEIPT ([LM-DLV-7]: its byte count,
+ * digest and session, signed by the device key; [LM-PROT-4] for a protected job's keyed digest).
+ * An exact delivery is also the check of every requirement in `ids` it exercises (hints, packing,
+ * keys, chunk encryption, acknowledgements ...): they pass together, or fail together when the
+ * delivery fails.
+ */
+export async function deliverExact(ctx: Ctx, s: Session, ids: readonly RequirementId[] = [], data = ctx.data, o: Parameters<Session['deliver']>[1] = {}): Promise<void> {
+  let receipt: Awaited<ReturnType<Session['deliver']>>['receipt'];
+  try {
+    ({ receipt } = await s.deliver(data, o));
+  } catch (e) {
+    const msg = `the delivery of ${data.length} bytes failed: ${errorMessage(e)}`;
+    for (const id of ids) ctx.checks.fail(id, msg);
+    throw new CheckFailed(ids[0] ?? R.LM_DLV_7, msg);
+  }
+  check(ctx, R.LM_DLV_7, receipt.bytes === data.length, `receipt says ${receipt.bytes} bytes; sent ${data.length}`);
   if (s.tx.body.jid) {
     // a protected job: the digest is keyed by the licence, so that a candidate file cannot be confirmed ([LM-PROT-4])
-    check(equalBytes(receipt.digest, s.tx.body.jd), 'receipt digest differs from the transaction\'s keyed digest of the job ([LM-PROT-4])');
-    check(!equalBytes(receipt.digest, digest(data)), 'receipt carries the plain SHA-256 of a protected job: anyone with the file can confirm it is printing ([LM-PROT-4])');
-  } else check(equalBytes(receipt.digest, digest(data)), 'receipt digest differs from SHA-256 of the job');
-  check(equalBytes(receipt.sid, s.sid), 'receipt names another session');
-  check(s.receiptRaw !== undefined, 'no receipt frame');
+    check(ctx, R.LM_PROT_4, equalBytes(receipt.digest, s.tx.body.jd), 'receipt digest differs from the transaction\'s keyed digest of the job ([LM-PROT-4])');
+    check(ctx, R.LM_PROT_4, !equalBytes(receipt.digest, digest(data)), 'receipt carries the plain SHA-256 of a protected job: anyone with the file can confirm it is printing ([LM-PROT-4])');
+  } else check(ctx, R.LM_DLV_7, equalBytes(receipt.digest, digest(data)), 'receipt digest differs from SHA-256 of the job');
+  check(ctx, R.LM_DLV_7, equalBytes(receipt.sid, s.sid), 'receipt names another session');
+  check(ctx, R.LM_DLV_7, s.receiptRaw !== undefined, 'no receipt frame');
+  let signed = true;
   try {
     verifyFrame(s.receiptRaw, { signer: ctx.tester.o.devicePublic });
   } catch {
-    throw new Error('receipt is not signed by the device key');
+    signed = false;
+  }
+  check(ctx, R.LM_DLV_7, signed, 'receipt is not signed by the device key');
+  for (const id of ids) ctx.checks.pass(id);
+}
+
+/**
+ * [LM-MQTT-7], over MQTT 5 only: every frame the device published carries Content Type
+ * `application/livematrix+cbor`. Over MQTT 3.1.1 there is no Content Type, and nothing is checked.
+ */
+export function checkContentType(ctx: Ctx): void {
+  if (ctx.tester.o.protocolVersion !== 5) return;
+  const frames = ctx.tester.inbound;
+  const without = frames.filter((x) => x.contentType !== 'application/livematrix+cbor');
+  check(ctx, R.LM_MQTT_7, frames.length > 0 && without.length === 0, `${without.length} of ${frames.length} frames of the device came without Content Type application/livematrix+cbor (first: ${JSON.stringify(without[0]?.contentType ?? null)})`);
+}
+
+/**
+ * [LM-CBOR-1]: every frame the device sent so far is in the deterministic encoding: decoded and
+ * encoded again, it gives the same bytes (the device's own encoder made them).
+ */
+export function checkDeterministic(ctx: Ctx): void {
+  const frames = ctx.tester.inbound;
+  check(ctx, R.LM_CBOR_1, frames.length > 0, 'the device sent no frame to check');
+  for (const { raw } of frames) {
+    let again: Uint8Array | undefined;
+    try {
+      again = encodeCbor(decodeCbor(raw) as CborValue);
+    } catch {
+      again = undefined;
+    }
+    check(ctx, R.LM_CBOR_1, again !== undefined && equalBytes(again, raw), `a ${raw.length}-byte frame of the device is not in the deterministic encoding (RFC 8949 §4.2.1): re-encoded it differs`);
   }
 }
 

@@ -5,44 +5,48 @@
  */
 import { Reason, minHintLength, fromHex as fromHexBytes, randomBytes, shiftedSymbol, toHex } from '@livematrix/spec';
 import { type Chunk } from '../session.js';
-import { type Scenario, check, deliverExact, nackOf, open, sleep } from './common.js';
+import { R } from '../generated/requirements.js';
+import { type Scenario, check, checkContentType, checkDeterministic, deliverExact, nackOf, open, sleep } from './common.js';
 
 export const hello: Scenario = {
   id: 'device/hello', title: 'announces itself: signed HELLO with capabilities, retained', covers: ['LM-MQTT-2', 'LM-CAP-1'],
   async run(ctx) {
     const h = await ctx.tester.waitHello();
-    check(h.online, 'HELLO says offline');
-    check(h.caps.suites.length > 0 && h.caps.suites.every(([, r]) => r > 0), 'capabilities report no measured hash rate');
-    check(h.caps.wmax >= 8 && h.caps.mem > 0, 'capabilities report no usable w or memory');
+    check(ctx, R.LM_MQTT_2, h.online, 'HELLO says offline');
+    check(ctx, R.LM_MQTT_2, await ctx.tester.helloIsRetained(), 'the HELLO is not retained on the state topic');
+    check(ctx, R.LM_CAP_1, h.caps.suites.length > 0 && h.caps.suites.every(([, r]) => r > 0), 'capabilities report no measured hash rate');
+    check(ctx, R.LM_CAP_1, h.caps.wmax >= 8 && h.caps.mem > 0, 'capabilities report no usable w or memory');
   },
 };
 
 export const deliverW16Blake3: Scenario = {
   id: 'device/deliver-w16-blake3', title: 'exact delivery, w=16, keyed blake3, signed receipt',
-  covers: ['LM-HINT-1', 'LM-HINT-2', 'LM-PACK-1', 'LM-PACK-2', 'LM-AEAD-1', 'LM-AEAD-2', 'LM-KEY-1', 'LM-KEY-2', 'LM-KEY-3', 'LM-FRAME-2', 'LM-DLV-1', 'LM-DLV-2', 'LM-DLV-6', 'LM-DLV-7', 'LM-TIME-1', 'LM-MQTT-1', 'LM-CBOR-1'],
+  covers: ['LM-HINT-1', 'LM-HINT-2', 'LM-PACK-1', 'LM-PACK-2', 'LM-AEAD-1', 'LM-AEAD-2', 'LM-KEY-1', 'LM-KEY-2', 'LM-KEY-3', 'LM-FRAME-2', 'LM-DLV-1', 'LM-DLV-2', 'LM-DLV-6', 'LM-DLV-7', 'LM-TIME-1', 'LM-MQTT-1', 'LM-CBOR-1', 'LM-MQTT-7'],
   async run(ctx) {
     const s = await open(ctx, 16);
-    check(s.timeRequests > 0, 'no TIME_REQ before the first ACK');
-    await deliverExact(ctx, s);
+    check(ctx, R.LM_TIME_1, s.timeRequests > 0, 'no TIME_REQ before the first ACK');
+    await deliverExact(ctx, s, [R.LM_HINT_1, R.LM_HINT_2, R.LM_PACK_1, R.LM_PACK_2, R.LM_AEAD_1, R.LM_AEAD_2, R.LM_KEY_1, R.LM_KEY_2, R.LM_KEY_3, R.LM_FRAME_2, R.LM_DLV_1, R.LM_DLV_2, R.LM_DLV_6, R.LM_MQTT_1]);
+    checkDeterministic(ctx);
+    checkContentType(ctx);
   },
 };
 
 export const deliverW12Keccak: Scenario = {
   id: 'device/deliver-w12-keccak', title: 'exact delivery, w=12, keccak-256', covers: ['LM-HINT-1', 'LM-PARAM-2', 'LM-PARAM-3'],
   async run(ctx) {
-    await deliverExact(ctx, await open(ctx, 12, { suite: 1 }));
+    await deliverExact(ctx, await open(ctx, 12, { suite: 1 }), [R.LM_HINT_1, R.LM_PARAM_2, R.LM_PARAM_3]);
   },
 };
 
 export const deliverW20Sha3: Scenario = {
   id: 'device/deliver-w20-sha3', title: 'exact delivery, w=20, sha3-256', covers: ['LM-HINT-1', 'LM-PARAM-2'],
   async run(ctx) {
-    await deliverExact(ctx, await open(ctx, 20, { suite: 2 }));
+    await deliverExact(ctx, await open(ctx, 20, { suite: 2 }), [R.LM_HINT_1, R.LM_PARAM_2]);
   },
 };
 
 export const ambiguityNack: Scenario = {
-  id: 'device/ambiguity-nack', title: 'NACKs a hint that is ambiguous in its revision table', covers: ['LM-HINT-3'],
+  id: 'device/ambiguity-nack', title: 'NACKs a hint that is ambiguous in its revision table', covers: ['LM-HINT-3', 'LM-HINT-7', 'LM-HINT-9'],
   async run(ctx) {
     const s = await open(ctx, 16, { L: minHintLength(16) });
     const rev = s.rev();
@@ -56,15 +60,17 @@ export const ambiguityNack: Scenario = {
       if (seen.has(k)) amb = all.slice(g * L, g * L + L);
       else seen.set(k, g);
     }
-    check(amb, 'no ambiguous hint in this revision (retry)');
+    if (!amb) throw new Error('no ambiguous hint in this revision (retry)');
     const [c] = s.plan(ctx.data) as [Chunk];
     const fr = c.frames[0]!;
     const hints = s.hints(c.symbols.subarray(fr.off, fr.off + fr.n), rev);
     hints.set(amb, 0); // symbol 0 now carries an ambiguous hint
     await s.sendFrame(c, 0, { rev, hints });
     const n = await s.wait(() => nackOf(s, fr.seq, Reason.ambiguous), 3000, `a NACK of frame ${fr.seq}`).catch(() => undefined);
-    check(n && n[1] === Reason.ambiguous && (n[2].length === 0 || n[2].includes(0)), `no ambiguous NACK for symbol 0 of frame ${fr.seq} (got ${JSON.stringify(n)})`);
-    check(!s.received.has(fr.seq), 'frame with an ambiguous hint was reported received');
+    check(ctx, R.LM_HINT_7, n && n[1] === Reason.ambiguous && (n[2].length === 0 || n[2].includes(0)), `no ambiguous NACK for symbol 0 of frame ${fr.seq} (got ${JSON.stringify(n)})`);
+    check(ctx, R.LM_HINT_3, !s.received.has(fr.seq), 'frame with an ambiguous hint was reported received');
+    // however the device resolves hints (a table or a scan), the answer is the table's: ambiguous ([LM-HINT-9])
+    check(ctx, R.LM_HINT_9, n[1] === Reason.ambiguous, `the device resolved a hint the table calls ambiguous as ${n[1]}`);
   },
 };
 
@@ -87,9 +93,9 @@ export const shiftedResend: Scenario = {
     }
     const unique = (g: number) => count.get(toHex(all.subarray(g * L, g * L + L))) === 1;
     const amb = [...count].find(([, n]) => n > 1)?.[0];
-    check(amb, 'no ambiguous hint in this revision (retry)');
+    if (!amb) throw new Error('no ambiguous hint in this revision (retry)');
     const chunks = s.plan(data);
-    check(chunks.length === 1 && chunks[0]!.frames.length === 1, 'test data is not one frame');
+    if (chunks.length !== 1 || chunks[0]!.frames.length !== 1) throw new Error('test data is not one frame');
     const c = chunks[0]!;
     const fr = c.frames[0]!;
     const syms = c.symbols.subarray(fr.off, fr.off + fr.n);
@@ -102,21 +108,25 @@ export const shiftedResend: Scenario = {
     const pos = [...new Set(failed.flatMap((j) => [j, j + 1]))].sort((x, y) => x - y);
     let sh = 0;
     for (let t = 1; t < p.w && !sh; t++) if (pos.every((j) => unique(shiftedSymbol(syms, p.w, t, j)))) sh = t;
-    check(sh, 'no shift gives unambiguous shifted hints (retry)');
+    if (!sh) throw new Error('no shift gives unambiguous shifted hints (retry)');
     await s.sendFrame(c, 0, { rev, idx: pos, sh });
-    await s.wait(() => s.received.has(fr.seq), 3000, `frame ${fr.seq} reported received after the shifted re-send of symbols ${failed.join(', ')} (shift ${sh})`);
-    check(s.rev() === rev, 'the revision turned during the test (retry)');
+    await ctx.checks.expect(R.LM_DLV_11, () => s.wait(() => s.received.has(fr.seq), 3000, `frame ${fr.seq} reported received`), `after the shifted re-send of symbols ${failed.join(', ')} (shift ${sh})`);
+    if (s.rev() !== rev) throw new Error('the revision turned during the test (retry)');
     // the bits it took from the shifted hints must be the right ones: the chunk decrypts
-    await deliverExact(ctx, s, data, { chunks, skipFirstSending: (seq) => seq === fr.seq });
+    await deliverExact(ctx, s, [R.LM_DLV_11, R.LM_DLV_1], data, { chunks, skipFirstSending: (seq) => seq === fr.seq });
   },
 };
 
 export const unknownHintNack: Scenario = {
-  id: 'device/unknown-hint-nack', title: 'NACKs hints that are absent from the revision table', covers: ['LM-HINT-4'],
+  id: 'device/unknown-hint-nack', title: 'NACKs a hint absent from the revision table, by its index within the frame, and delivers nothing for it', covers: ['LM-HINT-4', 'LM-HINT-8', 'LM-DLV-14'],
   async run(ctx) {
     const s = await open(ctx, 16);
     const [c] = s.plan(ctx.data) as [Chunk];
-    const fr = c.frames[0]!;
+    // the second frame of the chunk: its symbols start at off > 0, so an index relative to the
+    // chunk differs from one relative to the frame ([LM-DLV-14])
+    const fi = c.frames.length > 1 ? 1 : 0;
+    const fr = c.frames[fi]!;
+    const at = Math.min(3, fr.n - 1);
     const rev = s.rev();
     const hints = s.hints(c.symbols.subarray(fr.off, fr.off + fr.n), rev);
     // an absent hint: a value no candidate of this revision has (search the whole table)
@@ -126,9 +136,41 @@ export const unknownHintNack: Scenario = {
     for (let g = 0; g < 65536; g++) used.add(toHex(all.subarray(g * L, g * L + L)));
     let absent = randomBytes(L);
     while (used.has(toHex(absent))) absent = randomBytes(L);
-    hints.set(absent, 0);
-    await s.sendFrame(c, 0, { rev, hints });
+    hints.set(absent, at * L);
+    await s.sendFrame(c, fi, { rev, hints });
     const n = await s.wait(() => nackOf(s, fr.seq, Reason.unknown), 3000, 'a NACK').catch(() => undefined);
-    check(n && n[1] === Reason.unknown, `no unknown-hint NACK (got ${JSON.stringify(n)})`);
+    check(ctx, R.LM_HINT_4, n && n[1] === Reason.unknown, `no unknown-hint NACK (got ${JSON.stringify(n)})`);
+    check(ctx, R.LM_DLV_14, n[2].length === 0 || (n[2].includes(at) && !n[2].includes(fr.off + at)), `the NACK names symbol ${JSON.stringify(n[2])}; the absent hint is symbol ${at} of frame ${fr.seq} (off ${fr.off}): indices are relative to off`);
+    check(ctx, R.LM_HINT_8, !s.received.has(fr.seq), 'a frame with an absent hint was reported received');
+    const consumed = Math.max(0, ...s.acks.map((a) => a.consumed));
+    check(ctx, R.LM_HINT_8, consumed === 0, `the device delivered ${consumed} bytes while a hint of the chunk was absent from its table`);
+  },
+};
+
+export const everySuite: Scenario = {
+  id: 'device/every-suite', title: 'streams under every hash suite its HELLO reports', covers: ['LM-CAP-4'],
+  async run(ctx) {
+    const h = await ctx.tester.waitHello();
+    const data = ctx.data.subarray(0, 6000);
+    for (const [suite] of h.caps.suites) {
+      if (suite !== 1 && suite !== 2 && suite !== 3) {
+        check(ctx, R.LM_CAP_4, false, `the HELLO reports suite ${suite}, which SPEC.md does not define`);
+        continue;
+      }
+      const s = await ctx.checks.expect(R.LM_CAP_4, () => open(ctx, 12, { suite, data }), `an OFFER under suite ${suite}, which the device reports`);
+      await deliverExact(ctx, s, [R.LM_CAP_4], data);
+    }
+  },
+};
+
+export const tableNotReady: Scenario = {
+  id: 'device/table-not-ready', title: 'hints of a revision whose table is still being built are held or refused busy, never NACKed unknown', covers: ['LM-REV-5'],
+  async run(ctx) {
+    // w = 20 under a 1 s period: the device builds a 2^20-entry table every second, and frames
+    // stamped with a revision right at its start reach it while that table may be unfinished
+    const s = await open(ctx, 20, { suite: 3, period: 1000, data: ctx.data.subarray(0, 20_000) });
+    await deliverExact(ctx, s, [], ctx.data.subarray(0, 20_000));
+    const unknown = s.acks.flatMap((a) => a.nack).filter((x) => x[1] === Reason.unknown);
+    check(ctx, R.LM_REV_5, unknown.length === 0, `${unknown.length} NACK(s) with reason unknown for genuine hints (frames ${[...new Set(unknown.map((x) => x[0]))].join(', ')}): a table not ready must hold or refuse busy`);
   },
 };

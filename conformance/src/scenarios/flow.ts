@@ -4,6 +4,7 @@
  * telemetry, and clock skew.
  */
 import { ControlOp, FrameType, Reason } from '@livematrix/spec';
+import { R } from '../generated/requirements.js';
 import { type Scenario, background, check, deliverExact, open, sleep } from './common.js';
 
 export const rateAlarm: Scenario = {
@@ -13,23 +14,28 @@ export const rateAlarm: Scenario = {
     // KEY goes as soon as its chunk is received
     const s = await open(ctx, 16, { tx: { rate: Math.max(256, Math.floor(ctx.consumeRate / 8)), burst: 4096 } });
     const delivery = background(s.deliver(ctx.data, { timeout: 15_000 }));
-    const alarm = await s.wait(() => s.alarms.find((a) => a.code === Reason.rate) ?? s.receipt, 12_000, 'an ALARM with reason rate from the device');
-    check(!s.receipt, 'the device completed a stream its consumer took faster than the transaction allows');
-    check(!('observed' in alarm) || alarm.observed === undefined || alarm.limit === undefined || alarm.observed > alarm.limit, `ALARM says ${'observed' in alarm ? alarm.observed : '?'} bytes observed, limit ${'limit' in alarm ? alarm.limit : '?'}`);
+    const alarm = await ctx.checks.expect(R.LM_ALARM_2, () => s.wait(() => s.alarms.find((a) => a.code === Reason.rate) ?? s.receipt, 12_000, 'an ALARM with reason rate from the device'), 'no rate alarm');
+    check(ctx, R.LM_ALARM_2, !s.receipt, 'the device completed a stream its consumer took faster than the transaction allows');
+    check(ctx, R.LM_ALARM_2, !('observed' in alarm) || alarm.observed === undefined || alarm.limit === undefined || alarm.observed > alarm.limit, `ALARM says ${'observed' in alarm ? alarm.observed : '?'} bytes observed, limit ${'limit' in alarm ? alarm.limit : '?'}`);
     // the device ended the session with its alarm: nothing more to deliver
     s.end();
     await delivery.catch(() => undefined);
-    check(!s.receipt, 'the device completed a stream its consumer took faster than the transaction allows');
+    check(ctx, R.LM_ALARM_2, !s.receipt, 'the device completed a stream its consumer took faster than the transaction allows');
   },
 };
 
 export const skewInGrace: Scenario = {
-  id: 'device/skew-in-grace', title: 'streams with a clock offset inside the grace window', covers: ['LM-TIME-2', 'LM-TIME-3'],
+  id: 'device/skew-in-grace', title: 'streams with a clock offset inside the grace window, keeping its own clock', covers: ['LM-TIME-2', 'LM-TIME-3', 'LM-TIME-5'],
   async run(ctx) {
-    // P = 2000 ms, G = 500 ms: an offset of 100 ms stays inside the grace window even when a
+    // P = 4000 ms, G = 1000 ms: an offset of 250 ms stays inside the grace window even when a
     // loaded host stretches the time-sync round trips
-    const s = await open(ctx, 16, { timeShift: 100, period: 2000 });
-    await deliverExact(ctx, s);
+    const s = await open(ctx, 16, { timeShift: 250, period: 4000 });
+    await deliverExact(ctx, s, [R.LM_TIME_2]);
+    // the device kept its own clock: its t1 stamps did not move by the 250 ms the answers claimed ([LM-TIME-5])
+    const d = s.timeSamples.map((x) => x.t1 - x.at);
+    const spread = Math.max(...d) - Math.min(...d);
+    check(ctx, R.LM_TIME_5, d.length >= 2 && spread < 150, `the device's TIME_REQ stamps moved by ${spread} ms against the suite's clock over ${d.length} exchanges: it adopted the gateway's time (answers 250 ms ahead)`);
+    check(ctx, R.LM_TIME_3, s.timeRequests > 0, 'no time-sync exchange during the session');
   },
 };
 
@@ -40,8 +46,8 @@ export const skewBeyondGrace: Scenario = {
     const { tx, licence } = t.tx(ctx.data);
     const s = await t.offer(t.params({ w: 16 }), tx, licence, { timeShift: 2000, waitReady: false });
     if ('refused' in s) throw new Error(`offer refused before time sync: ${s.refused.detail}`);
-    await s.wait(() => s.errors.find((e) => e.code === Reason.skew), 5000, 'ERROR skew');
-    check(s.acks.length === 0, 'the device acknowledged (was ready to stream) despite the skew');
+    await ctx.checks.expect(R.LM_TIME_2, () => s.wait(() => s.errors.find((e) => e.code === Reason.skew), 5000, 'ERROR skew'), 'a clock 2 s off with G = 500 ms');
+    check(ctx, R.LM_TIME_2, s.acks.length === 0, 'the device acknowledged (was ready to stream) despite the skew');
   },
 };
 
@@ -57,10 +63,10 @@ export const backPressure: Scenario = {
     while (!s.receipt && !s.errors.length && Date.now() - t0 < 60_000) {
       const a = s.acks[s.acks.length - 1];
       if (a) worst = Math.max(worst, a.consumed - (ctx.consumeRate * (Date.now() - t0)) / 1000);
-      check(worst <= 8192, `the device reported ${a?.consumed} bytes consumed ${Date.now() - t0} ms after the offer; its consumer takes at most ${ctx.consumeRate} bytes/s`);
+      check(ctx, R.LM_DLV_4, worst <= 8192, `the device reported ${a?.consumed} bytes consumed ${Date.now() - t0} ms after the offer; its consumer takes at most ${ctx.consumeRate} bytes/s`);
       await sleep(20);
     }
-    await run;
+    await ctx.checks.expect(R.LM_DLV_5, () => run, 'the delivery under back-pressure');
   },
 };
 
@@ -76,7 +82,8 @@ export const abort: Scenario = {
     const acks = s.acks.length;
     await s.sendFrame(chunks[0]!, 1);
     await sleep(600);
-    check(s.acks.length === acks, 'the device acknowledged a frame of an aborted session');
+    check(ctx, R.LM_DLV_9, s.acks.length === acks, 'the device acknowledged a frame of an aborted session');
+    check(ctx, R.LM_FRAME_8, s.receipt === undefined, 'the device sent a receipt for an aborted session');
   },
 };
 
@@ -87,7 +94,7 @@ export const pauseResume: Scenario = {
     await s.send(FrameType.CONTROL, { sid: s.sid, op: ControlOp.pause, reason: 0 });
     await sleep(300);
     await s.send(FrameType.CONTROL, { sid: s.sid, op: ControlOp.resume, reason: 0 });
-    await deliverExact(ctx, s);
+    await deliverExact(ctx, s, [R.LM_DLV_9]);
   },
 };
 
@@ -105,8 +112,8 @@ export const alarm: Scenario = {
     await s.sendFrame(chunks[0]!, 1);
     await s.sendFrame(chunks[1]!, 0);
     await sleep(800);
-    check(s.acks.length === acks, 'the device kept acknowledging after an ALARM');
-    check(s.receipt === undefined, 'the device sent a receipt after an ALARM');
+    check(ctx, R.LM_ALARM_5, s.acks.length === acks, 'the device kept acknowledging after an ALARM');
+    check(ctx, R.LM_ALARM_5, s.receipt === undefined, 'the device sent a receipt after an ALARM');
   },
 };
 
@@ -116,7 +123,22 @@ export const telemetry: Scenario = {
     const data = new Uint8Array(Array.from({ length: 3 }, () => [...ctx.data]).flat()); // long enough for a few reports
     const s = await open(ctx, 16, { data });
     const run = background(s.deliver(data));
-    await s.wait(() => s.telemetry.length > 0, 10_000, 'a decodable TELEMETRY frame');
+    await ctx.checks.expect(R.LM_TEL_1, () => s.wait(() => s.telemetry.length > 0, 10_000, 'a decodable TELEMETRY frame'), 'telemetry while streaming');
     await run;
+  },
+};
+
+export const slowTimeSync: Scenario = {
+  id: 'device/slow-time-sync', title: 'one slow time-sync round trip does not make it refuse: it takes the best of several exchanges', covers: ['LM-TIME-6'],
+  async run(ctx) {
+    const t = ctx.tester;
+    // P = 2000 ms, G = 500 ms; the first answer comes 1200 ms late, as over a congested link: that
+    // sample alone gives |theta| + delta/2 of about 1200 ms, beyond G; the others are prompt
+    const params = t.params({ w: 16, L: 4, period: 2000 });
+    const { tx, licence } = t.tx(ctx.data);
+    const s = await t.offer(params, tx, licence, { timeRespDelay: (n) => (n === 0 ? 1200 : 0) });
+    check(ctx, R.LM_TIME_6, !('refused' in s), `the OFFER was refused: ${'refused' in s ? s.refused.code : ''}`);
+    await deliverExact(ctx, s, [R.LM_TIME_6]);
+    check(ctx, R.LM_TIME_6, !s.errors.some((e) => e.code === Reason.skew), 'the device refused with skew over one slow round trip');
   },
 };

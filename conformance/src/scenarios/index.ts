@@ -5,13 +5,14 @@
  * live in this folder; DEVICE_SCENARIOS runs them in one fixed order that reports and tests rely on.
  */
 import type { Scenario } from './common.js';
-import { ambiguityNack, deliverW12Keccak, deliverW16Blake3, deliverW20Sha3, hello, shiftedResend, unknownHintNack } from './delivery.js';
-import { licenceSealedElsewhere, paramsOutOfRange, refusalSigned, txBadSignature, txExpired, txOtherDevice, txOtherGateway, txPrintCount, txUnsigned, txUntrustedOperator } from './refusals.js';
+import { ambiguityNack, everySuite, tableNotReady, deliverW12Keccak, deliverW16Blake3, deliverW20Sha3, hello, shiftedResend, unknownHintNack } from './delivery.js';
+import { licenceSealedElsewhere, offerFlood, paramsOutOfRange, refusalSigned, servesAfterRefusal, txBadSignature, txExpired, txOtherDevice, txOtherGateway, txPrintCount, txUnsigned, txUntrustedOperator } from './refusals.js';
 import { offerReplay, resumeNeedsTicket, revokedTx, setupCountsNothing, ticketResumesOnce } from './licences.js';
 import { protectedJob } from './protected.js';
+import { restartKeepsLicence, unauthenticatedAdvisory } from './restart.js';
 import { expiredKey, expiredRevision, futureRevision } from './revisions.js';
-import { duplicateReorder, garbageIn, liveness, lossResend, padding, reconnect, tamperedChunk, tamperedFrame } from './resilience.js';
-import { abort, alarm, backPressure, pauseResume, rateAlarm, skewBeyondGrace, skewInGrace, telemetry } from './flow.js';
+import { duplicateReorder, unknownSession, garbageIn, liveness, lossResend, padding, reconnect, tamperedChunk, tamperedFrame } from './resilience.js';
+import { abort, alarm, backPressure, pauseResume, rateAlarm, skewBeyondGrace, skewInGrace, slowTimeSync, telemetry } from './flow.js';
 
 export type { Ctx, Scenario } from './common.js';
 
@@ -20,6 +21,8 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
   deliverW16Blake3,
   deliverW12Keccak,
   deliverW20Sha3,
+  everySuite,
+  tableNotReady,
   protectedJob,
   txUnsigned,
   txBadSignature,
@@ -27,6 +30,8 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
   txOtherDevice,
   txUntrustedOperator,
   refusalSigned,
+  servesAfterRefusal,
+  offerFlood,
   liveness,
   txPrintCount,
   offerReplay,
@@ -51,11 +56,15 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
   padding,
   skewInGrace,
   skewBeyondGrace,
+  slowTimeSync,
   backPressure,
   abort,
+  unknownSession,
   pauseResume,
   alarm,
+  unauthenticatedAdvisory,
   telemetry,
   garbageIn,
   reconnect,
+  restartKeepsLicence,
 ];

@@ -6,8 +6,10 @@
  */
 import { ControlOp, type ErrorBody, FrameType, Reason, type SessionParams, encodeFrame, errorMessage, equalBytes, identityKeyPair, minHintLength, randomBytes, signRevocation, signTicket, toHex, topics, verifyTicket, x25519KeyPair } from '@livematrix/spec';
 import type { Session } from '../session.js';
+import { Checks } from '../checks.js';
 import type { Tester } from '../tester.js';
 import { until } from '../wait.js';
+import { R, type RequirementId } from '../generated/requirements.js';
 import { type Ctx, type Scenario, check, deliverExact, open, sleep } from './common.js';
 
 /** Times the accepted OFFER of device/offer-replay is sent again. */
@@ -24,23 +26,24 @@ const REVOCATION_TIMEOUT_MS = 10_000;
 const YEAR_MS = 365 * 24 * 3600_000;
 
 /** Session parameters with hints two bytes above the minimum, as `open` uses. */
-const params = (t: Tester): SessionParams => t.params({ w: 16, L: minHintLength(16) + 2 });
+export const params = (t: Tester): SessionParams => t.params({ w: 16, L: minHintLength(16) + 2 });
 
 /** The refusal of an OFFER (`what` it is), or an Error saying that the device accepted it (the session is aborted). */
-async function refusal(t: Tester, what: string, tx: Parameters<Tester['offer']>[1], licence: Uint8Array, o: Parameters<Tester['offer']>[3] = {}): Promise<{ refused: ErrorBody; session: Session }> {
+export async function refusal(ctx: Ctx, id: RequirementId, what: string, tx: Parameters<Tester['offer']>[1], licence: Uint8Array, o: Parameters<Tester['offer']>[3] = {}): Promise<{ refused: ErrorBody; session: Session }> {
+  const t = ctx.tester;
   const r = await t.offer(params(t), tx, licence, { ...o, waitReady: false });
   if (!('refused' in r)) {
     await r.send(FrameType.CONTROL, { sid: r.sid, op: ControlOp.abort, reason: Reason.aborted }).catch(() => undefined);
     r.end();
-    throw new Error(`${what}: the device accepted it; expected a refusal`);
   }
+  check(ctx, id, 'refused' in r, `${what}: the device accepted it; expected a refusal`);
   const session = t.sessionsRefused().pop();
-  check(session, 'no refused session');
+  if (!session) throw new Error('no refused session');
   return { refused: r.refused, session };
 }
 
-const expectCode = (got: ErrorBody, want: number, what: string): void =>
-  check(got.code === want, `${what}: device refused with ${got.code} (${got.detail}); expected ${want}`);
+export const expectCode = (ctx: Ctx, id: RequirementId, got: ErrorBody, want: number, what: string): void =>
+  check(ctx, id, got.code === want, `${what}: device refused with ${got.code} (${got.detail}); expected ${want}`);
 
 /**
  * Sends an OFFER's exact bytes and waits for the device's signed refusal of them, a new one
@@ -64,15 +67,15 @@ async function refusalOfRaw(t: Tester, raw: Uint8Array, what: string): Promise<E
  * print passed the counting point ([LM-LIC-1]). Frames the device did not report received go
  * again every 2 P, and so does the KEY while the consumer took nothing.
  */
-async function passCountingPoint(ctx: Ctx, s: Session): Promise<void> {
+export async function passCountingPoint(ctx: Ctx, s: Session): Promise<void> {
   const [c] = s.plan(ctx.data);
-  check(c, 'the job has no chunk');
+  if (!c) throw new Error('the job has no chunk');
   const t0 = Date.now();
   const consumed = () => s.acks.some((a) => a.consumed > 0);
   const allReceived = () => c.frames.every((f) => s.received.has(f.seq));
   while (!consumed()) {
     if (s.errors.length) throw new Error(`device error ${s.errors[0]!.code} before its consumer took a byte: ${s.errors[0]!.detail}`);
-    check(Date.now() - t0 < 15_000, `the device's consumer took nothing of the first chunk in 15 s (${s.received.size} of ${c.frames.length} frames received)`);
+    check(ctx, R.LM_LIC_1, Date.now() - t0 < 15_000, `the device's consumer took nothing of the first chunk in 15 s (${s.received.size} of ${c.frames.length} frames received)`);
     const missing = c.frames.flatMap((f, fi) => (s.received.has(f.seq) ? [] : [fi]));
     for (const fi of missing) await s.sendFrame(c, fi);
     if (!missing.length) await s.sendKey(c);
@@ -96,21 +99,19 @@ export const offerReplay: Scenario = {
       if (wait > 0) await sleep(wait); // pacing, not synchronisation: stay under the device's bound on refusals
       last = Date.now();
       const got = await refusalOfRaw(t, raw, `replay ${i + 1} of an accepted OFFER`);
-      expectCode(got, Reason.replay, `replay ${i + 1} of an accepted OFFER`);
+      expectCode(ctx, R.LM_LIC_5, got, Reason.replay, `replay ${i + 1} of an accepted OFFER`);
     }
     // a genuinely signed OFFER of a fresh transaction and sid whose time is 5 minutes off ([LM-LIC-5]: within 120 s)
     for (const off of [-300_000, 300_000]) {
       const fresh = t.tx(ctx.data, { prints: 1 });
       const stale = encodeFrame(FrameType.OFFER, { sid: randomBytes(16), tx: fresh.tx.bytes, epk: x25519KeyPair().publicKey, params: params(t), gwpk: t.gateway.identity.publicKey, time: Date.now() + off }, { kind: 'sig', secretKey: t.gateway.identity.secretKey });
-      expectCode(await refusalOfRaw(t, stale, `an OFFER whose time is ${off / 1000} s from now`), Reason.replay, `an OFFER whose time is ${off / 1000} s from now`);
+      expectCode(ctx, R.LM_LIC_5, await refusalOfRaw(t, stale, `an OFFER whose time is ${off / 1000} s from now`), Reason.replay, `an OFFER whose time is ${off / 1000} s from now`);
     }
     // the device kept serving
     const next = t.tx(ctx.data, { prints: 1 });
-    const s2 = await t.offer(params(t), next.tx, next.licence).catch((e: unknown) => {
-      throw new Error(`after ${REPLAYS} replays the device does not take a fresh OFFER: ${errorMessage(e)}`);
-    });
-    if ('refused' in s2) throw new Error(`after ${REPLAYS} replays the device refused a fresh OFFER: ${s2.refused.code} ${s2.refused.detail}`);
-    await deliverExact(ctx, s2);
+    const s2 = await ctx.checks.expect(R.LM_FRAME_9, () => t.offer(params(t), next.tx, next.licence), `after ${REPLAYS} replays the device does not take a fresh OFFER`);
+    check(ctx, R.LM_FRAME_9, !('refused' in s2), `after ${REPLAYS} replays the device refused a fresh OFFER: ${'refused' in s2 ? `${s2.refused.code} ${s2.refused.detail}` : ''}`);
+    await deliverExact(ctx, s2, [R.LM_FRAME_9]);
   },
 };
 
@@ -120,14 +121,14 @@ export const resumeNeedsTicket: Scenario = {
     const t = ctx.tester;
     const m = t.tx(ctx.data);
     const noTicket = 'an OFFER with resume true and no ticket';
-    const bare = await refusal(t, noTicket, m.tx, m.licence, { resume: true });
-    expectCode(bare.refused, Reason.txResume, noTicket);
-    check(bare.session.refusalSigned, 'the refusal is not an ERROR signed with the device\'s identity key naming the OFFER ([LM-FRAME-9])');
+    const bare = await refusal(ctx, R.LM_LIC_4, noTicket, m.tx, m.licence, { resume: true });
+    expectCode(ctx, R.LM_LIC_4, bare.refused, Reason.txResume, noTicket);
+    check(ctx, R.LM_FRAME_9, bare.session.refusalSigned, 'the refusal is not an ERROR signed with the device\'s identity key naming the OFFER ([LM-FRAME-9])');
     // a ticket in the right form for this transaction, signed by a key that is not the device's
     const forged = signTicket({ v: 1, id: randomBytes(16), txh: m.tx.hash, sid: randomBytes(16), off: 0, exp: m.tx.body.naf, device: t.o.deviceId }, identityKeyPair().secretKey);
     const notIssued = 'an OFFER with a ticket the device did not issue';
-    const other = await refusal(t, notIssued, m.tx, m.licence, { resume: true, tk: forged.bytes });
-    expectCode(other.refused, Reason.txResume, notIssued);
+    const other = await refusal(ctx, R.LM_LIC_4, notIssued, m.tx, m.licence, { resume: true, tk: forged.bytes });
+    expectCode(ctx, R.LM_LIC_4, other.refused, Reason.txResume, notIssued);
   },
 };
 
@@ -143,8 +144,8 @@ export const setupCountsNothing: Scenario = {
     s.end();
     // the only print of the transaction is still there, and no resume is owed
     const again = await t.offer(params(t), m.tx, m.licence);
-    if ('refused' in again) throw new Error(`a session that failed in time sync counted a print: the next OFFER was refused with ${again.refused.code} (${again.refused.detail})`);
-    await deliverExact(ctx, again);
+    check(ctx, R.LM_LIC_1, !('refused' in again), `a session that failed in time sync counted a print: the next OFFER was refused with ${'refused' in again ? `${again.refused.code} (${again.refused.detail})` : ''}`);
+    await deliverExact(ctx, again, [R.LM_LIC_1]);
   },
 };
 
@@ -165,35 +166,37 @@ export const ticketResumesOnce: Scenario = {
     await sleep(SILENCE_MS); // the silence under test ([LM-DLV-13]), not a wait for an event
     // a fresh OFFER of the same transaction: the device must not count a second print but answer with its ticket
     const cutOff = 'a fresh OFFER of a transaction whose print was cut off after the counting point';
-    const cut = await refusal(t, cutOff, m.tx, m.licence);
-    expectCode(cut.refused, Reason.txResume, cutOff);
-    check(cut.session.refusalSigned, 'the tx-resume refusal is not an ERROR signed with the device\'s identity key naming the OFFER ([LM-FRAME-9])');
+    const cut = await refusal(ctx, R.LM_LIC_4, cutOff, m.tx, m.licence);
+    expectCode(ctx, R.LM_LIC_4, cut.refused, Reason.txResume, cutOff);
+    check(ctx, R.LM_FRAME_9, cut.session.refusalSigned, 'the tx-resume refusal is not an ERROR signed with the device\'s identity key naming the OFFER ([LM-FRAME-9])');
     const tk = cut.refused.tk;
-    check(tk, 'the tx-resume refusal carries no ticket (ERROR key 5 tk, [LM-LIC-4])');
-    let ticket: ReturnType<typeof verifyTicket>;
+    check(ctx, R.LM_LIC_4, tk, 'the tx-resume refusal carries no ticket (ERROR key 5 tk, [LM-LIC-4])');
+    let ticket: ReturnType<typeof verifyTicket> | undefined;
+    let why = '';
     try {
       ticket = verifyTicket(tk, { device: t.o.deviceId, devicePublic: t.o.devicePublic, txh: m.tx.hash, now: Date.now() });
     } catch (e) {
-      throw new Error(`the ticket does not verify: ${errorMessage(e)}`);
+      why = errorMessage(e);
     }
-    check(equalBytes(ticket.body.sid, s.sid), `the ticket names session ${toHex(ticket.body.sid).slice(0, 8)}, not the one cut off (${toHex(s.sid).slice(0, 8)}) ([LM-LIC-3])`);
-    check(ticket.body.off <= ctx.data.length, `the ticket's offset ${ticket.body.off} is beyond the job's ${ctx.data.length} bytes`);
+    check(ctx, R.LM_LIC_3, ticket, `the ticket does not verify: ${why}`);
+    check(ctx, R.LM_LIC_3, equalBytes(ticket.body.sid, s.sid), `the ticket names session ${toHex(ticket.body.sid).slice(0, 8)}, not the one cut off (${toHex(s.sid).slice(0, 8)}) ([LM-LIC-3])`);
+    check(ctx, R.LM_LIC_3, ticket.body.off <= ctx.data.length, `the ticket's offset ${ticket.body.off} is beyond the job's ${ctx.data.length} bytes`);
     // the resume with it: accepted, and the job arrives whole (from the device's resume point)
     const resumed = await t.offer(params(t), m.tx, m.licence, { resume: true, tk });
-    if ('refused' in resumed) throw new Error(`device refused the resume with its own ticket: ${resumed.refused.code} ${resumed.refused.detail}`);
-    check(resumed.from % resumed.params.chunk === 0 && resumed.from <= ctx.data.length, `ACCEPT from ${resumed.from} is not a multiple of C within the job ([LM-DLV-10])`);
-    await deliverExact(ctx, resumed);
+    check(ctx, R.LM_LIC_4, !('refused' in resumed), `device refused the resume with its own ticket: ${'refused' in resumed ? `${resumed.refused.code} ${resumed.refused.detail}` : ''}`);
+    check(ctx, R.LM_LIC_4, resumed.from % resumed.params.chunk === 0 && resumed.from <= ctx.data.length, `ACCEPT from ${resumed.from} is not a multiple of C within the job ([LM-DLV-10])`);
+    await deliverExact(ctx, resumed, [R.LM_LIC_4, R.LM_DLV_13]);
     // the ticket is spent: a second resume with it is refused
     const again = 'a second resume with the same ticket';
-    const twice = await refusal(t, again, m.tx, m.licence, { resume: true, tk });
-    expectCode(twice.refused, Reason.txResume, again);
+    const twice = await refusal(ctx, R.LM_LIC_4, again, m.tx, m.licence, { resume: true, tk });
+    expectCode(ctx, R.LM_LIC_4, twice.refused, Reason.txResume, again);
     // the resume counted nothing: the second print is still there, and then none
     const second = await t.offer(params(t), m.tx, m.licence);
-    if ('refused' in second) throw new Error(`the second print of a transaction of two, after one print and its resume, was refused: ${second.refused.code} (${second.refused.detail}); the resume counted a print`);
-    await deliverExact(ctx, second);
+    check(ctx, R.LM_LIC_1, !('refused' in second), `the second print of a transaction of two, after one print and its resume, was refused: ${'refused' in second ? `${second.refused.code} (${second.refused.detail})` : ''}; the resume counted a print`);
+    await deliverExact(ctx, second, [R.LM_LIC_1]);
     const third = 'a fresh OFFER after both prints';
-    const more = await refusal(t, third, m.tx, m.licence);
-    expectCode(more.refused, Reason.txCount, third);
+    const more = await refusal(ctx, R.LM_LIC_1, third, m.tx, m.licence);
+    expectCode(ctx, R.LM_LIC_1, more.refused, Reason.txCount, third);
   },
 };
 
@@ -212,13 +215,13 @@ export const revokedTx: Scenario = {
       const t0 = Date.now();
       let got: Awaited<ReturnType<typeof refusal>> | undefined;
       while (!got) {
-        check(Date.now() - t0 < REVOCATION_TIMEOUT_MS, `the device still accepts the transaction ${REVOCATION_TIMEOUT_MS / 1000} s after its revocation was published retained on ${topics.revocation(t.o.fleet)}`);
-        got = await refusal(t, 'an OFFER of a revoked transaction', m.tx, m.licence).catch(() => undefined);
+        check(ctx, R.LM_REVOKE_3, Date.now() - t0 < REVOCATION_TIMEOUT_MS, `the device still accepts the transaction ${REVOCATION_TIMEOUT_MS / 1000} s after its revocation was published retained on ${topics.revocation(t.o.fleet)}`);
+        got = await refusal({ ...ctx, checks: new Checks() }, R.LM_REVOKE_3, 'an OFFER of a revoked transaction', m.tx, m.licence).catch(() => undefined);
       }
-      expectCode(got.refused, Reason.txRevoked, 'an OFFER of a revoked transaction');
-      check(got.session.refusalSigned, 'the tx-revoked refusal is not an ERROR signed with the device\'s identity key naming the OFFER ([LM-FRAME-9])');
+      expectCode(ctx, R.LM_REVOKE_3, got.refused, Reason.txRevoked, 'an OFFER of a revoked transaction');
+      check(ctx, R.LM_FRAME_9, got.session.refusalSigned, 'the tx-revoked refusal is not an ERROR signed with the device\'s identity key naming the OFFER ([LM-FRAME-9])');
       // a transaction the list does not name still streams
-      await deliverExact(ctx, await open(ctx, 16));
+      await deliverExact(ctx, await open(ctx, 16), [R.LM_REVOKE_3]);
     } finally {
       await t.publishRevocation(new Uint8Array(0)); // clears the retained list; the device keeps the one it took
     }

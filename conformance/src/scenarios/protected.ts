@@ -6,6 +6,7 @@
  * gateway (which holds no licence) nor one that holds the licence as in v1 can make a key it takes.
  */
 import { Reason, errorMessage, minHintLength } from '@livematrix/spec';
+import { R } from '../generated/requirements.js';
 import { type ProtectedJob, uploadJob } from '../protected-job.js';
 import type { Session } from '../session.js';
 import { type Ctx, type Scenario, check, deliverExact } from './common.js';
@@ -37,15 +38,15 @@ export const protectedJob: Scenario = {
   covers: ['LM-PROT-1', 'LM-PROT-2', 'LM-PROT-3', 'LM-PROT-4'],
   async run(ctx) {
     const hello = await ctx.tester.waitHello();
-    check(hello.caps.prot === true, 'the device\'s HELLO does not announce protected jobs (caps key 5 prot) ([LM-PROT-3])');
+    check(ctx, R.LM_PROT_3, hello.caps.prot === true, 'the device\'s HELLO does not announce protected jobs (caps key 5 prot) ([LM-PROT-3])');
     const job = uploadJob(ctx.data, { C: UPLOAD_CHUNK });
     // HINTS of ct_j (the stored segments in the playbook's order, the last trimmed), KEYs of k_j under W_r
-    await deliverExact(ctx, await openProtected(ctx, job));
+    await deliverExact(ctx, await openProtected(ctx, job), [R.LM_PROT_1, R.LM_PROT_2]);
 
     // another transaction of the same upload: chunk 0's key wrapped under keys a gateway could hold
     const s = await openProtected(ctx, job);
     const [c] = s.plan(ctx.data);
-    check(c, 'the job has no chunk');
+    if (!c) throw new Error('the job has no chunk');
     await s.sendChunk(c);
     const r = s.rev();
     await s.sendKey(c, r, s.v1WrapKey(r)); // what a gateway holding K_lic would send in v1
@@ -57,8 +58,8 @@ export const protectedJob: Scenario = {
       REFUSAL_TIMEOUT_MS, 'ALARM tamper or ERROR auth',
     ).catch(() => undefined);
     const consumed = Math.max(0, ...s.acks.map((a) => a.consumed));
-    check(consumed === 0, `the device delivered ${consumed} bytes of chunk 0, whose key came only wrapped under the v1 or the hint layer's wrap key, not under the content chain's W_r ([LM-PROT-2])`);
-    check(s.receipt === undefined, 'the device sent a receipt for a job whose keys it never had');
-    check(refused, `three KEYs that do not open under the content chain raised neither ALARM tamper nor ERROR auth in ${REFUSAL_TIMEOUT_MS} ms (wraps that fail count as tampering: [LM-AEAD-4], [LM-ALARM-3])`);
+    check(ctx, R.LM_PROT_2, consumed === 0, `the device delivered ${consumed} bytes of chunk 0, whose key came only wrapped under the v1 or the hint layer's wrap key, not under the content chain's W_r ([LM-PROT-2])`);
+    check(ctx, R.LM_PROT_2, s.receipt === undefined, 'the device sent a receipt for a job whose keys it never had');
+    check(ctx, R.LM_PROT_2, refused, `three KEYs that do not open under the content chain raised neither ALARM tamper nor ERROR auth in ${REFUSAL_TIMEOUT_MS} ms (wraps that fail count as tampering: [LM-AEAD-4], [LM-ALARM-3])`);
   },
 };

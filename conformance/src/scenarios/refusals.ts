@@ -4,6 +4,7 @@
  * the signed ERROR it refuses them with.
  */
 import { type CborValue, Reason, decodeCbor, errorMessage, minHintLength, encodeCbor, identityKeyPair, randomBytes } from '@livematrix/spec';
+import { R } from '../generated/requirements.js';
 import { type Scenario, check, deliverExact, open, refusedWith } from './common.js';
 
 /**
@@ -13,49 +14,49 @@ import { type Scenario, check, deliverExact, open, refusedWith } from './common.
 const FORGED = 40;
 
 export const txUnsigned: Scenario = {
-  id: 'device/tx-unsigned', title: 'refuses an offer whose transaction carries no valid signature', covers: ['LM-TX-2'],
-  run: (ctx) => refusedWith(ctx, Reason.txSignature, (t) => {
+  id: 'device/tx-unsigned', title: 'refuses an offer whose transaction\'s signature is empty as tx-schema (checked before the signature)', covers: ['LM-TX-9'],
+  run: (ctx) => refusedWith(ctx, R.LM_TX_9, Reason.txSchema, (t) => {
     const m = t.tx(ctx.data);
     const [body] = decodeCbor(m.tx.bytes) as CborValue[];
-    return { tx: { ...m.tx, bytes: encodeCbor([body as CborValue, new Uint8Array(0)]) }, licence: m.licence }; // no signature
+    return { tx: { ...m.tx, bytes: encodeCbor([body as CborValue, new Uint8Array(0)]) }, licence: m.licence }; // a 0-byte signature
   }),
 };
 
 export const txBadSignature: Scenario = {
   id: 'device/tx-bad-signature', title: 'refuses a transaction whose signature does not verify', covers: ['LM-TX-2'],
-  run: (ctx) => refusedWith(ctx, Reason.txSignature, (t) => t.tx(ctx.data, { badSignature: true })),
+  run: (ctx) => refusedWith(ctx, R.LM_TX_2, Reason.txSignature, (t) => t.tx(ctx.data, { badSignature: true })),
 };
 
 export const txExpired: Scenario = {
   id: 'device/tx-expired', title: 'refuses an expired transaction', covers: ['LM-TX-4'],
-  run: (ctx) => refusedWith(ctx, Reason.txExpired, (t) => t.tx(ctx.data, { notBefore: Date.now() - 7200_000, notAfter: Date.now() - 3600_000 })),
+  run: (ctx) => refusedWith(ctx, R.LM_TX_4, Reason.txExpired, (t) => t.tx(ctx.data, { notBefore: Date.now() - 7200_000, notAfter: Date.now() - 3600_000 })),
 };
 
 export const txOtherDevice: Scenario = {
   id: 'device/tx-other-device', title: 'refuses a transaction for another device', covers: ['LM-TX-5'],
-  run: (ctx) => refusedWith(ctx, Reason.txDevice, (t) => t.tx(ctx.data, { device: 'someone-else' })),
+  run: (ctx) => refusedWith(ctx, R.LM_TX_5, Reason.txDevice, (t) => t.tx(ctx.data, { device: 'someone-else' })),
 };
 
 export const txUntrustedOperator: Scenario = {
   id: 'device/tx-untrusted-operator', title: 'refuses a transaction signed by an operator it does not trust', covers: ['LM-TX-3'],
-  run: (ctx) => refusedWith(ctx, Reason.txOperator, (t) => {
+  run: (ctx) => refusedWith(ctx, R.LM_TX_3, Reason.txOperator, (t) => {
     const other = identityKeyPair();
     return t.tx(ctx.data, { operatorSecret: other.secretKey, operatorPublic: other.publicKey });
   }),
 };
 
 export const refusalSigned: Scenario = {
-  id: 'device/refusal-signed', title: 'answers refused OFFERs with ERROR signed by its identity key and keeps serving through forged ones', covers: ['LM-FRAME-9'],
+  id: 'device/refusal-signed', title: 'answers refused OFFERs with ERROR signed by its identity key and keeps serving through forged ones', covers: ['LM-FRAME-9', 'LM-TX-4', 'LM-MQTT-4'],
   async run(ctx) {
     const t = ctx.tester;
     const m = t.tx(ctx.data, { notBefore: Date.now() - 7200_000, notAfter: Date.now() - 3600_000 });
     const r = await t.offer(t.params({ w: 16 }), m.tx, m.licence, { waitReady: false }).catch((e: unknown) => {
       throw new Error(`no answer to an OFFER of an expired transaction: ${errorMessage(e)}`);
     });
-    if (!('refused' in r)) throw new Error('device accepted an expired transaction');
-    check(r.refused.code === Reason.txExpired, `refused with ${r.refused.code}; expected ${Reason.txExpired}`);
+    check(ctx, R.LM_FRAME_9, 'refused' in r, 'device accepted an expired transaction');
+    check(ctx, R.LM_TX_4, r.refused.code === Reason.txExpired, `refused with ${r.refused.code}; expected ${Reason.txExpired}`);
     const session = [...t.sessionsRefused()].pop();
-    check(session?.refusalSigned, 'the refusal is not an ERROR signed with the device\'s identity key naming the refused OFFER (oh) ([LM-FRAME-9])');
+    check(ctx, R.LM_FRAME_9, session?.refusalSigned, 'the refusal is not an ERROR signed with the device\'s identity key naming the refused OFFER (oh) ([LM-FRAME-9])');
     // forged OFFERs: a genuine one with bytes flipped, truncated or extended
     const genuine = t.rawOffer(t.params({ w: 16 }), t.tx(ctx.data));
     let seed = 0x9e3779b9;
@@ -69,10 +70,9 @@ export const refusalSigned: Scenario = {
       }
       await t.sendRaw(i % 11 === 0 ? new Uint8Array([...b, ...randomBytes(1 + rnd(8))]) : b);
     }
-    const s = await open(ctx, 16).catch((e: unknown) => {
-      throw new Error(`after ${FORGED} forged OFFERs the device does not take a valid one: ${errorMessage(e)}`);
-    });
-    await deliverExact(ctx, s);
+    // forged OFFERs cost the device nothing it needs to serve: the valid one is taken and streams ([LM-FRAME-9], [LM-MQTT-4])
+    const s = await ctx.checks.expect(R.LM_MQTT_4, () => open(ctx, 16), `after ${FORGED} forged OFFERs the device does not take a valid one`);
+    await deliverExact(ctx, s, [R.LM_FRAME_9]);
   },
 };
 
@@ -85,19 +85,19 @@ export const txPrintCount: Scenario = {
     if ('refused' in first) throw new Error(`first use refused: ${first.refused.detail}`);
     await deliverExact(ctx, first);
     const second = await t.offer(t.params({ w: 16 }), m.tx, m.licence, { waitReady: false });
-    if (!('refused' in second)) throw new Error('device accepted a transaction beyond its print count');
-    check(second.refused.code === Reason.txCount, `refused with ${second.refused.code}; expected ${Reason.txCount}`);
+    check(ctx, R.LM_TX_7, 'refused' in second, 'device accepted a transaction beyond its print count');
+    check(ctx, R.LM_TX_7, second.refused.code === Reason.txCount, `refused with ${second.refused.code}; expected ${Reason.txCount}`);
   },
 };
 
 export const txOtherGateway: Scenario = {
   id: 'device/tx-other-gateway', title: 'refuses an offer from a gateway the transaction does not name', covers: ['LM-FRAME-6'],
-  run: (ctx) => refusedWith(ctx, Reason.txGateway, (t) => t.tx(ctx.data, { gatewayPublic: identityKeyPair().publicKey })),
+  run: (ctx) => refusedWith(ctx, R.LM_FRAME_6, Reason.txGateway, (t) => t.tx(ctx.data, { gatewayPublic: identityKeyPair().publicKey })),
 };
 
 export const licenceSealedElsewhere: Scenario = {
   id: 'device/licence-sealed-elsewhere', title: 'refuses a licence sealed to another key', covers: ['LM-TX-1'],
-  run: (ctx) => refusedWith(ctx, Reason.txSchema, (t) => {
+  run: (ctx) => refusedWith(ctx, R.LM_TX_1, Reason.txSchema, (t) => {
     const other = t.tx(ctx.data, { devicePublic: identityKeyPair().publicKey });
     return t.tx(ctx.data, { bodyPatch: (b) => void (b.lic = other.tx.body.lic) });
   }),
@@ -105,5 +105,40 @@ export const licenceSealedElsewhere: Scenario = {
 
 export const paramsOutOfRange: Scenario = {
   id: 'device/params-out-of-range', title: 'refuses parameters outside the spec\'s ranges', covers: ['LM-PARAM-1'],
-  run: (ctx) => refusedWith(ctx, Reason.params, (t) => ({ ...t.tx(ctx.data), params: { ...t.params({ w: 16 }), w: 25, L: 5 } })),
+  run: (ctx) => refusedWith(ctx, R.LM_PARAM_1, Reason.params, (t) => ({ ...t.tx(ctx.data), params: { ...t.params({ w: 16 }), w: 25, L: 5 } })),
+};
+
+export const servesAfterRefusal: Scenario = {
+  id: 'device/serves-after-refusal', title: 'after refusing an OFFER it serves the next valid one: a refusal leaves no state behind', covers: ['LM-FRAME-9', 'LM-TX-3'],
+  async run(ctx) {
+    const t = ctx.tester;
+    const other = identityKeyPair();
+    const bad = t.tx(ctx.data, { operatorSecret: other.secretKey, operatorPublic: other.publicKey });
+    const r = await t.offer(t.params({ w: 16 }), bad.tx, bad.licence, { waitReady: false });
+    check(ctx, R.LM_TX_3, 'refused' in r && r.refused.code === Reason.txOperator, `an OFFER signed under an untrusted operator was not refused with tx-operator (${'refused' in r ? r.refused.code : 'accepted'})`);
+    const s = await ctx.checks.expect(R.LM_FRAME_9, () => open(ctx, 16), 'the valid OFFER right after a refused one');
+    await deliverExact(ctx, s, [R.LM_FRAME_9]);
+  },
+};
+
+/** Validly signed OFFERs the flood sends within a second, each refused (expired transaction). */
+const FLOOD = 100;
+
+export const offerFlood: Scenario = {
+  id: 'device/offer-flood', title: 'a flood of refused OFFERs during a session gets a bounded number of answers and does not starve the session', covers: ['LM-FRAME-24'],
+  async run(ctx) {
+    const t = ctx.tester;
+    const s = await open(ctx, 16);
+    // signed OFFERs of an expired transaction: each needs two signature checks to refuse
+    const raws = Array.from({ length: FLOOD }, () => t.rawOffer(t.params({ w: 16 }), t.tx(ctx.data, { notBefore: Date.now() - 7200_000, notAfter: Date.now() - 3600_000 })));
+    const delivery = deliverExact(ctx, s, [R.LM_FRAME_24]);
+    delivery.catch(() => undefined);
+    const from = Date.now();
+    for (const raw of raws) await t.sendRaw(raw);
+    const sentIn = Date.now() - from;
+    await delivery;
+    const answered = raws.filter((raw) => t.refusalsOf(raw).length > 0).length;
+    ctx.log(`device/offer-flood: ${answered} of ${FLOOD} OFFERs sent in ${sentIn} ms answered`);
+    check(ctx, R.LM_FRAME_24, answered < FLOOD, `the device answered all ${FLOOD} OFFERs of a flood sent in ${sentIn} ms: its refusals are not bounded`);
+  },
 };

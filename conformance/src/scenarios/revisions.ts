@@ -3,6 +3,7 @@
  * Revision scenarios: HINTS and KEYs stamped with an expired or a future revision.
  */
 import { Reason } from '@livematrix/spec';
+import { R } from '../generated/requirements.js';
 import { type Chunk } from '../session.js';
 import { type Scenario, age, background, check, nackOf, open, sleep } from './common.js';
 
@@ -14,8 +15,8 @@ export const expiredRevision: Scenario = {
     const [ch] = s.plan(ctx.data) as [Chunk];
     await s.sendFrame(ch, 0, { rev: c - 2 });
     const n = await s.wait(() => nackOf(s, ch.frames[0]!.seq, Reason.revExpired), 2000, 'a NACK').catch(() => undefined);
-    check(!s.received.has(ch.frames[0]!.seq), `a frame of revision ${c - 2} (current ${c}) was accepted`);
-    check(n && n[1] === Reason.revExpired, `expected a rev-expired NACK, got ${JSON.stringify(n)}`);
+    check(ctx, R.LM_REV_2, !s.received.has(ch.frames[0]!.seq), `a frame of revision ${c - 2} (current ${c}) was accepted`);
+    check(ctx, R.LM_ALARM_4, n && n[1] === Reason.revExpired, `expected a rev-expired NACK, got ${JSON.stringify(n)}`);
   },
 };
 
@@ -26,8 +27,8 @@ export const futureRevision: Scenario = {
     const [ch] = s.plan(ctx.data) as [Chunk];
     await s.sendFrame(ch, 0, { rev: s.rev() + 3 });
     const n = await s.wait(() => nackOf(s, ch.frames[0]!.seq, Reason.revFuture), 2000, 'a NACK').catch(() => undefined);
-    check(!s.received.has(ch.frames[0]!.seq), 'a frame of a future revision was accepted');
-    check(n && n[1] === Reason.revFuture, `expected a rev-future NACK, got ${JSON.stringify(n)}`);
+    check(ctx, R.LM_REV_2, !s.received.has(ch.frames[0]!.seq), 'a frame of a future revision was accepted');
+    check(ctx, R.LM_REV_2, n && n[1] === Reason.revFuture, `expected a rev-future NACK, got ${JSON.stringify(n)}`);
   },
 };
 
@@ -42,7 +43,7 @@ export const expiredKey: Scenario = {
     await sleep(1500);
     const consumed = s.acks.length ? s.acks[s.acks.length - 1]!.consumed : 0;
     stale = false;
-    check(consumed === 0, `the device delivered ${consumed} bytes whose keys came under an expired revision (${c0 - 2})`);
-    await run;
+    check(ctx, R.LM_REV_3, consumed === 0, `the device delivered ${consumed} bytes whose keys came under an expired revision (${c0 - 2})`);
+    await ctx.checks.expect(R.LM_REV_3, () => run, 'the delivery once the keys came under the current revision');
   },
 };

@@ -1,0 +1,47 @@
+/**
+ * @module gateway-profile/command
+ * `livematrix-conformance gateway`: its usage, options and run.
+ */
+import { readIdentityFile } from '@livematrix/spec/keyfile';
+import { type ProfileCommand, UsageError, hexKey, need } from '../command-kit.js';
+import { buildReport } from '../report.js';
+import { GATEWAY_TESTS, runGatewayProfile } from './index.js';
+import { PLACEHOLDERS, shellLauncher, unknownPlaceholders } from './launcher.js';
+
+const placeholders = Object.entries(PLACEHOLDERS).map(([k, v]) => `        {${k}}`.padEnd(22) + v).join('\n');
+
+export const gatewayProfile: ProfileCommand = {
+  name: 'gateway',
+  usage: `  livematrix-conformance gateway --url URL --operator FILE --stream-cmd "COMMAND"
+                                [--fleet default] [--gateway-key HEX] [--mqtt 4|5] [--only REGEX] [--report DIR]
+      Plays devices against the gateway under test through the broker at URL (one without a
+      registry: the suite's devices draw fresh ids and keys) and checks the gateway's side of the
+      protocol. For each stream it needs, the suite writes a job and a transaction signed with the
+      operator identity in FILE (the gateway must trust its key) and runs COMMAND through the
+      shell with these placeholders filled in:
+${placeholders}
+      The command must stream the job to the device as the gateway does (it learns the device's
+      key from the transaction and its HELLO), keep its licence database in {state} (print counts
+      last the run), exit 0 once it verified the device's RECEIPT and non-zero when the stream
+      failed or was refused. The suite stops it (SIGTERM to its process group) when a test is done.
+      For the reference gateway:
+        --stream-cmd "livematrix stream {file} --device {device} --tx {tx} --identity gw.json
+                      --operator-key HEX --url {url} --fleet {fleet} --db {state}/gw.db"
+      --gateway-key names the gateway's Ed25519 key in the transactions (its OFFERs must carry it).`,
+  options: { 'stream-cmd': { type: 'string' }, 'gateway-key': { type: 'string' } },
+  tests: () => GATEWAY_TESTS,
+  async run(values, log) {
+    const cmd = need(values, 'stream-cmd');
+    const unknown = unknownPlaceholders(cmd);
+    if (unknown.length) throw new UsageError(`--stream-cmd has placeholders the suite does not fill: ${unknown.map((k) => `{${k}}`).join(', ')} (known: ${Object.keys(PLACEHOLDERS).map((k) => `{${k}}`).join(' ')})`);
+    if (!/\{(file|tx|tx-hex)\}/.test(cmd)) throw new UsageError('--stream-cmd must name the job and the transaction: {file} and {tx} (or {tx-hex} and {licence-hex})');
+    const mqtt = values['mqtt'] === '5' ? 5 : 4;
+    const only = typeof values['only'] === 'string' ? new RegExp(values['only']) : undefined;
+    const target = {
+      url: need(values, 'url'), fleet: typeof values['fleet'] === 'string' ? values['fleet'] : 'default', operator: readIdentityFile(need(values, 'operator')),
+      ...(typeof values['gateway-key'] === 'string' ? { gatewayKey: hexKey(values, 'gateway-key') } : {}), launch: shellLauncher(cmd, log), protocolVersion: mqtt as 4 | 5,
+    };
+    const tests = await runGatewayProfile(target, { log, ...(only ? { only: (t) => only.test(t.id) } : {}) });
+    return buildReport('gateway', `the gateway of "${cmd}" at ${target.url} (MQTT ${mqtt === 5 ? '5' : '3.1.1'})`, tests);
+  },
+};

@@ -1,0 +1,90 @@
+/**
+ * Proof that the gateway profile can fail: the gateway library, run in-process by the suite's
+ * launcher, with one deliberate fault put in from here (never in product code), fails the IDs
+ * aimed at that fault while the other checks of the same test pass.
+ *  - negotiation narrowed by the operator's policy to w ≤ 12, for a device that takes w = 16:
+ *    [LM-CAP-2] fails;
+ *  - HINTS published at QoS 1 instead of 0 (the gateway's link wrapped): [LM-MQTT-1] fails.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { type IdentityKeyPair, type NegotiationPolicy, FrameType, type FrameTypeId, errorMessage, identityKeyPair } from '@livematrix/spec';
+import type { StreamExit, StreamLauncher, TestResult } from '../src/index.js';
+
+/** A fault put into the in-process gateway. */
+interface Fault {
+  policy?: NegotiationPolicy;
+  /** publishes HINTS at QoS 1 */
+  hintsQos1?: boolean;
+}
+
+/** Streams with the gateway library in-process, one Gateway per stream, as `livematrix stream` does. */
+async function inProcess(url: string, operator: IdentityKeyPair, fault: Fault): Promise<StreamLauncher> {
+  const { Gateway } = await import('@livematrix/gateway');
+  const identity = identityKeyPair();
+  return (job) => {
+    let exited: StreamExit | undefined;
+    let out = '';
+    let stopped: Promise<void> | undefined;
+    let gw: Awaited<ReturnType<typeof Gateway.start>> | undefined;
+    const stop = () => (stopped ??= (gw?.stop() ?? Promise.resolve()).catch(() => undefined));
+    const exit = (async (): Promise<StreamExit> => {
+      try {
+        gw = await Gateway.start({ url, fleet: job.fleet, id: `gw-broken-${job.n}`, identity, trustedOperators: [operator.publicKey], workers: 1 });
+        if (fault.hintsQos1) {
+          const link = gw.link;
+          const send = link.send.bind(link);
+          link.send = async (topic: string, frame: Uint8Array, type: FrameTypeId, o?: { retain?: boolean; expirySeconds?: number }) => {
+            if (type !== FrameType.HINTS) return send(topic, frame, type, o);
+            await link.client.publishAsync(topic, Buffer.from(frame), { qos: 1 });
+          };
+        }
+        const s = await gw.stream(job.device, new Uint8Array(readFileSync(job.file)), job.tx.bytes, job.licence, { policy: fault.policy ?? {} });
+        await s.done;
+        return { code: 0, signal: null };
+      } catch (e) {
+        out += errorMessage(e);
+        return { code: 1, signal: null };
+      } finally {
+        await stop();
+      }
+    })().then((e) => (exited = e));
+    return { exit, get exited() { return exited; }, output: () => out, stop: async () => (await stop(), exit) };
+  };
+}
+
+async function runWith(fault: Fault): Promise<TestResult> {
+  const { startBroker } = await import('@livematrix/broker');
+  const { GATEWAY_TESTS, runGatewayProfile } = await import('../src/index.js');
+  const broker = await startBroker();
+  const operator = identityKeyPair();
+  try {
+    const launch = await inProcess(broker.url, operator, fault);
+    const [r] = await runGatewayProfile({ url: broker.url, fleet: 'conf-gw', operator, launch }, { tests: GATEWAY_TESTS.filter((t) => t.id === 'gateway/deliver') });
+    if (!r) throw new Error('gateway/deliver did not run');
+    return r;
+  } finally {
+    await broker.close();
+  }
+}
+
+const verdicts = (r: TestResult) => ({
+  failed: [...new Set(r.checks.filter((c) => c.status === 'fail').map((c) => c.id))].sort(),
+  passed: new Set(r.checks.filter((c) => c.status === 'pass').map((c) => c.id)),
+});
+
+describe('a broken gateway fails the IDs aimed at its fault, and passes the other checks', () => {
+  it('a negotiation narrowed to w ≤ 12 fails [LM-CAP-2]', async () => {
+    const r = await runWith({ policy: { wmax: 12 } });
+    const v = verdicts(r);
+    expect(v.failed, r.message).toEqual(['LM-CAP-2']);
+    for (const id of ['LM-PARAM-7', 'LM-PARAM-3', 'LM-PARAM-4', 'LM-PARAM-5', 'LM-PARAM-6', 'LM-CAP-3']) expect(v.passed.has(id as never), id).toBe(true);
+  }, 20_000);
+
+  it('HINTS published at QoS 1 fail [LM-MQTT-1]; the delivery\'s other checks pass', async () => {
+    const r = await runWith({ hintsQos1: true });
+    const v = verdicts(r);
+    expect(v.failed, r.message).toEqual(['LM-MQTT-1']);
+    for (const id of ['LM-CAP-2', 'LM-REV-1', 'LM-HINT-1', 'LM-AEAD-1', 'LM-AEAD-3', 'LM-TIME-4', 'LM-DLV-6', 'LM-DLV-7']) expect(v.passed.has(id as never), id).toBe(true);
+  }, 20_000);
+});
