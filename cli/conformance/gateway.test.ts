@@ -2,7 +2,8 @@
  * The gateway profile against `livematrix stream` as an operator runs it: `livematrix broker`
  * (without a registry, so that the suite's devices, with ids and keys drawn per run, can connect)
  * and the suite as a process whose --stream-cmd starts one `livematrix stream` per stream it
- * needs, with a licence database that lasts the run ({state}).
+ * needs, with a licence database that lasts the run ({state}), and --ledger-cmd reading that
+ * database's receipt ledger with `livematrix ledger verify --json` after the last stream.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,7 +28,8 @@ describe('gateway profile against livematrix stream (processes, livematrix broke
       const url = `mqtt://127.0.0.1:${(await broker.waitFor(/mqtt (\d+)/, 'out'))[1]!}`;
       const streamCmd = `'${process.execPath}' '${CLI}' stream {file} --device {device} --tx {tx} --identity '${join(dir, 'gw.json')}' --operator-key ${k.op} --url {url} --fleet {fleet} --db {state}/gw.db`;
       const t0 = Date.now();
-      const r = await runProfile(['gateway', '--url', url, '--operator', join(dir, 'op.json'), '--gateway-key', k.gw, '--stream-cmd', streamCmd, '--report', join(dir, 'report')]);
+      const ledgerCmd = `'${process.execPath}' '${CLI}' ledger verify --json --db {state}/gw.db`;
+      const r = await runProfile(['gateway', '--url', url, '--operator', join(dir, 'op.json'), '--gateway-key', k.gw, '--stream-cmd', streamCmd, '--ledger-cmd', ledgerCmd, '--report', join(dir, 'report')]);
       const ms = Date.now() - t0;
       const failed = r.report.requirements.filter((q) => q.status === 'FAIL').map((q) => `${q.id}: ${q.reason}`);
       expect(failed, r.stderr.slice(-4000)).toEqual([]);
@@ -43,9 +45,12 @@ describe('gateway profile against livematrix stream (processes, livematrix broke
     }
   }, 170_000);
 
-  it('a stream command with a placeholder the suite does not know is a usage error (exit 2)', async () => {
+  it('a stream or ledger command with a placeholder the suite does not know is a usage error (exit 2)', async () => {
     const usage = await runProfile(['gateway', '--url', 'mqtt://127.0.0.1:1', '--operator', join(dir, 'op.json'), '--stream-cmd', 'gw {file} {tx} {job}'], false);
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toMatch(/placeholders the suite does not fill: \{job\}/);
+    expect(usage.stderr).toMatch(/--stream-cmd has placeholders the suite does not fill: \{job\}/);
+    const ledger = await runProfile(['gateway', '--url', 'mqtt://127.0.0.1:1', '--operator', join(dir, 'op.json'), '--stream-cmd', 'gw {file} {tx}', '--ledger-cmd', 'gw-ledger {state} {device}'], false);
+    expect(ledger.code).toBe(2);
+    expect(ledger.stderr).toMatch(/--ledger-cmd has placeholders the suite does not fill: \{device\}/);
   });
 });

@@ -348,7 +348,7 @@ receipt. Prints both receipts (verified) as JSON lines. A later stream of the jo
 ${SERVICE_HELP}
 
 ${CONNECT_HELP}`,
-  ledger: `livematrix ledger verify [--db LOCATION] [--operator-key HEX]...
+  ledger: `livematrix ledger verify [--db LOCATION] [--operator-key HEX]... [--json]
 livematrix ledger show [--db LOCATION] [--job NAME_OR_JD_HEX] [--json]
 
 The receipt ledger is the gateway's record of every print it saw completed: one record per
@@ -362,6 +362,9 @@ verify  checks every record: the chain (seq 1, 2, 3, ... and each prev the hash 
         with its record's seq. Exit code 0 when every record checks, 1 otherwise.
   --operator-key HEX  also require each transaction's operator key to be this one (repeatable,
                       or comma-separated)
+  --json              the verdict as JSON, with every record's bytes: { ok, count, head,
+                      operatorsChecked, problems: [{ seq, kind, detail }], records: [HEX] }
+                      (records in seq order, each the record as SPEC.md section 11.6 encodes it)
 show    how many prints of each job were made, on which devices, when (the device's clock, from
         its signed RECEIPT), recorded by which gateway, under which transaction.
   --job NAME|HEX      only this job: its name in the transaction, or its SHA-256 (jd, or the

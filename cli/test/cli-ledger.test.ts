@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FrameType, createTx, digest, encodeFrame, identityKeyPair, randomBytes, toHex, type SignedTx } from '@livematrix/spec';
+import { FrameType, createTx, decodeLedgerRecord, digest, encodeFrame, fromHex, identityKeyPair, randomBytes, toHex, type SignedTx } from '@livematrix/spec';
 import { type LicenceDb, openLicenceDb } from '@livematrix/gateway';
 import { cli } from './cli-harness.js';
 
@@ -81,6 +81,22 @@ describe('livematrix ledger', () => {
     expect(none.out).toMatch(/no prints of job "nothing.gcode" \(2 jobs in the ledger\)/);
   });
 
+  it('verify --json: the verdict and every record, in seq order, as the ledger holds them', async () => {
+    const r = await cli(['ledger', 'verify', '--db', file, '--operator-key', op, '--json']);
+    expect(r.code, r.err).toBe(0);
+    const v = JSON.parse(r.out) as { ok: boolean; count: number; head: string; operatorsChecked: boolean; problems: unknown[]; records: string[] };
+    expect([v.ok, v.count, v.operatorsChecked, v.problems]).toEqual([true, 3, true, []]);
+    const records = v.records.map((h) => decodeLedgerRecord(fromHex(h)));
+    expect(records.map((x) => [x.seq, x.gateway])).toEqual([[1, 'gw-1'], [2, 'gw-2'], [3, 'gw-1']]);
+    expect(toHex(records[2]!.hash)).toBe(v.head);
+    expect(toHex(records[1]!.prev)).toBe(toHex(records[0]!.hash));
+    const untrusted = await cli(['ledger', 'verify', '--db', file, '--operator-key', toHex(identityKeyPair().publicKey), '--json']);
+    expect(untrusted.code).toBe(1);
+    const u = JSON.parse(untrusted.out) as { ok: boolean; problems: { seq: number; kind: string }[]; records: string[] };
+    expect([u.ok, u.records.length, u.problems.map((p) => [p.seq, p.kind])]).toEqual([false, 3, [[1, 'operator'], [2, 'operator'], [3, 'operator']]]);
+    expect(untrusted.err).toMatch(/the ledger does not verify: 3 problems \(listed in the JSON\)/);
+  });
+
   it('verify fails, naming each record, for an operator key that is not trusted', async () => {
     const r = await cli(['ledger', 'verify', '--db', file, '--operator-key', toHex(identityKeyPair().publicKey)]);
     expect(r.code).toBe(1);
@@ -95,7 +111,8 @@ describe('livematrix ledger', () => {
     const bad = await cli(['ledger', 'frobnicate', '--db', file]);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/unknown ledger subcommand "frobnicate"/);
-    expect((await cli(['ledger', 'verify', '--db', file, '--json'])).code).toBe(2);
+    expect((await cli(['ledger', 'verify', '--db', file, '--job', 'gear.gcode'])).code).toBe(2);
+    expect((await cli(['ledger', 'show', '--db', file, '--operator-key', op])).code).toBe(2);
     const h = await cli(['ledger', '--help']);
     expect(h.code).toBe(0);
     expect(h.out).toMatch(/ledger verify \[--db LOCATION\]/);

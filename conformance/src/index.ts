@@ -15,4 +15,4 @@ export { lint, levelsOf, vectorCoverage } from './lint.js';
 export { NOT_TESTABLE } from './not-testable.js';
 export { Tester } from './tester.js';
 export { Session } from './session.js';
-export { GATEWAY_TESTS, runGatewayProfile, shellLauncher, fillTemplate, PLACEHOLDERS, SuiteDevice, DeviceSession, GwCtx, DEFAULT_CAPS, type GatewayTarget, type GatewayTest, type StreamJob, type StreamLauncher, type StreamRun, type StreamExit, type Behaviour } from './gateway-profile/index.js';
+export { GATEWAY_TESTS, runGatewayProfile, shellLauncher, fillTemplate, PLACEHOLDERS, SuiteDevice, DeviceSession, GwCtx, DEFAULT_CAPS, type GatewayTarget, type GatewayTest, type StreamJob, type StreamLauncher, type StreamRun, type StreamExit, type Behaviour, shellLedgerReader, parseLedgerOutput, LEDGER_PLACEHOLDERS, type LedgerReader, type LedgerWhere } from './gateway-profile/index.js';

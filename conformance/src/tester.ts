@@ -131,14 +131,35 @@ export class Tester {
   }
 
   /**
-   * Whether the device's HELLO is retained on its state topic ([LM-MQTT-2]): subscribing again makes
-   * the broker send the retained message again, flagged retained (a HELLO that came live, because
-   * the device started after the suite subscribed, says nothing about retention).
+   * Whether the device's HELLO is retained on its state topic ([LM-MQTT-2]): a second connection
+   * subscribes anew and must get it flagged retained (a HELLO that came live, because the device
+   * started after the suite subscribed, says nothing about retention).
    */
-  async helloIsRetained(timeout = 3000): Promise<boolean> {
+  async helloIsRetained(timeout = 5000): Promise<boolean> {
     if (this.helloRetained) return true;
-    await this.link.subscribe(topics.deviceState(this.o.fleet, this.o.deviceId));
-    return until(() => this.helloRetained || undefined, timeout, 'a retained HELLO').then(() => true, () => false);
+    const o = this.o;
+    const link = await FrameLink.connect({
+      url: o.url, clientId: `lm-gw-${this.gateway.id}-${Math.random().toString(16).slice(2, 10)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
+      ...authOptions(o.brokerAuth, this.gateway.id, Role.gateway, this.gateway.identity.secretKey),
+    });
+    let retained = false;
+    link.onPayload((_topic, raw, meta) => {
+      try {
+        const f = decodeFrame(raw);
+        if (f.type === FrameType.HELLO && meta.retain) {
+          verifyFrame(f, { signer: o.devicePublic });
+          retained = true;
+        }
+      } catch {
+        // not the device's HELLO
+      }
+    });
+    try {
+      await link.subscribe(topics.deviceState(o.fleet, o.deviceId));
+      return await until(() => retained || undefined, timeout, 'a retained HELLO').then(() => true, () => false);
+    } finally {
+      await link.close(true).catch(() => undefined);
+    }
   }
 
   /** The device's HELLO ([LM-MQTT-2]). */

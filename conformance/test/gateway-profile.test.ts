@@ -4,18 +4,23 @@
  * aimed at that fault while the other checks of the same test pass.
  *  - negotiation narrowed by the operator's policy to w ≤ 12, for a device that takes w = 16:
  *    [LM-CAP-2] fails;
- *  - HINTS published at QoS 1 instead of 0 (the gateway's link wrapped): [LM-MQTT-1] fails.
+ *  - HINTS published at QoS 1 instead of 0 (the gateway's link wrapped): [LM-MQTT-1] fails;
+ *  - a ledger (the gateways' shared SQLite database) read back without its last record:
+ *    [LM-LEDGER-4] fails while the chain's checks pass.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type IdentityKeyPair, type NegotiationPolicy, FrameType, type FrameTypeId, errorMessage, identityKeyPair } from '@livematrix/spec';
-import type { StreamExit, StreamLauncher, TestResult } from '../src/index.js';
+import type { LedgerReader, StreamExit, StreamLauncher, TestResult } from '../src/index.js';
 
 /** A fault put into the in-process gateway. */
 interface Fault {
   policy?: NegotiationPolicy;
   /** publishes HINTS at QoS 1 */
   hintsQos1?: boolean;
+  /** the ledger read back without its last record */
+  ledgerLoses?: boolean;
 }
 
 /** Streams with the gateway library in-process, one Gateway per stream, as `livematrix stream` does. */
@@ -30,7 +35,7 @@ async function inProcess(url: string, operator: IdentityKeyPair, fault: Fault): 
     const stop = () => (stopped ??= (gw?.stop() ?? Promise.resolve()).catch(() => undefined));
     const exit = (async (): Promise<StreamExit> => {
       try {
-        gw = await Gateway.start({ url, fleet: job.fleet, id: `gw-broken-${job.n}`, identity, trustedOperators: [operator.publicKey], workers: 1 });
+        gw = await Gateway.start({ url, fleet: job.fleet, id: `gw-broken-${job.n}`, identity, trustedOperators: [operator.publicKey], workers: 1, db: join(job.state, 'gw.db') });
         if (fault.hintsQos1) {
           const link = gw.link;
           const send = link.send.bind(link);
@@ -53,15 +58,28 @@ async function inProcess(url: string, operator: IdentityKeyPair, fault: Fault): 
   };
 }
 
-async function runWith(fault: Fault): Promise<TestResult> {
+/** Reads the ledger of the in-process gateways' database, as `livematrix ledger verify --json` would print it. */
+const readLedger = (fault: Fault): LedgerReader => async (where) => {
+  const { openLicenceDb } = await import('@livematrix/gateway');
+  const db = await openLicenceDb(join(where.state, 'gw.db'));
+  const records: Uint8Array[] = [];
+  try {
+    for await (const r of db.ledger()) records.push(r);
+  } finally {
+    await db.close();
+  }
+  return fault.ledgerLoses ? records.slice(0, -1) : records;
+};
+
+async function runWith(fault: Fault, test = 'gateway/deliver'): Promise<TestResult> {
   const { startBroker } = await import('@livematrix/broker');
   const { GATEWAY_TESTS, runGatewayProfile } = await import('../src/index.js');
   const broker = await startBroker();
   const operator = identityKeyPair();
   try {
     const launch = await inProcess(broker.url, operator, fault);
-    const [r] = await runGatewayProfile({ url: broker.url, fleet: 'conf-gw', operator, launch }, { tests: GATEWAY_TESTS.filter((t) => t.id === 'gateway/deliver') });
-    if (!r) throw new Error('gateway/deliver did not run');
+    const [r] = await runGatewayProfile({ url: broker.url, fleet: 'conf-gw', operator, launch, readLedger: readLedger(fault) }, { tests: GATEWAY_TESTS.filter((t) => t.id === test) });
+    if (!r) throw new Error(`${test} did not run`);
     return r;
   } finally {
     await broker.close();
@@ -86,5 +104,12 @@ describe('a broken gateway fails the IDs aimed at its fault, and passes the othe
     const v = verdicts(r);
     expect(v.failed, r.message).toEqual(['LM-MQTT-1']);
     for (const id of ['LM-CAP-2', 'LM-REV-1', 'LM-HINT-1', 'LM-AEAD-1', 'LM-AEAD-3', 'LM-TIME-4', 'LM-DLV-6', 'LM-DLV-7']) expect(v.passed.has(id as never), id).toBe(true);
+  }, 20_000);
+
+  it('a ledger that lost its last record fails [LM-LEDGER-4]; the chain\'s checks pass', async () => {
+    const r = await runWith({ ledgerLoses: true }, 'gateway/ledger');
+    const v = verdicts(r);
+    expect(v.failed, r.message).toEqual(['LM-LEDGER-4']);
+    for (const id of ['LM-LEDGER-1', 'LM-LEDGER-2', 'LM-LEDGER-3', 'LM-LEDGER-5', 'LM-DLV-7']) expect(v.passed.has(id as never), id).toBe(true);
   }, 20_000);
 });

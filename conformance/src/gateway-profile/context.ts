@@ -15,7 +15,7 @@ import { sampleGcode } from '../runner.js';
 import { until } from '../wait.js';
 import { SuiteDevice } from './device.js';
 import { Findings } from './findings.js';
-import type { StreamExit, StreamLauncher, StreamRun } from './launcher.js';
+import type { LedgerReader, StreamExit, StreamLauncher, StreamRun } from './launcher.js';
 
 export interface GatewayTarget {
   url: string;
@@ -28,6 +28,11 @@ export interface GatewayTarget {
   launch: StreamLauncher;
   protocolVersion?: 4 | 5;
   brokerAuth?: BrokerAuth;
+  /**
+   * reads the gateway's receipt ledger: its records (SPEC.md §11.6) in seq order; without it the
+   * tests of the ledger ([LM-LEDGER-3], [LM-LEDGER-4]) do not run
+   */
+  readLedger?: LedgerReader;
 }
 
 /**
@@ -56,7 +61,18 @@ export interface GatewayTest {
   title: string;
   /** the requirement IDs the test checks */
   covers: readonly RequirementId[];
+  /** 'ledger': runs only when the target can read the gateway's ledger ({@link GatewayTarget.readLedger}) */
+  needs?: 'ledger';
   run(ctx: GwCtx): Promise<void>;
+}
+
+/** The genuine RECEIPTs a suite device sent in one session ([LM-LEDGER-4]). */
+export interface ReceiptsOf {
+  device: string;
+  /** the frames, as they went out (a repeat publishes one of them again) */
+  frames: Uint8Array[];
+  /** the gateway under test reported the stream delivered after them ([LM-DLV-7]): it verified one */
+  reported: boolean;
 }
 
 /** Shared by the tests of one run. */
@@ -76,6 +92,8 @@ export interface RunShared {
   devices: number;
   /** the longest a stream took from its start to its first OFFER so far (ms) */
   startup: number;
+  /** the RECEIPTs the suite's devices sent in the run, by session id (hex), from tests that ended */
+  receipts: Map<string, ReceiptsOf>;
 }
 
 export class GwCtx {
@@ -137,13 +155,19 @@ export class GwCtx {
     return { tx, licence: made.licence, file };
   }
 
+  /** The directory that holds the gateway's state for the whole run ({state}). */
+  get stateDir(): string {
+    const state = join(this.shared.dir, 'state');
+    mkdirSync(state, { recursive: true });
+    return state;
+  }
+
   /** Starts a stream of `job` under `t` by the gateway under test, to `device` (default: the transaction's). */
   stream(job: Job, t: TxMade, device?: string): StreamRun {
     const n = ++this.shared.streams;
     const dir = join(this.shared.dir, `stream-${n}`);
     mkdirSync(dir, { recursive: true });
-    const state = join(this.shared.dir, 'state');
-    mkdirSync(state, { recursive: true });
+    const state = this.stateDir;
     const run = this.target.launch({ n, device: device ?? t.tx.body.device, file: job.file, txFile: t.file, tx: t.tx, licence: t.licence, dir, state, url: this.target.url, fleet: this.target.fleet });
     this.runs.push(run);
     return run;
@@ -167,12 +191,22 @@ export class GwCtx {
     this.checks.check(id, cond, msg);
   }
 
+  /** The RECEIPTs the suite's devices sent in the run so far, this test's included, by session id (hex). */
+  receipts(): Map<string, ReceiptsOf> {
+    const all = new Map(this.shared.receipts);
+    for (const d of this.devices) {
+      for (const s of d.sessions.values()) if (s.receiptsSent.length) all.set(s.sidHex, { device: d.id, frames: [...s.receiptsSent], reported: s.reported });
+    }
+    return all;
+  }
+
   /** Hands the devices' findings to the test's checks. */
   flush(): void {
     this.findings.flush(this.checks);
   }
 
   async close(): Promise<void> {
+    for (const [sid, r] of this.receipts()) this.shared.receipts.set(sid, r);
     await Promise.all(this.runs.map((r) => r.stop()));
     await Promise.all(this.devices.map((d) => d.close()));
   }

@@ -8,7 +8,7 @@
  */
 import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
 import {
-  type AlarmBody, type AnyFrame, type Caps, FrameType, type FrameTypeId, type Frame, type HelloBody, type IdentityKeyPair, type OfferBody, Role, type SignedTx, decodeFrame, digest, encodeFrame,
+  type AlarmBody, type AnyFrame, type Caps, FrameType, type FrameTypeId, type Frame, type HelloBody, type IdentityKeyPair, type OfferBody, Role, type SignedTx, decodeFrame, digest, encodeFrame, equalBytes,
   identityKeyPair, randomBytes, toHex, topics, x25519KeyPair,
 } from '@livematrix/spec';
 import type { MatrixEngine } from '@livematrix/spec/engine';
@@ -150,6 +150,9 @@ export class SuiteDevice {
 
   private onFrame(f: AnyFrame, raw: Uint8Array, at: number): void {
     if (f.type === FrameType.OFFER) {
+      // [LM-FRAME-25]: an offer made again goes under a new sid (the same bytes again are only a duplicate delivery)
+      const same = this.offers.find((o) => equalBytes(o.body.sid, f.body.sid));
+      if (same && !equalBytes(same.raw, raw)) this.o.findings.fail('LM-FRAME-25', `the gateway sent another OFFER under session id ${toHex(f.body.sid).slice(0, 8)}, which an earlier OFFER had; an offer made again takes a new sid`);
       this.offeredSids.add(toHex(f.body.sid));
       this.offers.push({ at, raw: raw.slice(), body: f.body });
       return;

@@ -15,16 +15,20 @@ import { type GatewayTarget, type GatewayTest, GwCtx, type RunShared } from './c
 import { deliver, negotiation, prints, resumePoint } from './tests/delivery.js';
 import { congestion, control, keyBackoff, nackResend, rateAlarm } from './tests/flow.js';
 import { advisory, tamper } from './tests/hostile.js';
-import { acceptForged, helloRestart, refusals } from './tests/setup.js';
+import { ledger } from './tests/ledger.js';
+import { acceptForged, helloRestart, refusals, reoffer } from './tests/setup.js';
 
 export { type GatewayTarget, type GatewayTest, GwCtx, DEFAULT_CAPS } from './context.js';
-export { type StreamExit, type StreamJob, type StreamLauncher, type StreamRun, PLACEHOLDERS, fillTemplate, shellLauncher, unknownPlaceholders } from './launcher.js';
+export { type LedgerReader, type LedgerWhere, type StreamExit, type StreamJob, type StreamLauncher, type StreamRun, LEDGER_PLACEHOLDERS, PLACEHOLDERS, fillTemplate, parseLedgerOutput, shellLauncher, shellLedgerReader, unknownPlaceholders } from './launcher.js';
 export { SuiteDevice } from './device.js';
 export { DeviceSession, type Behaviour } from './session.js';
 
-/** The tests, in the order they run: the first delivery also measures how long the gateway takes to start. */
+/**
+ * The tests, in the order they run: the first delivery also measures how long the gateway takes
+ * to start; the ledger's test comes last, to read the ledger after every stream of the run.
+ */
 export const GATEWAY_TESTS: readonly GatewayTest[] = [
-  deliver, negotiation, helloRestart, acceptForged, refusals, resumePoint, prints, nackResend, rateAlarm, tamper, advisory, control, congestion, keyBackoff,
+  deliver, negotiation, helloRestart, acceptForged, refusals, reoffer, resumePoint, prints, nackResend, rateAlarm, tamper, advisory, control, congestion, keyBackoff, ledger,
 ];
 
 /**
@@ -36,10 +40,14 @@ export async function runGatewayProfile(target: GatewayTarget, o: { only?: (t: G
   const engine = new MatrixEngine({ workers: 1 });
   await engine.start();
   const dir = mkdtempSync(join(tmpdir(), 'lm-conformance-gw-'));
-  const shared: RunShared = { target, engine, keySeen: new Map(), dir, prefix: `lmc-${toHex(randomBytes(3))}`, log, streams: 0, devices: 0, startup: 0 };
+  const shared: RunShared = { target, engine, keySeen: new Map(), dir, prefix: `lmc-${toHex(randomBytes(3))}`, log, streams: 0, devices: 0, startup: 0, receipts: new Map() };
   const results: TestResult[] = [];
   try {
     for (const t of (o.tests ?? GATEWAY_TESTS).filter(o.only ?? (() => true))) {
+      if (t.needs === 'ledger' && !target.readLedger) {
+        log(`SKIP ${t.id}: the suite cannot read the gateway's ledger (no --ledger-cmd); ${t.covers.join(', ')} not executed`);
+        continue;
+      }
       const r = await runTest(t, async (checks) => {
         const ctx = new GwCtx(shared, checks, t.id);
         try {

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { SignedTx } from '@livematrix/spec';
-import { toHex } from '@livematrix/spec';
+import { fromHex, toHex } from '@livematrix/spec';
 
 /** One stream the suite asks for. */
 export interface StreamJob {
@@ -63,9 +63,16 @@ export const PLACEHOLDERS: Readonly<Record<string, string>> = {
   n: 'the stream\'s number in the run: 1, 2, ...',
 };
 
+/** The placeholders of a ledger command ({@link shellLedgerReader}). */
+export const LEDGER_PLACEHOLDERS: Readonly<Record<string, string>> = {
+  state: PLACEHOLDERS['state'] as string,
+  url: PLACEHOLDERS['url'] as string,
+  fleet: PLACEHOLDERS['fleet'] as string,
+};
+
 /** Placeholders of a template that the suite does not know (a usage error). */
-export function unknownPlaceholders(template: string): string[] {
-  return [...template.matchAll(/\{([a-z-]+)\}/g)].map((m) => m[1] as string).filter((k) => !(k in PLACEHOLDERS));
+export function unknownPlaceholders(template: string, known: Readonly<Record<string, string>> = PLACEHOLDERS): string[] {
+  return [...template.matchAll(/\{([a-z-]+)\}/g)].map((m) => m[1] as string).filter((k) => !(k in known));
 }
 
 const SAFE = /^[A-Za-z0-9._/:=@%+,-]+$/;
@@ -140,4 +147,75 @@ export function shellLauncher(template: string, log: (line: string) => void = ()
       },
     };
   };
+}
+
+/** Where a ledger command reads the gateway's ledger: the run's state directory and broker. */
+export interface LedgerWhere {
+  state: string;
+  url: string;
+  fleet: string;
+}
+
+/** Reads the gateway's receipt ledger: its records (SPEC.md §11.6, each the bytes of one record) in seq order. */
+export type LedgerReader = (where: LedgerWhere) => Promise<Uint8Array[]>;
+
+const HEX = /^(?:[0-9a-fA-F]{2})+$/;
+
+/**
+ * The records in a ledger command's output: JSON, either an array of records or an object whose
+ * `records` is one; a record is the hex of its bytes, or an object with that hex as `record`.
+ * Throws an Error that says what it found otherwise.
+ */
+export function parseLedgerOutput(out: string): Uint8Array[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(out);
+  } catch (e) {
+    throw new Error(`the ledger command printed no JSON (${e instanceof Error ? e.message : String(e)}): ${out.trim().slice(0, 200) || '(nothing)'}`);
+  }
+  const list = Array.isArray(v) ? v : typeof v === 'object' && v !== null && Array.isArray((v as { records?: unknown }).records) ? (v as { records: unknown[] }).records : undefined;
+  if (!list) throw new Error('the ledger command\'s JSON is neither an array of records nor an object with "records"');
+  return list.map((x, i) => {
+    const hex = typeof x === 'string' ? x : typeof x === 'object' && x !== null ? (x as { record?: unknown }).record : undefined;
+    if (typeof hex !== 'string' || !HEX.test(hex)) throw new Error(`record ${i + 1} of the ledger command's output is not hex (or an object with the hex as "record")`);
+    return fromHex(hex);
+  });
+}
+
+/** How long a ledger command may take. */
+const LEDGER_TIMEOUT_MS = 30_000;
+
+/**
+ * Runs `template` through the shell, with {state}, {url} and {fleet} filled in, and reads the
+ * records it prints ({@link parseLedgerOutput}). Its exit code counts only when its output does
+ * not parse: a command that exits non-zero because the ledger does not verify still shows it.
+ *
+ * @example
+ * const read = shellLedgerReader('livematrix ledger verify --json --db {state}/gw.db');
+ */
+export function shellLedgerReader(template: string, log: (line: string) => void = () => undefined): LedgerReader {
+  return (where) => new Promise((resolve, reject) => {
+    const values: Record<string, string> = { state: where.state, url: where.url, fleet: where.fleet };
+    const cmd = template.replace(/\{([a-z-]+)\}/g, (all, k: string) => (k in values ? shellQuote(values[k] as string) : all));
+    log(`ledger: ${cmd}`);
+    const child = spawn('/bin/sh', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-KEEP)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), LEDGER_TIMEOUT_MS);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`the ledger command did not start: ${e.message}`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      try {
+        resolve(parseLedgerOutput(out));
+      } catch (e) {
+        const how = signal ? `signal ${signal}${signal === 'SIGKILL' ? ` (after ${LEDGER_TIMEOUT_MS / 1000} s)` : ''}` : `exit code ${code}`;
+        reject(new Error(`${e instanceof Error ? e.message : String(e)}; the command ended with ${how}${err.trim() ? `: ${err.trim().split('\n').slice(-3).join(' | ')}` : ''}`));
+      }
+    });
+  });
 }

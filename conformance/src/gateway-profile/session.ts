@@ -26,8 +26,12 @@ export interface Behaviour {
   receipt: boolean;
   /** drop a HINTS frame as if it were lost: by seq and sending (0 for its first) */
   drop?: (seq: number, sending: number) => boolean;
-  /** NACK some symbols of a sending with a reason instead of resolving them (a device that lies) */
-  lie?: (seq: number, sending: number, n: number) => { reason: number; idx: number[] } | undefined;
+  /**
+   * NACK some symbols of a sending with a reason instead of resolving them (a device that lies):
+   * asked for a frame's first sending (`sh` undefined; `idx` its symbols) and for each shifted
+   * re-send (`sh` its shift; `idx` the positions of its list, [LM-DLV-11])
+   */
+  lie?: (seq: number, sending: number, n: number, sh?: number) => { reason: number; idx: number[] } | undefined;
 }
 
 /** What the session needs from its device. */
@@ -81,6 +85,10 @@ interface FrameState {
   left: number;
   /** symbols NACKed as ambiguous or unknown, with the revision they failed in */
   failedIn: Map<number, number>;
+  /** symbols whose latest failure was in a shifted re-send, with its revision ([LM-DLV-18]) */
+  shiftFailed: Map<number, number>;
+  /** the shifts that carried each symbol, by `${rev}:${symbol}` ([LM-DLV-18]) */
+  shiftsUsed: Map<string, Set<number>>;
 }
 
 interface ChunkState {
@@ -141,6 +149,10 @@ export class DeviceSession {
   private nextChunk: number;
   private creditEdge: number;
   receiptAt: number | undefined;
+  /** the RECEIPT frames the device sent, signed by its own key, as they went out ([LM-LEDGER-4]) */
+  readonly receiptsSent: Uint8Array[] = [];
+  /** the gateway under test reported the stream delivered (after the device's RECEIPT, [LM-DLV-7]) */
+  reported = false;
   /** the session ended on the device's side (an ALARM, ERROR or abort of the gateway, or the test) */
   ended = false;
   private chain: Promise<void> = Promise.resolve();
@@ -293,8 +305,18 @@ export class DeviceSession {
   async sendReceipt(o: { signer?: Uint8Array; digest?: Uint8Array } = {}): Promise<void> {
     const body = { sid: this.sid, jd: this.tx.body.jd, bytes: this.tx.body.size, digest: o.digest ?? digest(this.init.data), time: Date.now(), device: this.dev.id, txh: this.tx.hash };
     const frame = encodeFrame(FrameType.RECEIPT, body, { kind: 'sig', secretKey: o.signer ?? this.dev.identity.secretKey });
-    if (!o.signer && !o.digest) this.receiptAt = Date.now();
+    if (!o.signer && !o.digest) {
+      this.receiptAt = Date.now();
+      this.receiptsSent.push(frame);
+    }
     await this.dev.publish(frame, FrameType.RECEIPT);
+  }
+
+  /** Publishes the latest genuine RECEIPT again, byte for byte (a device that did not hear the gateway's answer). */
+  async repeatReceipt(): Promise<void> {
+    const last = this.receiptsSent[this.receiptsSent.length - 1];
+    if (!last) throw new Error('no RECEIPT was sent yet to repeat');
+    await this.dev.publish(last, FrameType.RECEIPT);
   }
 
   /**
@@ -394,7 +416,7 @@ export class DeviceSession {
     }
     const m = symbolCount(b.ctlen, p.w);
     const n = b.idx ? Math.min(p.symbolsPerFrame, m - b.off) : b.hints.length / p.L;
-    const fs: FrameState = { seq: b.seq, chunk: b.chunk, off: b.off, n, ctlen: b.ctlen, known: new Uint32Array(n), vals: new Uint32Array(n), left: n, failedIn: new Map() };
+    const fs: FrameState = { seq: b.seq, chunk: b.chunk, off: b.off, n, ctlen: b.ctlen, known: new Uint32Array(n), vals: new Uint32Array(n), left: n, failedIn: new Map(), shiftFailed: new Map(), shiftsUsed: new Map() };
     this.frames.set(b.seq, fs);
     let ch = this.chunks.get(b.chunk);
     if (!ch) {
@@ -432,8 +454,13 @@ export class DeviceSession {
     }
     const res = await this.dev.engine.scan(p.suite, p.w, p.L, this.keysG2d(b.rev).hk, b.hints);
     const positions = b.idx ?? Array.from({ length: fs.n }, (_, i) => i);
-    const lie = sending === 0 && !b.idx ? this.behaviour.lie?.(b.seq, sending, fs.n) : undefined;
-    if (lie) for (const i of lie.idx) if (i < res.length) res[i] = lie.reason === Reason.ambiguous ? AMBIGUOUS : ABSENT;
+    const lie = (sending === 0 && !b.idx) || b.sh !== undefined ? this.behaviour.lie?.(b.seq, sending, fs.n, b.sh) : undefined;
+    if (lie) {
+      const lied = new Set(lie.idx);
+      positions.forEach((i, x) => {
+        if (lied.has(i)) res[x] = lie.reason === Reason.ambiguous ? AMBIGUOUS : ABSENT;
+      });
+    }
     const amb: number[] = [];
     const unk: number[] = [];
     const full = 2 ** p.w - 1;
@@ -444,6 +471,7 @@ export class DeviceSession {
       if (fs.known[i] !== full) return;
       fs.left--;
       fs.failedIn.delete(i);
+      fs.shiftFailed.delete(i);
       const k = fs.off + i;
       if (!ch.have[k]) {
         ch.have[k] = 1;
@@ -469,8 +497,19 @@ export class DeviceSession {
         (r === AMBIGUOUS ? amb : unk).push(i);
       }
     }
-    for (const i of amb) fs.failedIn.set(i, b.rev);
-    for (const i of unk) fs.failedIn.set(i, b.rev);
+    for (const i of [...amb, ...unk]) {
+      fs.failedIn.set(i, b.rev);
+      if (sh !== undefined) fs.shiftFailed.set(i, b.rev);
+      else fs.shiftFailed.delete(i);
+    }
+    if (sh !== undefined) {
+      for (const i of positions) {
+        for (const t of [i - 1, i]) {
+          const k = `${b.rev}:${t}`;
+          fs.shiftsUsed.set(k, (fs.shiftsUsed.get(k) ?? new Set()).add(sh));
+        }
+      }
+    }
     if (amb.length) this.pendingNacks.push([b.seq, Reason.ambiguous, [...new Set(amb)].sort((x, y) => x - y)]);
     if (unk.length) this.pendingNacks.push([b.seq, Reason.unknown, [...new Set(unk)].sort((x, y) => x - y)]);
     if (fs.left === 0) this.received.add(b.seq);
@@ -483,11 +522,21 @@ export class DeviceSession {
    * except as shifted symbols ([LM-DLV-11]), which need 1 ≤ sh < w.
    */
   private checkResend(fs: FrameState, b: HintsBody): void {
-    if (b.sh !== undefined) {
-      this.F.ok('LM-DLV-11', b.sh >= 1 && b.sh < this.params.w && b.idx !== undefined, `HINTS seq ${b.seq} with shift ${b.sh} outside 1..${this.params.w - 1}`);
+    const sh = b.sh;
+    const positions = b.idx ?? Array.from({ length: fs.n }, (_, i) => i);
+    // [LM-DLV-18]: a symbol NACKed again after a shifted re-send goes shifted again in that revision with a shift not yet used for it there, or in a later revision
+    const after = new Set((sh !== undefined ? positions.flatMap((i) => [i - 1, i]) : positions).filter((t) => fs.shiftFailed.has(t)));
+    for (const t of after) {
+      const r = fs.shiftFailed.get(t) as number;
+      const used = fs.shiftsUsed.get(`${r}:${t}`) ?? new Set<number>();
+      const ok = b.rev > r || (b.rev === r && sh !== undefined && !used.has(sh));
+      this.F.ok('LM-DLV-18', ok, `symbol ${t} of HINTS seq ${b.seq}, NACKed again after a shifted re-send (shift ${[...used].join(', ')}) in revision ${r}, went again ${sh !== undefined ? `shifted by ${sh}` : 'unshifted'} in revision ${b.rev}: ${b.rev < r ? 'in an earlier revision' : sh === undefined ? 'unshifted, it must wait for a later revision' : 'with a shift it already had in that revision, which fails again'}`);
+    }
+    if (sh !== undefined) {
+      this.F.ok('LM-DLV-11', sh >= 1 && sh < this.params.w && b.idx !== undefined, `HINTS seq ${b.seq} with shift ${sh} outside 1..${this.params.w - 1}`);
       return;
     }
-    const again = (b.idx ?? Array.from({ length: fs.n }, (_, i) => i)).filter((i) => fs.failedIn.has(i));
+    const again = positions.filter((i) => fs.failedIn.has(i));
     if (!again.length) return;
     const early = again.filter((i) => (fs.failedIn.get(i) as number) >= b.rev);
     this.F.ok('LM-DLV-15', early.length === 0, `HINTS seq ${b.seq} re-sent symbols ${early.slice(0, 4).join(', ')} NACKed as ambiguous or unknown in revision ${fs.failedIn.get(early[0] as number)} again in revision ${b.rev} (under the same key they fail again)`);

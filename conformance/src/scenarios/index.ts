@@ -7,7 +7,7 @@
 import type { Scenario } from './common.js';
 import { ambiguityNack, everySuite, tableNotReady, deliverW12Keccak, deliverW16Blake3, deliverW20Sha3, hello, shiftedResend, unknownHintNack } from './delivery.js';
 import { licenceSealedElsewhere, offerFlood, paramsOutOfRange, refusalSigned, servesAfterRefusal, txBadSignature, txExpired, txOtherDevice, txOtherGateway, txPrintCount, txUnsigned, txUntrustedOperator } from './refusals.js';
-import { offerReplay, resumeNeedsTicket, revokedTx, setupCountsNothing, ticketResumesOnce } from './licences.js';
+import { offerReplay, resumeNeedsTicket, resumeWithoutInterruption, revokedTx, setupCountsNothing, ticketResumesOnce } from './licences.js';
 import { protectedJob } from './protected.js';
 import { restartKeepsLicence, unauthenticatedAdvisory } from './restart.js';
 import { expiredKey, expiredRevision, futureRevision } from './revisions.js';
@@ -36,6 +36,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
   txPrintCount,
   offerReplay,
   resumeNeedsTicket,
+  resumeWithoutInterruption,
   setupCountsNothing,
   ticketResumesOnce,
   revokedTx,

@@ -132,6 +132,25 @@ export const resumeNeedsTicket: Scenario = {
   },
 };
 
+export const resumeWithoutInterruption: Scenario = {
+  id: 'device/resume-without-interruption', title: 'after a print that completed, a resume is refused as tx-resume and a fresh OFFER starts the next print: a completed print leaves no ticket', covers: ['LM-LIC-4'],
+  async run(ctx) {
+    const t = ctx.tester;
+    const m = t.tx(ctx.data, { prints: 2 });
+    const first = await t.offer(params(t), m.tx, m.licence);
+    if ('refused' in first) throw new Error(`device refused a valid offer: ${first.refused.code} ${first.refused.detail}`);
+    await deliverExact(ctx, first);
+    // nothing was interrupted: a resume has nothing to resume
+    const what = 'an OFFER with resume true after the print completed';
+    const r = await refusal(ctx, R.LM_LIC_4, what, m.tx, m.licence, { resume: true });
+    expectCode(ctx, R.LM_LIC_4, r.refused, Reason.txResume, what);
+    // and no ticket is owed: a fresh OFFER is the second print, not a refusal carrying a ticket
+    const second = await t.offer(params(t), m.tx, m.licence);
+    check(ctx, R.LM_LIC_4, !('refused' in second), `a fresh OFFER after a completed print was refused with ${'refused' in second ? `${second.refused.code} (${second.refused.detail})${second.refused.tk ? ' carrying a ticket: the completed print left one' : ''}` : ''}`);
+    await deliverExact(ctx, second, [R.LM_LIC_4]);
+  },
+};
+
 export const setupCountsNothing: Scenario = {
   id: 'device/setup-counts-nothing', title: 'a session that fails in time sync counts no print', covers: ['LM-LIC-1'],
   async run(ctx) {

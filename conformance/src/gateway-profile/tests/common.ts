@@ -90,6 +90,7 @@ export async function delivered(ctx: GwCtx, s: Started, timeout = 30_000): Promi
   });
   const exit = await Promise.race([run.exit, new Promise<undefined>((r) => setTimeout(r, 15_000, undefined))]);
   ctx.check('LM-DLV-7', exit?.code === 0, `the gateway did not report the stream delivered after the device's signed RECEIPT (${describeExit(exit)}): ${tail(run.output())}`);
+  session.reported = true;
 }
 
 /**

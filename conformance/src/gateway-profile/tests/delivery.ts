@@ -35,6 +35,7 @@ export const deliver: GatewayTest = {
     await session.sendReceipt();
     const exit = await Promise.race([run.exit, new Promise<undefined>((r) => setTimeout(r, 15_000, undefined))]);
     ctx.check('LM-DLV-7', exit?.code === 0, `the gateway did not report the stream delivered after the device's signed RECEIPT (${describeExit(exit)}): ${tail(run.output())}`);
+    session.reported = true;
     ctx.check('LM-TIME-4', session.samples.length > 0 && session.unansweredTime() === 0, `${session.unansweredTime()} TIME_REQ of the session left unanswered`);
   },
 };

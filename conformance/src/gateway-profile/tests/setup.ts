@@ -2,14 +2,14 @@
  * @module gateway-profile/tests/setup
  * Session set-up: HELLOs the gateway must not act on and a device that restarts ([LM-MQTT-6],
  * [LM-DLV-10], [LM-LIC-4]), forged ACCEPTs ([LM-FRAME-7], [LM-KEY-1]), transactions and jobs the
- * gateway must refuse ([LM-TX-2]..[LM-TX-6]).
+ * gateway must refuse ([LM-TX-2]..[LM-TX-6]), offers made again ([LM-FRAME-25]).
  */
 import { writeFileSync } from 'node:fs';
 import { type Caps, type IdentityKeyPair, Reason, equalBytes, identityKeyPair, randomBytes, signTicket } from '@livematrix/spec';
 import type { RequirementId } from '../../generated/requirements.js';
 import { until } from '../../wait.js';
 import { type GatewayTest, type GwCtx, describeExit, tail } from '../context.js';
-import type { SuiteDevice } from '../device.js';
+import type { OfferIn, SuiteDevice } from '../device.js';
 import type { StreamRun } from '../launcher.js';
 import { checkOffer, delivered } from './common.js';
 
@@ -180,5 +180,44 @@ export const refusals: GatewayTest = {
       // a gateway that streamed some of it tells the device why the session ends
       if (session?.hintsIn.length) ctx.check('LM-TX-6', digestError(), `the gateway streamed ${v.why} and did not end the session with ERROR digest (66) (${describeExit(run.exited)}: ${tail(run.output())})`);
     }));
+  },
+};
+
+/**
+ * [LM-FRAME-25], a MAY: a gateway that offers again, to a device that did not answer or that
+ * refused as `busy`, does so under a new sid with the same transaction, and the new OFFER is one
+ * the device can take. A gateway that does not offer again passes (its stream may then fail).
+ */
+export const reoffer: GatewayTest = {
+  id: 'gateway/reoffer',
+  title: 'an OFFER made again, after no answer or a refusal as busy, goes under a new sid with the same transaction, and a device can accept it',
+  covers: ['LM-FRAME-25', 'LM-DLV-7'],
+  async run(ctx) {
+    const cases: { what: string; answer: (dev: SuiteDevice, first: OfferIn) => Promise<void>; wait: number }[] = [
+      // the reference gateway offers again after 3 s of silence, and 1 s after a refusal as busy
+      { what: 'the device did not answer', answer: async () => undefined, wait: Math.max(6000, ctx.quietWindow) },
+      { what: 'the device refused as busy', answer: (dev, first) => dev.refuse(first, Reason.busy, { detail: 'a session of the conformance suite is ending' }), wait: Math.max(4000, ctx.quietWindow) },
+    ];
+    const made = await Promise.all(cases.map(async (c) => {
+      const dev = await ctx.device();
+      const job = ctx.job(3000);
+      const t = ctx.tx(dev, job);
+      const since = Date.now();
+      const run = ctx.stream(job, t);
+      const first = await ctx.firstOffer(dev, since, run);
+      await c.answer(dev, first);
+      const again = await until(() => dev.offers[1] ?? (run.exited ? 'ended' : undefined), c.wait, `an OFFER made again after ${c.what}`).catch(() => undefined);
+      if (again === undefined || again === 'ended') {
+        ctx.log(`the gateway did not offer again after ${c.what} (${again === 'ended' ? describeExit(run.exited) : `within ${c.wait} ms`}): a MAY it does not use`);
+        return false;
+      }
+      ctx.check('LM-FRAME-25', !equalBytes(again.body.sid, first.body.sid), `after ${c.what} the gateway offered again under the session id of its first OFFER`);
+      ctx.check('LM-FRAME-25', equalBytes(again.body.tx, t.tx.bytes), `after ${c.what} the gateway offered again with another transaction`);
+      checkOffer(ctx, dev.caps, again, t);
+      const session = await dev.accept(again, { data: job.data, tx: t.tx, licence: t.licence });
+      await delivered(ctx, { dev, job, t, run, offer: again, session });
+      return true;
+    }));
+    if (!made.some((x) => x)) ctx.check('LM-FRAME-25', true, '');
   },
 };
