@@ -16,35 +16,23 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, mosquittoPath, waitForPort } from '@livematrix/testkit';
+import type { Report } from '@livematrix/conformance';
 import { cli, publicKey } from '../test/cli-harness.js';
+import { runProfile } from './kit.js';
 
-const SUITE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'conformance', 'dist', 'src', 'cli.js');
 const inCI = process.env['CI'] === 'true';
 const haveMosquitto = mosquittoPath() !== undefined && spawnSync('mosquitto_passwd', ['-h']).error === undefined;
 if (!haveMosquitto) console.warn(inCI ? 'mosquitto is not installed, and CI requires it: the broker profile\'s Mosquitto run will fail' : 'mosquitto is not installed: skipping the broker profile\'s Mosquitto run (apt-get install mosquitto)');
 
-interface SuiteReport {
-  passed: boolean;
-  tests: { id: string; status: string; covers: string[]; message?: string }[];
-  requirements: { id: string; status: string; reason?: string }[];
-}
+type SuiteReport = Report;
 
 /** Runs `livematrix-conformance broker ARGS --report DIR` as a process; its exit code, stderr and report. */
-function runSuite(args: string[], dir: string): Promise<{ code: number | null; err: string; report: SuiteReport; ms: number }> {
-  const reportDir = mkdtempSync(join(dir, 'report-'));
-  const t0 = Date.now();
-  const child = spawn(process.execPath, [SUITE, 'broker', ...args, '--report', reportDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdout.resume();
-  return new Promise((res) => child.on('close', (code) => {
-    const report = JSON.parse(readFileSync(join(reportDir, 'report.json'), 'utf8')) as SuiteReport;
-    res({ code, err, report, ms: Date.now() - t0 });
-  }));
+async function runSuite(args: string[], dir: string): Promise<{ code: number | null; err: string; report: SuiteReport; ms: number }> {
+  const r = await runProfile(['broker', ...args, '--report', mkdtempSync(join(dir, 'report-'))]);
+  return { code: r.code, err: r.stderr, report: r.report, ms: r.ms };
 }
 
 const ids = (r: SuiteReport, status: string) => r.requirements.filter((q) => q.status === status).map((q) => q.id).sort();

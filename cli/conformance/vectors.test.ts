@@ -5,46 +5,28 @@
  * hints, MACs, signatures) and decoding (field values) and opening licences; an adapter that
  * answers wrongly makes the run fail (exit 1).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { Report } from '@livematrix/conformance';
+import { runProfile } from './kit.js';
 
 const root = join(import.meta.dirname, '..', '..');
-const suite = join(root, 'conformance', 'dist', 'src', 'cli.js');
 const example = join(root, 'conformance', 'dist', 'src', 'adapter-example.js');
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-interface ReportJson {
-  passed: boolean;
-  tests: { id: string; status: string; covers: string[]; message?: string }[];
-  requirements: { id: string; status: string; reason?: string }[];
-}
+type ReportJson = Report;
 
 /** Runs the vectors profile against `adapter`; resolves with its exit code and report.json. */
-function runProfile(adapter: string): Promise<{ code: number | null; report: ReportJson; ms: number; err: string }> {
+async function runVectorsProfile(adapter: string): Promise<{ code: number | null; report: ReportJson; ms: number; err: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'lm-vectors-profile-'));
   dirs.push(dir);
-  const t0 = Date.now();
-  const child = spawn(process.execPath, [suite, 'vectors', '--adapter', adapter, '--report', dir], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  return new Promise((res, rej) => {
-    child.on('error', rej);
-    child.on('close', (code) => {
-      try {
-        res({ code, report: JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as ReportJson, ms: Date.now() - t0, err });
-      } catch (e) {
-        rej(new Error(`no report.json (exit ${code}): ${err}`, { cause: e }));
-      }
-    });
-  });
+  const r = await runProfile(['vectors', '--adapter', adapter, '--report', dir], true, { cwd: root });
+  return { code: r.code, report: r.report, ms: r.ms, err: r.stderr };
 }
 
 /** The requirement IDs the profile's vector files cite. */
@@ -60,7 +42,7 @@ async function citedIds(): Promise<string[]> {
 
 describe('livematrix-conformance vectors, as a process', () => {
   it('the example adapter: exit 0, every ID a vector file cites PASS, the protocol probes and garbage frames answered', async () => {
-    const { code, report, ms, err } = await runProfile(`${JSON.stringify(process.execPath)} ${JSON.stringify(example)}`);
+    const { code, report, ms, err } = await runVectorsProfile(`${JSON.stringify(process.execPath)} ${JSON.stringify(example)}`);
     expect(code, err).toBe(0);
     expect(report.passed).toBe(true);
     expect(report.tests.filter((t) => t.status !== 'pass')).toEqual([]);
@@ -84,7 +66,7 @@ describe('livematrix-conformance vectors, as a process', () => {
 
   it('an adapter that answers every request "ok" with nothing in it: exit 1, the IDs FAIL, in seconds (an answer without an id fails its probe at once)', async () => {
     const liar = `${JSON.stringify(process.execPath)} -e ${JSON.stringify("require('readline').createInterface({input:process.stdin}).on('line',(l)=>{let id=null;try{id=JSON.parse(l).id}catch{}console.log(JSON.stringify({id,ok:true}))})")}`;
-    const { code, report, ms } = await runProfile(liar);
+    const { code, report, ms } = await runVectorsProfile(liar);
     expect(code).toBe(1);
     // the lines it cannot read get {"ok": true} without an id: a protocol failure of that probe, not a 10 s timeout
     for (const probe of ['no-id', 'not-an-object']) expect(report.tests.find((t) => t.id === `vectors/protocol/${probe}`)?.message ?? '', probe).toMatch(/without a usable id/);
