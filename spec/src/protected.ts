@@ -133,7 +133,8 @@ export function verifyUpload(bytes: Uint8Array, trustedOwners?: readonly Uint8Ar
   };
   if (body.C < 256 || body.C > 65536) throw new LmError(Reason.schema, `${w}: chunk size ${body.C} outside 256..65536`);
   if (body.n !== Math.ceil(body.size / body.C)) throw new LmError(Reason.schema, `${w}: ${body.n} chunks for ${body.size} bytes of ${body.C}`);
-  if (body.segments < body.n || body.segments % SEGMENT_GRANULARITY !== 0) throw new LmError(Reason.schema, `${w}: ${body.segments} segments for ${body.n} chunks`);
+  // [LM-SVC-1] n + decoys is a non-zero multiple of 16: an empty job still hides among 16 decoys
+  if (body.segments < body.n || body.segments === 0 || body.segments % SEGMENT_GRANULARITY !== 0) throw new LmError(Reason.schema, `${w}: ${body.segments} segments for ${body.n} chunks (a non-zero multiple of ${SEGMENT_GRANULARITY}, [LM-SVC-1])`);
   if (!verify(body.okp, concatBytes(ascii(UPLOAD_PREFIX), Uint8Array.of(0), encodeCbor(uploadMap(body))), sig)) throw new LmError(Reason.auth, `${w}: the owner's signature does not verify ([LM-PROT-1])`);
   if (trustedOwners && !trustedOwners.some((k) => equalBytes(k, body.okp))) throw new LmError(Reason.txOperator, `${w}: signed by an owner key that is not trusted here`);
   return { body, bytes: bytes.slice(), hash: sha256(bytes) };

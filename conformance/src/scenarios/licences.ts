@@ -28,6 +28,13 @@ const YEAR_MS = 365 * 24 * 3600_000;
 /** Session parameters with hints two bytes above the minimum, as `open` uses. */
 export const params = (t: Tester): SessionParams => t.params({ w: 16, L: minHintLength(16) + 2 });
 
+/** A session of transaction `m` under `params`, or an Error when the device refuses the valid OFFER. */
+export async function accepted(t: Tester, m: { tx: Parameters<Tester['offer']>[1]; licence: Uint8Array }, o: Parameters<Tester['offer']>[3] = {}): Promise<Session> {
+  const s = await t.offer(params(t), m.tx, m.licence, o);
+  if ('refused' in s) throw new Error(`device refused a valid offer: ${s.refused.code} ${s.refused.detail}`);
+  return s;
+}
+
 /** The refusal of an OFFER (`what` it is), or an Error saying that the device accepted it (the session is aborted). */
 export async function refusal(ctx: Ctx, id: RequirementId, what: string, tx: Parameters<Tester['offer']>[1], licence: Uint8Array, o: Parameters<Tester['offer']>[3] = {}): Promise<{ refused: ErrorBody; session: Session }> {
   const t = ctx.tester;
@@ -88,8 +95,7 @@ export const offerReplay: Scenario = {
   async run(ctx) {
     const t = ctx.tester;
     const m = t.tx(ctx.data, { prints: 1 });
-    const s = await t.offer(params(t), m.tx, m.licence);
-    if ('refused' in s) throw new Error(`device refused a valid offer: ${s.refused.code} ${s.refused.detail}`);
+    const s = await accepted(t, m);
     await deliverExact(ctx, s);
     // the accepted OFFER's exact bytes again: the sid was seen, so each is a replay, not a second print
     const raw = s.offerRaw;
@@ -137,8 +143,7 @@ export const resumeWithoutInterruption: Scenario = {
   async run(ctx) {
     const t = ctx.tester;
     const m = t.tx(ctx.data, { prints: 2 });
-    const first = await t.offer(params(t), m.tx, m.licence);
-    if ('refused' in first) throw new Error(`device refused a valid offer: ${first.refused.code} ${first.refused.detail}`);
+    const first = await accepted(t, m);
     await deliverExact(ctx, first);
     // nothing was interrupted: a resume has nothing to resume
     const what = 'an OFFER with resume true after the print completed';
@@ -176,8 +181,7 @@ export const ticketResumesOnce: Scenario = {
     // two prints: a device that counted the resume, or let a fresh OFFER start a second print
     // instead of answering with its ticket, shows it in the second print
     const m = t.tx(ctx.data, { prints: 2 });
-    const s = await t.offer(params(t), m.tx, m.licence);
-    if ('refused' in s) throw new Error(`device refused a valid offer: ${s.refused.code} ${s.refused.detail}`);
+    const s = await accepted(t, m);
     await passCountingPoint(ctx, s);
     // the gateway is gone: nothing more for this session, not even answers to its TIME_REQ
     s.mute = true;

@@ -8,7 +8,7 @@
 import { FrameType, Reason, encodeFrame, errorMessage, topics, verifyTicket } from '@livematrix/spec';
 import { R } from '../generated/requirements.js';
 import { type Scenario, check, deliverExact, open, sleep } from './common.js';
-import { expectCode, params, passCountingPoint, refusal } from './licences.js';
+import { accepted, expectCode, params, passCountingPoint, refusal } from './licences.js';
 
 export const restartKeepsLicence: Scenario = {
   id: 'device/restart-keeps-licence',
@@ -21,13 +21,11 @@ export const restartKeepsLicence: Scenario = {
     if (!restart) throw new Error('no --restart-cmd');
     // a print of one, completed: its count must survive the restart
     const done = t.tx(ctx.data, { prints: 1 });
-    const first = await t.offer(params(t), done.tx, done.licence);
-    if ('refused' in first) throw new Error(`device refused a valid offer: ${first.refused.code} ${first.refused.detail}`);
+    const first = await accepted(t, done);
     await deliverExact(ctx, first);
     // another print of one, cut off by the restart after its counting point
     const cut = t.tx(ctx.data, { prints: 1 });
-    const s = await t.offer(params(t), cut.tx, cut.licence);
-    if ('refused' in s) throw new Error(`device refused a valid offer: ${s.refused.code} ${s.refused.detail}`);
+    const s = await accepted(t, cut);
     await passCountingPoint(ctx, s);
     const consumedBefore = Math.max(0, ...s.acks.map((a) => a.consumed));
     const seen = t.hellos;
