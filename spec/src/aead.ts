@@ -68,11 +68,17 @@ export function unwrapChunkKey(wk: Uint8Array, sid: Uint8Array, j: number, wrapp
   return open(abytes('wrap key', wk, 32), nonceOf(j), wrapped, wrapAad(sid, j), `key wrap of chunk ${j} ([LM-AEAD-2])`);
 }
 
-/** Telemetry ciphertext of [LM-TEL-1]. */
+/** Largest telemetry payload, bytes ([LM-TEL-1]). */
+export const TELEMETRY_MAX = 4096;
+
+/** Telemetry ciphertext of [LM-TEL-1]; a payload over TELEMETRY_MAX bytes is `too-large`. */
 export function sealTelemetry(wk: Uint8Array, sid: Uint8Array, seq: number, payload: Uint8Array): Uint8Array {
+  if (payload.length > TELEMETRY_MAX) throw new LmError(Reason.tooLarge, `telemetry payload of ${payload.length} bytes; at most ${TELEMETRY_MAX} ([LM-TEL-1])`);
   return seal(abytes('wrap key', wk, 32), nonceOf(seq), telAad(sid, seq), payload);
 }
 
+/** Opens telemetry ([LM-TEL-2]); a ciphertext of a payload over TELEMETRY_MAX bytes is `too-large` before it is opened. */
 export function openTelemetry(wk: Uint8Array, sid: Uint8Array, seq: number, ct: Uint8Array): Uint8Array {
+  if (ct.length > TELEMETRY_MAX + TAG_LENGTH) throw new LmError(Reason.tooLarge, `telemetry ciphertext of ${ct.length} bytes; a payload is at most ${TELEMETRY_MAX} ([LM-TEL-1])`);
   return open(abytes('wrap key', wk, 32), nonceOf(seq), ct, telAad(sid, seq), `telemetry ${seq} ([LM-TEL-2])`);
 }

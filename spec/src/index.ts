@@ -32,7 +32,7 @@ export { pack, shiftedSymbol, splitShifted, symbolCount, unpack } from './pack.j
 export { Ratchet, deriveSessionKeys, ecdh, hkdf, transcriptHash, x25519KeyPair, type RevisionKeys, type SessionKeys, type X25519KeyPair } from './keys.js';
 
 // the content layer: chunks, key wraps, telemetry (SPEC §7.4, §7.5)
-export { TAG_LENGTH, openChunk, openTelemetry, sealChunk, sealTelemetry, unwrapChunkKey, wrapChunkKey } from './aead.js';
+export { TAG_LENGTH, TELEMETRY_MAX, openChunk, openTelemetry, sealChunk, sealTelemetry, unwrapChunkKey, wrapChunkKey } from './aead.js';
 
 // frames: types, encoding, authentication; bodies and their schemas (SPEC §7)
 export { AUTH_KINDS, ControlOp, type ControlOpId, FRAME_TYPE_NAMES, FrameType, MAC_LENGTH, MAX_FRAME, SIG_LENGTH, decodeFrame, digest, encodeFrame, frameMac, verifyFrame, type AnyFrame, type AuthKind, type Frame, type FrameTypeId, type FrameTypeName, type Signer, type VerifyKeys } from './frames.js';

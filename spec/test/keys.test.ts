@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LmError, Ratchet, Reason, deriveSessionKeys, ecdh, randomBytes, toHex, transcriptHash, x25519KeyPair } from '../src/index.js';
+import { LmError, Ratchet, Reason, TELEMETRY_MAX, deriveSessionKeys, ecdh, openTelemetry, randomBytes, sealTelemetry, toHex, transcriptHash, x25519KeyPair } from '../src/index.js';
 
 describe('key schedule (SPEC.md §4)', () => {
   it('both sides derive equal keys; directions and purposes differ [LM-KEY-2]', () => {
@@ -53,5 +53,26 @@ describe('key schedule (SPEC.md §4)', () => {
     const r = new Ratchet(ck, 0);
     r.keysFor(3);
     expect(ck).toEqual(copy); // the caller erases its own copy
+  });
+});
+
+describe('telemetry size (SPEC.md [LM-TEL-1])', () => {
+  const wk = randomBytes(32);
+  const sid = randomBytes(16);
+  const code = (f: () => unknown): number | undefined => {
+    try {
+      f();
+    } catch (e) {
+      return e instanceof LmError ? e.code : -1;
+    }
+    return undefined;
+  };
+  it('a payload of 4096 bytes seals and opens; one byte more is too-large on both sides, before the AEAD', () => {
+    const max = new Uint8Array(TELEMETRY_MAX).fill(7);
+    expect(openTelemetry(wk, sid, 3, sealTelemetry(wk, sid, 3, max))).toEqual(max);
+    expect(code(() => sealTelemetry(wk, sid, 3, new Uint8Array(TELEMETRY_MAX + 1)))).toBe(Reason.tooLarge);
+    // a ciphertext one byte over: refused as too-large, not as a failed tag (auth), so it never counts as tampering
+    expect(code(() => openTelemetry(wk, sid, 3, new Uint8Array(TELEMETRY_MAX + 17)))).toBe(Reason.tooLarge);
+    expect(code(() => openTelemetry(wk, sid, 3, new Uint8Array(TELEMETRY_MAX + 16)))).toBe(Reason.auth);
   });
 });
