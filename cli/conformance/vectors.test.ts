@@ -50,7 +50,7 @@ describe('livematrix-conformance vectors, as a process', () => {
     const ids = await citedIds();
     expect(ids).toEqual(expect.arrayContaining([
       'LM-TX-1', 'LM-CBOR-1', 'LM-HINT-3', 'LM-REV-2', 'LM-TIME-2', 'LM-PARAM-5', 'LM-TEL-2',
-      'LM-FRAME-15', 'LM-FRAME-16', 'LM-FRAME-17', 'LM-FRAME-18', 'LM-FRAME-19', 'LM-PARAM-6', 'LM-PARAM-7',
+      'LM-FRAME-15', 'LM-FRAME-16', 'LM-FRAME-17', 'LM-FRAME-18', 'LM-FRAME-19', 'LM-PARAM-6', 'LM-PROT-4', 'LM-FRAME-21', 'LM-TIME-6',
       'LM-LEDGER-1', 'LM-LEDGER-2', 'LM-LEDGER-5', 'LM-LEDGER-6', 'LM-LEDGER-7', 'LM-SVC-1', 'LM-SVC-2', 'LM-SVC-3', 'LM-SVC-5',
     ]));
     for (const id of ids) expect(status.get(id)?.status, `${id}: ${status.get(id)?.reason ?? ''}`).toBe('PASS');

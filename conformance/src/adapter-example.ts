@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import {
   AUTH_KINDS, type AuthKind, type CborValue, type FrameTypeId, LmError, Ratchet, Reason, Revocations, SCHEMAS, type SessionParams, type SuiteId, ascii, checkRevision,
   bestSample, checkSkew, concatBytes, contentChain, decodeCbor, decodeFrame, decodeTx, deriveSessionKeys, ecdh, encodeCbor, errorMessage, frameMac, fromHex, hint, hintSymbols,
-  identityKeyPair, isSuite, minHintLength, openChunk, openLicence, openProtectedChunk, openTelemetry, pack, reasonName, revisionAt, scanResolve, sealChunk,
+  identityKeyPair, isSuite, jobDigestKey, keyedJobDigest, minHintLength, openChunk, openLicence, openProtectedChunk, openTelemetry, pack, reasonName, revisionAt, scanResolve, sealChunk,
   sealProtectedChunk, sealTelemetry, senderRevision, shiftedSymbol, sign, toHex, transcriptHash, unpack, unwrapChunkKey, validateParams, verifyFrame, verifyRevocation,
   verifyTicket, verifyTx, verifyUpload, wrapChunkKey, acceptFault, hintsFault, verifyLedger, checkLedgerEntry, nextRecord, decoyCount, openEnvelope,
   x25519KeyPair, epochKey, nextEpochChain, openOuter, signDelete, verifyDelete, signDeletionReceipt, verifyDeletionReceipt, FrameType,
@@ -119,7 +119,7 @@ function wireJson(v: CborValue): unknown {
 
 const TBA_PREFIX = concatBytes(ascii('livematrix/1 frame'), Uint8Array.of(0));
 
-/** encode_frame: the body by key number, authenticated as asked ([LM-CBOR-1], [LM-FRAME-2], [LM-FRAME-5]). */
+/** encode_frame: the body by key number, authenticated as asked ([LM-CBOR-1], [LM-FRAME-2], [LM-FRAME-21]). */
 function encodeFrameOp(r: Req): Record<string, unknown> {
   const type = int(r, 'type');
   if (!(type in SCHEMAS)) throw new LmError(Reason.unknownType, `unknown frame type ${type}`);
@@ -133,7 +133,7 @@ function encodeFrameOp(r: Req): Record<string, unknown> {
     map.set(Number(k), cborOf(v, `body.${k}`, BYTE_KEYS[t].includes(Number(k)), true));
   }
   const key = kind === 'none' ? undefined : hex(r, 'key', 32);
-  if (!AUTH_KINDS[t].includes(kind as AuthKind)) throw new LmError(Reason.schema, `frame type ${t} cannot use authentication "${kind}" ([LM-FRAME-5])`);
+  if (!AUTH_KINDS[t].includes(kind as AuthKind)) throw new LmError(Reason.schema, `frame type ${t} cannot use authentication "${kind}" ([LM-FRAME-21])`);
   const tba = concatBytes(TBA_PREFIX, encodeCbor([1, t, map]));
   const auth = kind === 'sig' ? sign(key as Uint8Array, tba) : kind === 'mac' ? frameMac(key as Uint8Array, tba) : new Uint8Array(0);
   const bytes = encodeCbor([1, t, map, auth]);
@@ -300,7 +300,7 @@ function handle(r: Req, op: string): Record<string, unknown> {
       return { ckG2d0: toHex(k.ckG2d), ckD2g0: toHex(k.ckD2g), fkG2d: toHex(k.fkG2d), fkD2g: toHex(k.fkD2g), g2d: chain(k.ckG2d), d2g: chain(k.ckD2g) };
     }
     case 'ratchet': {
-      // keys of the revisions in the order asked; a revision below one already derived is gone ([LM-KEY-3], [LM-KEY-4])
+      // keys of the revisions in the order asked ([LM-KEY-3]); none below r0 ([LM-KEY-7]); the reference's chain also refuses one at or below one already derived
       const r0 = int(r, 'r0');
       const rc = new Ratchet(hex(r, 'chainKey', 32), r0);
       return { keys: revisions(r, r0).map((rev) => ({ revision: rev, ...(({ hk, wk }) => ({ hk: toHex(hk), wk: toHex(wk) }))(rc.keysFor(rev)) })) };
@@ -363,6 +363,9 @@ function handle(r: Req, op: string): Record<string, unknown> {
       return { ciphertext: toHex(sealProtectedChunk(hex(r, 'key', 32), hex(r, 'jid', 16), int(r, 'index'), hex(r, 'plaintext'))) };
     case 'protected_open':
       return { plaintext: toHex(openProtectedChunk(hex(r, 'key', 32), hex(r, 'jid', 16), int(r, 'index'), hex(r, 'ciphertext'))) };
+    case 'job_digest':
+      // a protected job's jd: HMAC-SHA-256(kd, "lm2 jd" || SHA-256(plaintext)), kd from K_lic ([LM-PROT-4])
+      return { jd: toHex(keyedJobDigest(jobDigestKey(hex(r, 'licence', 32)), hex(r, 'digest', 32))) };
     case 'upload':
       return { uh: toHex(verifyUpload(hex(r, 'upload'), hexList(r, 'trustedOwners', 32)).hash) };
     case 'content_keys': {
@@ -393,12 +396,12 @@ function handle(r: Req, op: string): Record<string, unknown> {
         if (!isObject(x)) throw new BadRequest(`samples[${i}] must be an object`);
         return { t1: int(x, 't1'), t2: int(x, 't2'), t3: int(x, 't3'), t4: int(x, 't4') };
       });
-      const best = bestSample(samples); // [LM-TIME-1], [LM-TIME-3]
+      const best = bestSample(samples); // [LM-TIME-1], [LM-TIME-6]
       checkSkew(best, int(r, 'grace')); // [LM-TIME-2]
       return { offset: best.offset, delay: best.delay };
     }
     case 'params':
-      // the v1 ranges a device checks an OFFER against ([LM-PARAM-1]) and a gateway its own offer ([LM-PARAM-7])
+      // the v1 ranges a device checks an OFFER against ([LM-PARAM-1]) (and a gateway its own offer, [LM-PARAM-7])
       validateParams(sessionParams(r));
       return { accepted: true };
     case 'session_frame':

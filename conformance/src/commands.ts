@@ -19,7 +19,8 @@ const device: ProfileCommand = {
   name: 'device',
   usage: `  livematrix-conformance device --url URL --device ID --device-key HEX --operator FILE
                                 [--fleet default] [--consume-rate BYTES_PER_S] [--mqtt 4|5]
-                                [--gateway FILE] [--restart-cmd "COMMAND"] [--only REGEX] [--report DIR]
+                                [--gateway FILE] [--restart-cmd "COMMAND"] [--long] [--only REGEX]
+                                [--report DIR]
       Acts as a gateway against the device under test through the broker at URL. The device must
       trust the operator key in FILE (an identity file from "livematrix keygen"), consume streams
       at most --consume-rate bytes/s (default 64000) and send telemetry while it streams.
@@ -29,8 +30,9 @@ const device: ProfileCommand = {
       --restart-cmd is run (through the shell) where a scenario restarts the device under test: it
       must stop the device (as a crash would, or gracefully) and start it again, and may return
       before the device is back (the suite waits for its HELLO). Without it the restart scenarios
-      are NOT EXECUTED.`,
-  options: { url: { type: 'string' }, device: { type: 'string' }, 'device-key': { type: 'string' }, operator: { type: 'string' }, fleet: { type: 'string' }, 'consume-rate': { type: 'string' }, mqtt: { type: 'string' }, only: { type: 'string' }, 'restart-cmd': { type: 'string' }, gateway: { type: 'string' } },
+      are NOT EXECUTED. --long also runs the scenarios that take over a minute (a clock that
+      moves mid-session: the device may resync only every 60 s, [LM-TIME-3]).`,
+  options: { url: { type: 'string' }, device: { type: 'string' }, 'device-key': { type: 'string' }, operator: { type: 'string' }, fleet: { type: 'string' }, 'consume-rate': { type: 'string' }, mqtt: { type: 'string' }, only: { type: 'string' }, 'restart-cmd': { type: 'string' }, gateway: { type: 'string' }, long: { type: 'boolean' } },
   tests: () => DEVICE_SCENARIOS,
   async run(values, log) {
     const mqttV = values['mqtt'] === '5' ? 5 : 4;
@@ -41,6 +43,7 @@ const device: ProfileCommand = {
       url: need(values, 'url'), fleet: typeof values['fleet'] === 'string' ? values['fleet'] : 'default', deviceId: need(values, 'device'), devicePublic: hexKey(values, 'device-key'),
       operator: readIdentityFile(need(values, 'operator')), consumeRate: Number(values['consume-rate'] ?? 64000), protocolVersion: mqttV as 4 | 5,
       ...(restartCmd ? { restartCmd } : {}),
+      ...(values['long'] === true ? { long: true } : {}),
       ...(gw ? { gateway: { id: gw.id, identity: gw }, brokerAuth: 'token' as const } : {}),
     };
     const tests = await runDeviceProfile(target, { log, ...(only ? { only: (s) => only.test(s.id) } : {}) });

@@ -22,6 +22,8 @@ export interface DeviceTarget {
   gateway?: { id: string; identity: IdentityKeyPair };
   /** a shell command that restarts the device under test (may return before it is back) */
   restartCmd?: string;
+  /** run the scenarios that take over a minute (--long) */
+  long?: boolean;
 }
 
 /** Runs the restart command through the shell; fails on a non-zero exit or after 60 s. */
@@ -68,6 +70,10 @@ export async function runDeviceProfile(target: DeviceTarget, o: { only?: (s: Sce
   for (const s of (o.scenarios ?? DEVICE_SCENARIOS).filter(o.only ?? (() => true))) {
     if (s.needs === 'restart' && !restart) {
       log(`SKIP ${s.id}: needs --restart-cmd (its requirements stay NOT EXECUTED)`);
+      continue;
+    }
+    if (s.needs === 'long' && !target.long) {
+      log(`SKIP ${s.id}: takes over a minute; runs with --long (its requirements stay NOT EXECUTED)`);
       continue;
     }
     const tester = await Tester.connect({

@@ -4,7 +4,7 @@
  * device's ACCEPT, what the device sends in it (ACKs, errors, alarms, telemetry, the receipt), and
  * the gateway's side of a delivery, with hooks that let a scenario bend any step.
  */
-import { type AckBody, type AnyFrame, type Bodies, ContentKeys, type ErrorBody, FrameType, type FrameTypeId, LmError, NO_LICENCE, Ratchet, Reason, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, contentChain, decodeCbor, deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, openTelemetry, pack, randomBytes, sealChunk, senderRevision, shiftedSymbol, topics, transcriptHash, unpack, verifyFrame, wrapChunkKey, x25519KeyPair } from '@livematrix/spec';
+import { type AckBody, type AnyFrame, type Bodies, ContentKeys, MAC_LENGTH, decodeFrame, frameMac, type ErrorBody, FrameType, type FrameTypeId, LmError, NO_LICENCE, Ratchet, Reason, type RevisionKeys, type SessionKeys, type SessionParams, type SignedTx, contentChain, decodeCbor, deriveSessionKeys, digest, ecdh, encodeFrame, equalBytes, minHintLength, openTelemetry, pack, randomBytes, sealChunk, senderRevision, shiftedSymbol, topics, transcriptHash, unpack, verifyFrame, wrapChunkKey, x25519KeyPair } from '@livematrix/spec';
 import { Kernel } from '@livematrix/spec/engine';
 import type { ProtectedJob } from './protected-job.js';
 import type { Tester } from './tester.js';
@@ -47,6 +47,8 @@ export interface DeliverOptions {
   window?: number;
   /** ms before a KEY whose chunk the consumer has not passed goes again; default 2 P */
   keyRetryMs?: number;
+  /** the digest END carries in place of the job's ([LM-DLV-6]: a device must refuse a mismatch) */
+  endDigest?: Uint8Array;
 }
 
 /** What one delivery keeps from round to round. */
@@ -89,11 +91,19 @@ export class Session {
   /** each TIME_REQ's t1 (the device's clock) and when it arrived here */
   readonly timeSamples: { t1: number; at: number }[] = [];
   readonly acks: AckBody[] = [];
+  /** when the suite sent each HINTS frame (ms) */
+  readonly frameSentTimes: number[] = [];
+  /** when each ACK arrived (ms), in the order of `acks` */
+  readonly ackTimes: number[] = [];
+  /** when the suite sent its first TIME_RESP (ms) */
+  firstTimeRespAt: number | undefined;
   readonly errors: ErrorBody[] = [];
   readonly alarms: Bodies[13][] = [];
   readonly telemetry: Record<string, unknown>[] = [];
   receipt: Bodies[12] | undefined;
   receiptRaw: AnyFrame | undefined;
+  /** the RECEIPT frame's bytes as received */
+  receiptBytes: Uint8Array | undefined;
   timeRequests = 0;
   /** frames complete at the device (from ACK cum and sack) */
   readonly received = new Set<number>();
@@ -113,10 +123,12 @@ export class Session {
   private offerBytes!: Uint8Array;
   /** the resume point the device answered in ACCEPT ([LM-DLV-10]): deliveries start at its chunk */
   from = 0;
+  /** the plaintext bytes the device's ACCEPT said it buffers (`window`) */
+  acceptedWindow = 0;
   private readonly kernel = new Kernel();
   ended = false;
 
-  constructor(private readonly t: Tester, readonly params: SessionParams, readonly tx: SignedTx, private readonly licence: Uint8Array, private readonly timeShift: number, private readonly resume: SessionOptions = {}) {}
+  constructor(private readonly t: Tester, readonly params: SessionParams, readonly tx: SignedTx, private readonly licence: Uint8Array, public timeShift: number, private readonly resume: SessionOptions = {}) {}
 
   /** The OFFER exactly as it went out, for scenarios that replay it ([LM-LIC-5]). */
   get offerRaw(): Uint8Array {
@@ -141,6 +153,7 @@ export class Session {
       verifyFrame(f, { signer: this.t.o.devicePublic });
       if (!equalBytes(f.body.oh, digest(this.offerBytes))) throw new LmError(Reason.auth, 'ACCEPT oh mismatch');
       this.from = f.body.from ?? 0;
+      this.acceptedWindow = f.body.window;
       const z = ecdh(this.eph.secretKey, f.body.epk);
       const th = transcriptHash(this.offerBytes, raw);
       if (this.resume.protected) {
@@ -167,6 +180,7 @@ export class Session {
     }
     if (f.type === FrameType.RECEIPT) {
       this.receiptRaw = f;
+      this.receiptBytes = raw.slice();
       this.receipt = f.body;
       return;
     }
@@ -184,6 +198,7 @@ export class Session {
         if (this.mute) return;
         const t1 = f.body.t1;
         const answer = () => {
+          this.firstTimeRespAt ??= Date.now();
           const now = Date.now() + this.timeShift;
           void this.send(FrameType.TIME_RESP, { sid: this.sid, t1, t2: now, t3: now }).catch(() => undefined);
         };
@@ -194,6 +209,7 @@ export class Session {
       }
       case FrameType.ACK:
         this.acks.push(f.body);
+        this.ackTimes.push(Date.now());
         for (let s = 0; s < f.body.cum; s++) this.received.add(s);
         for (const [lo, hi] of f.body.sack) for (let s = lo; s <= hi; s++) this.received.add(s);
         return;
@@ -318,7 +334,29 @@ export class Session {
     const sh = o.sh;
     const syms = o.idx ? o.idx.map((i) => (sh !== undefined ? shiftedSymbol(all, this.params.w, sh, i) : (all[i] as number))) : all;
     const hints = o.hints ?? this.hints(syms, rev);
+    this.frameSentTimes.push(Date.now());
     await this.send(FrameType.HINTS, { sid: this.sid, seq: fr.seq, rev, chunk: c.j, off: fr.off, ctlen: c.ct.length, hints, ...(o.idx ? { idx: o.idx } : {}), ...(sh !== undefined ? { sh } : {}) }, { tamper: o.tamper ?? false });
+  }
+
+  /**
+   * Sends frame `fi` of chunk `c` as version `version` ([LM-ROLE-2]): the frame of version 1 with
+   * its version field replaced, and its MAC computed again over that, so that only the version is
+   * wrong.
+   */
+  async sendFrameAsVersion(c: Chunk, fi: number, version: number): Promise<void> {
+    if (!this.keys) throw new Error('no session keys');
+    const fr = c.frames[fi]!;
+    const rev = this.rev();
+    const v1 = encodeFrame(FrameType.HINTS, { sid: this.sid, seq: fr.seq, rev, chunk: c.j, off: fr.off, ctlen: c.ct.length, hints: this.hints(c.symbols.subarray(fr.off, fr.off + fr.n), rev) }, { kind: 'mac', key: this.keys.fkG2d });
+    // [0x84, 0x01, ...] with the MAC last: 0x50 and 16 bytes; the tba holds the same items after its prefix and 0x83
+    const tba = decodeFrame(v1).tba.slice();
+    const authStart = v1.length - 1 - MAC_LENGTH;
+    tba[tba.length - (authStart - 1)] = version;
+    const out = v1.slice();
+    out[1] = version;
+    out.set(frameMac(this.keys.fkG2d, tba), v1.length - MAC_LENGTH);
+    this.frameSentTimes.push(Date.now());
+    await this.t.link.send(topics.deviceIn(this.t.o.fleet, this.t.o.deviceId), out, FrameType.HINTS);
   }
 
   /** Sends chunk c's KEY of revision `rev`, wrapped under the session's wrap key or, to test a refusal, under `wrapKey`. */
@@ -366,7 +404,7 @@ export class Session {
       if (chunks.every((c) => d.keyed.has(c.j)) && !this.endSent) {
         this.endSent = true;
         // the transaction's digest: SHA-256 of the job, or for a protected job its keyed digest ([LM-PROT-4])
-        await this.send(FrameType.END, { sid: this.sid, bytes: data.length, chunks: chunks.length, frames: all.length, digest: this.tx.body.jid ? this.tx.body.jd : digest(data) });
+        await this.send(FrameType.END, { sid: this.sid, bytes: data.length, chunks: chunks.length, frames: all.length, digest: o.endDigest ?? (this.tx.body.jid ? this.tx.body.jd : digest(data)) });
       }
       await sleep(15);
     }

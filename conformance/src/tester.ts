@@ -31,7 +31,7 @@ export class Tester {
   /** signed HELLOs of the device under test seen so far */
   hellos = 0;
   /** every frame the device published where the suite listens, with MQTT 5's Content Type when set */
-  readonly inbound: { at: number; f: AnyFrame; raw: Uint8Array; contentType?: string }[] = [];
+  readonly inbound: { at: number; f: AnyFrame; raw: Uint8Array; topic: string; qos: number; contentType?: string }[] = [];
   private sessions = new Map<string, Session>();
   readonly engine = new MatrixEngine({ workers: 1 });
 
@@ -46,7 +46,7 @@ export class Tester {
       url: o.url, clientId: `lm-gw-${t.gateway.id}-${Math.random().toString(16).slice(2, 10)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
       ...authOptions(o.brokerAuth, t.gateway.id, Role.gateway, t.gateway.identity.secretKey),
     });
-    t.link.onPayload((topic, payload, meta) => t.onPayload(topic, payload, meta.retain, meta.contentType));
+    t.link.onPayload((topic, payload, meta) => t.onPayload(topic, payload, meta));
     await t.link.subscribe(topics.deviceState(o.fleet, o.deviceId));
     await t.link.subscribe(topics.deviceOut(o.fleet, o.deviceId));
     return t;
@@ -62,14 +62,16 @@ export class Tester {
     await this.engine.stop();
   }
 
-  private onPayload(topic: string, raw: Uint8Array, retained = false, contentType?: string): void {
+  private onPayload(topic: string, raw: Uint8Array, meta: { retain: boolean; qos: number; contentType?: string }): void {
+    const retained = meta.retain;
+    const contentType = meta.contentType;
     let f: AnyFrame;
     try {
       f = decodeFrame(raw);
     } catch {
       return;
     }
-    this.inbound.push({ at: Date.now(), f, raw: raw.slice(), ...(contentType !== undefined ? { contentType } : {}) });
+    this.inbound.push({ at: Date.now(), f, raw: raw.slice(), topic, qos: meta.qos, ...(contentType !== undefined ? { contentType } : {}) });
     if (topic.endsWith('/state') && f.type === FrameType.HELLO) {
       try {
         verifyFrame(f, { signer: this.o.devicePublic });

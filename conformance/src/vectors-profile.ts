@@ -103,8 +103,8 @@ function requests(file: string, g: VFile['testGroups'][number], t: VTest): VRequ
         }];
       }
       if (t['peerPublic']) return [{ req: { op: 'ecdh', secret: t['secret'], peerPublic: t['peerPublic'] }, expect: err }];
-      // a chain stepped to `derived` cannot go back to `asked` ([LM-KEY-4]); a revision below r0 has no keys
-      if (t['asked'] !== undefined) return [{ req: { op: 'ratchet', chainKey: t['ckG2d0'], r0: t['r0'], revisions: [...(t['derived'] !== undefined ? [t['derived']] : []), t['asked']] }, expect: err }];
+      // a revision below r0 has no keys ([LM-KEY-7])
+      if (t['asked'] !== undefined) return [{ req: { op: 'ratchet', chainKey: t['ckG2d0'], r0: t['r0'], revisions: [t['asked']] }, expect: err }];
       return [];
     case 'aead.json':
       if (t['kind'] === 'chunk') {
@@ -113,6 +113,14 @@ function requests(file: string, g: VFile['testGroups'][number], t: VTest): VRequ
           : [{ req: { op: 'chunk_open', key: t['key'], sid: t['sid'], index: t['index'], ciphertext: t['ciphertext'] }, expect: err }];
       }
       if (t['kind'] === 'wrap') return [{ req: { op: 'wrap', wrapKey: t['wrapKey'], sid: t['sid'], index: t['index'], chunkKey: t['chunkKey'] }, expect: eq('wrapped', t['wrapped']) }];
+      if (t['kind'] === 'telemetry') {
+        // the telemetry AEAD through the hints that carry it ([LM-TEL-1]): sealed, and opened again
+        const tel = { suite: t['suite'], hk: t['hk'], wk: t['wrapKey'], sid: t['sid'], seq: t['seq'], wt: t['wt'] };
+        return [
+          { req: { op: 'telemetry_seal', ...tel, payload: t['plaintext'] }, expect: same('ctlen', 'hints') },
+          { req: { op: 'telemetry_open', ...tel, ctlen: t['ctlen'], hints: t['hints'] }, expect: eq('payload', t['plaintext']) },
+        ];
+      }
       return [];
     case 'frames.json': {
       const keys = pick('macKey', 'signerPublic');
@@ -120,9 +128,11 @@ function requests(file: string, g: VFile['testGroups'][number], t: VTest): VRequ
       const { body, extended } = frameBody(t['hex'] as string);
       // decoding exercises every ID the vector cites but the encoder's [LM-CBOR-1]
       const decode: VRequest = { req: { op: 'frame', hex: t['hex'], ...keys }, expect: (a) => eq('type', t['type'])(a) ?? eq('body', body)(a) ?? eq('authenticated', t['authKind'] !== 'none')(a), ids: t.requirements.filter((id) => id !== 'LM-CBOR-1') };
-      // a MAC or NONE frame is encoded again from its fields (a SIG frame's vector has no secret key); extension keys are not the encoder's
+      // a MAC or NONE frame is encoded again from its fields (a SIG frame's vector has no secret key); extension keys are not the encoder's.
+      // Encoding checks the deterministic encoding, the schema and the MAC, and nothing else the vector cites
       if (t['authKind'] === 'sig' || extended) return [decode];
-      return [decode, { req: { op: 'encode_frame', type: t['type'], body, auth: t['authKind'], ...(t['macKey'] ? { key: t['macKey'] } : {}) }, expect: eq('hex', t['hex']) }];
+      const encodes = t.requirements.filter((id) => ['LM-CBOR-1', 'LM-FRAME-1', 'LM-FRAME-2'].includes(id));
+      return [decode, { req: { op: 'encode_frame', type: t['type'], body, auth: t['authKind'], ...(t['macKey'] ? { key: t['macKey'] } : {}) }, expect: eq('hex', t['hex']), ids: encodes }];
     }
     case 'tx.json':
       // with the device's secret, the adapter opens the sealed licence too ([LM-TX-1])
@@ -177,7 +187,7 @@ function requests(file: string, g: VFile['testGroups'][number], t: VTest): VRequ
       return [{ req: { op: 'params', params: t['params'] }, expect: valid ? eq('accepted', true) : err }];
     case 'session.json':
       if (g.type === 'SessionFrameTest') return [{ req: { op: 'session_frame', ...pick('hex', 'macKey', 'signerPublic', 'size'), params: paramsByKey(t['params']) }, expect: valid ? eq('accepted', true) : err }];
-      // the one `params` op: the v1 ranges, which bind the device that checks an OFFER ([LM-PARAM-1]) and the gateway that makes one ([LM-PARAM-7])
+      // the one `params` op: the v1 ranges a device checks an OFFER against ([LM-PARAM-1]); what a gateway offers ([LM-PARAM-7]) is the gateway profile's
       if (g.type === 'OfferParamsTest') return [{ req: { op: 'params', params: paramsByKey(t['params']) }, expect: valid ? eq('accepted', true) : err }];
       return [];
     case 'ledger.json': {
@@ -204,7 +214,7 @@ function requests(file: string, g: VFile['testGroups'][number], t: VTest): VRequ
 type Judge = (a: Record<string, unknown>) => string | null;
 
 /** Protected jobs (SPEC.md §16): the owner's chunks and upload ([LM-PROT-1]), the distribution's keys ([LM-PROT-2]). */
-function protectedRequests(type: string, t: VTest, eq: (k: string, want: unknown) => Judge, err: Judge): { req: Record<string, unknown>; expect: Judge }[] {
+function protectedRequests(type: string, t: VTest, eq: (k: string, want: unknown) => Judge, err: Judge): VRequest[] {
   const valid = t.result === 'valid';
   switch (type) {
     case 'ProtectedChunkTest': {
@@ -228,8 +238,12 @@ function protectedRequests(type: string, t: VTest, eq: (k: string, want: unknown
       const unwrap = { req: { op: 'content_unwrap', licence: t['licence'], th: t['th'], r0: t['r0'], revision: t['revision'], sid: t['sid'], index: t['index'], wrapped: t['wrapped'] }, expect: valid ? eq('chunkKey', t['chunkKey']) : err };
       return valid ? [{ req: { op: 'wrap', wrapKey: t['wrapKey'], sid: t['sid'], index: t['index'], chunkKey: t['chunkKey'] }, expect: eq('wrapped', t['wrapped']) }, unwrap] : [unwrap];
     }
-    case 'ProtectedTxTest':
-      return [{ req: { op: 'tx', tx: t['tx'], context: t['context'] }, expect: valid ? eq('txh', t['txh']) : err }];
+    case 'ProtectedTxTest': {
+      const verify: VRequest = { req: { op: 'tx', tx: t['tx'], context: t['context'] }, expect: valid ? eq('txh', t['txh']) : err, ids: t.requirements.filter((id) => id !== 'LM-PROT-4') };
+      if (!t.requirements.includes('LM-PROT-4')) return [verify];
+      // the keyed digest of the plaintext under K_lic, which the transaction carries in jd ([LM-PROT-4])
+      return [verify, { req: { op: 'job_digest', licence: t['licence'], digest: t['plaintextDigest'] }, expect: eq('jd', t['jd']), ids: ['LM-PROT-4'] }];
+    }
     // the services' computations and formats ([LM-SVC-1], [LM-SVC-2], [LM-SVC-3], [LM-SVC-5])
     case 'SegmentTest':
       return [{ req: { op: 'segments', chunks: t['chunks'], density: t['density'], C: t['C'] }, expect: valid ? (a) => ['decoys', 'segments', 'segmentSize'].map((k) => eq(k, t[k])(a)).find((x) => x) ?? null : err }];
@@ -393,6 +407,25 @@ function garbage(): string[] {
     const n = 1 + Math.floor(rnd() * 40);
     const head = i % 2 === 0 ? '84' : '';
     out.push(head + Array.from({ length: n }, () => Math.floor(rnd() * 256).toString(16).padStart(2, '0')).join(''));
+  }
+  return out;
+}
+
+/**
+ * Citations no request checks: for each vector test, the IDs it cites that none of its requests
+ * exercises (a vector's `requirements` must name only what its requests check). Empty when the
+ * vector files and the profile agree.
+ */
+export function uncheckedCitations(): string[] {
+  const out: string[] = [];
+  for (const file of VECTOR_FILES) {
+    const v = JSON.parse(readFileSync(join(vectorsDir(), file), 'utf8')) as VFile;
+    for (const g of v.testGroups) {
+      for (const t of g.tests) {
+        const checked = new Set(requests(file, g, t).flatMap((r) => r.ids ?? t.requirements));
+        for (const id of t.requirements) if (!checked.has(id)) out.push(`${file} tc${t.tcId} (${t.comment}): ${id}`);
+      }
+    }
   }
   return out;
 }

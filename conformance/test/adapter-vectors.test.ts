@@ -182,6 +182,23 @@ describe('adapters that break one rule fail its IDs', () => {
     expect(st('LM-TEL-1')).toBe('PASS');
   }, 60_000);
 
+  it('a protected job\'s jd taken as the plaintext\'s SHA-256, unkeyed: [LM-PROT-4] FAIL, the transaction still PASS', async () => {
+    const { r, st } = await statusOf(faulty('unkeyed-jd', `
+      if (r && r.op === 'job_digest' && a.ok) a.jd = r.digest;
+      return a;`));
+    expect(st('LM-PROT-4')).toBe('FAIL');
+    expect(st('LM-PROT-2')).toBe('PASS');
+    expect(r.tests.filter((t) => t.status === 'fail').map((t) => t.id)).toEqual([expect.stringMatching(/^vectors\/protected\/\d+\/job_digest$/)]);
+  }, 60_000);
+
+  it('telemetry sealed into hints one bit off: [LM-TEL-1] FAIL (aead.json and telemetry.json)', async () => {
+    const { r, st } = await statusOf(faulty('telemetry-aad', `
+      if (r && r.op === 'telemetry_seal' && a.ok) a.hints = a.hints.slice(0, -2) + (parseInt(a.hints.slice(-2), 16) ^ 1).toString(16).padStart(2, '0');
+      return a;`));
+    expect(st('LM-TEL-1')).toBe('FAIL');
+    expect(r.tests.some((t) => t.status === 'fail' && t.id.startsWith('vectors/aead/'))).toBe(true);
+  }, 60_000);
+
   it('an adapter that answers bad input with internal, or dies on it, fails the run', async () => {
     const internal = await runVectors(faulty('internal', `if (a.error === 'bad-request' || a.error === 'unsupported') a.error = 'internal'; return a;`));
     expect(internal.filter((t) => t.status === 'fail').map((t) => t.id).sort()).toEqual(expect.arrayContaining(['vectors/protocol/bad-hex', 'vectors/protocol/not-json', 'vectors/protocol/unknown-op']));

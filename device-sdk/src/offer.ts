@@ -224,6 +224,16 @@ export class OfferDesk {
       return this.refuse(b, offerBytes, revoked);
     }
     const session = { sid, off: from, exp: tx.body.naf };
+    const digestKey = tx.body.jid ? jobDigestKey(licence) : undefined; // [LM-PROT-4], before the licence is erased
+    let made: ReturnType<typeof sessionKeys>;
+    try {
+      // [LM-KEY-1]: an ephemeral key that gives an all-zero shared secret is refused as auth, before any ticket is spent
+      made = sessionKeys(b, offerBytes, h.identity, h.window, resume ? from : undefined, licence, tx.body.jid !== undefined);
+    } catch (e) {
+      wipe(licence);
+      return this.refuse(b, offerBytes, toLmError(e));
+    }
+    const { accept, keys, content } = made;
     try {
       // [LM-LIC-4]: the ticket is spent, and the new session's issued, before ACCEPT goes out
       if (ticket) h.licences.resume(ticketId(ticket), txh, session);
@@ -237,8 +247,6 @@ export class OfferDesk {
       hold: (off) => h.licences.hold(sid, off),
       close: (receipt) => h.licences.close(sid, receipt),
     };
-    const digestKey = tx.body.jid ? jobDigestKey(licence) : undefined; // [LM-PROT-4], before the licence is erased
-    const { accept, keys, content } = sessionKeys(b, offerBytes, h.identity, h.window, resume ? from : undefined, licence, tx.body.jid !== undefined);
     await h.open({ sid: b.sid, tx, params: b.params, keys, content, from, prefix, licence: lic, resumed: resume, digestKey }, accept);
   }
 
@@ -328,7 +336,13 @@ class TicketRefusal extends LmError {
 export function sessionKeys(b: OfferBody, offerBytes: Uint8Array, identity: IdentityKeyPair, window: number, from: number | undefined, licence: Uint8Array, protectedJob = false): { accept: Uint8Array; keys: SessionKeys; content: Uint8Array | undefined } {
   const eph = x25519KeyPair();
   const accept = encodeFrame(FrameType.ACCEPT, { sid: b.sid, epk: eph.publicKey, oh: digest(offerBytes), window, ...(from !== undefined ? { from } : {}) }, { kind: 'sig', secretKey: identity.secretKey });
-  const z = ecdh(eph.secretKey, b.epk);
+  let z: Uint8Array;
+  try {
+    z = ecdh(eph.secretKey, b.epk); // [LM-KEY-1]: an all-zero z throws auth
+  } catch (e) {
+    wipe(eph.secretKey);
+    throw e;
+  }
   const th = transcriptHash(offerBytes, accept);
   const keys = deriveSessionKeys(z, protectedJob ? NO_LICENCE : licence, th); // [LM-KEY-2], [LM-PROT-2]
   const content = protectedJob ? contentChain(licence, th) : undefined;

@@ -9,7 +9,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
   type CborValue, type TxBody, LmError, NO_LICENCE, Reason, Ratchet, ascii, concatBytes, contentChain, createTx, decodeCbor, decoyCount, deriveSessionKeys, ecdh, encodeCbor,
-  epochKey, fromHex, hkdf, identityKeyPair, nextEpochChain, openEnvelope, openOuter, openProtectedChunk, sealChunk, sealProtectedChunk, sign, signDelete,
+  epochKey, fromHex, hkdf, identityKeyPair, jobDigestKey, keyedJobDigest, nextEpochChain, openEnvelope, openOuter, openProtectedChunk, sealChunk, sealProtectedChunk, sign, signDelete,
   signDeletionReceipt, signTx, toHex, transcriptHash, u32be, unwrapChunkKey, verifyDelete, verifyDeletionReceipt, verifyTx, verifyUpload, wrapChunkKey, x25519KeyPair,
 } from '../src/index.js';
 import { seal } from '../src/aead.js';
@@ -271,9 +271,15 @@ function protectedTxGroup(fx: ReturnType<typeof protectedFixture>, twins: Map<Ve
   });
   const requirements = ['LM-PROT-2', 'LM-TX-2'];
   const ok = run(tx.bytes);
+  // the keyed digest the transaction carries in jd, from K_lic and the plaintext's SHA-256: the
+  // profile asks the adapter for it (job_digest) and compares it with the transaction's ([LM-PROT-4])
+  const licence = det('protected tx licence');
+  const jd = keyedJobDigest(jobDigestKey(licence), fx.fields.jd);
+  if (toHex(jd) !== toHex(ok.body.jd)) throw new Error('protected tx: jd is not the keyed digest');
   const main: VectorTest = {
     tcId: 0, comment: 'a transaction naming the upload\'s jid (key 16) and uh (key 17), its size the upload\'s, its jd the upload\'s digest keyed by the licence ([LM-PROT-4])', result: 'valid', flags: [],
-    requirements: [...requirements, 'LM-PROT-4'], tx: toHex(tx.bytes), txh: toHex(ok.hash), decoded: jsonOf(ok.body), context, licence: toHex(det('protected tx licence')),
+    requirements: [...requirements, 'LM-PROT-4'], tx: toHex(tx.bytes), txh: toHex(ok.hash), decoded: jsonOf(ok.body), context, licence: toHex(licence),
+    plaintextDigest: toHex(fx.fields.jd), jd: toHex(jd),
   };
   const tests: VectorTest[] = [main];
   const invalid = (comment: string, flags: string[], bytes: Uint8Array) => {

@@ -48,11 +48,11 @@ const TBA_PREFIX = concatBytes(ascii('livematrix/1 frame'), Uint8Array.of(0));
 
 /**
  * The reference encoder over a raw body map: the authentication kind must be one of the type's
- * ([LM-FRAME-5]), the bytes are the deterministic encoding ([LM-CBOR-1]), the body must satisfy
+ * ([LM-FRAME-21]), the bytes are the deterministic encoding ([LM-CBOR-1]), the body must satisfy
  * the type's schema ([LM-FRAME-1]).
  */
 function encodeRaw(type: FrameTypeId, body: Map<number, CborValue>, kind: AuthKind, key?: Uint8Array): Uint8Array {
-  if (!AUTH_KINDS[type].includes(kind)) throw new LmError(Reason.schema, `${FRAME_TYPE_NAMES[type]} cannot use authentication "${kind}" ([LM-FRAME-5])`);
+  if (!AUTH_KINDS[type].includes(kind)) throw new LmError(Reason.schema, `${FRAME_TYPE_NAMES[type]} cannot use authentication "${kind}" ([LM-FRAME-21])`);
   const tba = concatBytes(TBA_PREFIX, encodeCbor([1, type, body]));
   const auth = kind === 'sig' ? sign(key as Uint8Array, tba) : kind === 'mac' ? frameMac(key as Uint8Array, tba) : new Uint8Array(0);
   const bytes = encodeCbor([1, type, body, auth]);
@@ -106,21 +106,26 @@ function encodeVectors(): VectorFile {
     const body = rawBody(bytes);
     if (toHex(encodeRaw(s.type, body, s.auth.signer.kind, s.auth.key)) !== toHex(bytes)) throw new Error(`encode vector "${s.comment}": the raw encoder differs`);
     const kind = s.auth.signer.kind;
-    const authIds = kind === 'none' ? ['LM-FRAME-5'] : ['LM-FRAME-2'];
+    // a sender authenticates with its type's kind: MAC and SIG as [LM-FRAME-2] computes them, NONE
+    // only for ALARM, ERROR and BYE ([LM-FRAME-21]); the decoder's answer `authenticated` says
+    // whether the MAC or signature verified ([LM-FRAME-2]), not what a receiver then refrains from
+    // doing with a NONE frame ([LM-FRAME-5], a device's and a gateway's behaviour)
+    const encIds = kind === 'none' ? ['LM-FRAME-21'] : ['LM-FRAME-2'];
+    const decIds = kind === 'none' ? [] : ['LM-FRAME-2'];
     enc.push({
-      tcId: 0, comment: s.comment, result: 'valid', flags: [], requirements: ['LM-CBOR-1', 'LM-FRAME-1', ...authIds], type: s.type, name: FRAME_TYPE_NAMES[s.type], auth: kind,
+      tcId: 0, comment: s.comment, result: 'valid', flags: [], requirements: ['LM-CBOR-1', 'LM-FRAME-1', ...encIds], type: s.type, name: FRAME_TYPE_NAMES[s.type], auth: kind,
       ...(s.auth.key ? { key: toHex(s.auth.key) } : {}), body: wireJson(body), hex: toHex(bytes),
     });
     const f = decodeFrame(bytes);
     const authenticated = verifyFrame(f, { ...(kind === 'sig' ? { signer: identityKeyPair(s.auth.key).publicKey } : {}), ...(kind === 'mac' ? { mac: s.auth.key } : {}) });
-    dec.push({ tcId: 0, comment: s.comment, result: 'valid', flags: [], requirements: ['LM-FRAME-1', ...authIds, ...(s.extra ?? [])], hex: toHex(bytes), ...s.auth.verify, type: s.type, name: FRAME_TYPE_NAMES[s.type], body: frameBodyJson(bytes), authenticated });
+    dec.push({ tcId: 0, comment: s.comment, result: 'valid', flags: [], requirements: ['LM-FRAME-1', ...decIds, ...(s.extra ?? [])], hex: toHex(bytes), ...s.auth.verify, type: s.type, name: FRAME_TYPE_NAMES[s.type], body: frameBodyJson(bytes), authenticated });
   }
   // what an encoder must refuse
   const base = (type: FrameTypeId, i: number) => rawBody(encodeFrame(type, samples[i]?.body as never, samples[i]?.auth.signer as Signer));
   const hints = base(6, 5);
   const bad: [string, string[], FrameTypeId, Map<number, CborValue>, AuthKind, Uint8Array | undefined][] = [
-    ['HINTS authenticated with NONE', ['LM-FRAME-5'], 6, hints, 'none', undefined],
-    ['OFFER authenticated with a MAC', ['LM-FRAME-5'], 2, base(2, 1), 'mac', fkG2d],
+    ['HINTS authenticated with NONE', ['LM-FRAME-21'], 6, hints, 'none', undefined],
+    ['OFFER authenticated with a MAC', ['LM-FRAME-21'], 2, base(2, 1), 'mac', fkG2d],
     ['HINTS without ctlen (key 5)', ['LM-FRAME-1'], 6, new Map([...hints].filter(([k]) => k !== 5)), 'mac', fkG2d],
     ['HINTS with seq as text', ['LM-FRAME-1'], 6, new Map(hints).set(1, 'twenty-three'), 'mac', fkG2d],
     ['KEY with a wrapped key of 47 bytes', ['LM-FRAME-1'], 7, new Map(base(7, 6)).set(3, det('encode wrapped', 47)), 'mac', fkG2d],
@@ -313,10 +318,10 @@ function clockVectors(): VectorFile {
   sync('the gateway 300 ms behind: refused', [{ t1: T, t2: T - 295, t3: T - 294, t4: T + 11 }], 250, ['LM-TIME-2']);
   sync('best of four: the smallest delay decides, and passes', [
     { t1: T, t2: T + 400, t3: T + 401, t4: T + 700 }, { t1: T + 1000, t2: T + 1010, t3: T + 1011, t4: T + 1020 }, { t1: T + 2000, t2: T + 2200, t3: T + 2201, t4: T + 2300 }, { t1: T + 3000, t2: T + 3050, t3: T + 3051, t4: T + 3090 },
-  ], 250, ['LM-TIME-1', 'LM-TIME-3']);
+  ], 250, ['LM-TIME-1', 'LM-TIME-6']);
   sync('best of three: even the smallest delay is beyond G', [
     { t1: T, t2: T + 400, t3: T + 401, t4: T + 700 }, { t1: T + 1000, t2: T + 1300, t3: T + 1301, t4: T + 1500 }, { t1: T + 2000, t2: T + 2350, t3: T + 2351, t4: T + 2650 },
-  ], 250, ['LM-TIME-2', 'LM-TIME-3']);
+  ], 250, ['LM-TIME-2', 'LM-TIME-6']);
   return file('LIVEMATRIX-CLOCK', {
     revisionClock: 'rev(t) = floor((t - E) / P) for t >= E (SPEC.md §3)',
     SenderRevisionTest: 'sender_revision: the revision a gateway stamps at its time g, rev(g - G) ([LM-REV-1])',

@@ -33,8 +33,8 @@ export interface LinkOptions {
 /** How a device or gateway authenticates to its broker. */
 export type BrokerAuth = 'token' | { username: string; password: string };
 
-/** A payload as it arrived; `meta.retain` is set when the broker delivered a retained message, `meta.contentType` is MQTT 5's Content Type when the publisher set one. */
-export type PayloadHandler = (topic: string, payload: Uint8Array, meta: { retain: boolean; contentType?: string }) => void;
+/** A payload as it arrived; `meta.retain` is set when the broker delivered a retained message, `meta.qos` the QoS it was delivered at, `meta.contentType` MQTT 5's Content Type when the publisher set one. */
+export type PayloadHandler = (topic: string, payload: Uint8Array, meta: { retain: boolean; qos: number; contentType?: string }) => void;
 
 /** Counters of what crossed the link. */
 export interface LinkStats {
@@ -76,7 +76,7 @@ export class FrameLink {
       this.stats.bytesIn += payload.length;
       const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
       const contentType = packet.properties?.contentType;
-      const meta = { retain: packet.retain, ...(contentType !== undefined ? { contentType } : {}) };
+      const meta = { retain: packet.retain, qos: packet.qos, ...(contentType !== undefined ? { contentType } : {}) };
       for (const h of this.handlers) h(topic, bytes, meta);
     });
   }

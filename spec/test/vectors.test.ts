@@ -143,8 +143,8 @@ describe('shifted symbol vectors [LM-DLV-11]', () => {
   });
 });
 
-describe('key schedule vectors [LM-KEY-1] [LM-KEY-2] [LM-KEY-3] [LM-KEY-4]', () => {
-  const [valid, lowOrder, erased, beforeR0] = tests(load('keys.json')) as [VectorTest, VectorTest, VectorTest, VectorTest];
+describe('key schedule vectors [LM-KEY-1] [LM-KEY-2] [LM-KEY-3] [LM-KEY-7]', () => {
+  const [valid, lowOrder, beforeR0] = tests(load('keys.json')) as [VectorTest, VectorTest, VectorTest];
   it('derives the same keys from the fixed inputs, on both sides', () => {
     const zG = ecdh(fromHex(s(valid, 'gatewayEphemeralSecret')), fromHex(s(valid, 'deviceEphemeralPublic')));
     const zD = ecdh(fromHex(s(valid, 'deviceEphemeralSecret')), fromHex(s(valid, 'gatewayEphemeralPublic')));
@@ -165,10 +165,11 @@ describe('key schedule vectors [LM-KEY-1] [LM-KEY-2] [LM-KEY-3] [LM-KEY-4]', () 
   it('refuses a low-order peer key', () => {
     expect(errName(() => ecdh(fromHex(s(lowOrder, 'secret')), fromHex(s(lowOrder, 'peerPublic'))))).toBe(lowOrder['error']);
   });
-  it('cannot go back to an erased revision', () => {
-    const rc = new Ratchet(fromHex(s(erased, 'ckG2d0')), n(erased, 'r0'));
-    rc.keysFor(n(erased, 'derived'));
-    expect(errName(() => rc.keysFor(n(erased, 'asked')))).toBe(erased['error']);
+  it('the reference chain cannot go back to an erased revision [LM-KEY-4] (no vector: erasure is not observable through an adapter)', () => {
+    const r0 = n(valid, 'r0');
+    const rc = new Ratchet(fromHex(s(valid, 'ckG2d0')), r0);
+    rc.keysFor(r0 + 2);
+    expect(errName(() => rc.keysFor(r0 + 1))).toBe('rev-expired');
   });
   it('a revision below r0 has no keys [LM-KEY-7]', () => {
     const rc = new Ratchet(fromHex(s(beforeR0, 'ckG2d0')), n(beforeR0, 'r0'));

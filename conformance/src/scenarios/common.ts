@@ -3,7 +3,7 @@
  * What the device profile scenarios share: their context and shape, and the steps most of them
  * take (open a session, expect a refusal, deliver and check the receipt, find a NACK).
  */
-import { type CborValue, decodeCbor, digest, encodeCbor, equalBytes, errorMessage, minHintLength, verifyFrame } from '@livematrix/spec';
+import { type CborValue, FRAME_QOS, FRAME_TYPE_NAMES, TOPIC_FRAMES, decodeCbor, digest, encodeCbor, equalBytes, errorMessage, minHintLength, parseTopic, verifyFrame } from '@livematrix/spec';
 import { CheckFailed } from '../checks.js';
 import type { Checks } from '../checks.js';
 import { R, type RequirementId } from '../generated/requirements.js';
@@ -30,9 +30,19 @@ export interface Scenario {
   id: string;
   title: string;
   covers: readonly RequirementId[];
-  /** what the run must provide: 'restart' runs only with --restart-cmd */
-  needs?: 'restart';
+  /** what the run must provide: 'restart' runs only with --restart-cmd; 'long' (over a minute) only with --long */
+  needs?: 'restart' | 'long';
   run(ctx: Ctx): Promise<void>;
+}
+
+/**
+ * A guard that can only fail `id` (a time limit while waiting for what `id` requires): it records
+ * nothing while it holds, so waiting is never counted as a passed check.
+ */
+export function failUnless(ctx: Ctx, id: RequirementId, cond: unknown, msg: string): asserts cond {
+  if (cond) return;
+  ctx.checks.fail(id, msg);
+  throw new CheckFailed(id, msg);
 }
 
 /** A check of requirement `id`: PASS when `cond` holds, else FAIL with `msg`, and the scenario stops. */
@@ -106,6 +116,22 @@ export function checkContentType(ctx: Ctx): void {
   const frames = ctx.tester.inbound;
   const without = frames.filter((x) => x.contentType !== 'application/livematrix+cbor');
   check(ctx, R.LM_MQTT_7, frames.length > 0 && without.length === 0, `${without.length} of ${frames.length} frames of the device came without Content Type application/livematrix+cbor (first: ${JSON.stringify(without[0]?.contentType ?? null)})`);
+}
+
+/**
+ * [LM-MQTT-1]: every frame the device published reached the suite on the topic that carries its
+ * type (its state topic or its outbound topic) at the QoS of SPEC.md §7.2 (the suite subscribes at
+ * QoS 1, so a frame arrives at the QoS it was published with).
+ */
+export function checkTopicsAndQos(ctx: Ctx): void {
+  const frames = ctx.tester.inbound;
+  check(ctx, R.LM_MQTT_1, frames.length > 0, 'the device sent no frame to check');
+  for (const { f, topic, qos } of frames) {
+    const kind = parseTopic(topic)?.kind;
+    const name = FRAME_TYPE_NAMES[f.type];
+    check(ctx, R.LM_MQTT_1, (kind === 'deviceState' || kind === 'deviceOut') && TOPIC_FRAMES[kind].has(f.type), `the device published ${name} on ${topic}, which does not carry it`);
+    check(ctx, R.LM_MQTT_1, qos === FRAME_QOS[f.type], `the device published ${name} at QoS ${qos}; SPEC.md §7.2 says QoS ${FRAME_QOS[f.type]}`);
+  }
 }
 
 /**

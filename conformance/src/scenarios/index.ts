@@ -6,13 +6,13 @@
  */
 import type { Scenario } from './common.js';
 import { ambiguityNack, everySuite, tableNotReady, deliverW12Keccak, deliverW16Blake3, deliverW20Sha3, hello, shiftedResend, unknownHintNack } from './delivery.js';
-import { licenceSealedElsewhere, offerFlood, paramsOutOfRange, refusalSigned, servesAfterRefusal, txBadSignature, txExpired, txOtherDevice, txOtherGateway, txPrintCount, txUnsigned, txUntrustedOperator } from './refusals.js';
+import { licenceSealedElsewhere, offerFlood, zeroEphemeral, paramsOutOfRange, refusalSigned, servesAfterRefusal, txBadSignature, txExpired, txOtherDevice, txOtherGateway, txPrintCount, txUnsigned, txUntrustedOperator } from './refusals.js';
 import { offerReplay, resumeNeedsTicket, resumeWithoutInterruption, revokedTx, setupCountsNothing, ticketResumesOnce } from './licences.js';
 import { protectedJob } from './protected.js';
 import { restartKeepsLicence, unauthenticatedAdvisory } from './restart.js';
 import { expiredKey, expiredRevision, futureRevision } from './revisions.js';
-import { duplicateReorder, unknownSession, garbageIn, liveness, lossResend, padding, reconnect, tamperedChunk, tamperedFrame } from './resilience.js';
-import { abort, alarm, backPressure, pauseResume, rateAlarm, skewBeyondGrace, skewInGrace, slowTimeSync, telemetry } from './flow.js';
+import { duplicateReorder, silentGateway, unknownSession, garbageIn, liveness, lossResend, padding, reconnect, tamperedChunk, tamperedFrame } from './resilience.js';
+import { abort, alarm, backPressure, endDigestMismatch, pauseResume, rateAlarm, skewBeyondGrace, skewInGrace, skewMidSession, slowTimeSync, telemetry, timeSyncFirst } from './flow.js';
 
 export type { Ctx, Scenario } from './common.js';
 
@@ -43,6 +43,7 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
   txOtherGateway,
   licenceSealedElsewhere,
   paramsOutOfRange,
+  zeroEphemeral,
   ambiguityNack,
   shiftedResend,
   rateAlarm,
@@ -58,8 +59,11 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
   skewInGrace,
   skewBeyondGrace,
   slowTimeSync,
+  skewMidSession,
+  timeSyncFirst,
   backPressure,
   abort,
+  endDigestMismatch,
   unknownSession,
   pauseResume,
   alarm,
@@ -67,5 +71,6 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
   telemetry,
   garbageIn,
   reconnect,
+  silentGateway,
   restartKeepsLicence,
 ];

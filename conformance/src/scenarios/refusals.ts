@@ -3,8 +3,9 @@
  * Refusal scenarios: OFFERs the device must refuse (transactions, licences, parameters), with
  * the signed ERROR it refuses them with.
  */
-import { type CborValue, Reason, decodeCbor, errorMessage, minHintLength, encodeCbor, identityKeyPair, randomBytes } from '@livematrix/spec';
-import { R } from '../generated/requirements.js';
+import { type CborValue, FrameType, Reason, type SessionParams, decodeCbor, digest, encodeFrame, equalBytes, errorMessage, minHintLength, encodeCbor, identityKeyPair, randomBytes } from '@livematrix/spec';
+import { until } from '../wait.js';
+import { R, type RequirementId } from '../generated/requirements.js';
 import { type Scenario, check, deliverExact, open, refusedWith } from './common.js';
 
 /**
@@ -77,7 +78,7 @@ export const refusalSigned: Scenario = {
 };
 
 export const txPrintCount: Scenario = {
-  id: 'device/tx-print-count', title: 'refuses a transaction whose print count is used up', covers: ['LM-TX-7'],
+  id: 'device/tx-print-count', title: 'refuses a transaction whose print count is used up, handing back the last RECEIPT', covers: ['LM-TX-7', 'LM-LIC-6'],
   async run(ctx) {
     const t = ctx.tester;
     const m = t.tx(ctx.data, { prints: 1 });
@@ -87,6 +88,11 @@ export const txPrintCount: Scenario = {
     const second = await t.offer(t.params({ w: 16 }), m.tx, m.licence, { waitReady: false });
     check(ctx, R.LM_TX_7, 'refused' in second, 'device accepted a transaction beyond its print count');
     check(ctx, R.LM_TX_7, second.refused.code === Reason.txCount, `refused with ${second.refused.code}; expected ${Reason.txCount}`);
+    // [LM-LIC-6]: the refusal carries the RECEIPT of the transaction's last completed session, so a
+    // gateway that lost it on its way can still put it in its ledger
+    const rc = second.refused.rc;
+    check(ctx, R.LM_LIC_6, rc !== undefined, 'the tx-count refusal carries no RECEIPT (ERROR key 6 rc) of the completed print');
+    check(ctx, R.LM_LIC_6, first.receiptBytes !== undefined && equalBytes(rc, first.receiptBytes), 'the RECEIPT in the refusal is not the one the device signed for the completed session');
   },
 };
 
@@ -104,8 +110,38 @@ export const licenceSealedElsewhere: Scenario = {
 };
 
 export const paramsOutOfRange: Scenario = {
-  id: 'device/params-out-of-range', title: 'refuses parameters outside the spec\'s ranges', covers: ['LM-PARAM-1'],
-  run: (ctx) => refusedWith(ctx, R.LM_PARAM_1, Reason.params, (t) => ({ ...t.tx(ctx.data), params: { ...t.params({ w: 16 }), w: 25, L: 5 } })),
+  id: 'device/params-out-of-range', title: 'refuses each parameter outside the spec\'s ranges as params: w, L, the grace window, N·L',
+  covers: ['LM-PARAM-1', 'LM-PARAM-2', 'LM-PARAM-3', 'LM-PARAM-5', 'LM-PARAM-6'],
+  async run(ctx) {
+    const t = ctx.tester;
+    const base = t.params({ w: 16 });
+    const cases: [RequirementId, string, SessionParams][] = [
+      [R.LM_PARAM_2, 'w = 25', { ...base, w: 25, L: 5 }],
+      [R.LM_PARAM_3, `L = ${minHintLength(16) - 1} at w = 16 (8·L < w + 8)`, { ...base, L: minHintLength(16) - 1 }],
+      [R.LM_PARAM_5, `G = P / 2 (${base.period / 2} ms)`, { ...base, grace: base.period / 2 }],
+      [R.LM_PARAM_6, 'N = 2048 hints of L = 32 (N·L = 65536 > 49152)', { ...base, L: 32, symbolsPerFrame: 2048 }],
+    ];
+    for (const [id, what, params] of cases) {
+      const m = t.tx(ctx.data);
+      const r = await t.offer(params, m.tx, m.licence, { waitReady: false });
+      for (const x of [id, R.LM_PARAM_1]) check(ctx, x, 'refused' in r && r.refused.code === Reason.params, `an OFFER with ${what}: ${'refused' in r ? `refused with ${r.refused.code} (${r.refused.detail})` : 'accepted'}; expected params (49)`);
+    }
+  },
+};
+
+export const zeroEphemeral: Scenario = {
+  id: 'device/zero-ephemeral', title: 'refuses an OFFER whose ephemeral key gives an all-zero X25519 secret as auth', covers: ['LM-KEY-1'],
+  async run(ctx) {
+    const t = ctx.tester;
+    const m = t.tx(ctx.data);
+    // the all-zero u-coordinate is of small order: X25519 with any secret gives 32 zero bytes
+    const raw = encodeFrame(FrameType.OFFER, { sid: randomBytes(16), tx: m.tx.bytes, epk: new Uint8Array(32), params: t.params({ w: 16, L: minHintLength(16) + 2 }), gwpk: t.gateway.identity.publicKey, time: Date.now() }, { kind: 'sig', secretKey: t.gateway.identity.secretKey });
+    await t.sendRaw(raw);
+    const got = await until(() => t.refusalsOf(raw)[0], 5000, 'a signed refusal of the OFFER').catch(() => undefined);
+    const accepted = t.inbound.some((x) => x.f.type === FrameType.ACCEPT && equalBytes((x.f.body as { oh?: Uint8Array }).oh ?? new Uint8Array(0), digest(raw)));
+    check(ctx, R.LM_KEY_1, !accepted, 'the device accepted an OFFER whose ephemeral key gives an all-zero shared secret');
+    check(ctx, R.LM_KEY_1, got?.code === Reason.auth, `expected a refusal with auth (9); got ${got ? `${got.code} (${got.detail})` : 'none in 5 s'}`);
+  },
 };
 
 export const servesAfterRefusal: Scenario = {

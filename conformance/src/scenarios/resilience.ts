@@ -86,15 +86,24 @@ export const padding: Scenario = {
 };
 
 export const garbageIn: Scenario = {
-  id: 'device/garbage-in', title: 'malformed payloads and unknown versions on its topic change nothing', covers: ['LM-MQTT-4', 'LM-CBOR-6', 'LM-ROLE-2'],
+  id: 'device/garbage-in', title: 'malformed payloads and a frame of another version on its topic change nothing', covers: ['LM-MQTT-4', 'LM-CBOR-6', 'LM-ROLE-2'],
   async run(ctx) {
     const t = ctx.tester;
     const topic = `lm/1/${t.o.fleet}/d/${t.o.deviceId}/in`;
     const s = await open(ctx, 16);
+    const hellos = t.hellos;
+    const from = Date.now();
     const junk = [Uint8Array.of(0xff), randomBytes(300), Uint8Array.of(0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), encodeCbor([2, 6, new Map(), new Uint8Array(16)]), new Uint8Array(0)];
     for (const j of junk) await t.link.send(topic, j, FrameType.HINTS);
-    // the device dropped them all (no crash, no error escaping its decoder) and the session streams on
-    await deliverExact(ctx, s, [R.LM_MQTT_4, R.LM_CBOR_6, R.LM_ROLE_2]);
+    // a genuine HINTS frame of the session, MAC'd, whose only fault is its version ([LM-ROLE-2])
+    const [c] = s.plan(ctx.data) as [Chunk];
+    await s.sendFrameAsVersion(c, 0, 2);
+    await s.wait(() => s.ackTimes.some((x) => x > from + 100), 3000, 'an ACK after the frames').catch(() => undefined);
+    check(ctx, R.LM_ROLE_2, !s.received.has(c.frames[0]!.seq), 'the device took a version-2 HINTS frame as received');
+    // the device dropped them all: no crash, no reconnect (no new HELLO, no Will), the session streams on ([LM-MQTT-4], [LM-CBOR-6])
+    await deliverExact(ctx, s, [R.LM_MQTT_4, R.LM_CBOR_6]);
+    const restarted = t.hellos > hellos || t.inbound.some((x) => x.at >= from && x.f.type === FrameType.BYE);
+    for (const id of [R.LM_MQTT_4, R.LM_CBOR_6]) check(ctx, id, !restarted, 'the device reconnected (a new HELLO or its Will) after malformed payloads');
   },
 };
 
@@ -123,5 +132,20 @@ export const unknownSession: Scenario = {
     const answers = t.inbound.filter((x) => x.at >= from && x.f.type === FrameType.ERROR && (x.f.body as { sid?: Uint8Array }).sid !== undefined && Buffer.from((x.f.body as { sid: Uint8Array }).sid).equals(Buffer.from(sid)));
     for (const a of answers) check(ctx, R.LM_FRAME_23, a.f.authKind === 'none' && (a.f.body as { code: number }).code === Reason.unknownSession, `the device answered a frame of an unknown session with ERROR ${(a.f.body as { code: number }).code} authenticated ${a.f.authKind}; only ERROR unknown-session (10) with NONE is allowed`);
     if (!answers.length) check(ctx, R.LM_FRAME_23, true, 'no answer: allowed');
+  },
+};
+
+export const silentGateway: Scenario = {
+  id: 'device/silent-gateway', title: 'ends a session as interrupted when its gateway falls silent: its TIME_REQs for it stop (or an ERROR timeout)', covers: ['LM-DLV-13'],
+  async run(ctx) {
+    const s = await open(ctx, 16);
+    s.mute = true; // nothing more from the gateway: no TIME_RESP, no frame
+    const from = Date.now();
+    // a session it holds sends TIME_REQ every second ([LM-DLV-13]); once it ended the session it
+    // sends none for it. The reference device waits 10 s; a bounded time, so allow 30 s
+    const quiet = () => Date.now() - (s.timeRequestTimes[s.timeRequestTimes.length - 1] ?? from) > 3000;
+    const ended = await s.wait(() => s.errors.find((e) => e.code === Reason.timeout) ?? (quiet() || undefined), 30_000, 'the session ended').catch(() => undefined);
+    check(ctx, R.LM_DLV_13, ended, `the device still held the session after 30 s of silence from its gateway (TIME_REQ still coming: it never timed out)`);
+    ctx.log(`device/silent-gateway: ended with timeout after ${Date.now() - from} ms of silence`);
   },
 };

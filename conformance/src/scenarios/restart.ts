@@ -36,8 +36,11 @@ export const restartKeepsLicence: Scenario = {
     s.end();
     await t.waitNextHello(seen, boot);
     // the connection the restart cut ended with the device's Last Will: a BYE on its state topic ([LM-MQTT-2])
-    const will = t.inbound.find((x) => x.at >= restartedAt && x.f.type === FrameType.BYE);
+    const will = t.inbound.find((x) => x.at >= restartedAt && x.f.type === FrameType.BYE && x.topic === topics.deviceState(t.o.fleet, t.o.deviceId));
     check(ctx, R.LM_MQTT_2, will, 'no BYE (the Last Will) on the state topic after the device was restarted');
+    const bye = will.f.body as { who: string; reason: number };
+    check(ctx, R.LM_MQTT_2, will.f.authKind === 'none' && bye.who === t.o.deviceId && bye.reason === Reason.offline, `the BYE after the restart has authentication ${will.f.authKind}, who ${JSON.stringify(bye.who)}, reason ${bye.reason}; a Last Will is NONE, the device's id and offline (81)`);
+    check(ctx, R.LM_MQTT_2, will.qos === 1, `the Last Will arrived at QoS ${will.qos}; it is QoS 1`);
     // the completed print is still counted ([LM-LIC-2])
     const again = await refusal(ctx, R.LM_LIC_2, 'an OFFER of a transaction of one print, printed before the restart', done.tx, done.licence);
     expectCode(ctx, R.LM_LIC_2, again.refused, Reason.txCount, 'an OFFER of a transaction of one print, printed before the restart');
