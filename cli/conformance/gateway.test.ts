@@ -3,7 +3,8 @@
  * (without a registry, so that the suite's devices, with ids and keys drawn per run, can connect)
  * and the suite as a process whose --stream-cmd starts one `livematrix stream` per stream it
  * needs, with a licence database that lasts the run ({state}), and --ledger-cmd reading that
- * database's receipt ledger with `livematrix ledger verify --json` after the last stream.
+ * database's receipt ledger with `livematrix ledger verify --json` after the last stream;
+ * `livematrix stream` prints the telemetry it accepts (--telemetry-in-output).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +30,7 @@ describe('gateway profile against livematrix stream (processes, livematrix broke
       const streamCmd = `'${process.execPath}' '${CLI}' stream {file} --device {device} --tx {tx} --identity '${join(dir, 'gw.json')}' --operator-key ${k.op} --url {url} --fleet {fleet} --db {state}/gw.db`;
       const t0 = Date.now();
       const ledgerCmd = `'${process.execPath}' '${CLI}' ledger verify --json --db {state}/gw.db`;
-      const r = await runProfile(['gateway', '--url', url, '--operator', join(dir, 'op.json'), '--gateway-key', k.gw, '--stream-cmd', streamCmd, '--ledger-cmd', ledgerCmd, '--report', join(dir, 'report')]);
+      const r = await runProfile(['gateway', '--url', url, '--operator', join(dir, 'op.json'), '--gateway-key', k.gw, '--stream-cmd', streamCmd, '--ledger-cmd', ledgerCmd, '--telemetry-in-output', '--report', join(dir, 'report')]);
       const ms = Date.now() - t0;
       const failed = r.report.requirements.filter((q) => q.status === 'FAIL').map((q) => `${q.id}: ${q.reason}`);
       expect(failed, r.stderr.slice(-4000)).toEqual([]);

@@ -6,13 +6,18 @@
  *    [LM-CAP-2] fails;
  *  - HINTS published at QoS 1 instead of 0 (the gateway's link wrapped): [LM-MQTT-1] fails;
  *  - a ledger (the gateways' shared SQLite database) read back without its last record:
- *    [LM-LEDGER-4] fails while the chain's checks pass.
+ *    [LM-LEDGER-4] fails while the chain's checks pass; read back empty: [LM-LEDGER-4] fails and
+ *    no other ledger ID passes;
+ *  - telemetry the gateway decodes kept out of the stream's output: [LM-TEL-2] fails while the
+ *    advisory frames' checks ([LM-ROLE-2], [LM-FRAME-5], ...) pass;
+ *  - a gateway that waits 60 s after a Last Will while declaring 1 s: its session ends by the
+ *    silence timeout instead, with reason timeout, and [LM-DLV-13] fails.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type IdentityKeyPair, type NegotiationPolicy, FrameType, type FrameTypeId, errorMessage, identityKeyPair } from '@livematrix/spec';
-import type { LedgerReader, StreamExit, StreamLauncher, TestResult } from '../src/index.js';
+import type { GatewayTarget, LedgerReader, StreamExit, StreamLauncher, TestResult } from '../src/index.js';
 
 /** A fault put into the in-process gateway. */
 interface Fault {
@@ -21,6 +26,12 @@ interface Fault {
   hintsQos1?: boolean;
   /** the ledger read back without its last record */
   ledgerLoses?: boolean;
+  /** the ledger read back empty */
+  ledgerEmpty?: boolean;
+  /** the telemetry the gateway decodes is not printed */
+  telemetryHidden?: boolean;
+  /** the gateway's liveness bounds ([LM-DLV-13]) */
+  liveness?: { deviceTimeout: number; offlineGrace: number };
 }
 
 /** Streams with the gateway library in-process, one Gateway per stream, as `livematrix stream` does. */
@@ -44,7 +55,9 @@ async function inProcess(url: string, operator: IdentityKeyPair, fault: Fault): 
             await link.client.publishAsync(topic, Buffer.from(frame), { qos: 1 });
           };
         }
-        const s = await gw.stream(job.device, new Uint8Array(readFileSync(job.file)), job.tx.bytes, job.licence, { policy: fault.policy ?? {} });
+        const s = await gw.stream(job.device, new Uint8Array(readFileSync(job.file)), job.tx.bytes, job.licence, { policy: fault.policy ?? {}, ...fault.liveness });
+        // as `livematrix stream` prints it
+        if (!fault.telemetryHidden) s.on('telemetry', (t: unknown) => (out += `telemetry ${job.device}: ${JSON.stringify(t)}\n`));
         await s.done;
         return { code: 0, signal: null };
       } catch (e) {
@@ -54,7 +67,7 @@ async function inProcess(url: string, operator: IdentityKeyPair, fault: Fault): 
         await stop();
       }
     })().then((e) => (exited = e));
-    return { exit, get exited() { return exited; }, output: () => out, stop: async () => (await stop(), exit) };
+    return { exit, get exited() { return exited; }, output: () => out, transcript: () => out, stop: async () => (await stop(), exit) };
   };
 }
 
@@ -68,17 +81,17 @@ const readLedger = (fault: Fault): LedgerReader => async (where) => {
   } finally {
     await db.close();
   }
-  return fault.ledgerLoses ? records.slice(0, -1) : records;
+  return fault.ledgerEmpty ? [] : fault.ledgerLoses ? records.slice(0, -1) : records;
 };
 
-async function runWith(fault: Fault, test = 'gateway/deliver'): Promise<TestResult> {
+async function runWith(fault: Fault, test = 'gateway/deliver', target: Partial<GatewayTarget> = {}): Promise<TestResult> {
   const { startBroker } = await import('@livematrix/broker');
   const { GATEWAY_TESTS, runGatewayProfile } = await import('../src/index.js');
   const broker = await startBroker();
   const operator = identityKeyPair();
   try {
     const launch = await inProcess(broker.url, operator, fault);
-    const [r] = await runGatewayProfile({ url: broker.url, fleet: 'conf-gw', operator, launch, readLedger: readLedger(fault) }, { tests: GATEWAY_TESTS.filter((t) => t.id === test) });
+    const [r] = await runGatewayProfile({ url: broker.url, fleet: 'conf-gw', operator, launch, readLedger: readLedger(fault), ...target }, { tests: GATEWAY_TESTS.filter((t) => t.id === test) });
     if (!r) throw new Error(`${test} did not run`);
     return r;
   } finally {
@@ -110,6 +123,32 @@ describe('a broken gateway fails the IDs aimed at its fault, and passes the othe
     const r = await runWith({ ledgerLoses: true }, 'gateway/ledger');
     const v = verdicts(r);
     expect(v.failed, r.message).toEqual(['LM-LEDGER-4']);
-    for (const id of ['LM-LEDGER-1', 'LM-LEDGER-2', 'LM-LEDGER-3', 'LM-LEDGER-5', 'LM-DLV-7']) expect(v.passed.has(id as never), id).toBe(true);
+    for (const id of ['LM-LEDGER-1', 'LM-LEDGER-2', 'LM-LEDGER-5', 'LM-DLV-7']) expect(v.passed.has(id as never), id).toBe(true);
+    // one of the three racing RECEIPTs is missing: the race is not judged
+    expect(v.passed.has('LM-LEDGER-3')).toBe(false);
+  }, 20_000);
+
+  it('an empty ledger fails [LM-LEDGER-4] and passes no other ledger ID', async () => {
+    const r = await runWith({ ledgerEmpty: true }, 'gateway/ledger');
+    const v = verdicts(r);
+    expect(v.failed, r.message).toEqual(['LM-LEDGER-4']);
+    expect(r.message).toMatch(/ledger holds 0 record/);
+    for (const id of ['LM-LEDGER-1', 'LM-LEDGER-2', 'LM-LEDGER-3', 'LM-LEDGER-5', 'LM-TX-7']) expect(v.passed.has(id as never), id).toBe(false);
+    expect(v.passed.has('LM-DLV-7')).toBe(true);
+  }, 20_000);
+
+  it('telemetry decoded but not shown fails [LM-TEL-2]; frames of version 2 and the other advisory frames pass', async () => {
+    const r = await runWith({ telemetryHidden: true }, 'gateway/advisory', { telemetryInOutput: true });
+    const v = verdicts(r);
+    expect(v.failed, r.message).toEqual(['LM-TEL-2']);
+    expect(r.message).toMatch(/does not show 2 of the 2 well-formed/);
+    for (const id of ['LM-ROLE-2', 'LM-FRAME-5', 'LM-FRAME-8', 'LM-DLV-13', 'LM-DLV-7']) expect(v.passed.has(id as never), id).toBe(true);
+  }, 20_000);
+
+  it('a gateway that waits 60 s after a Last Will while declaring 1 s fails [LM-DLV-13]', async () => {
+    const r = await runWith({ liveness: { deviceTimeout: 2000, offlineGrace: 60_000 } }, 'gateway/liveness', { liveness: { silence: 2000, grace: 1000 } });
+    const v = verdicts(r);
+    expect(v.failed, r.message).toEqual(['LM-DLV-13']);
+    expect(r.message).toMatch(/fell silent after its Last Will with ERROR 68 .*the reason is 81/);
   }, 20_000);
 });

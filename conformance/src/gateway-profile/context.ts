@@ -33,7 +33,17 @@ export interface GatewayTarget {
    * tests of the ledger ([LM-LEDGER-3], [LM-LEDGER-4]) do not run
    */
   readLedger?: LedgerReader;
+  /**
+   * the stream command prints each telemetry payload the gateway accepts, its numbers in decimal;
+   * without it [LM-TEL-2] is not executed (nothing on the wire shows which telemetry a gateway took)
+   */
+  telemetryInOutput?: boolean;
+  /** the gateway's bounds of [LM-DLV-13]: no authenticated frame for `silence` ms ends a session (timeout), a Last Will not followed within `grace` ms ends it (offline); the reference's 20 s and 10 s unless given */
+  liveness?: { silence: number; grace: number };
 }
+
+/** The reference gateway's bounds of [LM-DLV-13], which the suite assumes unless told others. */
+export const REFERENCE_LIVENESS = { silence: 20_000, grace: 10_000 } as const;
 
 /**
  * Capabilities of the suite's devices unless a test says otherwise ([LM-CAP-2]): rates far above

@@ -13,12 +13,12 @@ import { MatrixEngine } from '@livematrix/spec/engine';
 import { type TestResult, runTest } from '../checks.js';
 import { type GatewayTarget, type GatewayTest, GwCtx, type RunShared } from './context.js';
 import { deliver, negotiation, prints, resumePoint } from './tests/delivery.js';
-import { congestion, control, keyBackoff, nackResend, rateAlarm } from './tests/flow.js';
+import { congestion, control, keyBackoff, liveness, nackResend, rateAlarm } from './tests/flow.js';
 import { advisory, tamper } from './tests/hostile.js';
 import { ledger } from './tests/ledger.js';
 import { acceptForged, helloRestart, refusals, reoffer } from './tests/setup.js';
 
-export { type GatewayTarget, type GatewayTest, GwCtx, DEFAULT_CAPS } from './context.js';
+export { type GatewayTarget, type GatewayTest, GwCtx, DEFAULT_CAPS, REFERENCE_LIVENESS } from './context.js';
 export { type LedgerReader, type LedgerWhere, type StreamExit, type StreamJob, type StreamLauncher, type StreamRun, LEDGER_PLACEHOLDERS, PLACEHOLDERS, fillTemplate, parseLedgerOutput, shellLauncher, shellLedgerReader, unknownPlaceholders } from './launcher.js';
 export { SuiteDevice } from './device.js';
 export { DeviceSession, type Behaviour } from './session.js';
@@ -28,7 +28,7 @@ export { DeviceSession, type Behaviour } from './session.js';
  * to start; the ledger's test comes last, to read the ledger after every stream of the run.
  */
 export const GATEWAY_TESTS: readonly GatewayTest[] = [
-  deliver, negotiation, helloRestart, acceptForged, refusals, reoffer, resumePoint, prints, nackResend, rateAlarm, tamper, advisory, control, congestion, keyBackoff, ledger,
+  deliver, negotiation, helloRestart, acceptForged, refusals, reoffer, resumePoint, prints, nackResend, rateAlarm, tamper, advisory, control, congestion, keyBackoff, liveness, ledger,
 ];
 
 /**

@@ -43,6 +43,8 @@ export interface StreamRun {
   readonly exited: StreamExit | undefined;
   /** the last lines it printed (for messages) */
   output(): string;
+  /** everything it printed so far (up to 1 MiB), where the suite looks for telemetry it was told shows there */
+  transcript?(): string;
   /** ends it (the test is done with it) and waits for its end */
   stop(): Promise<StreamExit>;
 }
@@ -93,6 +95,8 @@ export function fillTemplate(template: string, job: StreamJob): string {
 
 /** Output kept per stream for messages. */
 const KEEP = 4000;
+/** Output kept per stream for {@link StreamRun.transcript}. */
+const KEEP_ALL = 1 << 20;
 
 /**
  * Runs `template` through the shell for each stream, in a process group of its own so that
@@ -107,8 +111,11 @@ export function shellLauncher(template: string, log: (line: string) => void = ()
     log(`stream ${job.n}: ${cmd}`);
     const child = spawn('/bin/sh', ['-c', cmd], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let all = '';
     const keep = (d: Buffer) => {
-      out = (out + d.toString()).slice(-KEEP);
+      const text = d.toString();
+      out = (out + text).slice(-KEEP);
+      if (all.length < KEEP_ALL) all += text.slice(0, KEEP_ALL - all.length);
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
@@ -137,6 +144,7 @@ export function shellLauncher(template: string, log: (line: string) => void = ()
         return exited;
       },
       output: () => out,
+      transcript: () => all,
       async stop() {
         if (exited) return exited;
         signal('SIGTERM');

@@ -20,7 +20,7 @@ const DEFAULT_SHARE = 0.25;
  * ([LM-PARAM-7]: [LM-PARAM-2], [LM-PARAM-3], [LM-PARAM-5], [LM-PARAM-6]), the smallest L ([LM-PARAM-4]), a suite
  * the device reports, preferring blake3, then sha3-256, then keccak-256 ([LM-CAP-3]), and the
  * largest w the device's rate, memory and wmax allow at the offered period ([LM-CAP-2]); and that
- * it carries the transaction the suite asked the gateway to stream ([LM-TX-5]).
+ * it carries the transaction the suite asked the gateway to stream (a plain failure, no verdict).
  */
 export function checkOffer(ctx: GwCtx, caps: Caps, offer: OfferIn, t: TxMade): void {
   const p = offer.body.params;
@@ -47,7 +47,8 @@ export function checkOffer(ctx: GwCtx, caps: Caps, offer: OfferIn, t: TxMade): v
   ctx.check('LM-CAP-3', p.suite === preferred, `OFFER suite ${p.suite}; of the suites the device reports the gateway should prefer ${preferred} (blake3, then sha3-256, then keccak-256)`);
   const w = largestWidth(rates.get(p.suite) ?? 1, caps.mem, caps.wmax, p.period, DEFAULT_SHARE);
   ctx.check('LM-CAP-2', p.w === w, `OFFER w = ${p.w} at P = ${p.period} ms; the device's rate ${rates.get(p.suite)}/s, memory ${caps.mem} bytes and wmax ${caps.wmax} give w = ${w} (CPU share ${DEFAULT_SHARE})`);
-  ctx.check('LM-TX-5', equalBytes(offer.body.tx, t.tx.bytes), 'the OFFER carries a transaction other than the one the suite asked the gateway to stream');
+  // not a verdict: [LM-TX-5] is what gateway/refusals checks (a stream to a device the transaction does not name)
+  if (!equalBytes(offer.body.tx, t.tx.bytes)) throw new Error('the OFFER carries a transaction other than the one the suite asked the gateway to stream');
 }
 
 /** A stream started and accepted by a fresh device. */

@@ -16,8 +16,8 @@ export const deliver: GatewayTest = {
   id: 'gateway/deliver',
   title: 'a delivery paced by its transaction: negotiation, every frame\'s encoding and authentication, revision stamps, time sync, hints, key release, END, the receipt',
   covers: [
-    'LM-CAP-2', 'LM-CAP-3', 'LM-PARAM-2', 'LM-PARAM-3', 'LM-PARAM-4', 'LM-PARAM-5', 'LM-PARAM-6', 'LM-PARAM-7', 'LM-REV-6', 'LM-CBOR-1', 'LM-FRAME-1', 'LM-FRAME-2', 'LM-FRAME-21', 'LM-ROLE-2', 'LM-MQTT-1',
-    'LM-TIME-4', 'LM-REV-1', 'LM-HINT-1', 'LM-PACK-1', 'LM-PACK-2', 'LM-KEY-2', 'LM-KEY-3', 'LM-AEAD-1', 'LM-AEAD-2', 'LM-AEAD-3', 'LM-AEAD-5', 'LM-DLV-16', 'LM-DLV-6', 'LM-DLV-7', 'LM-TX-5',
+    'LM-CAP-2', 'LM-CAP-3', 'LM-PARAM-2', 'LM-PARAM-3', 'LM-PARAM-4', 'LM-PARAM-5', 'LM-PARAM-6', 'LM-PARAM-7', 'LM-REV-6', 'LM-CBOR-1', 'LM-FRAME-1', 'LM-FRAME-2', 'LM-FRAME-21', 'LM-MQTT-1',
+    'LM-TIME-4', 'LM-REV-1', 'LM-HINT-1', 'LM-PACK-1', 'LM-PACK-2', 'LM-KEY-2', 'LM-KEY-3', 'LM-AEAD-1', 'LM-AEAD-2', 'LM-AEAD-3', 'LM-AEAD-5', 'LM-DLV-16', 'LM-DLV-6', 'LM-DLV-7',
   ],
   async run(ctx) {
     // 6 chunks at 16 KB/s after a burst of 2: the keys of the last chunks wait about 2 s

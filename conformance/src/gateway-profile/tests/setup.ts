@@ -5,7 +5,7 @@
  * gateway must refuse ([LM-TX-2]..[LM-TX-6]), offers made again ([LM-FRAME-25]).
  */
 import { writeFileSync } from 'node:fs';
-import { type Caps, type IdentityKeyPair, Reason, equalBytes, identityKeyPair, randomBytes, signTicket } from '@livematrix/spec';
+import { type Caps, FrameType, type IdentityKeyPair, Reason, equalBytes, identityKeyPair, randomBytes, signTicket } from '@livematrix/spec';
 import type { RequirementId } from '../../generated/requirements.js';
 import { until } from '../../wait.js';
 import { type GatewayTest, type GwCtx, describeExit, tail } from '../context.js';
@@ -108,12 +108,17 @@ export const acceptForged: GatewayTest = {
       const since = Date.now();
       const run = ctx.stream(job, t);
       const offer = await ctx.firstOffer(dev, since, run);
+      const acceptAt = Date.now();
       const session = await dev.accept(offer, { data: job.data, tx: t.tx, licence: t.licence, ...c.o() });
       // the device speaks with the keys it would have: TIME_REQ now and every second, then ACKs
       const wentOn = await happens(() => session.samples.length || session.hintsIn.length || session.keysIn.length || run.exited, 2500);
       ctx.check(c.id, session.samples.length === 0 && session.hintsIn.length === 0 && session.keysIn.length === 0,
         `after ${c.what} the gateway went on with the session (${session.samples.length} TIME_RESP, ${session.hintsIn.length} HINTS, ${session.keysIn.length} KEY)`);
       ctx.check(c.id, !wentOn || run.exited?.code !== 0, `after ${c.what} the stream command reported the stream delivered`);
+      // the session is aborted with reason auth (9): seen when the gateway tells the device (it holds no key the device shares, so an ERROR may come unauthenticated)
+      const told = dev.framesOf(FrameType.ERROR).filter((e) => e.at >= acceptAt);
+      if (told.length) ctx.check(c.id, told.every((e) => e.frame.body.code === Reason.auth), `after ${c.what} the gateway sent ERROR ${told.map((e) => `${e.frame.body.code} (${e.frame.body.detail})`).join(', ')}; the session is aborted with reason auth (9)`);
+      else ctx.log(`after ${c.what} the gateway sent no ERROR: the reason it aborted with is not seen`);
       await run.stop();
     }
   },
