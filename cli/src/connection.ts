@@ -20,6 +20,8 @@ export interface Connection {
   auth: BrokerAuth;
   /** where the user name and password came from, for messages ('token' for a connect token) */
   source: string;
+  /** MQTT 3.1.1 (4, the default) or MQTT 5 (--mqtt 5, [LM-MQTT-3]) */
+  protocolVersion: 4 | 5;
 }
 
 /**
@@ -28,17 +30,20 @@ export interface Connection {
  */
 export function connection(values: Values): Connection {
   const url = typeof values['url'] === 'string' ? values['url'] : DEFAULT_URL;
+  const mqtt = values['mqtt'];
+  if (mqtt !== undefined && mqtt !== '4' && mqtt !== '5') throw new UsageError(`--mqtt must be 4 (MQTT 3.1.1) or 5 (MQTT 5), not ${JSON.stringify(mqtt)}`);
+  const protocolVersion: 4 | 5 = mqtt === '5' ? 5 : 4;
   // never echo the URL here: it may hold the very password this refuses
   if (url.includes('@')) throw new UsageError(`--url must not carry a user name or password (anyone can read them in ps, and they end up in logs): put them in a --credentials FILE (mode 600) or in ${ENV_USER} and ${ENV_PASSWORD}`);
   if (typeof values['credentials'] === 'string') {
     const path = values['credentials'];
-    return { url, auth: readCredentials(path), source: `the credentials file ${path}` };
+    return { url, auth: readCredentials(path), source: `the credentials file ${path}`, protocolVersion };
   }
   const user = process.env[ENV_USER];
   const password = process.env[ENV_PASSWORD];
-  if (user) return { url, auth: { username: user, password: password ?? '' }, source: `${ENV_USER}${password !== undefined ? ` and ${ENV_PASSWORD}` : ''}` };
+  if (user) return { url, auth: { username: user, password: password ?? '' }, source: `${ENV_USER}${password !== undefined ? ` and ${ENV_PASSWORD}` : ''}`, protocolVersion };
   if (password !== undefined) throw new UsageError(`${ENV_PASSWORD} is set but ${ENV_USER} is not`);
-  return { url, auth: 'token', source: 'token' };
+  return { url, auth: 'token', source: 'token', protocolVersion };
 }
 
 /** Reads { "username", "password" } from a file that only its owner can read (like ssh keys). */

@@ -11,6 +11,8 @@ const CONNECT_HELP = `Broker connection (the same for device, stream and gateway
                       must not hold a user name or password: ps and logs would show them.
   --credentials FILE  JSON { "username": "...", "password": "..." } for a broker with passwords
                       (Mosquitto). Only its owner may read it (chmod 600), or it is refused.
+  --mqtt 4|5          MQTT 3.1.1 (4, the default) or MQTT 5 (device only for now; over MQTT 5
+                      frames carry Content Type application/livematrix+cbor, [LM-MQTT-7])
 Environment:
   ${ENV_USER}, ${ENV_PASSWORD}
                       the same user name and password, when --credentials is not given

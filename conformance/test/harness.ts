@@ -103,19 +103,3 @@ export function brokenDeviceTests(cases: readonly [BrokenDevice, string[]][]): v
     }
   });
 }
-
-/** Runs the device profile against an SDK device on the broker at `url`. */
-export async function runAgainst(url: string, v: 4 | 5) {
-  const { runDeviceProfile } = await import('../src/index.js');
-  const operator = identityKeyPair();
-  const keys = identityKeyPair();
-  const engine = new MatrixEngine({ workers: 2 });
-  await engine.start();
-  const dut = await startDut(url, keys, operator.publicKey, engine, { rate: 64_000, protocolVersion: v });
-  try {
-    return await runDeviceProfile({ url, fleet: 'conf', deviceId: 'dut', devicePublic: keys.publicKey, operator, consumeRate: 64_000, protocolVersion: v });
-  } finally {
-    await dut.stop();
-    await engine.stop();
-  }
-}

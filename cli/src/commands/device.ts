@@ -67,7 +67,7 @@ async function startDevice(values: Values): Promise<DeviceRunner> {
   const output: Output = { out, part: out + '.part', progressFile: out + '.part.json' };
   const fleet = opt(values, 'fleet', 'default');
   const dev = await connectAs(conn, identity, 'device', fleet, () => Device.start({
-    url: conn.url, fleet,
+    url: conn.url, fleet, protocolVersion: conn.protocolVersion,
     id: identity.id, identity, trustedOperators, brokerAuth: conn.auth,
     resume: resumeFrom(output),
     // print counts, resume tickets and seen OFFERs survive a restart ([LM-LIC-2])
@@ -196,7 +196,7 @@ async function receive(next: IncomingStream, d: DeviceRunner, run: Run): Promise
 export async function device(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     identity: { type: 'string' }, 'operator-key': { type: 'string' }, out: { type: 'string' }, rate: { type: 'string' }, url: { type: 'string' },
-    credentials: { type: 'string' }, fleet: { type: 'string' }, once: { type: 'boolean' }, state: { type: 'string' }, 'simulate-telemetry': { type: 'boolean' },
+    credentials: { type: 'string' }, mqtt: { type: 'string' }, fleet: { type: 'string' }, once: { type: 'boolean' }, state: { type: 'string' }, 'simulate-telemetry': { type: 'boolean' },
   });
   if (values['help']) return help('device');
   const d = await startDevice(values);
