@@ -83,7 +83,7 @@ export const advisory: GatewayTest = {
     const good = [mark()];
     const bad: { what: string; m: number }[] = [];
     const rev = session.revAt(Date.now());
-    await session.telemetry(payload(good[0] as number));
+    await session.telemetry(payload(good[0] as number), { unambiguous: true });
     const broken = async (what: string, extra: [string, number][], o: Parameters<typeof session.telemetry>[1]) => {
       const m = mark();
       bad.push({ what, m });
@@ -98,7 +98,7 @@ export const advisory: GatewayTest = {
     if (rev - 3 >= session.params.r0) await broken(`revision ${rev - 3}, three behind`, [], { rev: rev - 3 });
     await broken(`revision ${rev + 3}, three ahead`, [], { rev: rev + 3 });
     good.push(mark());
-    await session.telemetry(payload(good[1] as number));
+    await session.telemetry(payload(good[1] as number), { unambiguous: true });
     // unauthenticated ERROR and ALARM of the session: advisory ([LM-FRAME-5])
     await session.send(FrameType.ERROR, { sid: session.sid, code: Reason.aborted, detail: 'an unauthenticated ERROR' }, 'none');
     await session.send(FrameType.ALARM, { sid: session.sid, code: Reason.rate, detail: 'an unauthenticated ALARM', time: Date.now() }, 'none');
