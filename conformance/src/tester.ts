@@ -39,13 +39,19 @@ export class Tester {
     this.gateway = o.gateway ?? { id: 'conformance-gw', identity: identityKeyPair() };
   }
 
+  /** A connection as the suite's gateway: a client id of its own, its connect token or password. */
+  private connectLink(): Promise<FrameLink> {
+    const o = this.o;
+    return FrameLink.connect({
+      url: o.url, clientId: `lm-gw-${this.gateway.id}-${Math.random().toString(16).slice(2, 10)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
+      ...authOptions(o.brokerAuth, this.gateway.id, Role.gateway, this.gateway.identity.secretKey),
+    });
+  }
+
   static async connect(o: TesterOptions): Promise<Tester> {
     const t = new Tester(o);
     await t.engine.start();
-    t.link = await FrameLink.connect({
-      url: o.url, clientId: `lm-gw-${t.gateway.id}-${Math.random().toString(16).slice(2, 10)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
-      ...authOptions(o.brokerAuth, t.gateway.id, Role.gateway, t.gateway.identity.secretKey),
-    });
+    t.link = await t.connectLink();
     t.link.onPayload((topic, payload, meta) => t.onPayload(topic, payload, meta));
     await t.link.subscribe(topics.deviceState(o.fleet, o.deviceId));
     await t.link.subscribe(topics.deviceOut(o.fleet, o.deviceId));
@@ -140,10 +146,7 @@ export class Tester {
   async helloIsRetained(timeout = 5000): Promise<boolean> {
     if (this.helloRetained) return true;
     const o = this.o;
-    const link = await FrameLink.connect({
-      url: o.url, clientId: `lm-gw-${this.gateway.id}-${Math.random().toString(16).slice(2, 10)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
-      ...authOptions(o.brokerAuth, this.gateway.id, Role.gateway, this.gateway.identity.secretKey),
-    });
+    const link = await this.connectLink();
     let retained = false;
     link.onPayload((_topic, raw, meta) => {
       try {

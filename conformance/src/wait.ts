@@ -15,3 +15,8 @@ export async function until<T>(pred: () => T | undefined | false | null, timeout
     await sleep(10);
   }
 }
+
+/** Whether pred() became truthy within ms (polling): for checks that judge an outcome either way. */
+export async function happens(pred: () => unknown, ms: number): Promise<boolean> {
+  return until(() => pred() || undefined, ms, '').then(() => true, () => false);
+}

@@ -5,15 +5,11 @@
  * too fast ([LM-ALARM-1]), one that does not consume at all and ones that fall silent ([LM-DLV-13]).
  */
 import { type ControlOpId, FrameType, Reason, encodeFrame } from '@livematrix/spec';
-import { until } from '../../wait.js';
+import { happens, until } from '../../wait.js';
 import { type GatewayTest, REFERENCE_LIVENESS, describeExit } from '../context.js';
 import { delivered, startStream } from './common.js';
 
 const C16 = 8176;
-
-async function happens(pred: () => unknown, ms: number): Promise<boolean> {
-  return until(() => pred() || undefined, ms, '').then(() => true, () => false);
-}
 
 const op = (x: 1 | 2 | 3) => x as ControlOpId;
 

@@ -7,15 +7,11 @@
  * decode ([LM-TEL-2]).
  */
 import { type ControlOpId, FrameType, Reason, encodeCbor, encodeFrame, randomBytes } from '@livematrix/spec';
-import { until } from '../../wait.js';
+import { happens, until } from '../../wait.js';
 import { type GatewayTest, describeExit } from '../context.js';
 import { delivered, startStream } from './common.js';
 
 const C16 = 8176;
-
-async function happens(pred: () => unknown, ms: number): Promise<boolean> {
-  return until(() => pred() || undefined, ms, '').then(() => true, () => false);
-}
 
 export const tamper: GatewayTest = {
   id: 'gateway/tamper',

@@ -7,18 +7,13 @@
 import { writeFileSync } from 'node:fs';
 import { type Caps, FrameType, type IdentityKeyPair, Reason, equalBytes, identityKeyPair, randomBytes, signTicket } from '@livematrix/spec';
 import type { RequirementId } from '../../generated/requirements.js';
-import { until } from '../../wait.js';
+import { happens, until } from '../../wait.js';
 import { type GatewayTest, type GwCtx, describeExit, tail } from '../context.js';
 import type { OfferIn, SuiteDevice } from '../device.js';
 import type { StreamRun } from '../launcher.js';
 import { checkOffer, delivered } from './common.js';
 
 const C16 = 8176;
-
-/** Watches up to `ms` for `pred` (something that must not happen); true when it happened. */
-async function happens(pred: () => unknown, ms: number): Promise<boolean> {
-  return until(() => pred() || undefined, ms, '').then(() => true, () => false);
-}
 
 export const helloRestart: GatewayTest = {
   id: 'gateway/hello-restart',
