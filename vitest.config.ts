@@ -6,6 +6,8 @@ export default defineConfig({
     exclude: ['**/node_modules/**', '**/dist/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // one temporary directory per run, removed at its end (vitest.tmpdir.ts)
+    globalSetup: ['./vitest.tmpdir.ts'],
     pool: 'forks',
     // three test files at a time on a 2-core machine: most of them wait on brokers, processes,
     // sockets and timers (printers consuming at a printer's pace) rather than compute; two at a

@@ -12,6 +12,8 @@ export default defineConfig({
     exclude: ['**/node_modules/**', '**/dist/**'],
     testTimeout: 180_000,
     hookTimeout: 60_000,
+    // one temporary directory per run, removed at its end (vitest.tmpdir.ts)
+    globalSetup: ['./vitest.tmpdir.ts'],
     pool: 'forks',
     // one profile at a time: the device and gateway profiles pace streams at a printer's rate
     // and measure the other side's timing, which a second profile on 2 cores would disturb

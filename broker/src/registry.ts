@@ -202,7 +202,8 @@ export class Registry {
 export function aclFor(e: RegistryEntry): { publish: string[]; subscribe: string[] } {
   const f = `lm/1/${e.fleet}`;
   const revocation = `${f}/revocation`;
-  if (e.role === 'device') return { publish: [`${f}/d/${e.id}/state`, `${f}/d/${e.id}/out`], subscribe: [`${f}/d/${e.id}/in`, revocation] };
+  // [LM-STATE-7]: a device's status topic is its own, read by the gateways that read its state topic
+  if (e.role === 'device') return { publish: [`${f}/d/${e.id}/state`, `${f}/d/${e.id}/out`, `${f}/d/${e.id}/status`], subscribe: [`${f}/d/${e.id}/in`, revocation] };
   // [LM-SVC-7] gateways, stores, keys services and owners reach every service inbox of their
   // fleet and read only their own; devices reach none
   const services = { publish: `${f}/s/+/in`, subscribe: `${f}/s/${e.id}/in` };
@@ -210,7 +211,7 @@ export function aclFor(e: RegistryEntry): { publish: string[]; subscribe: string
   const served = e.devices ?? ['+'];
   return {
     publish: [...served.map((d) => `${f}/d/${d}/in`), `${f}/g/${e.id}/state`, `${f}/alarm`, revocation, services.publish],
-    subscribe: [...served.flatMap((d) => [`${f}/d/${d}/state`, `${f}/d/${d}/out`]), `${f}/alarm`, revocation, services.subscribe],
+    subscribe: [...served.flatMap((d) => [`${f}/d/${d}/state`, `${f}/d/${d}/out`, `${f}/d/${d}/status`]), `${f}/alarm`, revocation, services.subscribe],
   };
 }
 

@@ -1,11 +1,14 @@
 /**
  * @module server
- * An embedded aedes broker on a TCP port (loopback by default), for the demo, the tests and
- * `livematrix broker`.
+ * An embedded aedes broker on a TCP port (loopback by default), plain or TLS (with client
+ * certificates, tls-listener.ts), for the demo and the tests.
  */
 import { createServer, type Server } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AedesOptions } from 'aedes';
 import { limitPacketSize, maxPacketSizeOption, type PacketViolation } from './packet-limit.js';
+import { ClientCertificates, type TlsListenerConfig, tlsServerOptions } from './tls-listener.js';
 
 export interface BrokerOptions {
   /** TCP port; 0 picks a free one */
@@ -21,6 +24,12 @@ export interface BrokerOptions {
   maxPacketSize?: number;
   /** called when a connection is dropped for its packet size */
   onPacketViolation?: (v: PacketViolation, remote: string) => void;
+  /**
+   * TLS on the port instead of plain TCP (the URL is then mqtts://); `bindIdentities`: a client
+   * certificate's CN must be the user name a client connects with (checked before `setup`'s
+   * authentication)
+   */
+  tls?: Omit<TlsListenerConfig, 'port'> & { bindIdentities?: boolean };
 }
 
 export interface RunningBroker {
@@ -34,12 +43,21 @@ export interface RunningBroker {
 
 export async function startBroker(o: BrokerOptions = {}): Promise<RunningBroker> {
   const maxPacketSize = maxPacketSizeOption(o.maxPacketSize);
+  const tlsOptions = o.tls ? tlsServerOptions({ ...o.tls, port: 0 }) : undefined;
   const aedes = await Aedes.createBroker(o.aedes ?? {});
   await o.setup?.(aedes);
-  const server = createServer({ noDelay: true }, (socket) => {
+  const certs = new ClientCertificates();
+  if (o.tls?.bindIdentities) certs.bindIdentities(aedes, { log: () => undefined });
+  const guard = (socket: Duplex & { remoteAddress?: string | undefined; remotePort?: number | undefined }) => {
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    aedes.handle(limitPacketSize(socket, maxPacketSize, (v) => o.onPacketViolation?.(v, remote)));
-  });
+    return limitPacketSize(socket, maxPacketSize, (v) => o.onPacketViolation?.(v, remote));
+  };
+  const server: Server = tlsOptions
+    ? createTlsServer({ ...tlsOptions, noDelay: true }, (socket: TLSSocket) => {
+      const conn = guard(socket);
+      if (certs.admit(socket, conn, () => undefined)) aedes.handle(conn);
+    })
+    : createServer({ noDelay: true }, (socket) => aedes.handle(guard(socket)));
   const host = o.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -48,7 +66,7 @@ export async function startBroker(o: BrokerOptions = {}): Promise<RunningBroker>
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (o.port ?? 0);
   return {
-    aedes, server, port, host, url: `mqtt://${host}:${port}`,
+    aedes, server, port, host, url: `${tlsOptions ? 'mqtts' : 'mqtt'}://${host}:${port}`,
     close: async () => {
       // aedes first: it ends the client connections that server.close() would wait for
       const closed = new Promise<void>((r) => server.close(() => r()));

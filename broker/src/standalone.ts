@@ -1,14 +1,15 @@
 /**
  * @module standalone
- * A standalone Live Matrix broker: aedes with the plugin on TCP, optional TLS and WebSocket
- * listeners, a Prometheus endpoint, registry reload on SIGHUP or file change, graceful shutdown.
- * Every listener enforces the maximum packet size before aedes parses a packet ([LM-BRK-6]).
+ * A standalone Live Matrix broker: aedes with the plugin on TCP, optional TLS (with client
+ * certificates: tls-listener.ts) and WebSocket listeners, a Prometheus endpoint, registry reload
+ * on SIGHUP or file change, graceful shutdown. Every listener enforces the maximum packet size
+ * before aedes parses a packet ([LM-BRK-6]).
  */
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { type Socket, createServer, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createServer as createTlsServer } from 'node:tls';
+import { type TLSSocket, createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AedesOptions } from 'aedes';
 import aedesPersistenceRedis from 'aedes-persistence-redis';
 import mqemitterRedis from 'mqemitter-redis';
@@ -18,11 +19,18 @@ import { Metrics } from '@livematrix/spec/metrics';
 import { limitPacketSize, maxPacketSizeOption, type PacketViolation } from './packet-limit.js';
 import { type LivematrixPlugin, livematrixPlugin } from './plugin.js';
 import { Registry } from './registry.js';
+import { ClientCertificates, type TlsListenerConfig, tlsServerOptions } from './tls-listener.js';
 
 export interface BrokerConfig {
   host?: string;
   port?: number;
-  tls?: { port: number; cert: string; key: string };
+  /** plain MQTT over TCP on `port`; default true; false (with `tls`) for a broker that speaks TLS only */
+  tcp?: boolean;
+  /**
+   * a TLS listener; with `ca`, client certificates (mutual TLS with `requireClientCert`). With a
+   * registry, a client certificate's CN must be the identity the client connects as (SPEC §10.1)
+   */
+  tls?: TlsListenerConfig;
   ws?: { port: number };
   metrics?: { port: number };
   /** registry file; without one the broker runs without authentication (development only) */
@@ -57,6 +65,7 @@ export function redisBackends(url: string): AedesOptions {
 export interface StandaloneBroker {
   aedes: Aedes;
   plugin?: LivematrixPlugin;
+  /** `tcp` is 0 when the plain listener is off (`tcp: false`) */
   ports: { tcp: number; tls?: number; ws?: number; metrics?: number };
   close(): Promise<void>;
 }
@@ -82,6 +91,8 @@ const listen = (s: Server | HttpServer, port: number, host: string): Promise<num
 export async function runBroker(c: BrokerConfig, log: (l: string) => void = () => undefined): Promise<StandaloneBroker> {
   const host = c.host ?? '127.0.0.1';
   const maxPacketSize = maxPacketSizeOption(c.maxPacketSize);
+  if (c.tcp === false && !c.tls) throw new ConfigError('tcp: false leaves no listener: give a TLS listener (tls) too');
+  const tlsOptions = c.tls ? tlsServerOptions(c.tls) : undefined; // unusable files fail before anything listens
   if (c.heartbeatMs !== undefined && !(Number.isInteger(c.heartbeatMs) && c.heartbeatMs >= 10)) throw new ConfigError(`heartbeatMs must be an integer of at least 10 (ms), got ${String(c.heartbeatMs)}`);
   const aedes = await Aedes.createBroker({ ...(c.redis ? redisBackends(c.redis) : {}), ...(c.heartbeatMs ? { heartbeatInterval: c.heartbeatMs } : {}) });
   const metrics = new Metrics();
@@ -113,11 +124,22 @@ export async function runBroker(c: BrokerConfig, log: (l: string) => void = () =
     process.on('SIGHUP', onHup);
   } else log('no registry given: running WITHOUT authentication, topic isolation or frame checks (development only)');
   const servers: (Server | HttpServer)[] = [];
-  const tcp = createServer({ noDelay: true }, (s) => aedes.handle(guard(s, peer(s))));
-  servers.push(tcp);
-  const ports: StandaloneBroker['ports'] = { tcp: await listen(tcp, c.port ?? 1883, host) };
-  if (c.tls) {
-    const tls = createTlsServer({ cert: readFileSync(c.tls.cert), key: readFileSync(c.tls.key) }, (s) => aedes.handle(guard(s, peer(s))));
+  const ports: StandaloneBroker['ports'] = { tcp: 0 };
+  if (c.tcp !== false) {
+    const tcp = createServer({ noDelay: true }, (s) => aedes.handle(guard(s, peer(s))));
+    servers.push(tcp);
+    ports.tcp = await listen(tcp, c.port ?? 1883, host);
+  }
+  if (c.tls && tlsOptions) {
+    const certs = new ClientCertificates();
+    // with a registry, a client certificate names the identity it may connect as
+    if (plugin && c.tls.ca !== undefined) certs.bindIdentities(aedes, { log, metrics });
+    const tls = createTlsServer({ ...tlsOptions, noDelay: true }, (s: TLSSocket) => {
+      const conn = guard(s, peer(s));
+      if (certs.admit(s, conn, log)) aedes.handle(conn);
+    });
+    // a handshake that fails (a client certificate of another CA, none where one is required) is the client's problem, told in the log
+    tls.on('tlsClientError', (e: Error & { code?: string }, s: TLSSocket) => log(`TLS handshake with ${peer(s)} failed: ${e.code ?? e.message}`));
     servers.push(tls);
     ports.tls = await listen(tls, c.tls.port, host);
   }

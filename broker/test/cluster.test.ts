@@ -95,6 +95,30 @@ describe.runIf(redisBin !== undefined || inCI)('two standalone brokers sharing R
     expect(d1.connected).toBe(true);
   });
 
+  for (const same of [false, true]) {
+    it(`[LM-BRK-14] [LM-BRK-15] d1 on A, then d1 on B with ${same ? 'the same client id' : 'another client id'}: A closes its connection and does not publish its Will`, async () => {
+      const state = topics.deviceState('f1', 'd1');
+      const gw = await on(b.ports.tcp, 'gw');
+      await gw.subscribeAsync(state, { qos: 1 });
+      const got: Buffer[] = [];
+      gw.on('message', (_t, p) => got.push(p));
+      const held = `lm-dev-d1-${same ? 'moving' : 'on-a'}`;
+      const onA = await on(a.port, 'd1', { clientId: held, will: { topic: state, payload: bye('d1'), qos: 1 } });
+      const closedOnA = new Promise<void>((r) => onA.once('close', () => r()));
+      const onB = await on(b.ports.tcp, 'd1', same ? { clientId: held } : {});
+      await closedOnA;
+      if (!same) await a.logged(/device d1: closing its connection lm-dev-d1-on-a for a newer one \(lm-dev-d1-/);
+      // a marker from the newer connection; once it is in, A's Will would be in (it is published as A closes)
+      const marker = encodeFrame(FrameType.BYE, { who: 'd1', reason: Reason.aborted }, { kind: 'none' });
+      const markerIn = new Promise<void>((r) => gw.on('message', (_t, p) => p.equals(Buffer.from(marker)) && r()));
+      await onB.publishAsync(state, Buffer.from(marker), { qos: 1 });
+      await markerIn;
+      expect(got.map((p) => (decodeFrame(new Uint8Array(p)).body as { reason: number }).reason)).toEqual([Reason.aborted]);
+      expect(onB.connected).toBe(true);
+      await onB.endAsync();
+    });
+  }
+
   it('[LM-BRK-7] A is killed: B publishes the valid Will it left (retained) and drops the one B\'s registry no longer allows', async () => {
     // on B: d1 listens on its in topic, gw on the state topics
     const d1 = await on(b.ports.tcp, 'd1');

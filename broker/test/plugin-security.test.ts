@@ -177,7 +177,7 @@ describe('gateways kept to their devices [LM-BRK-9]', () => {
     // so do the service inboxes, of which the gateway reads only its own ([LM-SVC-7])
     expect(aclFor(reg.get('gw2')!)).toEqual({
       publish: ['lm/1/f1/d/d2/in', 'lm/1/f1/g/gw2/state', 'lm/1/f1/alarm', 'lm/1/f1/revocation', 'lm/1/f1/s/+/in'],
-      subscribe: ['lm/1/f1/d/d2/state', 'lm/1/f1/d/d2/out', 'lm/1/f1/alarm', 'lm/1/f1/revocation', 'lm/1/f1/s/gw2/in'],
+      subscribe: ['lm/1/f1/d/d2/state', 'lm/1/f1/d/d2/out', 'lm/1/f1/d/d2/status', 'lm/1/f1/alarm', 'lm/1/f1/revocation', 'lm/1/f1/s/gw2/in'], // status: [LM-STATE-7]
     });
     expect(aclFor(reg.get('gw')!).publish[0]).toBe('lm/1/f1/d/+/in');
     const block = mosquittoAcl(reg).split('\n\n').find((b) => b.startsWith('user gw2'))!;

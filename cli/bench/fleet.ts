@@ -44,6 +44,9 @@ options:
   --w=W           hint width the service streams at (serve --w; default 12)
   --rate=BYTES    bytes per second each device consumes, a printer's pace (default 20000)
   --file=PATH     the job file (default examples/calib_cube.gcode, 205 KB: ~10 s per device)
+  --repeat=K      each job is K copies of the file one after the other (default 3: ~31 s per
+                  device), so that every device streams at once for long enough to measure the
+                  sender's steady cost per device-second apart from its per-job start
   --procs=K       device-farm processes (default 2); each runs N/K devices on one shared
                   hashing engine with one worker
   --window=BYTES  each device's receive window (default: the SDK's, 4 MiB)
@@ -66,6 +69,8 @@ interface Options {
   w: number;
   rate: number;
   file: string;
+  /** copies of the file in each job */
+  repeat: number;
   procs: number;
   window: number | undefined;
   timeoutMs: number;
@@ -83,7 +88,7 @@ function options(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv, strict: true, allowPositionals: false,
     options: {
-      n: { type: 'string' }, w: { type: 'string' }, rate: { type: 'string' }, file: { type: 'string' }, procs: { type: 'string' }, window: { type: 'string' },
+      n: { type: 'string' }, w: { type: 'string' }, rate: { type: 'string' }, file: { type: 'string' }, repeat: { type: 'string' }, procs: { type: 'string' }, window: { type: 'string' },
       timeout: { type: 'string' }, idle: { type: 'string' }, profile: { type: 'string' }, 'no-warmup': { type: 'boolean' }, keep: { type: 'boolean' }, 'no-write': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -100,6 +105,7 @@ function options(argv: string[]): Options {
   const ns = (values.n ?? '10,50,100').split(',').map((x) => int('n', x.trim(), 0, 1, 10_000));
   return {
     ns, w: int('w', values.w, 12, 8, 24), rate: int('rate', values.rate, 20_000, 1, 1e12), file: resolve(values.file ?? join(root, 'examples', 'calib_cube.gcode')),
+    repeat: int('repeat', values.repeat, 3, 1, 1000),
     procs: int('procs', values.procs, 2, 1, 64), window: values.window === undefined ? undefined : int('window', values.window, 0, 1024, 2 ** 30),
     timeoutMs: int('timeout', values.timeout, 300, 1, 86_400) * 1000, idleMs: int('idle', values.idle, 3, 0, 600) * 1000, warmup: values['no-warmup'] !== true, keep: values.keep === true, write: values['no-write'] !== true,
     profile: values.profile === undefined ? undefined : resolve(values.profile),
@@ -326,6 +332,10 @@ const FINAL = new Set(['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'REJECTED', 'CANCELED
 
 interface RunResult {
   n: number;
+  /** the steady window (every stream running), if it lasted a second or more: its length and the service's and broker's CPU seconds in it */
+  steady: { secs: number; cpu: number; broker: number } | undefined;
+  /** per device: its consumer's time at its rate over the time it took (1: kept pace) */
+  pace: number[];
   wall: number;
   serviceCpu: number;
   servicePeakRss: number;
@@ -387,8 +397,8 @@ async function runOnce(n: number, o: Options, data: Uint8Array, sha256: string):
   writeFileSync(registry, JSON.stringify({ clients }, null, 2));
   const files = join(dir, 'files');
   mkdirSync(files);
-  const fileName = basename(o.file);
-  copyFileSync(o.file, join(files, fileName));
+  const fileName = o.repeat > 1 ? `${basename(o.file, '.gcode')}-x${o.repeat}.gcode` : basename(o.file);
+  writeFileSync(join(files, fileName), data);
   if (o.warmup) writeFileSync(join(files, 'warmup.gcode'), data.subarray(0, Math.min(16_384, data.length)));
 
   const { proc: broker, match: bm } = await startCli('broker', ['broker', '--port', '0', '--registry', registry], join(dir, 'broker.log'), /mqtt (\d+)/);
@@ -408,6 +418,11 @@ async function runOnce(n: number, o: Options, data: Uint8Array, sha256: string):
   const failures = new Map<string, string>();
   const farms: Proc[] = [];
   const ready: Promise<number>[] = [];
+  // the steady window: from the moment every one of the N devices consumes to the first one done,
+  // every stream runs at once and the service pays only its per-byte and per-second costs
+  const measured = new Set(ids);
+  const steady: { start?: { t: number; cpu: number; broker: number }; end?: { t: number; cpu: number; broker: number } } = {};
+  const mark = (): { t: number; cpu: number; broker: number } => ({ t: Date.now(), cpu: cpuSeconds(serve.pid), broker: cpuSeconds(broker.pid) });
   for (let f = 0; f < k; f++) {
     const mine = devices.filter((_, i) => i % k === f);
     const logFile = join(dir, `farm-${f}.log`);
@@ -419,8 +434,13 @@ async function runOnce(n: number, o: Options, data: Uint8Array, sha256: string):
     ready.push(new Promise<number>((res, rej) => {
       child.on('message', (m: FromFarm) => {
         if (m.type === 'ready') res(m.devices);
-        else if (m.type === 'first') firsts.set(m.id, m.time);
-        else if (m.type === 'done') dones.set(m.id, { bytes: m.bytes, sha256: m.sha256, time: m.time });
+        else if (m.type === 'first') {
+          firsts.set(m.id, m.time);
+          if (!steady.start && measured.has(m.id) && ids.every((id) => firsts.has(id))) steady.start = mark();
+        } else if (m.type === 'done') {
+          dones.set(m.id, { bytes: m.bytes, sha256: m.sha256, time: m.time });
+          if (steady.start && !steady.end && measured.has(m.id)) steady.end = mark();
+        }
         else if (m.type === 'failed') failures.set(m.id, m.error);
         events.wake();
       });
@@ -533,6 +553,9 @@ async function runOnce(n: number, o: Options, data: Uint8Array, sha256: string):
     if (typeof at === 'number') started.push((at - (submitted.get(id) as number)) / 1000);
   }
   const firstByte = ids.filter((id) => firsts.has(id) && submitted.has(id)).map((id) => ((firsts.get(id) as number) - (submitted.get(id) as number)) / 1000);
+  // how well each stream kept pace: the time its consumer needs at its rate over the time it took
+  const pace = ids.filter((id) => firsts.has(id) && dones.has(id)).map((id) => data.length / o.rate / Math.max(0.001, ((dones.get(id)?.time as number) - (firsts.get(id) as number)) / 1000));
+  const st = steady.start && steady.end && steady.end.t - steady.start.t >= 1000 ? { secs: (steady.end.t - steady.start.t) / 1000, cpu: steady.end.cpu - steady.start.cpu, broker: steady.end.broker - steady.start.broker } : undefined;
 
   events.close();
   await Promise.all(farms.map(async (p) => {
@@ -549,7 +572,7 @@ async function runOnce(n: number, o: Options, data: Uint8Array, sha256: string):
   if (ok) tempDirs.set(dir, false);
   else log(`N=${n}: logs in ${dir}`);
   return {
-    n, wall: (t1 - t0) / 1000, serviceCpu: s1 - s0, servicePeakRss: peak, serviceRssEnd: rssEnd, brokerCpu: b1 - b0, devicesCpu: d1 - d0,
+    n, steady: st, pace, wall: (t1 - t0) / 1000, serviceCpu: s1 - s0, servicePeakRss: peak, serviceRssEnd: rssEnd, brokerCpu: b1 - b0, devicesCpu: d1 - d0,
     machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total), ok, identical, succeeded: s.succeeded, retries, firstByte, answered, started, serviceIdle, brokerIdle, problems, serviceNotes, deviceNotes,
   };
 }
@@ -560,10 +583,12 @@ async function main(): Promise<number> {
   const o = options(process.argv.slice(2));
   if (!existsSync(CLI)) throw new Error(`${CLI} not found: build first (npx tsc -b)`);
   if (!existsSync(o.file)) throw new Error(`no such file: ${o.file}`);
-  const data = new Uint8Array(readFileSync(o.file));
+  const one = new Uint8Array(readFileSync(o.file));
+  const data = new Uint8Array(one.length * o.repeat);
+  for (let i = 0; i < o.repeat; i++) data.set(one, i * one.length);
   const sha256 = createHash('sha256').update(data).digest('hex');
   const load = loadavg().map((x) => x.toFixed(2)).join(', ');
-  log(`bench:fleet: ${basename(o.file)} (${data.length} bytes) to each of N = ${o.ns.join(', ')} devices at ${o.rate} B/s, w = ${o.w}, ${o.procs} device farm process(es); load average ${load}`);
+  log(`bench:fleet: ${basename(o.file)}${o.repeat > 1 ? ` x ${o.repeat}` : ''} (${data.length} bytes) to each of N = ${o.ns.join(', ')} devices at ${o.rate} B/s, w = ${o.w}, ${o.procs} device farm process(es); load average ${load}`);
   const results: RunResult[] = [];
   for (const n of o.ns) {
     const r = await runOnce(n, o, data, sha256);
@@ -588,9 +613,17 @@ async function main(): Promise<number> {
   const context = results.map((r) => `| ${r.n} | ${r.succeeded}/${r.n}${r.retries ? ` (${r.retries} retries)` : ''} | ${(r.serviceIdle * 100).toFixed(1)}% / ${(r.brokerIdle * 100).toFixed(1)}% | ${r.devicesCpu.toFixed(1)} | ${(r.machineBusy * 100).toFixed(0)}% | ${p5099(r.answered)} | ${p5099(r.started)} | ${p5099(r.firstByte)} | ${r.deviceNotes.length} |`);
   const { machine, writeSection } = await import('@livematrix/spec/bench');
   const ideal = data.length / o.rate;
+  const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+  const steadyRows = results.map((r) => {
+    const st = r.steady;
+    if (!st) return `| ${r.n} | under 1 s: the last device started after the first ended | n/a | n/a | n/a | n/a | ${f2(Math.min(...r.pace))} / ${f2(pct(r.pace, 50))} |`;
+    const perDevSec = (st.cpu / st.secs / r.n) * 1000; // service CPU ms per device-second
+    const startCost = ((r.serviceCpu - (perDevSec / 1000) * r.n * ideal) / r.n) * 1000;
+    return `| ${r.n} | ${st.secs.toFixed(1)} | ${f2(perDevSec)} | ${f2((st.broker / st.secs / r.n) * 1000)} | ${Math.floor(1000 / perDevSec)} | ${startCost.toFixed(0)} | ${f2(Math.min(...r.pace))} / ${f2(pct(r.pace, 50))} |`;
+  });
   const body = `## bench:fleet
 
-${new Date().toISOString().slice(0, 10)}; ${machine()}; load average at the start ${load}; file ${basename(o.file)} (${data.length} bytes) to each of N devices, one job each, all N submitted at once through POST /api/jobs; \`livematrix serve --w ${o.w}\` (SQLite), \`livematrix broker\` and ${o.procs} device-farm processes (N/${o.procs} SDK devices each on one shared hashing engine with 1 worker, each consuming at ${o.rate} B/s with a receive window of ${o.window !== undefined ? `${o.window} bytes` : '4 MiB (the SDK default)'}), each a process of its own on this machine; fresh processes and state for each N.
+${new Date().toISOString().slice(0, 10)}; ${machine()}; load average at the start ${load}; file ${basename(o.file)}${o.repeat > 1 ? `, ${o.repeat} times over` : ''} (${data.length} bytes) to each of N devices, one job each, all N submitted at once through POST /api/jobs; \`livematrix serve --w ${o.w}\` (SQLite), \`livematrix broker\` and ${o.procs} device-farm processes (N/${o.procs} SDK devices each on one shared hashing engine with 1 worker, each consuming at ${o.rate} B/s with a receive window of ${o.window !== undefined ? `${o.window} bytes` : '4 MiB (the SDK default)'}), each a process of its own on this machine; fresh processes and state for each N.
 
 | N | wall s | service CPU s | service CPU ms / device | per device vs N=${base?.n ?? '?'} | service CPU / one core | service RSS MiB (peak / end) | broker CPU s | all byte-identical | first byte p50 / p99 s |
 |---|---|---|---|---|---|---|---|---|---|
@@ -602,10 +635,17 @@ Same runs, what bounds them:
 |---|---|---|---|---|---|---|---|---|
 ${context.join('\n')}
 
+Steady state, same runs: the window from the moment every one of the N devices consumes to the first job done, when every stream runs at once. Target (issue 17): one sender core sustains at least 500 devices.
+
+| N | window s | service CPU ms per device-second | broker CPU ms per device-second | devices one sender core sustains (1000 / the ms per device-second) | service CPU per job beyond the steady cost, ms (start, end, ledger) | pace, slowest / p50 (1.00: the device consumed at its own rate) |
+|---|---|---|---|---|---|---|
+${steadyRows.join('\n')}
+
 - Interval: from the first submit to the last job seen final on GET /api/events (the service coalesces events to one per 250 ms). CPU is user + system of every thread of the process, from /proc/PID/stat; RSS is VmHWM (peak, service start included) and VmRSS at the end of the interval.
 - One device alone needs ${ideal.toFixed(1)} s for the file at ${o.rate} B/s: wall time above that is the jobs' start spread over time (submission, sessions starting) and CPU contention. Machine busy is the share of all ${cpus().length} cores in use over the interval, by every process on the machine (device farms, broker, service, and anything else running).
 - Time from a job's POST: to its 201 (the service pins the file and signs the transaction), to the service starting its run (lease, IN_PROGRESS), and to its device's consumer taking the first bytes (OFFER, ACCEPT, first revision, first chunk and its key).
 - Per device vs N=${base?.n ?? '?'}: the service's CPU seconds per device over the same at the first N of this run. ${o.warmup ? 'Before the interval, one more device got a 16 KiB job, so that the fresh service had compiled its code paths (JIT, serializers, SQLite statements) and N are compared warm (`--no-warmup` measures cold: then the smallest N also pays those first uses).' : 'Measured cold (`--no-warmup`): the smallest N also pays the fresh process\'s first uses of its code paths (JIT, serializers, SQLite statements).'}
+- Steady state: the service's CPU seconds in the window over its length and N gives its cost per device-second of streaming; one core (1000 ms per second) divided by it is the number of devices a sender core keeps streaming at this rate, as long as the broker and the network keep up. The cost beyond it per job is the interval's CPU less the steady cost of N streams of ${ideal.toFixed(1)} s, per job: the transaction, OFFER, key agreement, ACCEPT, receipt and ledger, and the job's database writes. Pace: a device's time at ${o.rate} B/s for the file over its time from first byte to last; below 1, its stream fell behind its consumer.
 - Device log lines: what the devices refused (typically a re-sent END or KEY, or a TIME_RESP, arriving just after their session ended: ignored, [LM-FRAME-8]).`;
   console.log(body);
   if (o.write) log(`wrote ${writeSection(root, 'fleet', body)}`);

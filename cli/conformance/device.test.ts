@@ -23,6 +23,9 @@ const inCI = process.env['CI'] === 'true';
 const haveMosquitto = mosquittoPath() !== undefined || inCI;
 if (!haveMosquitto) console.warn('mosquitto is not installed: skipping the device profile over MQTT 5 through Mosquitto (apt-get install mosquitto; .ci/run installs it)');
 
+/** The device's status interval, told to the suite too: device/status waits about that long for each STATUS (SPEC.md §10.2) */
+const STATUS_MS = 1000;
+
 /**
  * Runs `livematrix device` (in `sub`, under a supervisor loop that starts it again whenever it
  * exits) at `url`, and the device profile against it with --restart-cmd; then `more` with the
@@ -35,13 +38,13 @@ async function withDevice(sub: string, url: string, k: { op: string; dev: string
   const stopFile = join(d, 'stop');
   const script = [
     `while [ ! -f '${stopFile}' ]; do`,
-    `  '${process.execPath}' '${CLI}' device --identity '${join(dir, 'dev.json')}' --operator-key ${k.op} --url "$URL" --mqtt ${mqtt} --out '${join(d, 'out.gcode')}' --rate 64000 --state '${join(d, 'state')}' --simulate-telemetry 2>>'${join(d, 'device.log')}' &`,
+    `  '${process.execPath}' '${CLI}' device --identity '${join(dir, 'dev.json')}' --operator-key ${k.op} --url "$URL" --mqtt ${mqtt} --out '${join(d, 'out.gcode')}' --rate 64000 --state '${join(d, 'state')}' --simulate-telemetry --status-interval ${STATUS_MS} 2>>'${join(d, 'device.log')}' &`,
     `  echo $! > '${pidFile}'`,
     '  wait $!',
     'done',
   ].join('\n');
   const supervisor = spawn('sh', ['-c', script], { env: { ...process.env, URL: url }, stdio: 'ignore' });
-  const base = ['device', '--url', url, '--device', 'printer-1', '--device-key', k.dev, '--operator', join(dir, 'op.json'), '--consume-rate', '64000', '--mqtt', String(mqtt), ...suiteArgs];
+  const base = ['device', '--url', url, '--device', 'printer-1', '--device-key', k.dev, '--operator', join(dir, 'op.json'), '--consume-rate', '64000', '--mqtt', String(mqtt), '--status-interval', String(STATUS_MS), ...suiteArgs];
   try {
     const r = await runProfile([...base, '--restart-cmd', `kill -9 $(cat '${pidFile}')`, '--report', join(d, 'report')]);
     await more?.(base);

@@ -13,35 +13,32 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, LmError } from '@livematrix/spec';
 import { EXIT, Failure, UsageError } from './args.js';
-import { aclCmd, brokerCmd } from './commands/broker.js';
-import { demo } from './commands/demo.js';
-import { device } from './commands/device.js';
-import { keygen, sign } from './commands/keys.js';
-import { deleteCmd, grant, upload } from './commands/protected.js';
-import { keysService, storeCmd } from './commands/services.js';
-import { ledger } from './commands/ledger.js';
-import { revoke } from './commands/revoke.js';
-import { serve } from './commands/serve.js';
-import { gateway, stream } from './commands/stream.js';
 import { HELP, help } from './help.js';
 
-const COMMANDS: Record<string, (argv: string[]) => number | Promise<number>> = {
-  demo,
-  broker: brokerCmd,
-  keygen,
-  sign,
-  revoke,
-  acl: aclCmd,
-  stream,
-  gateway,
-  serve,
-  device,
-  ledger,
-  'keys-service': keysService,
-  store: storeCmd,
-  upload,
-  delete: deleteCmd,
-  grant,
+type Command = (argv: string[]) => number | Promise<number>;
+
+/**
+ * Each command's module is loaded only when it runs: a device on a small host then loads the
+ * device SDK and nothing of the gateway, the fleet service, the broker or their databases
+ * (about 30 MiB of resident memory less, bench:footprint).
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import('./commands/demo.js')).demo,
+  broker: async () => (await import('./commands/broker.js')).brokerCmd,
+  keygen: async () => (await import('./commands/keys.js')).keygen,
+  sign: async () => (await import('./commands/keys.js')).sign,
+  revoke: async () => (await import('./commands/revoke.js')).revoke,
+  acl: async () => (await import('./commands/broker.js')).aclCmd,
+  stream: async () => (await import('./commands/stream.js')).stream,
+  gateway: async () => (await import('./commands/stream.js')).gateway,
+  serve: async () => (await import('./commands/serve.js')).serve,
+  device: async () => (await import('./commands/device.js')).device,
+  ledger: async () => (await import('./commands/ledger.js')).ledger,
+  'keys-service': async () => (await import('./commands/services.js')).keysService,
+  store: async () => (await import('./commands/services.js')).storeCmd,
+  upload: async () => (await import('./commands/protected.js')).upload,
+  delete: async () => (await import('./commands/protected.js')).deleteCmd,
+  grant: async () => (await import('./commands/protected.js')).grant,
 };
 
 /** How a command's error ends the process: a message on stderr and the exit code. */
@@ -63,8 +60,9 @@ export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') return help('main');
-    const run = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
-    if (!run) throw new UsageError(`unknown command "${cmd}"`);
+    const load = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+    if (!load) throw new UsageError(`unknown command "${cmd}"`);
+    const run = await load();
     return await run(rest);
   } catch (e) {
     return report(cmd, e);

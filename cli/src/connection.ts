@@ -2,11 +2,12 @@
  * @module connection
  * The broker connection of the device, stream and gateway commands: the URL, where the user
  * name and password come from (a credentials file, the environment, else a connect token from
- * the identity file), and a broker's refusal turned into a message that says what to check.
+ * the identity file), TLS and mutual TLS (--ca, --cert, --key), and a broker's refusal turned
+ * into a message that says what to check.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { IdentityFile } from '@livematrix/spec/keyfile';
-import type { BrokerAuth } from '@livematrix/spec/transport';
+import type { BrokerAuth, TlsOptions } from '@livematrix/spec/transport';
 import { type RoleName, toHex } from '@livematrix/spec';
 import { Failure, UsageError, type Values } from './args.js';
 import { oneLine } from './log.js';
@@ -22,6 +23,20 @@ export interface Connection {
   source: string;
   /** MQTT 3.1.1 (4, the default) or MQTT 5 (--mqtt 5, [LM-MQTT-3]) */
   protocolVersion: 4 | 5;
+  /** --ca, --cert, --key: TLS files (read and checked when connecting); undefined without them */
+  tls?: TlsOptions;
+}
+
+/** The TLS options of every command that connects: spread into its parse() options. */
+export const TLS_OPTIONS = { ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' } } as const;
+
+/** --ca, --cert and --key, checked against the URL (TLS needs mqtts:// or wss://, SPEC §10.1). */
+function tlsOptions(values: Values, url: string): TlsOptions | undefined {
+  const [ca, cert, key] = (['ca', 'cert', 'key'] as const).map((n) => (typeof values[n] === 'string' ? values[n] : undefined));
+  if (ca === undefined && cert === undefined && key === undefined) return undefined;
+  if (!/^(mqtts|wss):\/\//i.test(url)) throw new UsageError(`--ca, --cert and --key are TLS options: give an mqtts:// (or wss://) --url, not ${url}`);
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError(`mutual TLS needs both --cert and --key (${cert === undefined ? '--cert' : '--key'} is missing)`);
+  return { ...(ca !== undefined ? { ca } : {}), ...(cert !== undefined && key !== undefined ? { cert, key } : {}) };
 }
 
 /**
@@ -35,15 +50,17 @@ export function connection(values: Values): Connection {
   const protocolVersion: 4 | 5 = mqtt === '5' ? 5 : 4;
   // never echo the URL here: it may hold the very password this refuses
   if (url.includes('@')) throw new UsageError(`--url must not carry a user name or password (anyone can read them in ps, and they end up in logs): put them in a --credentials FILE (mode 600) or in ${ENV_USER} and ${ENV_PASSWORD}`);
+  const tls = tlsOptions(values, url);
+  const common = { url, protocolVersion, ...(tls ? { tls } : {}) };
   if (typeof values['credentials'] === 'string') {
     const path = values['credentials'];
-    return { url, auth: readCredentials(path), source: `the credentials file ${path}`, protocolVersion };
+    return { ...common, auth: readCredentials(path), source: `the credentials file ${path}` };
   }
   const user = process.env[ENV_USER];
   const password = process.env[ENV_PASSWORD];
-  if (user) return { url, auth: { username: user, password: password ?? '' }, source: `${ENV_USER}${password !== undefined ? ` and ${ENV_PASSWORD}` : ''}`, protocolVersion };
+  if (user) return { ...common, auth: { username: user, password: password ?? '' }, source: `${ENV_USER}${password !== undefined ? ` and ${ENV_PASSWORD}` : ''}` };
   if (password !== undefined) throw new UsageError(`${ENV_PASSWORD} is set but ${ENV_USER} is not`);
-  return { url, auth: 'token', source: 'token', protocolVersion };
+  return { ...common, auth: 'token', source: 'token' };
 }
 
 /** Reads { "username", "password" } from a file that only its owner can read (like ssh keys). */
@@ -91,6 +108,7 @@ function refusalHint(c: Connection, identity: IdentityFile, role: RoleName, flee
     return `the broker at ${c.url} refused the connect token of "${identity.id}" (${why}).\n`
       + `  Is ${identity.id} in the broker's registry with public key ${toHex(identity.publicKey)} (role ${role}, fleet ${fleet})?\n`
       + `  Is this machine's clock within 30 s of the broker's?\n`
+      + (c.tls?.cert !== undefined ? `  Is the subject CN of the client certificate ${String(c.tls.cert)} "${identity.id}"? (the broker binds certificates to identities)\n` : '')
       + `  (A broker with passwords instead, such as Mosquitto, needs --credentials FILE or ${ENV_USER} and ${ENV_PASSWORD}.)`;
   }
   return `the broker at ${c.url} refused the user name "${oneLine(c.auth.username, 64)}" and password from ${c.source} (${why}): `

@@ -13,6 +13,12 @@ const CONNECT_HELP = `Broker connection (the same for device, stream and gateway
                       (Mosquitto). Only its owner may read it (chmod 600), or it is refused.
   --mqtt 4|5          MQTT 3.1.1 (4, the default) or MQTT 5 (device only for now; over MQTT 5
                       frames carry Content Type application/livematrix+cbor, [LM-MQTT-7])
+  --ca FILE           TLS (an mqtts:// --url): the CA certificate(s), PEM, the broker's
+                      certificate must chain to (default: the system's roots)
+  --cert FILE --key FILE
+                      mutual TLS: this client's certificate and its unencrypted key, PEM (for
+                      "livematrix broker", the certificate's CN is the --identity's id). A
+                      refused handshake says what to check (an unknown CA, a missing certificate).
 Environment:
   ${ENV_USER}, ${ENV_PASSWORD}
                       the same user name and password, when --credentials is not given
@@ -118,8 +124,8 @@ outputs match the file.
                       (the default in a terminal)
   --exit              end after the summary, also in a terminal`,
   broker: `livematrix broker [--config FILE] [--port 1883] [--host 127.0.0.1] [--registry FILE]
-                  [--cert FILE --key FILE [--tls-port 8883]] [--ws-port N] [--metrics-port N]
-                  [--max-packet-size BYTES]
+                  [--tls-cert FILE --tls-key FILE [--tls-port 8883] [--tls-ca FILE [--require-client-cert]]
+                  [--tls-only]] [--ws-port N] [--metrics-port N] [--max-packet-size BYTES]
 
 Runs an aedes broker until Ctrl-C or SIGTERM (graceful: clients are disconnected first).
 With --registry it runs the Live Matrix plugin: clients authenticate with connect tokens, each
@@ -127,8 +133,14 @@ reaches only its own topics, malformed frames are dropped, floods raise rate ala
 registry reloads on SIGHUP or when the file changes. Without it: no authentication
 (development only). A connection that announces an MQTT packet larger than --max-packet-size
 (default 262144) is closed before the packet is read, authenticated or not ([LM-BRK-6]).
+TLS: --tls-cert and --tls-key (PEM; --cert and --key are older names) open an mqtts listener on
+--tls-port beside the plain one (--tls-only: no plain listener). --tls-ca lets clients present
+certificates of that CA; --require-client-cert refuses, in the handshake, a client without one
+(mutual TLS). With a registry, a client certificate's CN must be the identity the client
+connects as: a certificate of printer-1 cannot carry another identity's token.
 --config reads the same settings from JSON:
-  { "host", "port", "registry", "maxPacketSize", "tls": { "port", "cert", "key" }, "ws": { "port" }, "metrics": { "port" } }`,
+  { "host", "port", "tcp", "registry", "maxPacketSize", "tls": { "port", "cert", "key", "ca", "requireClientCert" },
+    "ws": { "port" }, "metrics": { "port" } }`,
   acl: `livematrix acl --registry FILE [--out FILE]
 
 Writes a Mosquitto acl_file from the Live Matrix registry, with the same per-client topic
@@ -236,19 +248,47 @@ ticket, never as a new print), and appends every signed receipt to the receipt l
 ${CONNECT_HELP}`,
   device: `livematrix device --identity FILE --operator-key HEX [--out FILE|-] [--rate BYTES_PER_S]
                   [--url ${DEFAULT_URL}] [--credentials FILE] [--fleet default] [--once]
-                  [--state DIR] [--simulate-telemetry]
+                  [--state DIR] [--simulate-telemetry] [--status-interval MS]
+                  [--lite] [--workers N] [--wmax W] [--memory MIB] [--window KIB]
+       livematrix device --identity FILE --operator-key HEX --serial PATH [--baud 115200]
+                  [--serial-timeout MS] [--advanced-ok N] [...the options above but --out and --rate]
 
 Runs a device that accepts signed streams and writes each to --out (default: stdout), consuming
 at most --rate bytes per second like a real machine. Writes to FILE.part and renames it to FILE
 only when the stream completed and its digest verified. Restarted mid-job, it resumes from what
 FILE.part holds. --once exits after the first stream.
 
+--serial PATH sends each stream to a Marlin-style firmware on that serial port (e.g. /dev/ttyUSB0)
+instead of a file: numbered, checksummed lines (M110 N0 starts each job), comments and blank
+lines left out, Resend: answered, busy: waited for, echo: and Error: lines printed. The stream is
+consumed only as the firmware acknowledges it (the gateway's window then holds it at the
+machine's pace), so --out and --rate do not apply, and a restarted device prints a cut-off job
+again from its first line. --baud as the firmware was built (default 115200). --serial-timeout
+MS without an ok or busy: sends the oldest line again (twice), then fails the stream (default
+30000). --advanced-ok N keeps N commands in flight for a firmware built with ADVANCED_OK
+(ok N.. P.. B..); N at most its BUFSIZE. A halted, silent or rebooted firmware fails the stream
+(exit code 1 at the end) and aborts it; the next stream starts again with M110.
+
 --state DIR holds what the device must never forget (default .livematrix/device-ID, or
 $LIVEMATRIX_STATE/device-ID): the prints it counted per transaction, its resume tickets, the
 OFFERs it saw and the newest revocation list, in licences.json, replaced atomically on every
 change. Deleting it resets the print counts; a damaged one stops the device with an error.
 --simulate-telemetry sends made-up nozzle and bed temperatures and progress as telemetry twice
-a second while streaming, as a printer would: the fleet dashboard draws them.
+a second while streaming, as a printer would: the fleet dashboard draws them; the same readings
+go, in clear, into the device's signed status.
+The device publishes its signed status (idle, streaming, offline; SPEC.md §10.2), retained, on
+lm/1/FLEET/d/ID/status when it connects, when its state changes and every --status-interval ms
+(default 30000), and its HELLO again as often. Each connection's boot sequence, in its Last Will,
+HELLO and status, is reserved in --state, so that it grows across restarts.
+
+Footprint: by default the device hashes on one worker thread per core, reports w up to 24 and
+512 MiB for revision tables, and lets the gateway run 4 MiB ahead of the machine. --lite is for
+small hosts (a Raspberry Pi Zero, a host that also runs the printer's UI): no worker threads,
+w at most 16 (tables of at most 320 KiB, built on the main thread in milliseconds), 16 MiB for
+tables, a 1 MiB window. Each knob on its own: --workers N (0: the main thread), --wmax W (8..24),
+--memory MIB, --window KIB; they override --lite's. A device reports what it can do from them
+(SPEC.md §12), so a gateway offers it only widths and periods it keeps up with; BENCHMARKS.md
+(bench:footprint) has the peak memory of each.
 
 Every OFFER it refuses and every frame it drops (forged, replayed, malformed) is one line on
 stderr, at most ${LOG_MAX_LINES} lines per ${LOG_WINDOW_MS / 1000} s and then a count; the device keeps serving.

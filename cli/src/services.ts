@@ -9,13 +9,13 @@ import { type RoleName, errorMessage, fromHex } from '@livematrix/spec';
 import type { IdentityFile } from '@livematrix/spec/keyfile';
 import { ServiceEndpoint, type ServicePeer } from '@livematrix/gateway/services';
 import { UsageError, type Values, list, need, opt } from './args.js';
-import { connectAs, connection } from './connection.js';
+import { TLS_OPTIONS, connectAs, connection } from './connection.js';
 import { RateLimitedLog } from './log.js';
 
 const HEX32 = /^[0-9a-fA-F]{64}$/;
 
 /** The options every command of a party on the broker takes. */
-export const CONNECT_OPTIONS = { url: { type: 'string' }, credentials: { type: 'string' }, fleet: { type: 'string' } } as const;
+export const CONNECT_OPTIONS = { url: { type: 'string' }, credentials: { type: 'string' }, fleet: { type: 'string' }, ...TLS_OPTIONS } as const;
 
 /** Every value of a repeatable option of public keys (64 hex digits each). */
 export function hexKeys(values: Values, name: string): Uint8Array[] {
@@ -58,7 +58,7 @@ export async function serviceEndpoint(values: Values, identity: IdentityFile, ro
   const fleet = opt(values, 'fleet', 'default');
   const log = new RateLimitedLog((l) => console.error(`${label}: ${l}`), 'service messages');
   const ep = await connectAs(conn, identity, role, fleet, () => ServiceEndpoint.connect({
-    url: conn.url, fleet, id: identity.id, role, identity, auth: conn.auth, log: (l) => log.line(l),
+    url: conn.url, fleet, id: identity.id, role, identity, auth: conn.auth, log: (l) => log.line(l), ...(conn.tls ? { tls: conn.tls } : {}),
   }));
   ep.link.onError((e) => console.error(`${label}: broker connection: ${errorMessage(e)}; reconnecting`));
   return { ep, log };

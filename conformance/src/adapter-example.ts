@@ -92,8 +92,10 @@ function revisions(r: Req, r0: number): number[] {
 /** Keys of each frame type's body that are byte strings (or arrays of them): SPEC.md §7.2. */
 const BYTE_KEYS: Readonly<Record<FrameTypeId, readonly number[]>> = {
   1: [2, 7], 2: [0, 1, 2, 4, 7], 3: [0, 1, 2], 4: [0], 5: [0], 6: [0, 6], 7: [0, 3], 8: [0], 9: [0], 10: [0, 4], 11: [0, 4], 12: [0, 1, 3, 6], 13: [0], 14: [0, 4, 5, 6], 15: [0],
-  16: [4, 6, 7], 17: [1, 3, 6], 18: [1, 3],
+  16: [4, 6, 7], 17: [1, 3, 6], 18: [1, 3], 19: [],
 };
+/** Body keys whose value is a map with text keys (STATUS readings, SPEC.md §10.2): its object keys are names, not key numbers. */
+const TEXT_KEY_MAPS: Readonly<Partial<Record<FrameTypeId, readonly number[]>>> = { 19: [6] };
 
 /** A JSON value as CBOR: `bytes` says whether strings are hex byte strings; `numericKeys` whether object keys are map key numbers. */
 function cborOf(v: unknown, path: string, bytes: boolean, numericKeys: boolean): CborValue {
@@ -130,7 +132,7 @@ function encodeFrameOp(r: Req): Record<string, unknown> {
   const map = new Map<number, CborValue>();
   for (const [k, v] of Object.entries(body)) {
     if (!/^(0|[1-9][0-9]{0,15})$/.test(k)) throw new BadRequest(`body: key "${k}" is not a key number`);
-    map.set(Number(k), cborOf(v, `body.${k}`, BYTE_KEYS[t].includes(Number(k)), true));
+    map.set(Number(k), cborOf(v, `body.${k}`, BYTE_KEYS[t].includes(Number(k)), !TEXT_KEY_MAPS[t]?.includes(Number(k))));
   }
   const key = kind === 'none' ? undefined : hex(r, 'key', 32);
   if (!AUTH_KINDS[t].includes(kind as AuthKind)) throw new LmError(Reason.schema, `frame type ${t} cannot use authentication "${kind}" ([LM-FRAME-21])`);

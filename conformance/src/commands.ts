@@ -5,7 +5,7 @@
  * this table.
  */
 import { readIdentityFile } from '@livematrix/spec/keyfile';
-import { type ProfileCommand, hexKey, need } from './command-kit.js';
+import { type ProfileCommand, UsageError, hexKey, need } from './command-kit.js';
 import { buildReport } from './report.js';
 import { runDeviceProfile } from './runner.js';
 import { DEVICE_SCENARIOS } from './scenarios/index.js';
@@ -20,7 +20,7 @@ const device: ProfileCommand = {
   usage: `  livematrix-conformance device --url URL --device ID --device-key HEX --operator FILE
                                 [--fleet default] [--consume-rate BYTES_PER_S] [--mqtt 4|5]
                                 [--gateway FILE] [--restart-cmd "COMMAND"] [--long] [--only REGEX]
-                                [--report DIR]
+                                [--status-interval MS] [--report DIR]
       Acts as a gateway against the device under test through the broker at URL. The device must
       trust the operator key in FILE (an identity file from "livematrix keygen"), consume streams
       at most --consume-rate bytes/s (default 64000) and send telemetry while it streams.
@@ -31,8 +31,10 @@ const device: ProfileCommand = {
       must stop the device (as a crash would, or gracefully) and start it again, and may return
       before the device is back (the suite waits for its HELLO). Without it the restart scenarios
       are NOT EXECUTED. --long also runs the scenarios that take over a minute (a clock that
-      moves mid-session: the device may resync only every 60 s, [LM-TIME-3]).`,
-  options: { url: { type: 'string' }, device: { type: 'string' }, 'device-key': { type: 'string' }, operator: { type: 'string' }, fleet: { type: 'string' }, 'consume-rate': { type: 'string' }, mqtt: { type: 'string' }, only: { type: 'string' }, 'restart-cmd': { type: 'string' }, gateway: { type: 'string' }, long: { type: 'boolean' } },
+      moves mid-session: the device may resync only every 60 s, [LM-TIME-3]). --status-interval is
+      the device's status interval in ms (SPEC.md §10.2, default 30000): the suite waits that long,
+      and a little more, for each STATUS and HELLO the device publishes when nothing changes.`,
+  options: { url: { type: 'string' }, device: { type: 'string' }, 'device-key': { type: 'string' }, operator: { type: 'string' }, fleet: { type: 'string' }, 'consume-rate': { type: 'string' }, mqtt: { type: 'string' }, only: { type: 'string' }, 'restart-cmd': { type: 'string' }, gateway: { type: 'string' }, long: { type: 'boolean' }, 'status-interval': { type: 'string' } },
   tests: () => DEVICE_SCENARIOS,
   async run(values, log) {
     const mqttV = values['mqtt'] === '5' ? 5 : 4;
@@ -44,6 +46,7 @@ const device: ProfileCommand = {
       operator: readIdentityFile(need(values, 'operator')), consumeRate: Number(values['consume-rate'] ?? 64000), protocolVersion: mqttV as 4 | 5,
       ...(restartCmd ? { restartCmd } : {}),
       ...(values['long'] === true ? { long: true } : {}),
+      ...(values['status-interval'] !== undefined ? { statusInterval: positiveMs(values['status-interval'], '--status-interval') } : {}),
       ...(gw ? { gateway: { id: gw.id, identity: gw }, brokerAuth: 'token' as const } : {}),
     };
     const tests = await runDeviceProfile(target, { log, ...(only ? { only: (s) => only.test(s.id) } : {}) });
@@ -63,6 +66,13 @@ const vectors: ProfileCommand = {
     return buildReport('vectors', adapter, await runVectors(adapter, log));
   },
 };
+
+/** A positive number of ms given on the command line. */
+function positiveMs(v: unknown, what: string): number {
+  const n = Number(v);
+  if (typeof v !== 'string' || !(n > 0) || !Number.isFinite(n)) throw new UsageError(`${what} must be a positive number of ms, got ${JSON.stringify(v)}`);
+  return n;
+}
 
 /** The profiles, in the order --help lists them. */
 export const PROFILES: ProfileCommand[] = [device, vectors, brokerCommand, gatewayProfile];

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { BrokerAuth } from '@livematrix/spec/transport';
-import type { IdentityKeyPair } from '@livematrix/spec';
+import { DEFAULT_STATUS_INTERVAL_MS, type IdentityKeyPair } from '@livematrix/spec';
 import { type TestResult, runTest } from './checks.js';
 import { type Scenario, DEVICE_SCENARIOS } from './scenarios/index.js';
 import { Tester } from './tester.js';
@@ -24,6 +24,8 @@ export interface DeviceTarget {
   restartCmd?: string;
   /** run the scenarios that take over a minute (--long) */
   long?: boolean;
+  /** the device's status interval in ms ([LM-STATE-1]); default 30000, the SDK's */
+  statusInterval?: number;
 }
 
 /** Runs the restart command through the shell; fails on a non-zero exit or after 60 s. */
@@ -84,7 +86,7 @@ export async function runDeviceProfile(target: DeviceTarget, o: { only?: (s: Sce
     const r = await runTest(s, async (checks) => {
       try {
         await tester.waitHello();
-        await s.run({ tester, data, consumeRate: target.consumeRate, log, checks, ...(restart ? { restart } : {}) });
+        await s.run({ tester, data, consumeRate: target.consumeRate, log, checks, statusInterval: target.statusInterval ?? DEFAULT_STATUS_INTERVAL_MS, ...(restart ? { restart } : {}) });
       } finally {
         await tester.close();
       }

@@ -39,8 +39,8 @@ export class Tester {
     this.gateway = o.gateway ?? { id: 'conformance-gw', identity: identityKeyPair() };
   }
 
-  /** A connection as the suite's gateway: a client id of its own, its connect token or password. */
-  private connectLink(): Promise<FrameLink> {
+  /** A connection as the suite's gateway: a client id of its own, its connect token or password (the status watch of SPEC §10.2 takes one too). */
+  connectLink(): Promise<FrameLink> {
     const o = this.o;
     return FrameLink.connect({
       url: o.url, clientId: `lm-gw-${this.gateway.id}-${Math.random().toString(16).slice(2, 10)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),

@@ -11,12 +11,16 @@
  *  - telemetry the gateway decodes kept out of the stream's output: [LM-TEL-2] fails while the
  *    advisory frames' checks ([LM-ROLE-2], [LM-FRAME-5], ...) pass;
  *  - a gateway that waits 60 s after a Last Will while declaring 1 s: its session ends by the
- *    silence timeout instead, with reason timeout, and [LM-DLV-13] fails.
+ *    silence timeout instead, with reason timeout, and [LM-DLV-13] fails;
+ *  - a gateway that takes every BYE for the current connection's Will (each BYE handed to it
+ *    without its boot sequence): the late Will of an earlier connection ends the session within
+ *    the grace, and [LM-STATE-5] fails.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
-import { type IdentityKeyPair, type NegotiationPolicy, FrameType, type FrameTypeId, errorMessage, identityKeyPair } from '@livematrix/spec';
+import { type IdentityKeyPair, type NegotiationPolicy, FrameType, type FrameTypeId, decodeFrame, encodeFrame, errorMessage, identityKeyPair } from '@livematrix/spec';
 import type { GatewayTarget, LedgerReader, StreamExit, StreamLauncher, TestResult } from '../src/index.js';
 
 /** A fault put into the in-process gateway. */
@@ -32,6 +36,30 @@ interface Fault {
   telemetryHidden?: boolean;
   /** the gateway's liveness bounds ([LM-DLV-13]) */
   liveness?: { deviceTimeout: number; offlineGrace: number };
+  /** every BYE taken as the Will of the device's current connection: its `bd` removed ([LM-STATE-5]) */
+  byeBdIgnored?: boolean;
+}
+
+/**
+ * Hands the gateway every BYE on a device's state topic without its `bd`, as a BYE of the current
+ * connection (SPEC.md §10.2): the gateway then cannot tell a late Will.
+ */
+function ignoreByeBd(client: MqttClient): void {
+  const theirs = client.listeners('message') as ((topic: string, payload: Buffer, packet: unknown) => void)[];
+  client.removeAllListeners('message');
+  client.on('message', (topic, payload, packet) => {
+    let p = payload;
+    try {
+      const f = decodeFrame(new Uint8Array(payload));
+      if (topic.endsWith('/state') && f.type === FrameType.BYE && f.body.bd !== undefined) {
+        const { bd: _, ...rest } = f.body;
+        p = Buffer.from(encodeFrame(FrameType.BYE, rest, { kind: 'none' }));
+      }
+    } catch {
+      // not a frame: handed on as it came
+    }
+    for (const l of theirs) l.call(client, topic, p, packet);
+  });
 }
 
 /** Streams with the gateway library in-process, one Gateway per stream, as `livematrix stream` does. */
@@ -47,6 +75,7 @@ async function inProcess(url: string, operator: IdentityKeyPair, fault: Fault): 
     const exit = (async (): Promise<StreamExit> => {
       try {
         gw = await Gateway.start({ url, fleet: job.fleet, id: `gw-broken-${job.n}`, identity, trustedOperators: [operator.publicKey], workers: 1, db: join(job.state, 'gw.db') });
+        if (fault.byeBdIgnored) ignoreByeBd(gw.link.client);
         if (fault.hintsQos1) {
           const link = gw.link;
           const send = link.send.bind(link);
@@ -151,4 +180,16 @@ describe('a broken gateway fails the IDs aimed at its fault, and passes the othe
     expect(v.failed, r.message).toEqual(['LM-DLV-13']);
     expect(r.message).toMatch(/fell silent after its Last Will with ERROR 68 .*the reason is 81/);
   }, 20_000);
+
+  it('a gateway that takes the late Will of an earlier connection for the device\'s fails [LM-STATE-5]; the Will of the current connection still passes [LM-DLV-13]', async () => {
+    const bounds = { liveness: { deviceTimeout: 8000, offlineGrace: 1000 } };
+    const r = await runWith({ ...bounds, byeBdIgnored: true }, 'gateway/late-will', { liveness: { silence: 8000, grace: 1000 } });
+    const v = verdicts(r);
+    expect(v.failed, r.message).toEqual(['LM-STATE-5']);
+    expect(v.passed.has('LM-DLV-13')).toBe(true);
+    expect(r.message).toMatch(/late Will \(bd 1; its HELLO bd 2\) came ended within .*took the late Will for the device's/);
+    const good = await runWith(bounds, 'gateway/late-will', { liveness: { silence: 8000, grace: 1000 } });
+    expect(verdicts(good).failed, good.message).toEqual([]);
+    expect(verdicts(good).passed.has('LM-STATE-5')).toBe(true);
+  }, 60_000);
 });

@@ -8,6 +8,9 @@ import { type Caps, type IdentityKeyPair, identityKeyPair } from '@livematrix/sp
 import { MatrixEngine } from '@livematrix/spec/engine';
 import { type BrokenDevice, brokenDevices } from './broken-devices.js';
 
+/** the DUT's status interval, told to the suite ([LM-STATE-1]): short, so that device/status takes a few seconds */
+export const STATUS_MS = 1000;
+
 export const CAPS: Caps = { suites: [[3, 40_000_000], [2, 5_000_000], [1, 5_000_000]], mem: 2 ** 30, wmax: 24, workers: 2 };
 
 export interface Dut {
@@ -16,7 +19,7 @@ export interface Dut {
 }
 
 export async function startDut(url: string, identity: IdentityKeyPair, operator: Uint8Array, engine: MatrixEngine, o: { rate: number; phases?: Partial<PhaseFactories>; protocolVersion?: 4 | 5 }): Promise<Dut> {
-  const device = await Device.start({ url, fleet: 'conf', id: 'dut', identity, trustedOperators: [operator], caps: CAPS, ...(o.phases ? { phases: o.phases } : {}), ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}) }, engine);
+  const device = await Device.start({ url, fleet: 'conf', id: 'dut', identity, trustedOperators: [operator], caps: CAPS, statusInterval: STATUS_MS, ...(o.phases ? { phases: o.phases } : {}), ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}) }, engine);
   device.on('error', () => undefined);
   const reading = new Set<Promise<void>>();
   device.on('stream', (s) => {
@@ -75,7 +78,7 @@ export async function failuresWith(broken: BrokenDevice, only?: readonly string[
   await engine.start();
   const dut = await startDut(broker.url, keys, operator.publicKey, engine, { rate: 64_000, phases: brokenDevices[broken] });
   try {
-    const results = await runDeviceProfile({ url: broker.url, fleet: 'conf', deviceId: 'dut', devicePublic: keys.publicKey, operator, consumeRate: 64_000 }, only ? { only: (s) => only.includes(s.id) } : {});
+    const results = await runDeviceProfile({ url: broker.url, fleet: 'conf', deviceId: 'dut', devicePublic: keys.publicKey, operator, consumeRate: 64_000, statusInterval: STATUS_MS }, only ? { only: (s) => only.includes(s.id) } : {});
     const failed = results.filter((r) => r.status === 'fail');
     // the messages go into the assertion, so that an unexpected failure says what happened
     return { ids: failed.map((r) => r.id), why: failed.map((r) => `${r.id}: ${r.message ?? ''}`).join('\n'), ran: results.length };

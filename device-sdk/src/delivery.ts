@@ -1,10 +1,10 @@
 /**
  * @module delivery
  * From complete chunks to the consumer: chunk keys ([LM-AEAD-2]), decryption ([LM-AEAD-1],
- * [LM-AEAD-4]), delivery in order and the end digest ([LM-DLV-6]), what the consumer took
- * ([LM-DLV-4]), and the device's own check of the consumer's pace ([LM-ALARM-2]).
+ * [LM-AEAD-4]), delivery in order and the end digest ([LM-DLV-6]) carried across restarts by
+ * kept points ([LM-DLV-20]), what the consumer took ([LM-DLV-4]), and the device's own check of
+ * the consumer's pace ([LM-ALARM-2]).
  */
-import { createHash } from 'node:crypto';
 import {
   FrameType, type KeyBody, LmError, Reason, type ReasonCode, type RevisionKeys, type SessionParams, type SignedTx,
   equalBytes, keyedJobDigest, openChunk, openProtectedChunk, toLmError, unpack, unwrapChunkKey, wipe,
@@ -12,6 +12,7 @@ import {
 import type { AckProgress } from './acks.js';
 import type { Clock } from './clock.js';
 import type { ChunkState } from './receive.js';
+import { type DigestCheckpoints, ResumableSha256 } from './resume.js';
 import type { RevisionPolicy } from './revisions.js';
 
 /** A chunk whose symbols and key are known. */
@@ -115,8 +116,14 @@ export interface DeliveryContext {
   readonly tx: SignedTx;
   /** the resume point ([LM-DLV-10]): chunks, counters and the digest continue from it */
   readonly from: number;
-  /** the job's bytes before `from`, for the end digest */
+  /** the job's bytes before `from`, for the end digest (a consumer that read them back: deprecated) */
   readonly prefix?: readonly Uint8Array[] | undefined;
+  /**
+   * the end digest's state at `from` (its `start`, when the session resumes from a kept point)
+   * and the points the digest passes, kept for a later resume ([LM-DLV-20]); without it the
+   * digest starts from `prefix`
+   */
+  readonly checkpoints?: DigestCheckpoints | undefined;
   readonly clock: Clock;
   readonly revisions: RevisionPolicy;
   readonly content: ContentLayer;
@@ -140,7 +147,7 @@ export class Delivery {
   private next: number;
   private delivered: number;
   private consumed: number;
-  private readonly hash = createHash('sha256');
+  private readonly hash: ResumableSha256;
   private readonly keyring = new Map<number, Uint8Array>();
   private end: { bytes: number; digest: Uint8Array } | undefined;
 
@@ -149,7 +156,11 @@ export class Delivery {
     this.next = ctx.from / ctx.params.chunk;
     this.delivered = ctx.from;
     this.consumed = ctx.from;
-    for (const p of ctx.prefix ?? []) this.hash.update(p);
+    const start = ctx.checkpoints?.start;
+    if (start && start.n !== ctx.from) throw new RangeError(`the digest's kept point is at byte ${start.n}, the session starts at ${ctx.from}`);
+    // [LM-DLV-20]: the digest of the job's first `from` bytes, from the point kept for them
+    this.hash = start ? ResumableSha256.at(start) : new ResumableSha256();
+    if (!start) for (const p of ctx.prefix ?? []) this.hash.update(p);
   }
 
   /** the next chunk the consumer gets */
@@ -202,8 +213,19 @@ export class Delivery {
 
   /** The consumer took `b` ([LM-DLV-4]); returns the bytes it took in this session. */
   consume(b: Uint8Array): number {
+    const before = this.consumed;
     this.consumed += b.length;
-    this.hash.update(b);
+    const cp = this.ctx.checkpoints;
+    // [LM-DLV-20]: the digest's state where it passes a multiple of lcm(C, 64), kept for a resume
+    const at = cp ? Math.floor(this.consumed / cp.step) * cp.step : 0;
+    if (cp && at > before) {
+      this.hash.update(b.subarray(0, at - before));
+      const p = this.hash.point();
+      if (p) cp.passed(p);
+      this.hash.update(b.subarray(at - before));
+    } else {
+      this.hash.update(b);
+    }
     b.fill(0); // consumed plaintext is not retained by the SDK
     return this.consumed - this.ctx.from;
   }
@@ -224,7 +246,7 @@ export class Delivery {
     const end = this.end;
     if (!end || this.consumed < end.bytes || this.consumed !== this.delivered) return undefined;
     this.end = undefined; // a hash gives its digest once
-    const plain = new Uint8Array(this.hash.digest());
+    const plain = this.hash.digest();
     // a protected job's digest is keyed by its licence ([LM-PROT-4])
     const d = this.ctx.digestKey ? keyedJobDigest(this.ctx.digestKey, plain) : plain;
     // [LM-DLV-6]: digest of what the consumer took equals END's and the transaction's
@@ -239,5 +261,7 @@ export class Delivery {
     for (const k of this.keyring.values()) wipe(k);
     this.keyring.clear();
     if (this.ctx.digestKey) wipe(this.ctx.digestKey);
+    this.ctx.checkpoints?.destroy();
+    this.hash.destroy(); // the digest's state of a session that did not finish
   }
 }

@@ -10,13 +10,17 @@ import {
   Role,
 } from '@livematrix/spec';
 import { Kernel, MatrixEngine } from '@livematrix/spec/engine';
-import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
+import { type IdentityKeyStore, frameSigner, keyStoreOf } from '@livematrix/spec/keystore';
+import type { DeviceStateName } from '@livematrix/spec';
+import { type BrokerAuth, FrameLink, type TlsOptions, authOptions } from '@livematrix/spec/transport';
+import { BootSequence } from './boot-sequence.js';
 import { type Clock, systemTimers } from './clock.js';
 import { NoSessionError } from './errors.js';
 import { Licences, type LicenceStore, fileLicenceStore, memoryLicenceStore } from './licences.js';
 import { OfferDesk, type ResumePoint, type SessionInit } from './offer.js';
 import { type PhaseFactories, phaseFactories } from './phases.js';
 import { DeviceSession } from './session.js';
+import { DeviceStatus, STATUS_INTERVAL_MS, type StatusReport } from './status.js';
 import type { IncomingStream, RejectEvent } from './stream.js';
 
 export const SOFTWARE = 'livematrix-device/0.1';
@@ -26,7 +30,11 @@ export interface DeviceOptions {
   url: string;
   fleet: string;
   id: string;
-  identity: IdentityKeyPair;
+  /**
+   * the device's identity key: a key pair in memory, or a key store (`@livematrix/spec/keystore`:
+   * a secure element signs and agrees on keys, and the SDK never holds the secret)
+   */
+  identity: IdentityKeyPair | IdentityKeyStore;
   /** operator keys whose transactions this device accepts ([LM-TX-3]) */
   trustedOperators: readonly Uint8Array[];
   /** hashing workers; default one per core */
@@ -59,19 +67,27 @@ export interface DeviceOptions {
   brokerAuth?: BrokerAuth;
   /** brokers to fail over to, in turn, when the connection drops (a cluster of instances) */
   servers?: { host: string; port: number }[];
+  /** TLS and mutual TLS to the broker (an `mqtts://` URL): CA, client certificate and key, as files or PEM */
+  tls?: TlsOptions;
   /**
    * ms without an authenticated frame from the gateway after which a session ends as
    * interrupted ([LM-DLV-13]); the next OFFER of its transaction resumes it. Default 10000.
    */
   gatewayTimeout?: number;
+  /**
+   * ms between the device's signed status publications when nothing changes (SPEC §10.2,
+   * [LM-STATE-1]); its HELLO is published again as often ([LM-STATE-4]). Default 30000.
+   */
+  statusInterval?: number;
   /** refused OFFERs answered per second at most, so the device cannot be made a flood amplifier ([LM-FRAME-9]); default 20 */
   refusalsPerSecond?: number;
   /** metrics hook: a HINTS frame is fully resolved (benchmarks measure hint latency with it) */
   onFrameResolved?: (seq: number) => void;
   /**
    * Where the consumer stands in a job, so that a restarted device resumes it ([LM-DLV-10]):
-   * the bytes it took of the transaction (by its hash, hex) and a way to read them again (the
-   * end digest covers the whole job).
+   * the bytes it took of the transaction (by its hash, hex). The device kept points of the job's
+   * digest beside its ticket ([LM-DLV-20]), so `{ bytes }` is enough: the resumed stream starts at
+   * its `offset` (at or below `bytes`) and the consumer skips the `bytes - offset` it already has.
    */
   resume?: (txh: string) => Promise<ResumePoint | undefined> | ResumePoint | undefined;
   /**
@@ -98,6 +114,8 @@ export interface DeviceEvents {
  */
 export class Device extends EventEmitter<DeviceEvents> {
   private readonly opts: DeviceOptions;
+  /** the identity key: every signature and the licence's key agreement go through it */
+  private readonly keys: IdentityKeyStore;
   private readonly engine: MatrixEngine;
   private readonly ownEngine: boolean;
   private readonly kernel = new Kernel();
@@ -119,16 +137,21 @@ export class Device extends EventEmitter<DeviceEvents> {
   private readonly revocations = new Revocations();
   /** random per start of this process: a gateway sees a restart by a new value ([LM-DLV-10]) */
   private readonly boot = randomBytes(8);
+  /** the boot sequence of each connection, reserved in the licence store ([LM-STATE-3]) */
+  private readonly boots: BootSequence;
+  /** the signed status on the status topic (SPEC §10.2) */
+  private readonly status: DeviceStatus;
 
   private constructor(o: DeviceOptions, engine?: MatrixEngine) {
     super();
     this.opts = o;
+    this.keys = keyStoreOf(o.identity);
     this.ownEngine = !engine;
     this.engine = engine ?? new MatrixEngine(o.workers !== undefined ? { workers: o.workers } : {});
     this.clock = o.clock ?? Date.now;
     this.window = o.window ?? 4 * 1024 * 1024;
     this.phases = phaseFactories(o.phases);
-    this.licences = new Licences(o.licences ?? (o.stateDir !== undefined ? fileLicenceStore(o.stateDir) : memoryLicenceStore()), o.identity, o.id, this.clock);
+    this.licences = new Licences(o.licences ?? (o.stateDir !== undefined ? fileLicenceStore(o.stateDir) : memoryLicenceStore()), this.keys, o.id, this.clock);
     const held = this.licences.revocation;
     try {
       if (held) this.revocations.offer(held, o.trustedOperators);
@@ -137,12 +160,25 @@ export class Device extends EventEmitter<DeviceEvents> {
       // the next list published takes its place
     }
     this.offers = new OfferDesk({
-      clock: this.clock, identity: o.identity, deviceId: o.id, trustedOperators: o.trustedOperators, window: this.window,
+      clock: this.clock, identity: this.keys, deviceId: o.id, trustedOperators: o.trustedOperators, window: this.window,
       licences: this.licences, revocations: this.revocations, resume: o.resume,
       caps: () => this.caps, running: () => this.running(),
       send: (frame, type) => this.link.send(topics.deviceOut(o.fleet, o.id), frame, type),
       reject: (ev) => this.emit('reject', ev), open: (init, accept) => this.open(init, accept),
     }, this.phases.offer(), o.refusalsPerSecond ?? 20);
+    const failed = (what: string) => (e: unknown) => this.emit('reject', { code: Reason.internal, reason: reasonName(Reason.internal), type: FrameType.STATUS, detail: `${what}: ${toLmError(e).message}` });
+    this.boots = new BootSequence(this.licences, this.clock, failed('boot sequence not reserved in the licence store; numbers grow within this process only ([LM-STATE-3])'));
+    this.status = new DeviceStatus({
+      clock: this.clock, timers: systemTimers, interval: o.statusInterval ?? STATUS_INTERVAL_MS, device: o.id, streaming: () => this.running() !== undefined,
+      sign: (body) => encodeFrame(FrameType.STATUS, body, frameSigner(this.keys)),
+      publish: (frame) => this.link.send(topics.deviceStatus(o.fleet, o.id), frame, FrameType.STATUS, { retain: true }),
+      announce: () => this.announce(), failed: failed('status not published'),
+    });
+  }
+
+  /** The Last Will of a connection with boot sequence `bd` ([LM-MQTT-2], [LM-STATE-3]). */
+  private will(bd: number): Uint8Array {
+    return encodeFrame(FrameType.BYE, { who: this.opts.id, reason: Reason.offline, bd }, { kind: 'none' });
   }
 
   /** Starts the engine, measures capabilities, connects and publishes HELLO ([LM-MQTT-2]). */
@@ -151,19 +187,54 @@ export class Device extends EventEmitter<DeviceEvents> {
     await d.engine.start();
     const caps = o.caps ?? (await d.measure());
     d.measured = { ...caps, prot: caps.prot ?? true }; // [LM-PROT-3]: this SDK opens protected jobs
-    const bye = encodeFrame(FrameType.BYE, { who: o.id, reason: Reason.offline }, { kind: 'none' });
     const link = await FrameLink.connect({
       url: o.url, clientId: `lm-dev-${o.id}-${Math.random().toString(16).slice(2, 8)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
-      will: { topic: topics.deviceState(o.fleet, o.id), payload: bye, retain: true }, ...authOptions(o.brokerAuth, o.id, Role.device, o.identity.secretKey),
-      ...(o.servers ? { servers: o.servers } : {}),
+      will: { topic: topics.deviceState(o.fleet, o.id), payload: d.will(d.boots.next()), retain: true }, ...authOptions(o.brokerAuth, o.id, Role.device, d.keys),
+      ...(o.servers ? { servers: o.servers } : {}), ...(o.tls ? { tls: o.tls } : {}),
     });
     d.frameLink = link;
     link.onPayload((topic, payload) => d.onPayload(topic, payload));
     await link.subscribe(topics.deviceIn(o.fleet, o.id));
     await link.subscribe(topics.revocation(o.fleet)); // [LM-REVOKE-2]
-    link.client.on('connect', () => void d.announce());
-    await d.announce();
+    // [LM-STATE-3] each CONNECT, reconnects too, gets a new boot sequence, in its Will first
+    link.client.on('reconnect', () => {
+      const will = link.client.options.will;
+      if (will) will.payload = Buffer.from(d.will(d.boots.next()));
+    });
+    link.client.on('close', () => d.status.disconnected());
+    link.client.on('connect', () => void d.online());
+    await d.online();
     return d;
+  }
+
+  /** A connection is up: its HELLO ([LM-MQTT-2]), then its first STATUS ([LM-STATE-1]). */
+  private async online(): Promise<void> {
+    const bd = this.boots.current;
+    try {
+      await this.announce();
+      if (bd !== undefined) await this.status.connected(bd);
+    } catch (e) {
+      this.emit('reject', { code: Reason.internal, reason: reasonName(Reason.internal), type: FrameType.HELLO, detail: `announcing the connection failed: ${toLmError(e).message}` });
+    }
+  }
+
+  /**
+   * Reports the machine's condition and readings for the device's signed status (SPEC §10.2): a
+   * change of state is published at once, readings with the next STATUS. What goes in `readings`
+   * is shown in clear to whoever may read the status topic; job content belongs in {@link telemetry}.
+   * Throws StatusReportError for readings or a detail a STATUS cannot carry (floats, over 4096 bytes).
+   *
+   * @example
+   * await dev.setStatus({ readings: { nozzle_mC: 214_870, progress_ppm: 412_000 } });
+   * await dev.setStatus({ machine: 'error', detail: 'thermal runaway' });
+   */
+  setStatus(report: StatusReport): Promise<void> {
+    return this.status.report(report);
+  }
+
+  /** The state the device's status shows now ([LM-STATE-2]). */
+  get state(): DeviceStateName {
+    return this.status.state;
   }
 
   /** The device's MQTT link (its statistics; tests cut it to simulate a lost connection). */
@@ -198,10 +269,15 @@ export class Device extends EventEmitter<DeviceEvents> {
 
   /** Leaves: BYE, disconnect, stop the engine, erase session keys. */
   async stop(): Promise<void> {
+    // a last STATUS offline, not idle once the session ends ([LM-STATE-2]); nothing to say without a connection
+    const connected = this.link.connected;
+    const leaving = this.status.leaving(connected);
     this.session?.fail(new LmError(Reason.offline, 'device stopped'), false); // its ticket resumes it ([LM-LIC-3])
     const o = this.opts;
     try {
-      const bye = encodeFrame(FrameType.BYE, { who: o.id, reason: Reason.offline }, { kind: 'none' });
+      await leaving;
+      if (!connected) throw new LmError(Reason.offline, 'not connected'); // a publish would wait for a connection that never comes
+      const bye = this.will(this.boots.current ?? 0);
       await this.link.send(topics.deviceState(o.fleet, o.id), bye, FrameType.BYE, { retain: true });
     } catch {
       // broker gone: the Last Will says the same
@@ -224,8 +300,9 @@ export class Device extends EventEmitter<DeviceEvents> {
   private async announce(): Promise<void> {
     const o = this.opts;
     const hello = encodeFrame(FrameType.HELLO, {
-      device: o.id, idpk: o.identity.publicKey, caps: this.caps, time: this.clock(), software: SOFTWARE, online: true, boot: this.boot,
-    }, { kind: 'sig', secretKey: o.identity.secretKey });
+      device: o.id, idpk: this.keys.publicKey, caps: this.caps, time: this.clock(), software: SOFTWARE, online: true, boot: this.boot,
+      ...(this.boots.current !== undefined ? { bd: this.boots.current } : {}), // [LM-STATE-3]
+    }, frameSigner(this.keys));
     await this.link.send(topics.deviceState(o.fleet, o.id), hello, FrameType.HELLO, { retain: true });
   }
 
@@ -283,13 +360,15 @@ export class Device extends EventEmitter<DeviceEvents> {
     const o = this.opts;
     const s = new DeviceSession({
       engine: this.engine, kernel: this.kernel, clock: this.clock, timers: systemTimers, phases: this.phases,
-      deviceId: o.id, identity: o.identity, window: this.window, gatewayTimeout: o.gatewayTimeout ?? 10_000, onFrameResolved: o.onFrameResolved,
+      deviceId: o.id, identity: this.keys, window: this.window, gatewayTimeout: o.gatewayTimeout ?? 10_000, onFrameResolved: o.onFrameResolved,
       send: (frame, type) => this.link.send(topics.deviceOut(o.fleet, o.id), frame, type),
       closed: (ended) => {
         if (this.session === ended) this.session = undefined;
+        void this.status.changed(); // streaming -> idle ([LM-STATE-1])
       },
     }, init);
     this.session = s;
+    void this.status.changed(); // idle -> streaming ([LM-STATE-1])
     s.stream.on('reject', (r) => this.emit('reject', r));
     await this.link.send(topics.deviceOut(o.fleet, o.id), accept, FrameType.ACCEPT);
     s.begin();

@@ -21,3 +21,12 @@ export class StreamReadError extends Error {
     this.name = 'StreamReadError';
   }
 }
+
+/** A status report the SDK cannot publish: a float among the readings, readings over 4096 bytes encoded, a detail over 256 bytes ([LM-STATE-1]). */
+export class StatusReportError extends Error {
+  static override readonly name = 'StatusReportError';
+  constructor(message: string) {
+    super(message);
+    this.name = 'StatusReportError';
+  }
+}

@@ -3,15 +3,17 @@
  * What a device must not forget (SPEC.md §11.4): the prints it counted per transaction
  * ([LM-LIC-1]), its resume tickets ([LM-LIC-3], [LM-LIC-4]), the session ids of the OFFERs it
  * checked within the freshness window ([LM-LIC-5]) and the newest revocation list it verified
- * ([LM-REVOKE-2]). Every change is written through a {@link LicenceStore} before the device acts
- * on it; the default store is a crash-safe file (write, fsync, rename, fsync of the directory).
+ * ([LM-REVOKE-2]), and the points of each transaction's digest that resume it without its
+ * plaintext ([LM-DLV-20]). Every change is written through a {@link LicenceStore} before the device
+ * acts on it; the default store is a crash-safe file (write, fsync, rename, fsync of the directory).
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  type IdentityKeyPair, LmError, Reason, type SignedTicket, decodeTicket, fromHex, randomBytes, signTicket, toHex,
+  type IdentityKey, LmError, Reason, type SignedTicket, decodeTicket, fromHex, randomBytes, signTicket, signingKey, toHex,
 } from '@livematrix/spec';
 import type { Clock } from './clock.js';
+import { type HashPoint, POINTS_KEPT, type PointStore, checkPoint } from './resume.js';
 
 /** A ticket as the store keeps it. */
 export interface StoredTicket {
@@ -45,6 +47,14 @@ export interface LicenceRecord {
    * ticket, to hand back should it never have reached a ledger ([LM-LIC-6])
    */
   receipts?: Record<string, { rc: string; exp: number }>;
+  /**
+   * per transaction hash (hex), the newest points of its digest, masked ([LM-DLV-20],
+   * [LM-DLV-22]): `n` bytes of the job, `h` its masked intermediate hash value (hex); kept while
+   * a ticket of the transaction resumes something, erased with it ([LM-DLV-21])
+   */
+  points?: Record<string, { n: number; h: string }[]>;
+  /** the highest boot sequence number reserved: connections use numbers up to it, a restart starts above it ([LM-STATE-3]) */
+  bd?: number;
 }
 
 /** Where a device keeps its licence state: loads it once, saves every change before it is acted on. */
@@ -116,11 +126,11 @@ const HELD_GRACE_MS = 7 * 24 * 3600_000;
 const SID_MEMORY_MS = 2 * 120_000;
 
 /** The device's licence state, written through its store. */
-export class Licences {
+export class Licences implements PointStore {
   /** the record as it is on disk: replaced only after a save of its successor returned */
   private r: LicenceRecord;
 
-  constructor(private readonly store: LicenceStore, private readonly identity: IdentityKeyPair, private readonly deviceId: string, private readonly clock: Clock) {
+  constructor(private readonly store: LicenceStore, private readonly identity: IdentityKey, private readonly deviceId: string, private readonly clock: Clock) {
     this.r = store.load() ?? { v: 1, prints: {}, tickets: {}, sids: {} };
     // a session that ran in a process that is gone was cut off: its ticket resumes it ([LM-LIC-3])
     if (Object.values(this.r.tickets).some((t) => t.state === 'running')) {
@@ -185,7 +195,7 @@ export class Licences {
     const [id, t] = this.ofSession(sid) ?? [];
     if (!id || !t || t.state !== 'running') return;
     const old = decodeTicket(fromHex(t.bytes));
-    const bytes = toHex(signTicket({ ...old.body, off }, this.identity.secretKey).bytes);
+    const bytes = toHex(signTicket({ ...old.body, off }, signingKey(this.identity)).bytes);
     this.change((r) => void (r.tickets[id] = { ...t, bytes, state: 'held' }));
   }
 
@@ -203,6 +213,48 @@ export class Licences {
   receipt(txh: string): Uint8Array | undefined {
     const k = this.r.receipts?.[txh];
     return k && k.exp + HELD_GRACE_MS >= this.clock() ? fromHex(k.rc) : undefined;
+  }
+
+  /**
+   * Keeps a masked point of a transaction's digest, durably ([LM-DLV-20]): the newest
+   * POINTS_KEPT by byte count, one per count. Kept only while a ticket of the transaction is
+   * running or held ([LM-DLV-21]).
+   */
+  keepPoint(txh: string, p: HashPoint): void {
+    checkPoint(p);
+    const h = toHex(p.h);
+    this.change((r) => {
+      const all = r.points ?? (r.points = {});
+      const list = (all[txh] ?? []).filter((q) => q.n !== p.n);
+      list.push({ n: p.n, h });
+      list.sort((a, b) => a.n - b.n);
+      all[txh] = list.slice(-POINTS_KEPT);
+    });
+  }
+
+  /** The kept (masked) points of a transaction's digest, fewest bytes first ([LM-DLV-20]). */
+  points(txh: string): HashPoint[] {
+    const out: HashPoint[] = [];
+    for (const q of this.r.points?.[txh] ?? []) {
+      try {
+        out.push(checkPoint({ n: q.n, h: fromHex(q.h) }));
+      } catch {
+        // a point of the wrong shape resumes nothing; the others still may
+      }
+    }
+    return out;
+  }
+
+  /** The highest boot sequence number reserved so far, if any ([LM-STATE-3]). */
+  get bootCeiling(): number | undefined {
+    return this.r.bd;
+  }
+
+  /** Reserves boot sequence numbers up to `ceiling`, durably, before a CONNECT uses one of them ([LM-STATE-3]). */
+  reserveBoot(ceiling: number): void {
+    this.change((r) => {
+      r.bd = ceiling;
+    });
   }
 
   /** The newest verified revocation list (a REVOKE frame) ([LM-REVOKE-2]). */
@@ -223,7 +275,7 @@ export class Licences {
   }
 
   private issue(r: LicenceRecord, txh: string, s: { sid: string; off: number; exp: number }): void {
-    const t = signTicket({ v: 1, id: randomBytes(16), txh: fromHex(txh), sid: fromHex(s.sid), off: s.off, exp: s.exp, device: this.deviceId }, this.identity.secretKey);
+    const t = signTicket({ v: 1, id: randomBytes(16), txh: fromHex(txh), sid: fromHex(s.sid), off: s.off, exp: s.exp, device: this.deviceId }, signingKey(this.identity));
     r.tickets[toHex(t.body.id)] = { bytes: toHex(t.bytes), txh, sid: s.sid, state: 'running', exp: s.exp };
   }
 
@@ -241,6 +293,10 @@ export class Licences {
     // that a clock running ahead for a while cannot throw a paid print away
     for (const [id, t] of Object.entries(next.tickets)) if (t.exp + (t.state === 'spent' ? 0 : HELD_GRACE_MS) < now) delete next.tickets[id];
     for (const [txh, k] of Object.entries(next.receipts ?? {})) if (k.exp + HELD_GRACE_MS < now) delete next.receipts![txh];
+    // [LM-DLV-21]: a transaction's points go with the last ticket that resumes it (its print completed, was abandoned, or expired)
+    const live = new Set(Object.values(next.tickets).filter((t) => t.state !== 'spent').map((t) => t.txh));
+    for (const txh of Object.keys(next.points ?? {})) if (!live.has(txh)) delete next.points![txh];
+    if (next.points && Object.keys(next.points).length === 0) delete next.points;
     this.store.save(next);
     this.r = next;
   }

@@ -3,17 +3,19 @@
  * An OFFER from its arrival to the session it opens (SPEC §7.3 steps 2 and 3): the checks of the
  * gateway's signature, the transaction, the parameters and the licence; signed, rate-limited
  * refusals ([LM-FRAME-9]); the take-over of a session whose gateway fell silent ([LM-DLV-13]);
- * the resume point of a restarted device ([LM-DLV-10]); ACCEPT and the session keys ([LM-KEY-2]).
+ * the resume point of a restarted device ([LM-DLV-10]), from a kept point of the job's digest
+ * ([LM-DLV-20]); ACCEPT and the session keys ([LM-KEY-2]).
  */
 import {
   clipUtf8,
-  type Caps, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, type OfferBody, Reason, type Revocations, type SessionKeys, type SessionParams, type SignedTicket, type SignedTx, type TxContext,
-  NO_LICENCE, contentChain, decodeTx, jobDigestKey, deriveSessionKeys, digest, ecdh, encodeFrame, openLicence, reasonName, ticketId, toHex, toLmError, transcriptHash, validateParams, verifyFrame, verifyTicket, verifyTx, wipe, x25519KeyPair,
+  type Caps, FrameType, type FrameTypeId, type IdentityKey, LmError, type OfferBody, Reason, type Revocations, type SessionKeys, type SessionParams, type SignedTicket, type SignedTx, type TxContext,
+  NO_LICENCE, contentChain, frameSigner, decodeTx, jobDigestKey, deriveSessionKeys, digest, ecdh, encodeFrame, openLicence, reasonName, ticketId, toHex, toLmError, transcriptHash, validateParams, verifyFrame, verifyTicket, verifyTx, wipe, x25519KeyPair,
 } from '@livematrix/spec';
 import type { Licences } from './licences.js';
 import type { Clock } from './clock.js';
 import type { OfferFrame } from './frames.js';
 import type { RejectEvent } from './stream.js';
+import { type DigestCheckpoints, type HashPoint, digestCheckpoints, maskPoint, pickPoint, pointMaskKey } from './resume.js';
 
 /** a busy device takes a verified OFFER when its session's gateway was silent this long ([LM-DLV-13]) */
 export const TAKEOVER_SILENCE_MS = 2500;
@@ -31,7 +33,7 @@ export interface OfferChecks {
   /** parameters in the spec's ranges ([LM-PARAM-1]) and within the device's capabilities ([LM-CAP-2]) */
   params(p: SessionParams, caps: Caps): void;
   /** the sealed licence, opened with the device's identity key ([LM-TX-1]) */
-  licence(tx: SignedTx, identity: IdentityKeyPair): Uint8Array;
+  licence(tx: SignedTx, identity: IdentityKey): Uint8Array;
 }
 
 /** The spec's checks. */
@@ -43,7 +45,7 @@ export function offerChecks(): OfferChecks {
       validateParams(p); // [LM-PARAM-1]
       if (p.w > caps.wmax || !caps.suites.some(([s]) => s === p.suite)) throw new LmError(Reason.params, `w=${p.w} suite ${p.suite} not supported by this device ([LM-CAP-2])`);
     },
-    licence: (tx, id) => openLicence(tx.body.lic, id.secretKey, id.publicKey, tx.body.jd), // [LM-TX-1]
+    licence: (tx, id) => openLicence(tx.body.lic, id, id.publicKey, tx.body.jd), // [LM-TX-1]: the key store's X25519
   };
 }
 
@@ -62,12 +64,21 @@ export class PerSecondLimit {
   }
 }
 
-/** A consumer's progress in a job ([LM-DLV-10]). */
+/**
+ * A consumer's progress in a job ([LM-DLV-10]): how many bytes of it the machine took. That is
+ * all a resume needs: the device kept points of the job's digest ([LM-DLV-20]) and starts the new
+ * stream at the newest one at or below `bytes` (its `offset`); the consumer skips the
+ * `bytes - offset` bytes it already has.
+ */
 export interface ResumePoint {
-  /** plaintext bytes the consumer took */
+  /** plaintext bytes the consumer took, counted from the job's start */
   bytes: number;
-  /** the first n of those bytes again, in order */
-  read(n: number): AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  /**
+   * The first n of those bytes again, in order: the stream then starts at `bytes` rounded down to
+   * a multiple of C, and the kept points are not used.
+   * @deprecated a device keeps what a resume needs without the plaintext; give `bytes` alone
+   */
+  read?(n: number): AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 }
 
 /** Everything a session starts from. */
@@ -78,8 +89,10 @@ export interface SessionInit {
   keys: SessionKeys;
   /** the resume point ([LM-DLV-10]), a multiple of the chunk size */
   from: number;
-  /** the job's first `from` bytes, for the end digest */
+  /** the job's first `from` bytes, for the end digest (a consumer that gave them back, deprecated) */
   prefix: Uint8Array[] | undefined;
+  /** the end digest from `from` on, and the points it passes, kept for the next resume ([LM-DLV-20]) */
+  checkpoints: DigestCheckpoints;
   /** the session's part in the licence ([LM-LIC-1], [LM-LIC-3]) */
   licence: SessionLicence;
   /** a protected job's content chain ([LM-PROT-2]); undefined for a job the gateway seals */
@@ -111,7 +124,8 @@ export interface RunningSession {
 
 export interface OfferHost {
   readonly clock: Clock;
-  readonly identity: IdentityKeyPair;
+  /** the identity key (a key pair, or a key store that signs by itself) */
+  readonly identity: IdentityKey;
   readonly deviceId: string;
   readonly trustedOperators: readonly Uint8Array[];
   /** receive buffer announced in ACCEPT ([LM-DLV-5]) */
@@ -211,9 +225,10 @@ export class OfferDesk {
     const resume = ticket !== undefined;
     let from = 0;
     let prefix: Uint8Array[] | undefined;
+    let start: HashPoint | undefined;
     try {
       const point = resume ? await h.resume?.(txh) : undefined;
-      if (resume) ({ from, prefix } = await this.resumePoint(point, tx.body.size, b.params.chunk));
+      if (resume) ({ from, prefix, start } = await this.resumePoint(point, txh, tx.body.size, b.params.chunk));
     } catch (e) {
       wipe(licence);
       return this.refuse(b, offerBytes, new LmError(Reason.internal, `the consumer's resume point could not be read: ${toLmError(e).message}`));
@@ -225,12 +240,13 @@ export class OfferDesk {
     }
     const session = { sid, off: from, exp: tx.body.naf };
     const digestKey = tx.body.jid ? jobDigestKey(licence) : undefined; // [LM-PROT-4], before the licence is erased
+    const mask = pointMaskKey(licence); // [LM-DLV-22], before the licence is erased
     let made: ReturnType<typeof sessionKeys>;
     try {
       // [LM-KEY-1]: an ephemeral key that gives an all-zero shared secret is refused as auth, before any ticket is spent
       made = sessionKeys(b, offerBytes, h.identity, h.window, resume ? from : undefined, licence, tx.body.jid !== undefined);
     } catch (e) {
-      wipe(licence);
+      wipe(licence, mask);
       return this.refuse(b, offerBytes, toLmError(e));
     }
     const { accept, keys, content } = made;
@@ -238,16 +254,21 @@ export class OfferDesk {
       // [LM-LIC-4]: the ticket is spent, and the new session's issued, before ACCEPT goes out
       if (ticket) h.licences.resume(ticketId(ticket), txh, session);
     } catch (e) {
-      wipe(licence);
+      wipe(licence, mask);
       return this.refuse(b, offerBytes, toLmError(e));
     }
+    // [LM-DLV-20]: the digest goes on from the kept point, and keeps points for the next resume
+    const checkpoints = digestCheckpoints({ txh, chunk: b.params.chunk, start: start && maskPoint(mask, start), mask, clock: h.clock, store: h.licences });
     const limit = tx.body.prints;
     const lic: SessionLicence = {
       start: () => (resume ? undefined : h.licences.count(txh, limit, session)), // [LM-LIC-1]
-      hold: (off) => h.licences.hold(sid, off),
-      close: (receipt) => h.licences.close(sid, receipt),
+      hold: (off) => {
+        checkpoints.flush(); // the newest point, so that the resume loses nothing a cut-off session passed
+        h.licences.hold(sid, off);
+      },
+      close: (receipt) => h.licences.close(sid, receipt), // and the transaction's points with the ticket ([LM-DLV-21])
     };
-    await h.open({ sid: b.sid, tx, params: b.params, keys, content, from, prefix, licence: lic, resumed: resume, digestKey }, accept);
+    await h.open({ sid: b.sid, tx, params: b.params, keys, content, from, prefix, checkpoints, licence: lic, resumed: resume, digestKey }, accept);
   }
 
   private verify(b: OfferBody, txh: string): { tx: SignedTx; licence: Uint8Array } {
@@ -289,10 +310,21 @@ export class OfferDesk {
     return undefined;
   }
 
-  /** [LM-DLV-10]: a resumed job starts at the consumer's progress, rounded down to a chunk. */
-  private async resumePoint(point: ResumePoint | undefined, size: number, chunk: number): Promise<{ from: number; prefix: Uint8Array[] | undefined }> {
-    if (!point) return { from: 0, prefix: undefined };
-    const from = Math.floor(Math.min(point.bytes, size) / chunk) * chunk;
+  /**
+   * [LM-DLV-10]: where a resumed job starts. From the newest point of the job's digest the device
+   * kept at or below the consumer's progress and on a chunk ([LM-DLV-20]); or, for a consumer that
+   * still reads its bytes back (deprecated), at its progress rounded down to a chunk; else at 0.
+   */
+  private async resumePoint(point: ResumePoint | undefined, txh: string, size: number, chunk: number): Promise<{ from: number; prefix: Uint8Array[] | undefined; start: HashPoint | undefined }> {
+    const none = { from: 0, prefix: undefined, start: undefined };
+    if (!point) return none;
+    if (!Number.isSafeInteger(point.bytes) || point.bytes < 0) throw new LmError(Reason.internal, `the consumer reported ${point.bytes} bytes taken: not a count`);
+    const took = Math.min(point.bytes, size);
+    if (!point.read) {
+      const kept = pickPoint(this.host.licences.points(txh), took, chunk); // [LM-DLV-20]
+      return kept ? { from: kept.n, prefix: undefined, start: kept } : none;
+    }
+    const from = Math.floor(took / chunk) * chunk;
     const prefix: Uint8Array[] = [];
     let got = 0;
     for await (const piece of point.read(from)) {
@@ -300,7 +332,7 @@ export class OfferDesk {
       got += piece.length;
       if (got >= from) break;
     }
-    return got < from ? { from: 0, prefix: undefined } : { from, prefix };
+    return got < from ? none : { from, prefix, start: undefined };
   }
 
   /**
@@ -315,7 +347,7 @@ export class OfferDesk {
     this.host.reject({ code: e.code, reason: reasonName(e.code), type: FrameType.OFFER, detail: `OFFER ${toHex(b.sid).slice(0, 8)} refused: ${e.message}` });
     if (!this.limiter.allow()) return;
     // `oh` names the refused OFFER: a refusal of another OFFER under the same sid refuses nothing of the gateway's
-    const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: clipUtf8(e.message, 256), oh: digest(offerBytes), ...(tk ? { tk } : {}), ...(rc ? { rc } : {}) }, { kind: 'sig', secretKey: this.host.identity.secretKey });
+    const err = encodeFrame(FrameType.ERROR, { sid: b.sid, code: e.code, detail: clipUtf8(e.message, 256), oh: digest(offerBytes), ...(tk ? { tk } : {}), ...(rc ? { rc } : {}) }, frameSigner(this.host.identity));
     await this.host.send(err, FrameType.ERROR).catch(() => undefined);
   }
 }
@@ -333,9 +365,9 @@ class TicketRefusal extends LmError {
  * from the ECDH alone and the licence feeds the content chain, which only the keys service
  * shares: the gateway, which never holds the licence, cannot unwrap a chunk key.
  */
-export function sessionKeys(b: OfferBody, offerBytes: Uint8Array, identity: IdentityKeyPair, window: number, from: number | undefined, licence: Uint8Array, protectedJob = false): { accept: Uint8Array; keys: SessionKeys; content: Uint8Array | undefined } {
+export function sessionKeys(b: OfferBody, offerBytes: Uint8Array, identity: IdentityKey, window: number, from: number | undefined, licence: Uint8Array, protectedJob = false): { accept: Uint8Array; keys: SessionKeys; content: Uint8Array | undefined } {
   const eph = x25519KeyPair();
-  const accept = encodeFrame(FrameType.ACCEPT, { sid: b.sid, epk: eph.publicKey, oh: digest(offerBytes), window, ...(from !== undefined ? { from } : {}) }, { kind: 'sig', secretKey: identity.secretKey });
+  const accept = encodeFrame(FrameType.ACCEPT, { sid: b.sid, epk: eph.publicKey, oh: digest(offerBytes), window, ...(from !== undefined ? { from } : {}) }, frameSigner(identity));
   let z: Uint8Array;
   try {
     z = ecdh(eph.secretKey, b.epk); // [LM-KEY-1]: an all-zero z throws auth

@@ -38,7 +38,8 @@ export interface BuiltEvent extends BuildReport {
 
 interface Slot {
   revision: number;
-  mem: TableMemory;
+  /** the table's memory, from its build on; a slot without it holds keys only (see start()) */
+  mem?: TableMemory;
   table?: RevisionTable;
   keys?: RevisionKeys;
 }
@@ -61,6 +62,8 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
   private cancelTick: Cancel | undefined;
   private building: Promise<void> | undefined;
   private lastBuilt = -1;
+  /** a revision held with its keys only that a frame waits for: built before any other */
+  private asked: number | undefined;
   private running = false;
   /** Build reports, newest last (at most 64). */
   readonly history: BuiltEvent[] = [];
@@ -75,11 +78,18 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
     return revisionAt(this.o.now(), this.o.epoch, this.o.period);
   }
 
-  /** Starts the clock and waits until the current revision's table is ready. */
+  /**
+   * Starts the clock and waits until the current revision's table is ready. Frames stamped with
+   * the previous revision are served too ([LM-REV-2]): its keys are taken first (the ratchet only
+   * moves forward), but its table is built only when such a frame comes (a stream that starts
+   * just after the revision turned), so that the first table a stream waits for is the current one.
+   */
   async start(): Promise<void> {
     this.running = true;
+    const c = this.current();
+    if (this.lastBuilt < 0 && c - 1 >= this.o.r0 && !this.slots.has(c - 1)) this.slots.set(c - 1, { revision: c - 1, keys: this.o.keysFor(c - 1) });
     this.tick();
-    await this.ready(this.current());
+    await this.ready(c);
   }
 
   /** Stops, and erases every table and key ([LM-REV-3], [LM-KEY-5]). */
@@ -127,6 +137,11 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
       const s = this.slots.get(r);
       if (s?.table) return s.table;
       if (r < this.current() - this.o.keep) return undefined;
+      // a revision held with its keys only (start()): a frame wants it, so it is built next
+      if (s && !s.mem) {
+        this.asked = r;
+        if (!this.building) this.tick();
+      }
       if (this.building) await this.building;
       else await new Promise<void>((res) => this.o.timers.after(5, res));
     }
@@ -138,12 +153,15 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
     const c = this.current();
     this.prune(); // release everything below c - 1 ([LM-REV-3])
     if (!this.building) {
-      // Build the current revision if missing (start, or we fell behind), else the next one.
-      // At start the previous revision first (the ratchet only moves forward): frames stamped
-      // c - 1 are accepted too ([LM-REV-2]).
-      const first = this.lastBuilt < 0 ? Math.max(c - 1, this.o.r0) : c;
-      const target = this.slots.get(c)?.table || this.slots.has(c) ? c + 1 : Math.max(first, this.o.r0);
-      if (target > this.lastBuilt && !this.slots.has(target)) this.building = this.build(target).finally(() => (this.building = undefined)).then(() => this.tick());
+      // A revision a frame asked for first (see ready()); else the current revision if missing
+      // (start, or we fell behind), else the next one.
+      const asked = this.asked !== undefined ? this.slots.get(this.asked) : undefined;
+      this.asked = undefined;
+      if (asked && !asked.mem) this.building = this.build(asked.revision).finally(() => (this.building = undefined)).then(() => this.tick());
+      else {
+        const target = this.slots.get(c)?.table || this.slots.has(c) ? c + 1 : Math.max(c, this.o.r0);
+        if (target > this.lastBuilt && !this.slots.has(target)) this.building = this.build(target).finally(() => (this.building = undefined)).then(() => this.tick());
+      }
     }
     const next = this.o.epoch + (c + 1) * this.o.period;
     this.cancelTick?.();
@@ -152,11 +170,11 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
 
   private async build(r: number): Promise<void> {
     const mem = this.free.pop() ?? allocTable(this.o.w);
-    const slot: Slot = { revision: r, mem };
+    const slot: Slot = this.slots.get(r) ?? { revision: r };
+    slot.mem = mem;
     this.slots.set(r, slot);
     try {
-      const keys = this.o.keysFor(r);
-      slot.keys = keys;
+      const keys = (slot.keys ??= this.o.keysFor(r));
       const { table, report } = await this.o.engine.buildTable(this.o.suite, this.o.w, this.o.L, keys.hk, mem);
       if (!this.slots.has(r)) {
         // expired while building
@@ -164,7 +182,7 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
         return;
       }
       slot.table = table;
-      this.lastBuilt = r;
+      this.lastBuilt = Math.max(this.lastBuilt, r);
       const lateness = Math.max(0, this.o.now() - (this.o.epoch + r * this.o.period));
       const ev: BuiltEvent = { ...report, revision: r, lateness };
       this.history.push(ev);
@@ -181,12 +199,12 @@ export class RevisionPipeline extends EventEmitter<PipelineEvents> {
     if (!s) return;
     this.slots.delete(r);
     s.table?.wipe();
-    if (!s.table) {
+    if (s.mem && !s.table) {
       new Uint8Array(s.mem.entries).fill(0);
       new Uint8Array(s.mem.offsets).fill(0);
     }
     if (s.keys) wipe(s.keys.hk, s.keys.wk);
-    if (this.free.length < 1) this.free.push(s.mem);
+    if (s.mem && this.free.length < 1) this.free.push(s.mem);
     this.emit('expired', r);
   }
 }

@@ -78,6 +78,9 @@ export interface ReceivePhase {
   wipe(): void;
 }
 
+/** released chunks whose arrays are kept for the next ones (allocating them is most of a chunk's set-up) */
+const SPARE_CHUNKS = 4;
+
 /** Symbol `rel` of a frame is known: `g` ([LM-DLV-1]). */
 export function resolveSymbol(fs: FrameState, ch: ChunkState, rel: number, g: number): void {
   const at = fs.off + rel;
@@ -94,6 +97,10 @@ export function resolveSymbol(fs: FrameState, ch: ChunkState, rel: number, g: nu
 export class HintReceiver implements ReceivePhase {
   private readonly chunks = new Map<number, ChunkState>();
   private readonly frames = new Map<number, FrameState>();
+  /** lookup results of one frame, reused (zero-filled after each) */
+  private results = new Int32Array(0);
+  /** the zero-filled arrays of released chunks, for the next chunks of the same size */
+  private readonly spare: { symbols: Uint32Array; have: Uint8Array }[] = [];
 
   constructor(protected readonly ctx: ReceiveContext) {}
 
@@ -134,14 +141,21 @@ export class HintReceiver implements ReceivePhase {
   }
 
   release(chunk: number): void {
-    this.chunks.get(chunk)?.symbols.fill(0);
+    const ch = this.chunks.get(chunk);
+    if (!ch) return;
+    ch.symbols.fill(0);
     this.chunks.delete(chunk);
+    if (this.spare.length < SPARE_CHUNKS) {
+      ch.have.fill(0);
+      this.spare.push({ symbols: ch.symbols, have: ch.have });
+    }
   }
 
   wipe(): void {
     for (const ch of this.chunks.values()) ch.symbols.fill(0);
     this.chunks.clear();
     this.frames.clear();
+    this.spare.length = 0;
   }
 
   /** Revision ([LM-REV-2]) and schema checks; the frame's symbol count when it passes. */
@@ -172,7 +186,9 @@ export class HintReceiver implements ReceivePhase {
     if (ch) return ch.ctlen === b.ctlen ? ch : this.refuse(f, `ctlen ${b.ctlen} differs from ${ch.ctlen}`);
     if (b.ctlen < 16 || b.ctlen > this.ctx.params.chunk + 16) return this.refuse(f, `ctlen ${b.ctlen}`);
     const m = symbolCount(b.ctlen, this.ctx.params.w);
-    const fresh: ChunkState = { ctlen: b.ctlen, m, symbols: new Uint32Array(m), have: new Uint8Array(m), missing: m };
+    const at = this.spare.findIndex((x) => x.symbols.length === m);
+    const { symbols, have } = at >= 0 ? (this.spare.splice(at, 1)[0] as { symbols: Uint32Array; have: Uint8Array }) : { symbols: new Uint32Array(m), have: new Uint8Array(m) };
+    const fresh: ChunkState = { ctlen: b.ctlen, m, symbols, have, missing: m };
     this.chunks.set(b.chunk, fresh);
     return fresh;
   }
@@ -193,7 +209,8 @@ export class HintReceiver implements ReceivePhase {
 
   private lookup(f: HintsFrame, fs: FrameState, ch: ChunkState, table: HintTable, n: number): void {
     const b = f.body;
-    const res = table.lookupMany(b.hints, new Int32Array(n));
+    if (this.results.length < n) this.results = new Int32Array(n);
+    const res = table.lookupMany(b.hints, this.results.subarray(0, n));
     const amb: number[] = [];
     const unk: number[] = [];
     if (b.sh !== undefined && b.idx) this.resolveShifted(fs, ch, b.idx, b.sh, res, amb, unk);
@@ -209,6 +226,7 @@ export class HintReceiver implements ReceivePhase {
   }
 
   private resolveDirect(fs: FrameState, ch: ChunkState, idx: number[] | undefined, res: Int32Array, amb: number[], unk: number[]): void {
+    if (!idx) return this.resolveFrame(fs, ch, res, amb, unk);
     for (let i = 0; i < res.length; i++) {
       const rel = idx ? (idx[i] as number) : i;
       if (rel >= fs.n || !fs.missing[rel]) continue; // resolved symbols stay across re-sends ([LM-DLV-1])
@@ -217,6 +235,35 @@ export class HintReceiver implements ReceivePhase {
       else if (r === AMBIGUOUS) this.ambiguous(fs, ch, rel, amb);
       else unk.push(rel); // [LM-HINT-4]
     }
+  }
+
+  /**
+   * The hints of a whole frame, in order: {@link resolveSymbol} for each symbol found, in one
+   * loop with the counts kept aside (most symbols of a stream go this way).
+   */
+  private resolveFrame(fs: FrameState, ch: ChunkState, res: Int32Array, amb: number[], unk: number[]): void {
+    const { symbols, have } = ch;
+    const missing = fs.missing;
+    const off = fs.off;
+    const n = Math.min(res.length, fs.n);
+    let found = 0;
+    let fresh = 0;
+    for (let i = 0; i < n; i++) {
+      if (!missing[i]) continue; // resolved symbols stay across re-sends ([LM-DLV-1])
+      const r = res[i] as number;
+      if (r >= 0) {
+        symbols[off + i] = r;
+        missing[i] = 0;
+        found++;
+        if (!have[off + i]) {
+          have[off + i] = 1;
+          fresh++;
+        }
+      } else if (r === AMBIGUOUS) this.ambiguous(fs, ch, i, amb);
+      else unk.push(i); // [LM-HINT-4]
+    }
+    fs.left -= found;
+    ch.missing -= fresh;
   }
 
   /** A hint ambiguous in its revision table is NACKed, never guessed ([LM-HINT-3]). */

@@ -7,8 +7,8 @@
  */
 import {
   clipUtf8,
-  type AnyFrame, ControlOp, FRAME_TYPE_NAMES, FrameType, type FrameTypeId, type IdentityKeyPair, LmError, Ratchet, Reason, type ReasonCode,
-  ContentKeys, type SessionParams, type SignedTx, encodeFrame, reasonName, toHex, toLmError, verifyFrame, wipe, type Bodies,
+  type AnyFrame, ControlOp, FRAME_TYPE_NAMES, FrameType, type FrameTypeId, type IdentityKey, LmError, Ratchet, Reason, type ReasonCode,
+  ContentKeys, type SessionParams, type SignedTx, encodeFrame, frameSigner, reasonName, toHex, toLmError, verifyFrame, wipe, type Bodies,
 } from '@livematrix/spec';
 import type { Kernel, MatrixEngine } from '@livematrix/spec/engine';
 import type { AckPhase, DeliveryPhase, LivenessPhase, PhaseFactories, TelemetryPhase, TimeSyncPhase } from './phases.js';
@@ -33,7 +33,7 @@ export interface SessionDeps {
   readonly timers: Timers;
   readonly phases: PhaseFactories;
   readonly deviceId: string;
-  readonly identity: IdentityKeyPair;
+  readonly identity: IdentityKey;
   /** receive buffer in plaintext bytes ([LM-DLV-5]) */
   readonly window: number;
   /** ms of gateway silence that end the session ([LM-DLV-13]) */
@@ -122,7 +122,7 @@ export class DeviceSession implements StreamSession, RunningSession {
     });
     const ck = this.contentKeys;
     const delivery = ph.delivery({
-      sid, params, tx, from: init.from, prefix: init.prefix, clock, revisions, chunks: receive, digestKey: init.digestKey,
+      sid, params, tx, from: init.from, prefix: init.prefix, checkpoints: init.checkpoints, clock, revisions, chunks: receive, digestKey: init.digestKey,
       // a protected job's chunk keys are wrapped under the content chain, its chunks are the owner's ([LM-PROT-2])
       content: tx.body.jid ? protectedContentLayer(tx.body.jid) : ph.content(),
       keys: ck ? (r) => ck.keysFor(r) : (r) => this.pipeline.keys(r),
@@ -302,7 +302,7 @@ export class DeviceSession implements StreamSession, RunningSession {
     const bytes = this.p.delivery.consumedBytes;
     const receipt = encodeFrame(FrameType.RECEIPT, {
       sid: this.sid, jd: this.tx.body.jd, bytes, digest: d, time: this.deps.clock(), device: this.deps.deviceId, txh: this.tx.hash,
-    }, { kind: 'sig', secretKey: this.deps.identity.secretKey });
+    }, frameSigner(this.deps.identity));
     try {
       this.licence.close(receipt); // [LM-LIC-3]: a completed print resumes nothing; [LM-LIC-6]: its receipt is kept
     } catch (e) {

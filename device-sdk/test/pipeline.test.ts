@@ -70,4 +70,35 @@ describe('revision pipeline [LM-REV-3] [LM-REV-4] [LM-KEY-4]', () => {
     }
     expect(p.held()).toEqual([]);
   });
+
+  it('starts with the current revision\'s table; the previous one, whose keys it holds, is built when a frame asks for it [LM-REV-2] [LM-REV-3]', async () => {
+    // a stream offered in revision 4 that starts in revision 5 (the period is long: no turn during the test)
+    const period = 60_000;
+    const epoch = Date.now() - 5 * period - period / 2;
+    const ratchet = new Ratchet(randomBytes(32), 4);
+    const p = new RevisionPipeline({ engine: engine(), suite: 3, w: 16, L: 3, epoch, period, r0: 4, keysFor: (r) => ratchet.keysFor(r) });
+    const built: number[] = [];
+    p.on('built', (e) => built.push(e.revision));
+    await p.start();
+    try {
+      expect(p.current()).toBe(5);
+      expect(built[0]).toBe(5); // the table the first frames need, not the previous one first
+      expect(p.table(5)).toBeDefined();
+      expect(p.keys(4)).toBeDefined(); // KEY frames stamped 4 unwrap ([LM-REV-2])
+      const hk4 = p.keys(4)!.hk.slice();
+      const t4 = await p.ready(4); // a HINTS frame stamped 4
+      expect(t4).toBeDefined();
+      expect(built).toContain(4);
+      expect(p.held().length).toBeLessThanOrEqual(3);
+      const kernel = new Kernel();
+      kernel.setKey(hk4);
+      const h = kernel.hintList(3, 16, 3, [1234, 4321]);
+      kernel.wipe();
+      const got = t4!.lookupMany(h, new Int32Array(2));
+      for (const [i, g] of [1234, 4321].entries()) expect([g, AMBIGUOUS]).toContain(got[i]);
+    } finally {
+      await p.stop();
+    }
+    expect(p.held()).toEqual([]);
+  });
 });

@@ -9,18 +9,19 @@
  */
 import { EventEmitter } from 'node:events';
 import {
-  type AnyFrame, FrameType, type HelloBody, type IdentityKeyPair, LmError, Reason, Revocations, decodeFrame, digest, encodeFrame, equalBytes,
+  type AnyFrame, FrameType, type HelloBody, type StatusBody, type IdentityKeyPair, LmError, Reason, Revocations, decodeFrame, digest, encodeFrame, equalBytes,
   type SignedTx, toHex, toLmError, topics, verifyTx,
   Role,
 } from '@livematrix/spec';
 import { MatrixEngine } from '@livematrix/spec/engine';
-import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
+import { type BrokerAuth, FrameLink, type TlsOptions, authOptions } from '@livematrix/spec/transport';
 import { type Clock, systemClock } from './clock.js';
 import { openLicenceDb } from './db/index.js';
 import type { LicenceDb } from './db/types.js';
 import { GatewayStoppedError, StreamBusyError } from './errors.js';
 import { StreamLicence, startKind } from './licence.js';
 import { HelloBook, type HelloFrame, helloRefusal, isRestart } from './hello.js';
+import { StatusBook, lateByeReason } from './status.js';
 import { type ProtectedServices, ProtectedSource } from './protected.js';
 import { BytesSource, type JobSource, type JobStream, StreamSource } from './source.js';
 import { type GatewayContext, GatewayStream } from './stream.js';
@@ -43,6 +44,8 @@ export interface GatewayOptions {
   clock?: () => number;
   /** how to authenticate to the broker: 'token' for a broker with the Live Matrix plugin, or a user name and password */
   brokerAuth?: BrokerAuth;
+  /** TLS and mutual TLS to the broker (an `mqtts://` URL): CA, client certificate and key, as files or PEM */
+  tls?: TlsOptions;
   /**
    * registered identity keys of devices, by id ([LM-MQTT-6]): a HELLO signed by another key is
    * ignored. Without it, a HELLO counts only when its key is the transaction's device key.
@@ -74,6 +77,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   private connection: FrameLink | undefined;
   private readonly clock: Clock;
   private readonly hellos: HelloBook;
+  /** the devices' signed status (SPEC §10.2) */
+  private readonly statuses = new StatusBook();
   private readonly streams = new Map<string, GatewayStream>();
   /** devices whose stream() is between its checks and its OFFER */
   private readonly starting = new Set<string>();
@@ -117,12 +122,14 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const link = await FrameLink.connect({
       url: o.url, clientId: `lm-gw-${o.id}-${Math.random().toString(16).slice(2, 8)}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
       will: { topic: topics.gatewayState(o.fleet, o.id), payload: bye, retain: true }, ...authOptions(o.brokerAuth, o.id, Role.gateway, o.identity.secretKey),
+      ...(o.tls ? { tls: o.tls } : {}),
     });
     g.connection = link;
     link.onPayload((t, p) => g.onPayload(t, p));
     link.onError((e) => g.log(`broker connection: ${e.message}; reconnecting`));
     await link.subscribe(`lm/1/${o.fleet}/d/+/state`);
     await link.subscribe(`lm/1/${o.fleet}/d/+/out`);
+    await link.subscribe(`lm/1/${o.fleet}/d/+/status`); // [LM-STATE-6]
     await link.subscribe(topics.revocation(o.fleet)); // [LM-REVOKE-2]
     await link.subscribe(topics.alarm(o.fleet)); // [LM-FLEET-4]
     return g;
@@ -161,10 +168,20 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (parts[5] === 'state') {
       if (f.type === FrameType.HELLO) this.onHello(device, f);
       else if (f.type === FrameType.BYE) {
+        const late = lateByeReason(f.body, this.hellos.latestOf(device));
+        if (late) return void this.emit('reject', { code: Reason.offline, detail: `BYE of "${device}" ignored: ${late}` });
         this.hellos.offline(device);
         this.emit('offline', device);
         this.streams.get(device)?.deviceOffline(); // advisory: [LM-FRAME-5], [LM-DLV-13]
       }
+      return;
+    }
+    if (parts[5] === 'status') {
+      if (f.type !== FrameType.STATUS) return;
+      const hello = this.hellos.latestOf(device);
+      const why = this.statuses.take(device, f, this.o.deviceKeys?.get(device) ?? hello?.idpk, hello);
+      if (why) this.emit('reject', { code: Reason.auth, detail: `STATUS of "${device}" ignored: ${why} ([LM-STATE-6])` });
+      else this.emit('status', device, f.body);
       return;
     }
     const s = this.streams.get(device);
@@ -232,6 +249,11 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   /** Devices whose HELLO this gateway accepted and whose Last Will has not come since ([LM-MQTT-6]). */
   online(): string[] {
     return this.hellos.onlineDevices();
+  }
+
+  /** The latest signed status taken of `device` (SPEC §10.2, [LM-STATE-6]), if any. */
+  status(device: string): StatusBody | undefined {
+    return this.statuses.get(device);
   }
 
   /** The device's latest HELLO, of the given identity key if one is named (waits for it up to timeout ms). */

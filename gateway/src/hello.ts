@@ -124,6 +124,11 @@ export class HelloBook {
     else this.waiters.delete(device);
   }
 
+  /** The latest HELLO accepted of `device`, of any key ([LM-STATE-5], [LM-STATE-6]). */
+  latestOf(device: string): HelloBody | undefined {
+    return [...(this.latest.get(device)?.values() ?? [])].pop();
+  }
+
   /** Devices with an accepted HELLO and no BYE since. */
   onlineDevices(): string[] {
     return [...this.online.keys()];

@@ -109,7 +109,10 @@ export class Sender {
   revisionKeys(): RevisionKeys {
     const rev = senderRevision(this.o.now(), this.o.params); // [LM-REV-1]
     if (this.current?.revision === rev) return this.current;
-    if (this.current) wipe(this.current.hk, this.current.wk);
+    if (this.current) {
+      wipe(this.current.hk, this.current.wk);
+      this.o.kernel.wipe(); // the kernel held this revision's hint key ([LM-KEY-5])
+    }
     this.current = this.o.g2d.keysFor(Math.max(rev, this.o.g2d.position));
     this.o.onRevision(this.current.revision);
     return this.current;
@@ -164,9 +167,10 @@ export class Sender {
   private async emit(fr: OutFrame, k: RevisionKeys, idx: number[] | undefined, sh: number | undefined): Promise<void> {
     const p = this.o.params;
     const syms = idx ? idx.map((i) => (sh !== undefined ? shiftedSymbol(fr.symbols, p.w, sh, i) : (fr.symbols[i] ?? 0))) : fr.symbols;
+    // the key stays in the kernel until its revision ends (as in `current`): a wipe per frame
+    // would zero the kernel's 256 KiB scratch area each time
     this.o.kernel.setKey(k.hk);
     const hints = this.o.kernel.hintList(p.suite, p.w, p.L, syms); // [LM-HINT-1]
-    this.o.kernel.wipe();
     this.o.onSent(fr.seq, fr.sentAt > 0);
     fr.sentAt = this.o.now();
     fr.rev = k.revision;
@@ -178,6 +182,7 @@ export class Sender {
   /** Erases the revision keys and the g2d chain ([LM-KEY-5]). */
   wipe(): void {
     if (this.current) wipe(this.current.hk, this.current.wk);
+    this.o.kernel.wipe();
     this.o.g2d.destroy();
   }
 }

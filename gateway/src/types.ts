@@ -3,7 +3,7 @@
  * The gateway's public vocabulary: stream options, the report, the event maps, and the CONTROL
  * operations a caller may send ([LM-DLV-9]).
  */
-import type { HelloBody, LmError, NegotiationPolicy, SessionParams } from '@livematrix/spec';
+import type { HelloBody, LmError, NegotiationPolicy, SessionParams, StatusBody } from '@livematrix/spec';
 
 export interface StreamOptions {
   /** negotiation policy ([LM-CAP-2]); `w` forces a width */
@@ -86,6 +86,8 @@ export interface GatewayEvents {
   hello: [string, HelloBody];
   /** a device's Last Will (BYE on its state topic): it is offline */
   offline: [string];
+  /** a device's signed status, taken under [LM-STATE-6] (SPEC §10.2) */
+  status: [string, StatusBody];
   /** an ALARM on the fleet's alarm topic (every one, this gateway's own included) */
   alarm: [FleetAlarm];
 }

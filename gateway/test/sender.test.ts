@@ -5,7 +5,7 @@
  */
 import PQueue from 'p-queue';
 import { describe, expect, it } from 'vitest';
-import { type Caps, type HintsBody, Ratchet, Reason, hintSymbols, negotiate, pack, randomBytes, senderRevision, shiftedSymbol } from '@livematrix/spec';
+import { type Caps, type HintsBody, Ratchet, Reason, hintDigest, hintSymbols, negotiate, pack, randomBytes, senderRevision, shiftedSymbol } from '@livematrix/spec';
 import { Kernel } from '@livematrix/spec/engine';
 import { type OutFrame, Sender, planShift } from '../src/sender.js';
 import { ManualClock } from '@livematrix/testkit';
@@ -46,8 +46,9 @@ function rig(halted = false) {
   const sent: HintsBody[] = [];
   const revisions: number[] = [];
   const queue = new PQueue({ concurrency: 1 });
+  const kernel = new Kernel();
   const sender = new Sender({
-    sid: randomBytes(16), params, g2d: new Ratchet(chain, params.r0), kernel: new Kernel(), queue, now: clock.now, halted: () => halted,
+    sid: randomBytes(16), params, g2d: new Ratchet(chain, params.r0), kernel, queue, now: clock.now, halted: () => halted,
     send: async (type, body) => {
       if (type !== 6) throw new Error(`sent type ${type}`);
       sent.push(body as HintsBody);
@@ -56,7 +57,7 @@ function rig(halted = false) {
   });
   /** The hint key of revision r, from a second ratchet on the same chain. */
   const hk = (r: number) => new Ratchet(chain, params.r0).keysFor(r).hk;
-  return { clock, params, sender, sent, revisions, queue, hk };
+  return { clock, params, sender, sent, revisions, queue, hk, kernel };
 }
 
 describe('sender [LM-HINT-1] [LM-DLV-3]', () => {
@@ -119,6 +120,22 @@ describe('sender [LM-HINT-1] [LM-DLV-3]', () => {
     r.sender.hints(r.sender.frames[0]!);
     await r.queue.onIdle();
     expect(r.sent).toHaveLength(total);
+  });
+
+  it('keeps a revision\'s hint key in the kernel only while the revision lasts, and erases it with the session [LM-KEY-5]', async () => {
+    const r = rig();
+    const { params: p } = r;
+    const rev = senderRevision(r.clock.t, p);
+    r.sender.cut(0, randomBytes(64));
+    await r.queue.onIdle();
+    expect(r.kernel.digest(p.suite, p.w, 5)).toEqual(hintDigest(p.suite, r.hk(rev), p.w, 5)); // held between frames
+    r.clock.advance(p.period);
+    r.sender.cut(1, randomBytes(64));
+    await r.queue.onIdle();
+    expect(r.sent.map((b) => b.rev)).toEqual([rev, rev + 1]);
+    expect(r.kernel.digest(p.suite, p.w, 5)).toEqual(hintDigest(p.suite, r.hk(rev + 1), p.w, 5)); // the old one is gone
+    r.sender.wipe();
+    expect(r.kernel.digest(p.suite, p.w, 5)).toEqual(hintDigest(p.suite, new Uint8Array(32), p.w, 5)); // a zero key
   });
 
   it('sends nothing once halted', async () => {

@@ -98,6 +98,9 @@ function encodeVectors(): VectorFile {
     { comment: 'REVOKE', type: 16, body: { seq: 1_764_000_123, time: t, next: t + 86_400_000, txs: [tx.hash, det('encode revoked tx')], devices: ['printer-13', 'printer-7'], operators: [], opk: operator.publicKey }, auth: sig(operator), extra: ['LM-REVOKE-1'] },
     { comment: 'SVC_REQ', type: 17, body: { id: det('encode svc id', 16), op: 17, args: det('encode sealed args', 60), time: t, from: 'gateway-01', pk: gateway.publicKey }, auth: sig(gateway) },
     { comment: 'SVC_RESP with an error code and an empty result', type: 18, body: { id: det('encode svc id', 16), code: Reason.busy, result: new Uint8Array(0), detail: 'retry later', time: t + 5 }, auth: sig(keysService) },
+    // the boot sequence in a Last Will and a STATUS with readings whose text keys sort by length first ([LM-CBOR-1], SPEC.md §10.2)
+    { comment: 'BYE, the Last Will of a connection, with its boot sequence (NONE)', type: 15, body: { who: 'printer-7', reason: Reason.offline, bd: 2 ** 32 }, auth: none },
+    { comment: 'STATUS paused, with readings and a detail', type: 19, body: { device: 'printer-7', state: 3, seq: 255, time: t, bd: 2 ** 32, tel: new Map<string, CborValue>([['progress_ppm', 65_536], ['bed_mC', -1], ['door', 'open'], ['z', [1, 2]]]), detail: 'filament runout' }, auth: sig(device) },
   ];
   const enc: VectorTest[] = [];
   const dec: VectorTest[] = [];

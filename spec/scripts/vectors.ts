@@ -305,6 +305,8 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
     // a gateway asks the keys service for chunk keys; the arguments and the result are sealed (SPEC.md §17)
     17: [{ id: det('service request id', 16), op: 19, args: det('sealed arguments', 140), time: t, from: 'gateway-01', pk: gateway.publicKey }, sigG],
     18: [{ id: det('service request id', 16), code: 0, result: det('sealed result', 94), detail: '', time: t + 3 }, sigK],
+    // a device's status outside any session, with the readings its host shows in clear (SPEC.md §10.2)
+    19: [{ device: 'printer-01', state: 1, seq: 0, time: t, bd: 1_764_000_000_000 }, sigD],
   };
   const valid: VectorTest[] = [];
   const keyFor = (s: Signer) => (s.kind === 'sig' ? { signerPublic: toHex(s === sigD ? device.publicKey : s === sigO ? operator.publicKey : s === sigK ? keysService.publicKey : gateway.publicKey) } : s.kind === 'mac' ? { macKey: toHex(s.key) } : {});
@@ -375,6 +377,18 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   // idx of 4096 entries, the most the profile allows in one array ([LM-FRAME-13])
   const fullIdx = rewriteBody(encodeFrame(FrameType.HINTS, samples[6][0], macG), (m) => m.set(6, detLong('idx hints', 4096 * 4)).set(7, [...Array(4096).keys()]), fkG2d);
   validFrame('HINTS re-send with an idx of 4096 entries', ['IdxLimit'], ['LM-FRAME-13'], fullIdx, { macKey: toHex(fkG2d) }, 'mac');
+
+  // The boot sequence ([LM-STATE-3]): a HELLO and the Last Will of its connection carry the same bd;
+  // a STATUS with readings and a detail (their format only: when a device sends them is the device profile's)
+  const bd = 1_764_000_000_017;
+  validFrame('HELLO with the boot sequence of its connection', ['BootSequence'], ['LM-FRAME-1', 'LM-FRAME-2'], encodeFrame(FrameType.HELLO, { ...samples[1][0], boot: det('boot id', 8), bd }, sigD), devKey, 'sig');
+  const will = encodeFrame(FrameType.BYE, { who: 'printer-01', reason: Reason.offline, bd }, { kind: 'none' });
+  validFrame('BYE, the Last Will of the connection with that boot sequence (NONE)', ['BootSequence'], ['LM-FRAME-1'], will, {}, 'none');
+  const status = (over: Partial<Bodies[19]>) => encodeFrame(FrameType.STATUS, { ...samples[19][0], bd, ...over }, sigD);
+  const readings = new Map<string, CborValue>([['bed_mC', 60_125], ['nozzle_mC', 214_870], ['door', 'closed'], ['progress_ppm', 412_000]]);
+  validFrame('STATUS streaming, with readings in clear', ['Status', 'BootSequence'], ['LM-FRAME-1', 'LM-FRAME-2'], status({ state: 2, seq: 41, tel: readings }), devKey, 'sig');
+  validFrame('STATUS error with a detail', ['Status'], ['LM-FRAME-1', 'LM-FRAME-2'], status({ state: 4, seq: 42, detail: 'thermal runaway on the bed heater' }), devKey, 'sig');
+  const statusFrame = status({ state: 2, seq: 41, tel: readings });
 
   const invalid: VectorTest[] = [];
   const bad = (comment: string, flags: string[], requirements: string[], bytes: Uint8Array, verifyWith?: Record<string, string>) => {
@@ -453,6 +467,13 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
   const revoke = encodeFrame(FrameType.REVOKE, samples[16][0], sigO);
   bad('REVOKE with a 16-byte auth (only SIG is allowed)', ['AuthLength'], ['LM-FRAME-3', 'LM-REVOKE-1'], rewriteArray(revoke, (a) => { a[3] = new Uint8Array(16); }));
   bad('REVOKE signed by the operator, verified with the gateway key', ['BadAuth'], ['LM-FRAME-2', 'LM-REVOKE-1'], revoke, { signerPublic: toHex(gateway.publicKey) });
+  // STATUS: a state outside 1..5, readings with a number as a key or over 4096 bytes, no signature ([LM-FRAME-1], [LM-FRAME-3])
+  bad('STATUS with state 6', ['Status', 'WrongType'], ['LM-FRAME-1'], rewriteBodySigned(statusFrame, (m) => m.set(2, 6), device.secretKey), devKey);
+  bad('STATUS without bd', ['Status', 'MissingField'], ['LM-FRAME-1'], rewriteBodySigned(statusFrame, (m) => m.delete(5), device.secretKey), devKey);
+  bad('STATUS readings with an integer key', ['Status', 'WrongType'], ['LM-FRAME-1'], rewriteBodySigned(statusFrame, (m) => m.set(6, new Map<number | string, CborValue>([[1, 60_125]])), device.secretKey), devKey);
+  bad('STATUS readings of 4097 bytes encoded', ['Status', 'WrongType'], ['LM-FRAME-1'], rewriteBodySigned(statusFrame, (m) => m.set(6, new Map<string, CborValue>([['log', 'x'.repeat(4089)]])), device.secretKey), devKey);
+  bad('STATUS with a 16-byte auth (only SIG is allowed)', ['Status', 'AuthLength'], ['LM-FRAME-3'], rewriteArray(statusFrame, (a) => { a[3] = new Uint8Array(16); }));
+  bad('STATUS signed by another key than the device\'s', ['Status', 'BadAuth'], ['LM-FRAME-2'], encodeFrame(FrameType.STATUS, decodeFrame(statusFrame).body as Bodies[19], sigG), devKey);
   return file('LIVEMATRIX-FRAMES', {
     Extension: 'keys of 16 and above are ignored', Shifted: 'a shifted re-send (LM-DLV-11)', Ticket: 'carries a resume ticket (LM-LIC-4)', Refusal: 'a device\'s signed refusal of an OFFER (LM-FRAME-9)',
     Truncated: 'input ends inside a data item', Trailing: 'bytes after the frame', Version: 'unsupported version', UnknownType: 'no such frame type',
@@ -462,6 +483,7 @@ function frameVectors(txBytes: Uint8Array): VectorFile {
     NestedExtension: 'a key inside caps or params: 16 and above ignored, below 16 refused (LM-FRAME-4)', TextBytes: 'text limits count bytes of UTF-8 (LM-FRAME-11)',
     Depth: 'at the nesting limit (LM-CBOR-5)', IdxLimit: 'idx at the 4096-entry array limit (LM-FRAME-13)', Tag: 'tags are outside the profile',
     Precedence: 'more than one check fails: the reason is the first in the order of LM-FRAME-10 and LM-CBOR-7',
+    BootSequence: 'carries the boot sequence bd of its connection (LM-STATE-3)', Status: 'a device\'s signed status (SPEC.md §10.2)',
   }, [{ type: 'FrameTest', tests: valid }, { type: 'InvalidFrameTest', tests: invalid }]);
 }
 

@@ -4,7 +4,7 @@
  * map codec that parses and emits bodies by those schemas. Parsing throws only {@link LmError}.
  */
 import { utf8Length } from './bytes.js';
-import { type CborValue } from './cbor.js';
+import { type CborValue, encodeCbor } from './cbor.js';
 import { LmError, Reason } from './errors.js';
 import type { FrameTypeId } from './frames.js';
 import { type SessionParams, type SuiteId, isSuite } from './params.js';
@@ -20,7 +20,8 @@ export interface Caps {
   prot?: boolean;
 }
 
-export interface HelloBody { device: string; idpk: Uint8Array; caps: Caps; time: number; software: string; online: boolean; boot?: Uint8Array }
+/** `bd`: the boot sequence of the connection the HELLO announces, as in its Last Will ([LM-STATE-3]) */
+export interface HelloBody { device: string; idpk: Uint8Array; caps: Caps; time: number; software: string; online: boolean; boot?: Uint8Array; bd?: number }
 export interface OfferBody { sid: Uint8Array; tx: Uint8Array; epk: Uint8Array; params: SessionParams; gwpk: Uint8Array; time: number; resume?: boolean; tk?: Uint8Array }
 export interface AcceptBody { sid: Uint8Array; epk: Uint8Array; oh: Uint8Array; window: number; from?: number }
 export interface TimeReqBody { sid: Uint8Array; t1: number }
@@ -38,7 +39,15 @@ export interface AlarmBody { sid?: Uint8Array; code: number; detail: string; tim
 export interface ErrorBody { sid?: Uint8Array; code: number; detail: string; seq?: number; oh?: Uint8Array; tk?: Uint8Array; rc?: Uint8Array }
 /** An operator-signed revocation list ([LM-REVOKE-1]). */
 export interface RevokeBody { seq: number; time: number; next: number; txs: Uint8Array[]; devices: string[]; operators: Uint8Array[]; opk: Uint8Array }
-export interface ByeBody { sid?: Uint8Array; who: string; reason: number }
+/** `bd`: on a device's state topic, the boot sequence of the connection the BYE (its Last Will) ends ([LM-STATE-3]) */
+export interface ByeBody { sid?: Uint8Array; who: string; reason: number; bd?: number }
+/**
+ * A device's signed, retained status on its status topic ([LM-STATE-1]): its state (1 idle,
+ * 2 streaming, 3 paused, 4 error, 5 offline, [LM-STATE-2]), `seq` from 0 on each connection, the
+ * connection's boot sequence `bd` ([LM-STATE-3]), and the readings its host chose to show, in
+ * clear ({@link STATUS_TEL_MAX} bytes encoded at most).
+ */
+export interface StatusBody { device: string; state: number; seq: number; time: number; bd: number; tel?: Map<string, CborValue>; detail?: string }
 /**
  * A request to a service over the broker ([LM-SVC-6]): `args` is the deterministic CBOR of the
  * op's arguments sealed to the service (SPEC §16.1); `from` the requester's id (its inbox), `pk`
@@ -67,6 +76,7 @@ export interface Bodies {
   16: RevokeBody;
   17: SvcReqBody;
   18: SvcRespBody;
+  19: StatusBody;
 }
 
 // ---- field parsers -------------------------------------------------------------------------
@@ -109,6 +119,8 @@ export const TICKET_MAX = 256;
 export const RECEIPT_MAX = 1024;
 /** largest `args` of SVC_REQ and `result` of SVC_RESP, sealed ([LM-SVC-6]) */
 export const SVC_MAX = 60_000;
+/** largest encoded `tel` of a STATUS: the readings a device shows in clear ([LM-STATE-1]) */
+export const STATUS_TEL_MAX = 4096;
 const sid = bstr(16, 16);
 const key32 = bstr(32, 32);
 const id = tstr(64, ID_RE);
@@ -184,6 +196,12 @@ const PARAM_FIELDS: Field[] = [
 ];
 
 const sidF = (optional = false): Field => ({ key: 0, name: 'sid', parse: sid, optional });
+/** STATUS `tel`: a map with text keys, at most {@link STATUS_TEL_MAX} bytes encoded (decoded canonically, so encoding it again gives its size as received) */
+const readings: Parse<Map<string, CborValue>> = (v, p) => {
+  if (!(v instanceof Map) || ![...v.keys()].every((k) => typeof k === 'string')) return bad(p, 'map with text keys');
+  if (encodeCbor(v).length > STATUS_TEL_MAX) return bad(p, `readings of at most ${STATUS_TEL_MAX} bytes encoded`);
+  return v as Map<string, CborValue>;
+};
 const detail = tstr(256);
 
 /** Body schemas; the same as spec/frames.cddl. */
@@ -196,6 +214,7 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 5, name: 'software', parse: tstr(64) },
     { key: 6, name: 'online', parse: bool },
     { key: 7, name: 'boot', parse: bstr(8, 8), optional: true },
+    { key: 8, name: 'bd', parse: uint, optional: true }, // [LM-STATE-3]
   ],
   2: [
     sidF(),
@@ -258,7 +277,7 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 6, name: 'device', parse: id, optional: true }, // [LM-ALARM-6]
   ],
   14: [sidF(true), { key: 1, name: 'code', parse: uint }, { key: 2, name: 'detail', parse: detail }, { key: 3, name: 'seq', parse: uint, optional: true }, { key: 4, name: 'oh', parse: key32, optional: true }, { key: 5, name: 'tk', parse: bstr(1, TICKET_MAX), optional: true }, { key: 6, name: 'rc', parse: bstr(1, RECEIPT_MAX), optional: true }],
-  15: [sidF(true), { key: 1, name: 'who', parse: id }, { key: 2, name: 'reason', parse: uint }],
+  15: [sidF(true), { key: 1, name: 'who', parse: id }, { key: 2, name: 'reason', parse: uint }, { key: 3, name: 'bd', parse: uint, optional: true }], // bd: [LM-STATE-3]
   16: [
     { key: 1, name: 'seq', parse: uint },
     { key: 2, name: 'time', parse: uint },
@@ -282,5 +301,14 @@ export const SCHEMAS: Readonly<Record<FrameTypeId, Field[]>> = {
     { key: 3, name: 'result', parse: bstr(0, SVC_MAX) },
     { key: 4, name: 'detail', parse: detail },
     { key: 5, name: 'time', parse: uint },
+  ],
+  19: [
+    { key: 1, name: 'device', parse: id },
+    { key: 2, name: 'state', parse: uintIn(1, 5) }, // [LM-STATE-2]
+    { key: 3, name: 'seq', parse: uint },
+    { key: 4, name: 'time', parse: uint },
+    { key: 5, name: 'bd', parse: uint }, // [LM-STATE-3]
+    { key: 6, name: 'tel', parse: readings, optional: true },
+    { key: 7, name: 'detail', parse: detail, optional: true },
   ],
 };

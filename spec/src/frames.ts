@@ -9,7 +9,8 @@ import { createHash, createHmac } from 'node:crypto';
 import { ascii, concatBytes, equalBytes } from './bytes.js';
 import { type CborValue, decodeCbor, encodeCbor, LIMITS } from './cbor.js';
 import { LmError, Reason, errorMessage } from './errors.js';
-import { type Bodies, SCHEMAS, emitMap, parseMap } from './frame-schemas.js';
+import { type Bodies, type HintsBody, SCHEMAS, emitMap, parseMap } from './frame-schemas.js';
+import { type IdentitySigner, signWith } from './keystore.js';
 import { PROTOCOL_VERSION } from './params.js';
 
 export const FrameType = {
@@ -31,6 +32,7 @@ export const FrameType = {
   REVOKE: 16,
   SVC_REQ: 17,
   SVC_RESP: 18,
+  STATUS: 19,
 } as const;
 export type FrameTypeName = keyof typeof FrameType;
 export type FrameTypeId = (typeof FrameType)[FrameTypeName];
@@ -63,6 +65,7 @@ export const AUTH_KINDS: Readonly<Record<FrameTypeId, readonly AuthKind[]>> = {
   16: ['sig'], // the operator's key ([LM-REVOKE-1])
   17: ['sig'], // the requester's identity key ([LM-SVC-6])
   18: ['sig'], // the service's identity key ([LM-SVC-6])
+  19: ['sig'], // the device's identity key, as HELLO ([LM-STATE-1])
 };
 
 const AUTH_LEN: Record<AuthKind, number> = { sig: SIG_LENGTH, mac: MAC_LENGTH, none: 0 };
@@ -98,9 +101,10 @@ export type AnyFrame = { [K in FrameTypeId]: Frame<K> }[FrameTypeId];
 
 const TBA_PREFIX = concatBytes(ascii('livematrix/1 frame'), Uint8Array.of(0));
 
-/** How a sender authenticates a frame. */
+/** How a sender authenticates a frame: an Ed25519 signature by a seed or by a key store's signer (keystore.ts), a MAC, or nothing. */
 export type Signer =
   | { kind: 'sig'; secretKey: Uint8Array }
+  | { kind: 'sig'; key: IdentitySigner }
   | { kind: 'mac'; key: Uint8Array }
   | { kind: 'none' };
 
@@ -120,13 +124,17 @@ export function frameMac(key: Uint8Array, tba: Uint8Array): Uint8Array {
  */
 export function encodeFrame<T extends FrameTypeId>(type: T, body: Bodies[T], signer: Signer): Uint8Array {
   if (!AUTH_KINDS[type]?.includes(signer.kind)) throw new LmError(Reason.schema, `frame type ${type} cannot use authentication "${signer.kind}" ([LM-FRAME-5])`);
+  if (type === FrameType.HINTS && signer.kind === 'mac') {
+    const bytes = encodeHintsMac(body as HintsBody, signer.key);
+    if (bytes) return bytes;
+  }
   const bodyMap = emitMap(SCHEMAS[type], body as unknown as Record<string, unknown>);
   // Validate what we emit with the same parser a receiver uses.
   parseMap(SCHEMAS[type], bodyMap, FRAME_TYPE_NAMES[type], FRAME_TYPE_NAMES[type]);
   const inner = encodeCbor([PROTOCOL_VERSION, type, bodyMap]);
   const tba = concatBytes(TBA_PREFIX, inner);
   let auth: Uint8Array;
-  if (signer.kind === 'sig') auth = ed25519.sign(tba, signer.secretKey);
+  if (signer.kind === 'sig') auth = 'key' in signer ? signWith(signer.key, tba) : ed25519.sign(tba, signer.secretKey);
   else if (signer.kind === 'mac') auth = frameMac(signer.key, tba);
   else auth = new Uint8Array(0);
   // enc([v, type, body, auth]) is enc([v, type, body]) with the array head 0x83 -> 0x84 and the
@@ -142,6 +150,93 @@ export function encodeFrame<T extends FrameTypeId>(type: T, body: Bodies[T], sig
 
 function headLength(n: number): number {
   return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+// ---- HINTS under a MAC: most of a stream's frames, written in one pass ------------------------
+
+/** Length of the CBOR head of an unsigned argument in shortest form ([LM-CBOR-1]). */
+function uintLength(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
+}
+
+/** Writes the head of major type `major` with argument `n` at `at`; returns the next offset. */
+function putHead(out: Uint8Array, at: number, major: number, n: number): number {
+  const len = uintLength(n);
+  out[at] = (major << 5) | (len === 1 ? n : len === 2 ? 24 : len === 3 ? 25 : len === 5 ? 26 : 27);
+  if (len === 9) {
+    const hi = Math.floor(n / 0x100000000);
+    for (let i = 0; i < 4; i++) out[at + 1 + i] = (hi >>> (24 - 8 * i)) & 0xff;
+  }
+  for (let i = 1; i < len && i <= 4; i++) out[at + len - i] = (n >>> (8 * (i - 1))) & 0xff;
+  return at + len;
+}
+
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** enc([v, type, body]) starts with this head; the frame's own array has one item more (auth) */
+const ARRAY3 = Uint8Array.of(0x83);
+
+/**
+ * The bytes {@link encodeFrame} gives a HINTS body under a MAC, without building the body's map
+ * and copying the hints several times: one allocation, the fields in their canonical order (keys
+ * 0 to 8), the MAC over the tba computed in place ([LM-FRAME-2]). Undefined when the body is not
+ * one the HINTS schema accepts; the generic path then refuses it with its own message.
+ */
+function encodeHintsMac(b: HintsBody, key: Uint8Array): Uint8Array | undefined {
+  const { sid, seq, rev, chunk, off, ctlen, hints, idx, sh } = b;
+  if (!(sid instanceof Uint8Array) || sid.length !== 16 || !isUint(seq) || !isUint(rev) || !isUint(chunk) || !isUint(off) || !isUint(ctlen) || ctlen > 65536 + 16) return undefined;
+  if (!(hints instanceof Uint8Array) || hints.length < 1 || hints.length > 65536) return undefined;
+  if (sh !== undefined && !(isUint(sh) && sh >= 1 && sh <= 23)) return undefined; // [LM-FRAME-14]
+  let idxBytes = 0;
+  if (idx !== undefined) {
+    if (!Array.isArray(idx) || idx.length < 1 || idx.length > 4096) return undefined;
+    idxBytes = 1 + uintLength(idx.length);
+    for (let i = 0; i < idx.length; i++) {
+      const x = idx[i];
+      if (!isUint(x) || (i > 0 && x <= (idx[i - 1] as number))) return undefined; // [LM-FRAME-13]
+      idxBytes += uintLength(x);
+    }
+  }
+  const fields = 7 + (idx !== undefined ? 1 : 0) + (sh !== undefined ? 1 : 0);
+  const size = 4 + 18 + 1 + uintLength(seq) + 1 + uintLength(rev) + 1 + uintLength(chunk) + 1 + uintLength(off) + 1 + uintLength(ctlen)
+    + 1 + uintLength(hints.length) + hints.length + idxBytes + (sh !== undefined ? 1 + uintLength(sh) : 0) + 1 + MAC_LENGTH;
+  if (size > MAX_FRAME) return undefined;
+  const out = new Uint8Array(size);
+  out[0] = 0x84;
+  out[1] = PROTOCOL_VERSION;
+  out[2] = FrameType.HINTS;
+  out[3] = 0xa0 | fields;
+  out[4] = 0;
+  out[5] = 0x50;
+  out.set(sid, 6);
+  let p = 22;
+  out[p++] = 1;
+  p = putHead(out, p, 0, seq);
+  out[p++] = 2;
+  p = putHead(out, p, 0, rev);
+  out[p++] = 3;
+  p = putHead(out, p, 0, chunk);
+  out[p++] = 4;
+  p = putHead(out, p, 0, off);
+  out[p++] = 5;
+  p = putHead(out, p, 0, ctlen);
+  out[p++] = 6;
+  p = putHead(out, p, 2, hints.length);
+  out.set(hints, p);
+  p += hints.length;
+  if (idx !== undefined) {
+    out[p++] = 7;
+    p = putHead(out, p, 4, idx.length);
+    for (const x of idx) p = putHead(out, p, 0, x);
+  }
+  if (sh !== undefined) {
+    out[p++] = 8;
+    p = putHead(out, p, 0, sh);
+  }
+  const mac = createHmac('sha256', key).update(TBA_PREFIX).update(ARRAY3).update(out.subarray(1, p)).digest();
+  out[p++] = 0x40 | MAC_LENGTH;
+  out.set(mac.subarray(0, MAC_LENGTH), p);
+  return out;
 }
 
 /**
@@ -183,7 +278,10 @@ function decodeFrameUnsafe(bytes: Uint8Array): AnyFrame {
   // tba = prefix ‖ 0x83 ‖ the encoded version, type and body, which the input holds verbatim:
   // the items as received, extension keys included, never re-encoded ([LM-FRAME-12]).
   const authStart = bytes.length - auth.length - headLength(auth.length);
-  const tba = concatBytes(TBA_PREFIX, Uint8Array.of(0x83), bytes.subarray(1, authStart));
+  const tba = new Uint8Array(TBA_PREFIX.length + authStart);
+  tba.set(TBA_PREFIX);
+  tba[TBA_PREFIX.length] = 0x83;
+  tba.set(bytes.subarray(1, authStart), TBA_PREFIX.length + 1);
   return { v: 1, type: t, body: parsed, auth, authKind, tba } as unknown as AnyFrame;
 }
 

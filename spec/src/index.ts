@@ -4,7 +4,8 @@
  * primitives that the gateway, the device SDK, the broker plugin and the conformance suite share.
  * Every name is listed here on purpose (no `export *`). Subpaths hold what not every user needs:
  * `@livematrix/spec/engine` (WebAssembly kernels, worker threads, revision tables),
- * `@livematrix/spec/transport` (frames over MQTT.js), `@livematrix/spec/keyfile` (identity files).
+ * `@livematrix/spec/transport` (frames over MQTT.js, TLS), `@livematrix/spec/keyfile` (identity files),
+ * `@livematrix/spec/keystore` (identity keys behind a key store, also exported here).
  */
 
 // reason codes (SPEC §7.6), the wire error type and toLmError
@@ -36,10 +37,12 @@ export { TAG_LENGTH, TELEMETRY_MAX, openChunk, openTelemetry, sealChunk, sealTel
 
 // frames: types, encoding, authentication; bodies and their schemas (SPEC §7)
 export { AUTH_KINDS, ControlOp, type ControlOpId, FRAME_TYPE_NAMES, FrameType, MAC_LENGTH, MAX_FRAME, SIG_LENGTH, decodeFrame, digest, encodeFrame, frameMac, verifyFrame, type AnyFrame, type AuthKind, type Frame, type FrameTypeId, type FrameTypeName, type Signer, type VerifyKeys } from './frames.js';
-export { ID_RE, RECEIPT_MAX, SCHEMAS, SVC_MAX, TICKET_MAX, type SvcReqBody, type SvcRespBody, type RevokeBody, type AcceptBody, type AckBody, type AlarmBody, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type TelemetryBody, type TimeReqBody, type TimeRespBody } from './frame-schemas.js';
+export { ID_RE, RECEIPT_MAX, SCHEMAS, SVC_MAX, TICKET_MAX, type SvcReqBody, type SvcRespBody, type StatusBody, STATUS_TEL_MAX, type RevokeBody, type AcceptBody, type AckBody, type AlarmBody, type Bodies, type ByeBody, type Caps, type ControlBody, type EndBody, type ErrorBody, type HelloBody, type HintsBody, type KeyBody, type OfferBody, type ReceiptBody, type TelemetryBody, type TimeReqBody, type TimeRespBody } from './frame-schemas.js';
 
 // Ed25519 identities
 export { edPublicToX25519, edSecretToX25519, identityKeyPair, sign, verify, type IdentityKeyPair } from './identity.js';
+// identity keys behind a key store (a secure element); also `@livematrix/spec/keystore`
+export { agreeWith, frameSigner, isKeyStore, keyStoreOf, memoryKeyStore, signWith, signingKey, type IdentityKey, type IdentityKeyStore, type IdentitySigner, type SigningKey } from './keystore.js';
 
 // signed streaming transactions and sealed licences (SPEC §11)
 export { TX_MAX_VALIDITY_MS, createTx, decodeTx, openLicence, sealLicence, signTx, verifyTx, type SealedLicence, type SignedTx, type TxBody, type TxContext, type TxRequest } from './tx.js';
@@ -52,6 +55,9 @@ export { DEFAULT_SYMBOLS_PER_FRAME, SUITE_PREFERENCE, TABLE_BYTES_PER_ENTRY, def
 
 // the MQTT topic tree and QoS (SPEC §10)
 export { FRAME_QOS, TOPIC_FRAMES, TOPIC_ROOT, parseTopic, topics, type ParsedTopic, type TopicKind } from './topics.js';
+
+// machine state outside sessions: STATUS states, the boot sequence's rules (SPEC §10.2)
+export { DEFAULT_STATUS_INTERVAL_MS, DEVICE_STATE_NAMES, DeviceState, isStaleBye, statusRefusal, type DeviceStateId, type DeviceStateName, type StatusContext, type StatusFrame } from './status.js';
 
 // connect tokens of the broker profile (SPEC §10.1)
 export { CLIENT_ID_PREFIX, ROLE_NAMES, Role, decodeConnectToken, makeConnectToken, verifyConnectToken, type ConnectToken, type RoleId, type RoleName } from './token.js';

@@ -2,12 +2,13 @@
  * @module keyfile
  * Identity key files: an Ed25519 seed kept with owner-only permissions (0600), written
  * atomically. Format: JSON `{ "kind": "livematrix-identity", "id", "secretKey", "publicKey" }`
- * with hex keys.
+ * with hex keys. {@link fileKeyStore} is the default key store (keystore.ts) over such a file.
  */
 import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { fromHex, toHex } from './bytes.js';
 import { LmError, Reason, ConfigError, errorMessage } from './errors.js';
 import { type IdentityKeyPair, identityKeyPair } from './identity.js';
+import { type IdentityKeyStore, memoryKeyStore } from './keystore.js';
 
 export interface IdentityFile extends IdentityKeyPair {
   id: string;
@@ -42,4 +43,19 @@ export function readIdentityFile(path: string): IdentityFile {
   const keys = identityKeyPair(fromHex(j.secretKey));
   if (typeof j.publicKey === 'string' && j.publicKey !== toHex(keys.publicKey)) throw new ConfigError(`${path}: public key does not match the secret key`);
   return { id: j.id, ...keys };
+}
+
+/**
+ * The default key store: the identity file's key, read once and kept in a closure (the store
+ * has no property that holds the seed), with the file's id.
+ *
+ * @example
+ * const identity = fileKeyStore('/etc/livematrix/printer-1.key');
+ * await Device.start({ url, fleet, id: identity.id, identity, trustedOperators });
+ */
+export function fileKeyStore(path: string): IdentityKeyStore & { readonly id: string } {
+  const f = readIdentityFile(path);
+  const store = memoryKeyStore(f);
+  f.secretKey.fill(0);
+  return { id: f.id, ...store };
 }

@@ -23,12 +23,14 @@ export function pack(bytes: Uint8Array, w: number): Uint32Array {
   const m = symbolCount(bytes.length, w);
   const out = new Uint32Array(m);
   if (w <= 24) {
-    // fast path: the accumulator holds at most w + 7 <= 31 bits, so 32-bit integer ops are exact
+    // whole groups of bytes and symbols first (the widths a stream uses), then bit by bit; the
+    // accumulator holds at most w + 7 <= 31 bits, so 32-bit integer ops are exact
+    const g = packGroups(bytes, w, out);
     let a = 0;
     let nb = 0;
-    let j = 0;
+    let j = g.symbols;
     const mask = (1 << w) - 1;
-    for (let i = 0; i < bytes.length; i++) {
+    for (let i = g.bytes; i < bytes.length; i++) {
       a = ((a << 8) | (bytes[i] as number)) >>> 0;
       nb += 8;
       while (nb >= w) {
@@ -71,11 +73,13 @@ export function unpack(symbols: ArrayLike<number>, w: number, n: number): Uint8A
   const out = new Uint8Array(n);
   const limit = 2 ** w;
   if (w <= 24) {
-    // fast path: at most 7 + w <= 31 bits pending, exact in 32-bit integer ops
+    // whole groups first (the widths a stream uses), then bit by bit with at most 7 + w <= 31
+    // bits pending, exact in 32-bit integer ops; the last symbol, with its padding, always so
+    const g = unpackGroups(symbols, w, out);
     let a = 0;
     let nb = 0;
-    let o = 0;
-    for (let j = 0; j < m; j++) {
+    let o = g.bytes;
+    for (let j = g.symbols; j < m; j++) {
       const s = symbols[j] as number;
       if (!(s >= 0 && s < limit) || s !== Math.floor(s)) throw new LmError(Reason.padding, `symbol ${s} at index ${j} is not below 2^${w} ([LM-PACK-3])`);
       a = ((a << w) | s) >>> 0;
@@ -106,6 +110,89 @@ export function unpack(symbols: ArrayLike<number>, w: number, n: number): Uint8A
   }
   if (acc !== 0) throw new LmError(Reason.padding, `last symbol has ${bits} non-zero padding bits ([LM-PACK-3])`);
   return out;
+}
+
+/** Bytes and symbols a group loop did: whole groups, so the rest starts on a byte and a symbol boundary. */
+interface Groups {
+  bytes: number;
+  symbols: number;
+}
+
+const badSymbol = (s: number, j: number, w: number): LmError => new LmError(Reason.padding, `symbol ${s} at index ${j} is not below 2^${w} ([LM-PACK-3])`);
+
+/**
+ * [LM-PACK-1] for whole groups of bytes at the widths whose symbols and bytes meet every few
+ * bytes (8, 16, 24: one symbol; 12: two in 3 bytes; 20: two in 5 bytes), several times faster
+ * than bit by bit; other widths go bit by bit from the start.
+ */
+function packGroups(b: Uint8Array, w: number, out: Uint32Array): Groups {
+  const n = b.length;
+  let i = 0;
+  let j = 0;
+  if (w === 24) for (; i + 3 <= n; i += 3) out[j++] = ((b[i] as number) << 16) | ((b[i + 1] as number) << 8) | (b[i + 2] as number);
+  else if (w === 16) for (; i + 2 <= n; i += 2) out[j++] = ((b[i] as number) << 8) | (b[i + 1] as number);
+  else if (w === 8) for (; i < n; i++) out[j++] = b[i] as number;
+  else if (w === 20) {
+    for (; i + 5 <= n; i += 5, j += 2) {
+      const mid = b[i + 2] as number;
+      out[j] = ((b[i] as number) << 12) | ((b[i + 1] as number) << 4) | (mid >>> 4);
+      out[j + 1] = ((mid & 0xf) << 16) | ((b[i + 3] as number) << 8) | (b[i + 4] as number);
+    }
+  } else if (w === 12) {
+    for (; i + 3 <= n; i += 3, j += 2) {
+      const mid = b[i + 1] as number;
+      out[j] = ((b[i] as number) << 4) | (mid >>> 4);
+      out[j + 1] = ((mid & 0xf) << 8) | (b[i + 2] as number);
+    }
+  }
+  return { bytes: i, symbols: j };
+}
+
+/**
+ * The inverse of {@link packGroups} for whole groups that end before the last symbol (which
+ * carries the padding, [LM-PACK-3]), each symbol checked to be an integer below 2^w.
+ */
+function unpackGroups(s: ArrayLike<number>, w: number, out: Uint8Array): Groups {
+  const last = s.length - 1; // symbols below it are whole
+  const limit = 2 ** w;
+  let o = 0;
+  let j = 0;
+  const check = (x: number, at: number): number => {
+    if (x >= limit || x !== x >>> 0) throw badSymbol(x, at, w);
+    return x;
+  };
+  if (w === 24 || w === 16 || w === 8) {
+    const k = w / 8;
+    for (; j < last; j++) {
+      const x = check(s[j] as number, j);
+      if (k === 3) {
+        out[o++] = x >>> 16;
+        out[o++] = x >>> 8;
+      } else if (k === 2) out[o++] = x >>> 8;
+      out[o++] = x;
+    }
+  } else if (w === 20) {
+    for (; j + 2 <= last; j += 2) {
+      const x = check(s[j] as number, j);
+      const y = check(s[j + 1] as number, j + 1);
+      out[o] = x >>> 12;
+      out[o + 1] = x >>> 4;
+      out[o + 2] = (x << 4) | (y >>> 16);
+      out[o + 3] = y >>> 8;
+      out[o + 4] = y;
+      o += 5;
+    }
+  } else if (w === 12) {
+    for (; j + 2 <= last; j += 2) {
+      const x = check(s[j] as number, j);
+      const y = check(s[j + 1] as number, j + 1);
+      out[o] = x >>> 4;
+      out[o + 1] = (x << 4) | (y >>> 8);
+      out[o + 2] = y;
+      o += 3;
+    }
+  }
+  return { bytes: o, symbols: j };
 }
 
 /**

@@ -8,7 +8,8 @@ import { ascii, concatBytes, equalBytes, toHex } from './bytes.js';
 import { type CborValue, decodeCbor, encodeCbor } from './cbor.js';
 import { LmError, Reason, errorMessage } from './errors.js';
 import { ID_RE, TICKET_MAX } from './frame-schemas.js';
-import { sign, verify } from './identity.js';
+import { verify } from './identity.js';
+import { type SigningKey, signWith } from './keystore.js';
 
 /** What a resume ticket says ([LM-LIC-3]). */
 export interface TicketBody {
@@ -44,10 +45,10 @@ const bad = (msg: string): never => {
   throw new LmError(Reason.txResume, `resume ticket: ${msg} ([LM-LIC-3])`);
 };
 
-/** Signs a ticket with the device's Ed25519 seed. */
-export function signTicket(body: TicketBody, deviceSecret: Uint8Array): SignedTicket {
+/** Signs a ticket with the device's Ed25519 seed or key store. */
+export function signTicket(body: TicketBody, deviceKey: SigningKey): SignedTicket {
   const enc = encodeCbor(bodyToCbor(body));
-  const sig = sign(deviceSecret, concatBytes(TICKET_PREFIX, enc));
+  const sig = signWith(deviceKey, concatBytes(TICKET_PREFIX, enc));
   return { body, sig, bytes: encodeCbor([bodyToCbor(body), sig]) };
 }
 

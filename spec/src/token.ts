@@ -7,7 +7,8 @@ import { ascii, concatBytes, randomBytes } from './bytes.js';
 import { type CborValue, decodeCbor, encodeCbor } from './cbor.js';
 import { LmError, Reason, errorMessage } from './errors.js';
 import { ID_RE } from './frame-schemas.js';
-import { sign, verify } from './identity.js';
+import { verify } from './identity.js';
+import { type SigningKey, signWith } from './keystore.js';
 
 /**
  * Roles of the broker profile (SPEC §10.1) and of the services of protected jobs (SPEC §16.1,
@@ -37,10 +38,10 @@ export interface ConnectToken {
   sig: Uint8Array;
 }
 
-/** A fresh token for a CONNECT (a new nonce each time: reconnects need a new one). */
-export function makeConnectToken(id: string, role: RoleId, secretKey: Uint8Array, time = Date.now(), nonce = randomBytes(16)): Uint8Array {
+/** A fresh token for a CONNECT (a new nonce each time: reconnects need a new one), signed with the identity's seed or key store. */
+export function makeConnectToken(id: string, role: RoleId, key: SigningKey, time = Date.now(), nonce = randomBytes(16)): Uint8Array {
   const body: CborValue[] = [1, id, role, time, nonce];
-  const sig = sign(secretKey, concatBytes(PREFIX, encodeCbor(body)));
+  const sig = signWith(key, concatBytes(PREFIX, encodeCbor(body)));
   return encodeCbor([...body, sig]);
 }
 

@@ -17,6 +17,8 @@ export const topics = {
   deviceState: (fleet: string, device: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/d/${checkId('device', device)}/state`,
   deviceIn: (fleet: string, device: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/d/${checkId('device', device)}/in`,
   deviceOut: (fleet: string, device: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/d/${checkId('device', device)}/out`,
+  /** the device's signed status, retained ([LM-STATE-1]) */
+  deviceStatus: (fleet: string, device: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/d/${checkId('device', device)}/status`,
   gatewayState: (fleet: string, gateway: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/g/${checkId('gateway', gateway)}/state`,
   alarm: (fleet: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/alarm`,
   /** the fleet's operator-signed revocation list, retained ([LM-REVOKE-2]) */
@@ -25,7 +27,7 @@ export const topics = {
   serviceIn: (fleet: string, id: string) => `${TOPIC_ROOT}/${checkId('fleet', fleet)}/s/${checkId('service', id)}/in`,
 };
 
-export type TopicKind = 'deviceState' | 'deviceIn' | 'deviceOut' | 'gatewayState' | 'alarm' | 'revocation' | 'serviceIn';
+export type TopicKind = 'deviceState' | 'deviceIn' | 'deviceOut' | 'deviceStatus' | 'gatewayState' | 'alarm' | 'revocation' | 'serviceIn';
 
 export interface ParsedTopic {
   kind: TopicKind;
@@ -51,6 +53,7 @@ export function parseTopic(topic: string): ParsedTopic | null {
     if (p[5] === 'state') return { kind: 'deviceState', fleet, device: who };
     if (p[5] === 'in') return { kind: 'deviceIn', fleet, device: who };
     if (p[5] === 'out') return { kind: 'deviceOut', fleet, device: who };
+    if (p[5] === 'status') return { kind: 'deviceStatus', fleet, device: who };
   } else if (p[3] === 'g' && p[5] === 'state') return { kind: 'gatewayState', fleet, gateway: who };
   else if (p[3] === 's' && p[5] === 'in') return { kind: 'serviceIn', fleet, service: who };
   return null;
@@ -62,6 +65,7 @@ export const TOPIC_FRAMES: Readonly<Record<TopicKind, ReadonlySet<FrameTypeId>>>
   deviceState: new Set([F.HELLO, F.BYE]),
   deviceIn: new Set([F.OFFER, F.TIME_RESP, F.HINTS, F.KEY, F.CONTROL, F.END, F.ALARM, F.ERROR, F.BYE]),
   deviceOut: new Set([F.ACCEPT, F.TIME_REQ, F.ACK, F.CONTROL, F.TELEMETRY, F.RECEIPT, F.ALARM, F.ERROR, F.BYE]),
+  deviceStatus: new Set([F.STATUS]), // [LM-STATE-7]
   gatewayState: new Set([F.BYE]),
   alarm: new Set([F.ALARM]),
   revocation: new Set([F.REVOKE]),
@@ -70,5 +74,5 @@ export const TOPIC_FRAMES: Readonly<Record<TopicKind, ReadonlySet<FrameTypeId>>>
 
 /** MQTT QoS per frame type (SPEC.md §7.2). */
 export const FRAME_QOS: Readonly<Record<FrameTypeId, 0 | 1>> = {
-  1: 1, 2: 1, 3: 1, 4: 0, 5: 0, 6: 0, 7: 1, 8: 0, 9: 1, 10: 0, 11: 1, 12: 1, 13: 1, 14: 1, 15: 1, 16: 1, 17: 1, 18: 1,
+  1: 1, 2: 1, 3: 1, 4: 0, 5: 0, 6: 0, 7: 1, 8: 0, 9: 1, 10: 0, 11: 1, 12: 1, 13: 1, 14: 1, 15: 1, 16: 1, 17: 1, 18: 1, 19: 1,
 };

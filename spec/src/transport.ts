@@ -2,13 +2,21 @@
  * @module link
  * A frame link over MQTT.js: publishes encoded frames at the QoS of SPEC.md §7.2 on the topics
  * of §10, hands received payloads to handlers, counts wire bytes. Used by the device SDK and
- * the gateway.
+ * the gateway. Over TLS and mutual TLS too (`mqtts://`, {@link TlsOptions}): PEM files are checked
+ * before connecting, and a failed handshake is a {@link TlsHandshakeError} that says what to check,
+ * at the first connect (which it ends) and at reconnects (reported through `onError`).
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { LmError, Reason, errorMessage } from './errors.js';
+import { ConfigError, LmError, Reason, errorMessage } from './errors.js';
 import type { FrameTypeId } from './frames.js';
+import { type IdentityKey, type SigningKey, signingKey } from './keystore.js';
+import { TlsHandshakeError, type TlsOptions, loadTls, tlsFailure, tlsFailureOf } from './tls.js';
 import { FRAME_QOS } from './topics.js';
 import { type RoleId, makeConnectToken } from './token.js';
+
+export {
+  type LoadedTls, type PemSource, type TlsFailure, type TlsOptions, TlsConfigError, TlsHandshakeError, commonName, loadTls, readCertificates, readKeyPair, readPrivateKey, tlsFailureOf,
+} from './tls.js';
 
 export interface LinkOptions {
   /**
@@ -24,10 +32,15 @@ export interface LinkOptions {
   password?: Uint8Array | string;
   /** ms between reconnect attempts; default 500 */
   reconnectPeriod?: number;
-  /** prove the identity to a broker with the Live Matrix plugin: a fresh connect token per CONNECT ([LM-BRK-1]) */
-  token?: { id: string; role: RoleId; secretKey: Uint8Array };
+  /**
+   * prove the identity to a broker with the Live Matrix plugin: a fresh connect token per CONNECT
+   * ([LM-BRK-1]), signed with the identity's seed (`secretKey`) or its key store (`key`)
+   */
+  token?: { id: string; role: RoleId } & ({ secretKey: Uint8Array } | { key: SigningKey });
   /** more brokers to fail over to, tried in turn on reconnect */
   servers?: { host: string; port: number }[];
+  /** TLS and mutual TLS (the URL must be `mqtts://` or `wss://`); files are read and checked before connecting */
+  tls?: TlsOptions;
 }
 
 /** How a device or gateway authenticates to its broker. */
@@ -66,8 +79,10 @@ export class FrameLink {
     noDelay();
     client.on('connect', noDelay);
     // MQTT.js emits 'error' for a refused reconnect and a keepalive timeout: without a listener
-    // that would throw out of its socket handler and end the process
-    client.on('error', (e: Error) => {
+    // that would throw out of its socket handler and end the process. A TLS failure of a
+    // reconnect (a certificate expired since) is reported typed, not as OpenSSL's code.
+    client.on('error', (raw: Error) => {
+      const e = tlsFailureOf(raw) ?? raw;
       this.lastError = e;
       for (const h of this.errorHandlers) h(e);
     });
@@ -102,24 +117,37 @@ export class FrameLink {
     if (password !== undefined) opts.password = password;
     if (o.username !== undefined) opts.username = o.username;
     if (o.password !== undefined) opts.password = typeof o.password === 'string' ? o.password : Buffer.from(o.password);
-    if (o.token) {
-      opts.username = o.token.id;
-      opts.password = Buffer.from(makeConnectToken(o.token.id, o.token.role, o.token.secretKey));
+    const t = o.token;
+    const tokenKey: SigningKey | undefined = t ? ('key' in t ? t.key : t.secretKey) : undefined;
+    if (t && tokenKey) {
+      opts.username = t.id;
+      opts.password = Buffer.from(makeConnectToken(t.id, t.role, tokenKey));
     }
     if (o.servers) opts.servers = o.servers;
     if (o.will) opts.will = { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: o.will.retain };
+    const secure = /^(mqtts|wss|ssl|tls):\/\//i.test(url);
+    if (o.tls) {
+      // MQTT.js would quietly switch an mqtt:// URL to TLS when given a certificate and key
+      if (!secure) throw new ConfigError(`TLS options need an mqtts:// (or wss://) broker URL, got ${redactUrl(o.url)}`);
+      Object.assign(opts, loadTls(o.tls)); // TlsConfigError before any connection
+    }
     try {
-      const client = await mqtt.connectAsync(url, opts);
-      const t = o.token;
-      if (t) client.on('reconnect', () => {
+      const client = await connectClient(url, opts, secure, opts.cert !== undefined);
+      if (t && tokenKey) client.on('reconnect', () => {
         // a token is good for one CONNECT: its nonce must not repeat
-        client.options.password = Buffer.from(makeConnectToken(t.id, t.role, t.secretKey));
+        client.options.password = Buffer.from(makeConnectToken(t.id, t.role, tokenKey));
       });
       return new FrameLink(client, protocolVersion);
     } catch (e) {
       // never echo a secret: the URL without its user information ([LM-BRK-1] tokens and
       // passwords are credentials); the broker's refusal stays reachable as `cause`
-      throw new LmError(Reason.offline, `cannot connect to the MQTT broker at ${redactUrl(o.url)}: ${errorMessage(e)}`, { cause: e });
+      const where = `cannot connect to the MQTT broker at ${redactUrl(o.url)}`;
+      // a TLS connection reset before CONNACK (a plain MQTT port that read a ClientHello, a broker
+      // that refuses the handshake by hanging up) is a TLS failure too
+      const reset = secure && ['ECONNRESET', 'EPIPE'].includes(String((e as { code?: unknown }).code));
+      const tls = tlsFailureOf(e) ?? (reset ? tlsFailure('closed', errorMessage(e)) : undefined);
+      if (tls) throw new TlsHandshakeError(tls.failure, tls.tlsCode, `${where}: ${tls.detail}`, { cause: tls.cause ?? e });
+      throw new LmError(Reason.offline, `${where}: ${errorMessage(e)}`, { cause: e });
     }
   }
 
@@ -160,11 +188,50 @@ export class FrameLink {
   }
 }
 
-/** LinkOptions fields for a BrokerAuth. */
-export function authOptions(auth: BrokerAuth | undefined, id: string, role: RoleId, secretKey: Uint8Array): Partial<LinkOptions> {
+/** LinkOptions fields for a BrokerAuth; the token is signed with the identity's seed, key pair or key store. */
+export function authOptions(auth: BrokerAuth | undefined, id: string, role: RoleId, key: Uint8Array | IdentityKey): Partial<LinkOptions> {
   if (!auth) return {};
-  if (auth === 'token') return { token: { id, role, secretKey } };
+  if (auth === 'token') return { token: { id, role, key: key instanceof Uint8Array ? key : signingKey(key) } };
   return { username: auth.username, password: auth.password };
+}
+
+/**
+ * mqtt.connectAsync, and one thing more for TLS: a broker that refuses a client certificate may
+ * close the connection without an alert (Node's TLS server does, for a certificate of another
+ * CA; AWS IoT does, MQTT.js issue 1776), and MQTT.js would then reconnect, silently, for ever. A
+ * TLS connection closed before its first CONNACK ends the first connect with a
+ * {@link TlsHandshakeError} instead: `client-certificate-refused` when one was presented. Later
+ * drops reconnect as before.
+ */
+function connectClient(url: string, opts: IClientOptions, secure: boolean, clientCert: boolean): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(url, opts);
+    const done = () => {
+      client.off('connect', onConnect);
+      client.off('error', onError);
+      client.off('close', onClose);
+    };
+    const onConnect = () => {
+      done();
+      resolve(client);
+    };
+    const onError = (e: Error) => {
+      done();
+      client.end(true);
+      reject(e);
+    };
+    const onClose = () => {
+      if (!secure) return; // a plain connection reconnects, as MQTT.js does
+      done();
+      client.end(true);
+      reject(clientCert
+        ? tlsFailure('client-certificate-refused', 'the broker closed the connection after the TLS handshake, before CONNACK')
+        : tlsFailure('closed', 'the connection closed before CONNACK'));
+    };
+    client.on('connect', onConnect);
+    client.on('error', onError);
+    client.on('close', onClose);
+  });
 }
 
 /**

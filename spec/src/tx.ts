@@ -12,7 +12,8 @@ import { type CborValue, decodeCbor, encodeCbor } from './cbor.js';
 import { LmError, Reason, errorMessage } from './errors.js';
 import { ID_RE } from './frame-schemas.js';
 import { jobDigestKey, keyedJobDigest } from './protected.js';
-import { edPublicToX25519, edSecretToX25519, sign, verify } from './identity.js';
+import { edPublicToX25519, sign, verify } from './identity.js';
+import { type IdentityKey, agreeWith, isKeyStore } from './keystore.js';
 import { x25519KeyPair } from './keys.js';
 
 export const TX_MAX_VALIDITY_MS = 30 * 24 * 3600 * 1000; // [LM-TX-8]
@@ -148,20 +149,29 @@ export function sealLicence(licence: Uint8Array, devicePublic: Uint8Array, jd: U
   return { epk: e.publicKey, ct };
 }
 
-/** Opens the sealed licence with the device's Ed25519 seed ([LM-TX-1]). */
-export function openLicence(sealed: SealedLicence, deviceSeed: Uint8Array, devicePublic: Uint8Array, jd: Uint8Array): Uint8Array {
+/**
+ * Opens the sealed licence with the device's identity key ([LM-TX-1]): its Ed25519 seed, its key
+ * pair, or a key store that does the X25519 agreement itself (a store's own failure is thrown as
+ * it is, not as a licence that does not open).
+ */
+export function openLicence(sealed: SealedLicence, deviceKey: Uint8Array | IdentityKey, devicePublic: Uint8Array, jd: Uint8Array): Uint8Array {
   const dX = edPublicToX25519(devicePublic);
-  const xs = edSecretToX25519(deviceSeed);
+  let s: Uint8Array;
   try {
-    const s = x25519.getSharedSecret(xs, sealed.epk);
+    s = agreeWith(deviceKey, sealed.epk);
+  } catch (e) {
+    if (!(deviceKey instanceof Uint8Array) && isKeyStore(deviceKey)) throw e;
+    throw new LmError(Reason.txSchema, 'sealed licence does not open with this device key ([LM-TX-1])');
+  }
+  try {
     const k = licenceKey(s, sealed.epk, dX);
     const out = chacha20poly1305(k, new Uint8Array(12), jd).decrypt(sealed.ct);
-    wipe(s, k);
+    wipe(k);
     return out;
   } catch {
     throw new LmError(Reason.txSchema, 'sealed licence does not open with this device key ([LM-TX-1])');
   } finally {
-    wipe(xs);
+    wipe(s);
   }
 }
 

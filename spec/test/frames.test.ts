@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   type AckBody, FrameType, type HintsBody, LmError, Reason, SCHEMAS, checkPublishTopicFrames, decodeFrame, encodeFrame, identityKeyPair, randomBytes, verifyFrame,
-  AUTH_KINDS, FRAME_QOS, TOPIC_FRAMES, clipUtf8, parseTopic, topics, utf8Length,
+  AUTH_KINDS, FRAME_QOS, TOPIC_FRAMES, clipUtf8, encodeCbor, frameMac, parseTopic, reasonOf, toHex, topics, utf8Length,
 } from './helpers.js';
+import { emitMap } from '../src/frame-schemas.js';
 
 describe('frames (SPEC.md §7)', () => {
   const fk = randomBytes(32);
@@ -28,6 +29,34 @@ describe('frames (SPEC.md §7)', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('HINTS under a MAC: the one-pass writer gives the generic codec\'s bytes, and refuses what the schema refuses [LM-CBOR-1] [LM-FRAME-2]', () => {
+    // the generic codec: the body's map, enc([v, type, body, auth]) with the MAC over prefix ‖ enc([v, type, body])
+    const generic = (b: HintsBody): Uint8Array => {
+      const map = emitMap(SCHEMAS[FrameType.HINTS], b as unknown as Record<string, unknown>);
+      const tba = Uint8Array.of(...new TextEncoder().encode('livematrix/1 frame'), 0, ...encodeCbor([1, FrameType.HINTS, map]));
+      return encodeCbor([1, FrameType.HINTS, map, frameMac(fk, tba)]);
+    };
+    fc.assert(
+      fc.property(
+        fc.record({ seq: fc.maxSafeNat(), rev: fc.oneof(fc.nat(30), fc.maxSafeNat()), chunk: fc.nat(), off: fc.nat(70000), ctlen: fc.nat(65552), hints: fc.uint8Array({ minLength: 1, maxLength: 300 }) }),
+        fc.option(fc.uniqueArray(fc.oneof(fc.nat(30), fc.nat(70000), fc.maxSafeNat()), { minLength: 1, maxLength: 40 }).map((a) => a.sort((x, y) => x - y)), { nil: undefined }),
+        fc.option(fc.integer({ min: 1, max: 23 }), { nil: undefined }),
+        (b, idx, sh) => {
+          const body: HintsBody = { sid, ...b, ...(idx ? { idx } : {}), ...(sh !== undefined && idx ? { sh } : {}) };
+          expect(toHex(encodeFrame(FrameType.HINTS, body, { kind: 'mac', key: fk }))).toBe(toHex(generic(body)));
+        },
+      ),
+      { numRuns: 400 },
+    );
+    const full: HintsBody = { sid, seq: 1, rev: 2, chunk: 3, off: 0, ctlen: 65552, hints: randomBytes(49152), idx: Array.from({ length: 4096 }, (_, i) => i * 3), sh: 10 };
+    expect(toHex(encodeFrame(FrameType.HINTS, full, { kind: 'mac', key: fk }))).toBe(toHex(generic(full)));
+    const ok: HintsBody = { sid, seq: 1, rev: 2, chunk: 3, off: 0, ctlen: 100, hints: randomBytes(8), idx: [0, 1], sh: 23 };
+    expect(decodeFrame(encodeFrame(FrameType.HINTS, ok, { kind: 'mac', key: fk })).body).toEqual(ok);
+    for (const bad of [{ sh: 24 }, { sh: 0 }, { idx: [2, 1] }, { idx: [] }, { ctlen: 65553 }, { hints: new Uint8Array(0) }, { sid: randomBytes(15) }, { seq: 1.5 }, { rev: -1 }]) {
+      expect(reasonOf(() => encodeFrame(FrameType.HINTS, { ...ok, ...bad }, { kind: 'mac', key: fk }))).toBe(Reason.schema);
+    }
   });
 
   it('ACK round-trips [LM-DLV-2]', () => {
@@ -70,7 +99,7 @@ describe('frames (SPEC.md §7)', () => {
 
   it('frames.cddl and the codec define the same body keys per type', () => {
     const cddl = readFileSync(join(import.meta.dirname, '..', 'frames.cddl'), 'utf8');
-    const names: Record<number, string> = { 1: 'hello', 2: 'offer', 3: 'accept', 4: 'time-req', 5: 'time-resp', 6: 'hints', 7: 'key', 8: 'ack', 9: 'control', 10: 'telemetry', 11: 'end', 12: 'receipt', 13: 'alarm', 14: 'error', 15: 'bye', 16: 'revoke', 17: 'svc-req', 18: 'svc-resp' };
+    const names: Record<number, string> = { 1: 'hello', 2: 'offer', 3: 'accept', 4: 'time-req', 5: 'time-resp', 6: 'hints', 7: 'key', 8: 'ack', 9: 'control', 10: 'telemetry', 11: 'end', 12: 'receipt', 13: 'alarm', 14: 'error', 15: 'bye', 16: 'revoke', 17: 'svc-req', 18: 'svc-resp', 19: 'status' };
     expect(Object.keys(names).map(Number)).toEqual(Object.values(FrameType));
     for (const [t, name] of Object.entries(names)) {
       const m = new RegExp(`^${name}\\s*=\\s*\\[version, ${t}, \\{([\\s\\S]*?)\\}, `, 'm').exec(cddl);

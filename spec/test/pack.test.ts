@@ -22,6 +22,24 @@ describe('packing (SPEC.md §5.2)', () => {
     expect([...pack(new Uint8Array(0), 16)]).toEqual([]);
   });
 
+  it('refuses a symbol that is not an integer below 2^w at any index, group loops included [LM-PACK-3]', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 8, maxLength: 120 }), fc.constantFrom(8, 12, 16, 20, 24, 13), fc.nat(), fc.constantFrom(-1, 0.5, 2 ** 24, Number.NaN), (b, w, at, bad) => {
+        const s = Array.from(pack(b, w));
+        expect(unpack(s, w, b.length)).toEqual(b); // accepted as packed
+        const j = at % s.length;
+        s[j] = bad === 2 ** 24 ? 2 ** w + (s[j] as number) : bad;
+        try {
+          unpack(s, w, b.length);
+          return false;
+        } catch (e) {
+          return e instanceof LmError && e.code === Reason.padding;
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
   it('refuses any single change to the padding bits [LM-PACK-3]', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 1, maxLength: 30 }), fc.integer({ min: 9, max: 24 }), fc.nat(), (b, w, bitSeed) => {

@@ -1,7 +1,8 @@
 /**
  * @module mosquitto
  * Runs a Mosquitto 2 broker (the Debian package) on a loopback port with a config of its own:
- * for the project's tests and benchmarks.
+ * for the project's tests and benchmarks; optionally a TLS listener beside the plain one, with
+ * client certificates (mutual TLS).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -49,25 +50,52 @@ export async function waitForPort(port: number, failed: () => string | undefined
 export interface RunningMosquitto {
   url: string;
   port: number;
+  /** the TLS listener's URL and port, when one was asked for */
+  tlsUrl?: string;
+  tlsPort?: number;
   proc: ChildProcess;
+  /** what mosquitto wrote to stderr so far (its log) */
+  log(): string;
   close(): Promise<void>;
 }
 
-/** Starts Mosquitto on a free loopback port; `extra` lines go into its config (acl_file, password_file). */
-export async function startMosquitto(extra: string[] = []): Promise<RunningMosquitto> {
+/** A TLS listener of Mosquitto: files it must be able to read as the user "mosquitto". */
+export interface MosquittoTls {
+  cert: string;
+  key: string;
+  /** CA of client certificates (cafile); with `requireClientCert`, mutual TLS */
+  ca?: string;
+  requireClientCert?: boolean;
+  /** a client certificate's CN is its user name (use_identity_as_username): the certificate authenticates */
+  identityAsUsername?: boolean;
+}
+
+/**
+ * Starts Mosquitto on a free loopback port; `extra` lines go into its config (acl_file,
+ * password_file); `o.tls` adds a TLS listener on another free port.
+ */
+export async function startMosquitto(extra: string[] = [], o: { tls?: MosquittoTls } = {}): Promise<RunningMosquitto> {
   const bin = mosquittoPath();
   if (!bin) throw new Error('mosquitto is not installed (apt-get install mosquitto)');
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'lm-mosq-'));
   chmodSync(dir, 0o755); // mosquitto started as root reads its files as the user "mosquitto"
   const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, extra.some((l) => l.startsWith('password_file')) ? 'allow_anonymous false' : 'allow_anonymous true', 'persistence false', ...extra, ''].join('\n'));
+  const t = o.tls;
+  const tlsPort = t ? await freePort() : undefined;
+  const tlsLines = t ? [
+    `listener ${tlsPort} 127.0.0.1`, `certfile ${t.cert}`, `keyfile ${t.key}`, ...(t.ca ? [`cafile ${t.ca}`] : []),
+    `require_certificate ${t.requireClientCert ? 'true' : 'false'}`, ...(t.identityAsUsername ? ['use_identity_as_username true'] : []),
+  ] : [];
+  writeFileSync(conf, [`listener ${port} 127.0.0.1`, extra.some((l) => l.startsWith('password_file')) ? 'allow_anonymous false' : 'allow_anonymous true', 'persistence false', ...extra, ...tlsLines, ''].join('\n'));
   const proc = spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   await waitForPort(port, () => (proc.exitCode !== null ? `mosquitto exited: ${log}` : undefined));
+  if (tlsPort !== undefined) await waitForPort(tlsPort, () => (proc.exitCode !== null ? `mosquitto exited: ${log}` : undefined));
   return {
-    url: `mqtt://127.0.0.1:${port}`, port, proc,
+    url: `mqtt://127.0.0.1:${port}`, port, proc, log: () => log,
+    ...(tlsPort !== undefined ? { tlsUrl: `mqtts://127.0.0.1:${tlsPort}`, tlsPort } : {}),
     close: () => new Promise<void>((res) => {
       if (proc.exitCode !== null) return res();
       proc.once('exit', () => res());

@@ -6,12 +6,13 @@
  * it, and stops within 2 s on SIGINT/SIGTERM.
  */
 import type { EventEmitter } from 'node:events';
-import { createReadStream, createWriteStream, existsSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, type WriteStream } from 'node:fs';
 import { Device, type IncomingStream, type ResumePoint } from '@livematrix/device-sdk';
+import { SERIAL_OPTIONS, openSerial, toMachine } from '../machine-link.js';
 import { type IdentityFile, readIdentityFile } from '@livematrix/spec/keyfile';
 import { FrameType, LmError, SUITE_NAMES, errorMessage } from '@livematrix/spec';
-import { EXIT, type Values, hexKey, need, num, opt, parse } from '../args.js';
-import { connectAs, connection } from '../connection.js';
+import { EXIT, UsageError, type Values, hexKey, need, num, opt, parse } from '../args.js';
+import { TLS_OPTIONS, connectAs, connection } from '../connection.js';
 import { help } from '../help.js';
 import { deviceStateDir } from '../state.js';
 import { OfferSenders, RateLimitedLog, describeRefusal } from '../log.js';
@@ -47,14 +48,42 @@ interface Run {
   stopped: Promise<undefined>;
 }
 
-/** [LM-DLV-10]: after a restart, what this machine already took of a job is in FILE.part */
+/**
+ * [LM-DLV-10]: after a restart, what this machine already took of a job is the size of FILE.part.
+ * The count is all the device needs: it kept points of the job's digest ([LM-DLV-20]) and never
+ * reads FILE.part back; the stream then starts at or below the count, and openPart() truncates
+ * FILE.part to that point and writes on from it.
+ */
 function resumeFrom({ out, part, progressFile }: Output): (txh: string) => ResumePoint | undefined {
   return (txh) => {
     if (out === '-' || !existsSync(progressFile) || !existsSync(part)) return undefined;
     const kept = JSON.parse(readFileSync(progressFile, 'utf8')) as { txh?: string };
     if (kept.txh !== txh) return undefined;
-    return { bytes: statSync(part).size, read: (n: number) => (n > 0 ? createReadStream(part, { start: 0, end: n - 1 }) : []) };
+    return { bytes: statSync(part).size };
   };
+}
+
+/**
+ * The footprint options: `--lite` for small hosts (no hashing worker threads, w at most 16, a
+ * 1 MiB receive window: tables of at most 320 KiB, built on the main thread in milliseconds), and
+ * each knob on its own. What a device reports it can do ([LM-CAP-1], [LM-CAP-2]) follows from them,
+ * so gateways offer it only widths it keeps up with.
+ */
+export const LITE = { workers: 0, wmax: 16, memoryMiB: 16, windowKiB: 1024 } as const;
+function footprint(values: Values): { workers?: number; wmax?: number; memory?: number; window?: number } {
+  const lite = values['lite'] === true;
+  const o: { workers?: number; wmax?: number; memory?: number; window?: number } = lite
+    ? { workers: LITE.workers, wmax: LITE.wmax, memory: LITE.memoryMiB * 2 ** 20, window: LITE.windowKiB * 1024 }
+    : {};
+  if (values['workers'] !== undefined) o.workers = num(values, 'workers', 0, 0, 64);
+  if (values['wmax'] !== undefined) o.wmax = num(values, 'wmax', 24, 8, 24); // [LM-PARAM-2]
+  if (values['memory'] !== undefined) o.memory = num(values, 'memory', 512, 1, 65_536) * 2 ** 20;
+  if (values['window'] !== undefined) o.window = num(values, 'window', 4096, 16, 1_048_576) * 1024;
+  for (const k of ['workers', 'wmax'] as const) {
+    const v = o[k];
+    if (v !== undefined && !Number.isInteger(v)) throw new UsageError(`--${k} must be an integer, got ${v}`);
+  }
+  return o;
 }
 
 /** Reads the options and connects the device to the broker. */
@@ -67,11 +96,12 @@ async function startDevice(values: Values): Promise<DeviceRunner> {
   const output: Output = { out, part: out + '.part', progressFile: out + '.part.json' };
   const fleet = opt(values, 'fleet', 'default');
   const dev = await connectAs(conn, identity, 'device', fleet, () => Device.start({
-    url: conn.url, fleet, protocolVersion: conn.protocolVersion,
+    url: conn.url, fleet, protocolVersion: conn.protocolVersion, ...(conn.tls ? { tls: conn.tls } : {}),
     id: identity.id, identity, trustedOperators, brokerAuth: conn.auth,
-    resume: resumeFrom(output),
-    // print counts, resume tickets and seen OFFERs survive a restart ([LM-LIC-2])
+    resume: resumeFrom(output), ...footprint(values),
+    // print counts, resume tickets and seen OFFERs survive a restart ([LM-LIC-2]), and so does the boot sequence ([LM-STATE-3])
     stateDir: opt(values, 'state', deviceStateDir(identity.id)),
+    statusInterval: num(values, 'status-interval', 30_000, 1), // [LM-STATE-1]
   }));
   return { ...output, dev, identity, rate, telemetryMs: values['simulate-telemetry'] ? 500 : 0 };
 }
@@ -162,7 +192,10 @@ async function receive(next: IncomingStream, d: DeviceRunner, run: Run): Promise
   // a simulated machine's readings: a nozzle near 215 °C, a bed near 60 °C, and how far it is ([LM-TEL-1])
   const tel = d.telemetryMs > 0 ? setInterval(() => {
     const t = Date.now() / 1000;
-    void d.dev.telemetry({ nozzle_mC: Math.round(215_000 + 1500 * Math.sin(t / 3) + 300 * Math.random()), bed_mC: Math.round(60_000 + 400 * Math.sin(t / 7)), progress_ppm: Math.round((taken / Math.max(1, next.size)) * 1e6), bytes_done: taken }).catch(() => undefined);
+    const readings = { nozzle_mC: Math.round(215_000 + 1500 * Math.sin(t / 3) + 300 * Math.random()), bed_mC: Math.round(60_000 + 400 * Math.sin(t / 7)), progress_ppm: Math.round((taken / Math.max(1, next.size)) * 1e6) };
+    void d.dev.telemetry({ ...readings, bytes_done: taken }).catch(() => undefined);
+    // the same temperatures and progress in the signed status, in clear (SPEC §10.2); not the byte count
+    void d.dev.setStatus({ readings }).catch(() => undefined);
   }, d.telemetryMs) : undefined;
   try {
     await consume(next, d.rate, sinkTo(ws), (n) => {
@@ -195,10 +228,13 @@ async function receive(next: IncomingStream, d: DeviceRunner, run: Run): Promise
 
 export async function device(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
-    identity: { type: 'string' }, 'operator-key': { type: 'string' }, out: { type: 'string' }, rate: { type: 'string' }, url: { type: 'string' },
+    identity: { type: 'string' }, 'operator-key': { type: 'string' }, out: { type: 'string' }, rate: { type: 'string' }, url: { type: 'string' }, ...TLS_OPTIONS,
     credentials: { type: 'string' }, mqtt: { type: 'string' }, fleet: { type: 'string' }, once: { type: 'boolean' }, state: { type: 'string' }, 'simulate-telemetry': { type: 'boolean' },
+    'status-interval': { type: 'string' }, lite: { type: 'boolean' }, workers: { type: 'string' }, wmax: { type: 'string' }, memory: { type: 'string' }, window: { type: 'string' },
+    ...SERIAL_OPTIONS, // --serial PATH: to a Marlin-style firmware instead of --out (machine-link.ts)
   });
   if (values['help']) return help('device');
+  const serial = await openSerial(values); // before the broker: a wrong port fails at once
   const d = await startDevice(values);
   const refusals = logRefusals(d.dev);
   console.error(`device ${d.identity.id} online; capabilities ${JSON.stringify(d.dev.caps.suites.map(([s, r]) => `${SUITE_NAMES[s]} ${(r / 1e6).toFixed(1)} M/s`))}`);
@@ -206,12 +242,13 @@ export async function device(argv: string[]): Promise<number> {
   while (!run.stopping.signal.aborted) {
     const next = await Promise.race([d.dev.nextStream(), run.stopped]);
     if (!next) break;
-    const result = await receive(next, d, run);
+    const result = serial ? await toMachine(next, serial, d.identity.id, run.stopping.signal, () => run.signalled) : await receive(next, d, run);
     if (result === 'stopped') break;
     if (result === 'failed') run.code = EXIT.failure;
     if (values['once']) break;
   }
   refusals.flush();
+  await serial?.close();
   await d.dev.stop();
   console.error(`device ${d.identity.id} stopped${run.signalled ? ` (${run.signalled})` : ''}`);
   return run.code;

@@ -12,7 +12,7 @@ import {
   FrameType, ID_RE, REVOCATION_PERIOD_MS, Role, decodeTx, equalBytes, errorMessage, fromHex, signRevocation, toHex, topics, verifyRevocation, type RevokeBody,
 } from '@livematrix/spec';
 import { EXIT, Failure, UsageError, type Values, duration, list, need, num, opt, parse } from '../args.js';
-import { connectAs, connection } from '../connection.js';
+import { TLS_OPTIONS, connectAs, connection } from '../connection.js';
 import { help } from '../help.js';
 
 /** The longest a list may hold before it is stale (`--valid`): 30 days. */
@@ -70,7 +70,7 @@ async function publish(values: Values, frame: Uint8Array): Promise<string> {
   const topic = topics.revocation(fleet);
   const link = await connectAs(conn, identity, 'gateway', fleet, () => FrameLink.connect({
     url: conn.url, clientId: `lm-gw-${identity.id}-${Math.random().toString(16).slice(2, 8)}`, reconnectPeriod: 0,
-    ...authOptions(conn.auth, identity.id, Role.gateway, identity.secretKey),
+    ...authOptions(conn.auth, identity.id, Role.gateway, identity.secretKey), ...(conn.tls ? { tls: conn.tls } : {}),
   }));
   const closed = new Promise<never>((_, rej) => link.client.once('close', () => rej(new Failure(
     `the broker at ${conn.url} closed the connection of "${identity.id}" on its list: only a gateway of fleet "${fleet}" may publish on ${topic} ([LM-REVOKE-4]); is "${identity.id}" registered as one?`,
@@ -104,7 +104,7 @@ export async function revoke(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     operator: { type: 'string' }, tx: { type: 'string', multiple: true }, txh: { type: 'string', multiple: true }, device: { type: 'string', multiple: true },
     'operator-key': { type: 'string', multiple: true }, seq: { type: 'string' }, valid: { type: 'string' }, out: { type: 'string' },
-    identity: { type: 'string' }, url: { type: 'string' }, credentials: { type: 'string' }, fleet: { type: 'string' },
+    identity: { type: 'string' }, url: { type: 'string' }, credentials: { type: 'string' }, fleet: { type: 'string' }, ...TLS_OPTIONS,
   });
   if (values['help']) return help('revoke');
   const out = typeof values['out'] === 'string' ? values['out'] : undefined;

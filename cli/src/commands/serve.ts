@@ -74,7 +74,7 @@ export async function serve(argv: string[]): Promise<number> {
   const log = new RateLimitedLog((l) => console.error(`gateway: ${l}`), 'dropped frames');
   try {
     const gw = await connectAs(conn, identity, 'gateway', fleet, () => Gateway.start({
-      url: conn.url, fleet, id: identity.id, identity, trustedOperators: trusted, brokerAuth: conn.auth, db: dbLocation,
+      url: conn.url, fleet, id: identity.id, identity, trustedOperators: trusted, brokerAuth: conn.auth, db: dbLocation, ...(conn.tls ? { tls: conn.tls } : {}),
       ...(deviceKeys.size > 0 ? { deviceKeys } : {}),
       ...(svc ? { protected: { keys: keysClient(svc.ep, peerOption(values, 'keys-service')), store: storeClient(svc.ep, peersOption(values, 'store')) } } : {}),
     }));

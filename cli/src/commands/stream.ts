@@ -8,7 +8,7 @@ import { readIdentityFile } from '@livematrix/spec/keyfile';
 import { SUITE_NAMES, errorMessage } from '@livematrix/spec';
 import { Gateway } from '@livematrix/gateway';
 import { EXIT, UsageError, type Values, hexKey, need, num, opt, parse } from '../args.js';
-import { connectAs, connection } from '../connection.js';
+import { TLS_OPTIONS, connectAs, connection } from '../connection.js';
 import { help } from '../help.js';
 import { gatewayDbPath } from '../state.js';
 import { RateLimitedLog, describeRefusal } from '../log.js';
@@ -53,7 +53,7 @@ async function runJobs(values: Values, jobs: Job[]): Promise<number> {
   const trustedOperators = [hexKey(values, 'operator-key')];
   const fleet = opt(values, 'fleet', 'default');
   const gw = await connectAs(conn, identity, 'gateway', fleet, () => Gateway.start({
-    url: conn.url, fleet,
+    url: conn.url, fleet, ...(conn.tls ? { tls: conn.tls } : {}),
     id: identity.id, identity, trustedOperators, brokerAuth: conn.auth,
     // print counts, sessions and the receipt ledger survive a restart ([LM-LIC-2], [LM-LEDGER-1])
     db: opt(values, 'db', gatewayDbPath()),
@@ -70,7 +70,7 @@ async function runJobs(values: Values, jobs: Job[]): Promise<number> {
 
 export async function stream(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
-    device: { type: 'string' }, tx: { type: 'string' }, identity: { type: 'string' }, 'operator-key': { type: 'string' }, url: { type: 'string' },
+    device: { type: 'string' }, tx: { type: 'string' }, identity: { type: 'string' }, 'operator-key': { type: 'string' }, url: { type: 'string' }, ...TLS_OPTIONS,
     credentials: { type: 'string' }, fleet: { type: 'string' }, w: { type: 'string' }, db: { type: 'string' },
     protected: { type: 'boolean' }, 'keys-service': { type: 'string' }, 'keys-service-key': { type: 'string' }, store: { type: 'string' }, 'store-key': { type: 'string' },
   });
@@ -98,7 +98,7 @@ function readJobs(path: string): Job[] {
 
 export async function gateway(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
-    jobs: { type: 'string' }, identity: { type: 'string' }, 'operator-key': { type: 'string' }, url: { type: 'string' }, credentials: { type: 'string' },
+    jobs: { type: 'string' }, identity: { type: 'string' }, 'operator-key': { type: 'string' }, url: { type: 'string' }, credentials: { type: 'string' }, ...TLS_OPTIONS,
     fleet: { type: 'string' }, w: { type: 'string' }, db: { type: 'string' },
   });
   if (values['help']) return help('gateway');
@@ -123,7 +123,7 @@ async function streamProtected(values: Values): Promise<number> {
   const { ep, log } = await serviceEndpoint(values, identity, 'gateway', 'gateway');
   try {
     const gw = await connectAs(conn, identity, 'gateway', fleet, () => Gateway.start({
-      url: conn.url, fleet, id: identity.id, identity, trustedOperators: [hexKey(values, 'operator-key')], brokerAuth: conn.auth,
+      url: conn.url, fleet, id: identity.id, identity, trustedOperators: [hexKey(values, 'operator-key')], brokerAuth: conn.auth, ...(conn.tls ? { tls: conn.tls } : {}),
       db: opt(values, 'db', gatewayDbPath()),
       protected: { keys: keysClient(ep, ksPeer), store: storeClient(ep, storePeers) },
     }));

@@ -1,14 +1,12 @@
 /**
  * @module broker-profile/auth
  * Who may connect: connect tokens ([LM-BRK-1]) and client ids bound to identities ([LM-BRK-8]).
- * Also states, without judging, what the broker does with two connections of one identity (no
- * rule of SPEC.md covers it yet).
+ * Two connections of one device are takeover.ts' ([LM-BRK-14]).
  */
 import { Role, type RoleId, makeConnectToken, randomBytes, toHex } from '@livematrix/spec';
 import { R } from '../generated/requirements.js';
-import type { BrokerCtx, BrokerTest } from './common.js';
-import { frames, must, verdict } from './common.js';
-import { type Conn, publishSettled } from './net.js';
+import type { BrokerTest } from './common.js';
+import { alive, must, verdict } from './common.js';
 import type { BrokerIdentity } from './target.js';
 
 const BAD_CREDENTIALS = 4; // CONNACK return codes of MQTT 3.1.1
@@ -56,17 +54,12 @@ export const connectToken: BrokerTest = {
   },
 };
 
-/** True when `c` is still connected: a QoS 1 publish on its own `out` topic is acknowledged. */
-async function alive(ctx: BrokerCtx, c: Conn, who: BrokerIdentity): Promise<boolean> {
-  return (await publishSettled(c, `lm/1/${ctx.target.fleet}/d/${who.id}/out`, frames.bye(who.id).bytes)) === 'acked';
-}
-
 export const clientIds: BrokerTest = {
   id: 'broker/client-id',
   title: 'client ids bound to identities: an identity\'s own lm-dev-{id}-{suffix} accepted, any other refused with return code 2, so no session is taken over',
   covers: [R.LM_BRK_8],
   async run(ctx) {
-    const { target: t, conns, checks, log } = ctx;
+    const { target: t, conns, checks } = ctx;
     const [d1, d2, gw] = [t.device1, t.device2, t.gateway];
     const own = await conns.refusal(d1, { clientId: conns.clientIdOf(d1) });
     must(checks, R.LM_BRK_8, own === 0, `${d1.id} with its own client id ${conns.clientIdOf(d1, 'x')} was refused (${rc(own)})`);
@@ -89,25 +82,5 @@ export const clientIds: BrokerTest = {
     verdict(checks, R.LM_BRK_8, code === IDENTIFIER_REJECTED, `${d1.id} connecting with the client id of ${d2.id}'s live session (${victimId}): ${rc(code)}, expected return code 2`);
     const survived = await alive(ctx, victim, d2);
     verdict(checks, R.LM_BRK_8, survived, `${d2.id}'s session ${victimId} was closed when ${d1.id} connected with its client id: another identity took it over`);
-    await twoConnections(ctx).then((line) => log(line), (e: unknown) => log(`observed (no rule in SPEC.md yet): two connections of one identity could not be tried: ${String(e)}`));
   },
 };
-
-/**
- * Two connections of one identity: SPEC.md has no rule yet (issue 16), so the suite only states
- * what the broker does, with the same client id and with two client ids of the identity.
- */
-async function twoConnections(ctx: BrokerCtx): Promise<string> {
-  const { conns, target: t } = ctx;
-  const d1 = t.device1;
-  const same = conns.clientIdOf(d1, 'twice');
-  const first = await conns.as(d1, { clientId: same });
-  const second = await conns.refusal(d1, { clientId: same }).catch(() => undefined);
-  // the refusal helper ends an accepted second connection at once; ask the first whether it is still up
-  const firstUp = await alive(ctx, first, d1);
-  const a = await conns.as(d1, { clientId: conns.clientIdOf(d1, 'one') });
-  const b = await conns.as(d1, { clientId: conns.clientIdOf(d1, 'two') }).catch(() => undefined);
-  const both = b !== undefined && (await alive(ctx, a, d1)) && (await alive(ctx, b, d1));
-  return `observed (no rule in SPEC.md yet, issue 16): two connections of ${d1.id} with the same client id: the second was ${rc(second)}, the first ${firstUp ? 'stayed connected' : 'was closed (MQTT session takeover)'}; `
-    + `with two client ids of ${d1.id}: ${both ? 'both stayed connected' : b === undefined ? 'the second was refused' : 'one was closed'}`;
-}

@@ -81,6 +81,11 @@ export async function notForwarded(o: {
   return { kept: !o.observer.received.some((r) => carries(r.payload, o.attack.sid)), closed: settled === 'closed' };
 }
 
+/** True when `c` is still connected: a QoS 1 publish on its own `out` topic is acknowledged. */
+export async function alive(ctx: BrokerCtx, c: Conn, who: BrokerIdentity): Promise<boolean> {
+  return (await publishSettled(c, `lm/1/${ctx.target.fleet}/d/${who.id}/out`, frames.bye(who.id).bytes)) === 'acked';
+}
+
 /** A connection of `who` that is open: `c` itself, or a new one when the broker closed it. */
 export async function reopen(ctx: BrokerCtx, c: Conn, who: BrokerIdentity): Promise<Conn> {
   return c.isClosed() ? ctx.conns.as(who) : c;

@@ -2,8 +2,9 @@
  * @module broker-profile
  * `livematrix-conformance broker`: the suite plays two devices and a gateway against a broker
  * under test and checks the broker profile (SPEC.md §10.1, profile B): connect tokens, client ids
- * bound to identities, topic isolation and gateway assignment, the frame check and its drop
- * counts, Last Wills, the maximum packet size, rate alarms and the fleet's revocation topic.
+ * bound to identities, one connection per device, topic isolation and gateway assignment, the
+ * frame check and its drop counts, Last Wills, the maximum packet size, rate alarms and the
+ * fleet's revocation topic.
  */
 import { identityKeyPair } from '@livematrix/spec';
 import { type TestResult, runTest } from '../checks.js';
@@ -16,16 +17,19 @@ import { deviceIsolation, gatewayIsolation, revocationTopic } from './isolation.
 import { packetSize, rateAlarm } from './limits.js';
 import { dropCounts, metrics } from './metrics.js';
 import { Connections } from './net.js';
+import { oneConnection } from './takeover.js';
+import { lateWill, statusTopic } from './status.js';
 import { type BrokerTarget, readBrokerIdentity } from './target.js';
 
 export type { BrokerTarget, BrokerIdentity, Credentials } from './target.js';
 export type { BrokerTest } from './common.js';
 
 /**
- * The tests, in the order they run (the drop counts right after the frame check; the rate alarm
- * near the end, as it floods; the metrics after it, to see its alarm counted).
+ * The tests, in the order they run (one connection per device early, before the other tests'
+ * reconnects; the drop counts right after the frame check; the rate alarm near the end, as it
+ * floods; the metrics after it, to see its alarm counted).
  */
-export const BROKER_TESTS: readonly BrokerTest[] = [connectToken, clientIds, deviceIsolation, gatewayIsolation, revocationTopic, frameCheck, dropCounts, wills, packetSize, rateAlarm, metrics];
+export const BROKER_TESTS: readonly BrokerTest[] = [connectToken, clientIds, oneConnection, deviceIsolation, gatewayIsolation, revocationTopic, statusTopic, frameCheck, dropCounts, wills, lateWill, packetSize, rateAlarm, metrics];
 
 /** Runs the broker profile against `target`; `only` picks tests by id. */
 export async function runBrokerProfile(target: BrokerTarget, o: { log?: (line: string) => void; only?: (t: BrokerTest) => boolean } = {}): Promise<TestResult[]> {
@@ -88,9 +92,10 @@ export const brokerCommand: ProfileCommand = {
                                 [--max-packet-size BYTES] [--metrics-url URL] [--wait-ms MS]
                                 [--only REGEX] [--report DIR]
       Plays two devices and a gateway against the broker under test (MQTT 3.1.1) and checks the
-      broker profile (SPEC.md §10.1): connect tokens, client ids, topic isolation (publishes
-      outside a client's topics not forwarded), gateway assignment, frame checks and their drop
-      counts, Last Wills, packet size, rate alarms, the revocation topic.
+      broker profile (SPEC.md §10.1): connect tokens, client ids, one connection per device (the
+      older closed, its Will dropped, ALARM tamper on repeated takeovers), topic isolation
+      (publishes outside a client's topics not forwarded), gateway assignment, frame checks and
+      their drop counts, Last Wills, packet size, rate alarms, the revocation topic.
       FILEs are identity files ("livematrix keygen"); the broker's registry must list, in fleet
       FLEET, --device1 and --device2 as devices and --gateway as a gateway serving device 1 and
       not device 2 (registry "devices": [device1's id]). The suite signs connect tokens with the
@@ -102,8 +107,10 @@ export const brokerCommand: ProfileCommand = {
       drops counted by reason (a metric named *drop* with a label per reason). --wait-ms (default
       5000) is how long something that must happen (a frame, a close, a Will) is waited for.
       Use a test fleet: the suite leaves a REVOKE of a throw-away operator retained on its
-      revocation topic and a BYE retained on device 1's state topic. This host's clock must be
-      within a few seconds of the broker's.`,
+      revocation topic and a BYE retained on device 1's state topic, and raises an ALARM tamper
+      about device 2 (which quarantines it in a fleet service); a broker raises that alarm at most
+      once a minute per device, so run the suite again against one broker a minute later. This
+      host's clock must be within a few seconds of the broker's.`,
   options: {
     url: { type: 'string' }, fleet: { type: 'string' }, device1: { type: 'string' }, device2: { type: 'string' }, gateway: { type: 'string' },
     'device1-credentials': { type: 'string' }, 'device2-credentials': { type: 'string' }, 'gateway-credentials': { type: 'string' },

@@ -5,12 +5,14 @@
  * ([LM-BRK-2]: what each may publish and subscribe to, other subscriptions refused with SUBACK
  * 128); a publish outside those is not forwarded ([LM-BRK-10]); a gateway that lists its devices
  * reaches those devices only ([LM-BRK-9]); the revocation topic takes gateways' REVOKE frames,
- * retained, and nothing from devices ([LM-REVOKE-4]).
+ * retained, and nothing from devices ([LM-REVOKE-4]). A device holds one connection at a time
+ * ([LM-BRK-14]: a second would close the first), so the connection that observes a device's `in`
+ * topic is the one that publishes its markers.
  */
 import { decodeFrame, topics } from '@livematrix/spec';
 import { R } from '../generated/requirements.js';
 import { type BrokerTest, frames, granted, must, notForwarded, reopen, verdict } from './common.js';
-import { carries, publishSettled, suback } from './net.js';
+import { type Conn, carries, publishSettled, suback } from './net.js';
 
 const sub = (code: number | undefined) => (code === undefined ? 'the connection was closed' : code === 128 ? 'SUBACK 128' : `granted QoS ${code}`);
 
@@ -32,34 +34,53 @@ export const deviceIsolation: BrokerTest = {
       const c = await suback(d1, filter);
       verdict(checks, R.LM_BRK_2, c === 128, `${d1id} subscribing to ${filter}: ${sub(c)}, expected SUBACK 128`);
     }
-    // observers: device 1 reads its in topic (a second connection: a device that publishes where
-    // it may not may be disconnected), the gateway the state, out and alarm topics of device 1
-    const obs1 = await conns.as(t.device1);
+    // observers: device 1 reads its in topic, the gateway the state, out and alarm topics of device 1
+    const in1 = topics.deviceIn(f, d1id);
     const gw = await conns.as(t.gateway);
-    for (const [c, filter] of [[obs1, topics.deviceIn(f, d1id)], [gw, topics.deviceOut(f, d1id)], [gw, topics.deviceState(f, d1id)], [gw, topics.alarm(f)]] as const) {
-      const code = await suback(c, filter);
-      if (!granted(code)) throw new Error(`${c.label} could not subscribe to ${filter} (${sub(code)}), which it may read: the isolation checks need it`);
+    for (const filter of [topics.deviceOut(f, d1id), topics.deviceState(f, d1id), topics.alarm(f)]) {
+      const code = await suback(gw, filter);
+      if (!granted(code)) throw new Error(`${gw.label} could not subscribe to ${filter} (${sub(code)}), which it may read: the isolation checks need it`);
     }
+    /** device 1's connection, open and subscribed to its in topic */
+    const d1s: Conn[] = [];
+    const watching1 = async () => {
+      if (d1s.includes(d1) && !d1.isClosed()) return d1;
+      d1 = await reopen(ctx, d1, t.device1);
+      const code = await suback(d1, in1);
+      if (!granted(code)) throw new Error(`${d1.label} could not subscribe to ${in1} (${sub(code)}), which it may read: the isolation checks need it`);
+      d1s.push(d1);
+      return d1;
+    };
     let d2 = await conns.as(t.device2);
     const attacks = [
-      { who: 'd2', topic: topics.deviceIn(f, d1id), attack: frames.bye(d2id), observer: obs1, from: gw, what: `${d2id} publishing on ${d1id}'s in topic` },
-      { who: 'd2', topic: topics.deviceOut(f, d1id), attack: frames.bye(d1id), observer: gw, from: 'd1', what: `${d2id} publishing on ${d1id}'s out topic` },
-      { who: 'd2', topic: topics.deviceState(f, d1id), attack: frames.bye(d1id), observer: gw, from: 'd1', what: `${d2id} publishing on ${d1id}'s state topic` },
-      { who: 'd1', topic: topics.deviceIn(f, d1id), attack: frames.bye(d1id), observer: obs1, from: gw, what: `${d1id} publishing on its own in topic` },
-      { who: 'd2', topic: topics.alarm(f), attack: frames.alarm(d2id), observer: gw, from: gw, what: `${d2id} publishing on the fleet's alarm topic` },
+      { topic: in1, attack: frames.bye(d2id), observer: 'd1', from: gw, what: `${d2id} publishing on ${d1id}'s in topic` },
+      { topic: topics.deviceOut(f, d1id), attack: frames.bye(d1id), observer: gw, from: 'd1', what: `${d2id} publishing on ${d1id}'s out topic` },
+      { topic: topics.deviceState(f, d1id), attack: frames.bye(d1id), observer: gw, from: 'd1', what: `${d2id} publishing on ${d1id}'s state topic` },
+      { topic: topics.alarm(f), attack: frames.alarm(d2id), observer: gw, from: gw, what: `${d2id} publishing on the fleet's alarm topic` },
     ] as const;
     for (const a of attacks) {
-      d1 = await reopen(ctx, d1, t.device1);
+      const d1now = await watching1();
       d2 = await reopen(ctx, d2, t.device2);
-      const attacker = a.who === 'd1' ? d1 : d2;
-      const markerFrom = a.from === 'd1' ? d1 : a.from;
+      const markerFrom = a.from === 'd1' ? d1now : a.from;
+      const observer = a.observer === 'd1' ? d1now : a.observer;
       const marker = a.topic === topics.alarm(f) ? frames.alarm(d1id) : frames.bye(d1id);
       // [LM-BRK-2] the marker is a publish its sender may make: device 1 on its own state and
       // out topics, the gateway on the alarm topic (the gateway on device 1's in: [LM-BRK-9])
-      const allowed = a.topic === topics.deviceIn(f, d1id) ? undefined : { checks, id: R.LM_BRK_2 };
-      const r = await notForwarded({ attacker, topic: a.topic, attack: a.attack, observer: a.observer, markerFrom, markerTopic: a.topic, marker, ...(allowed ? { allowed } : {}) });
-      verdict(checks, R.LM_BRK_10, r.kept, `${a.what}: the broker forwarded it to ${a.observer.label}`);
+      const allowed = a.topic === in1 ? undefined : { checks, id: R.LM_BRK_2 };
+      const r = await notForwarded({ attacker: d2, topic: a.topic, attack: a.attack, observer, markerFrom, markerTopic: a.topic, marker, ...(allowed ? { allowed } : {}) });
+      verdict(checks, R.LM_BRK_10, r.kept, `${a.what}: the broker forwarded it to ${observer.label}`);
     }
+    // device 1 publishing on its own in topic: it is its own observer. A broker may close it for
+    // the publish; then a new connection of it subscribes, and once the gateway's marker is in,
+    // neither connection may have received the publish
+    const attacker = await watching1();
+    const own = frames.bye(d1id);
+    await publishSettled(attacker, in1, own.bytes);
+    const observer = await watching1();
+    const marker = frames.bye(t.gateway.id);
+    if ((await publishSettled(gw, in1, marker.bytes)) !== 'acked') throw new Error(`the broker closed ${gw.label} for a publish on ${in1}, a topic of a device it serves`);
+    await observer.waitFor((m) => carries(m.payload, marker.sid), `the gateway's frame on ${in1}`);
+    verdict(checks, R.LM_BRK_10, !d1s.some((c) => c.received.some((m) => carries(m.payload, own.sid))), `${d1id} publishing on its own in topic: the broker forwarded it to ${d1id}`);
   },
 };
 
@@ -94,9 +115,10 @@ export const gatewayIsolation: BrokerTest = {
       if (r.closed) throw new Error(`the broker closed ${d2id} for publishing on its own ${kind} topic`);
     }
     // [LM-BRK-9] the gateway reaches device 1's in topic, not device 2's; device 2 watches its in
-    // topic and the revocation topic, where the marker comes
-    const watch2 = await conns.as(t.device2);
-    const watch1 = await conns.as(t.device1);
+    // topic and the revocation topic, where the marker comes (each device on the connection it
+    // has: a second one would close the first, [LM-BRK-14])
+    const watch2 = d2;
+    const watch1 = d1;
     for (const [c, filter] of [[watch2, topics.deviceIn(f, d2id)], [watch2, topics.revocation(f)], [watch1, topics.deviceIn(f, d1id)]] as const) {
       const code = await suback(c, filter);
       if (!granted(code)) throw new Error(`${c.label} could not subscribe to ${filter} (${sub(code)}), which it may read`);

@@ -40,7 +40,7 @@ export interface Conn {
   isClosed(): boolean;
   /** waits until a received message satisfies `pred` */
   waitFor(pred: (m: Received) => boolean, what: string, ms?: number): Promise<Received>;
-  /** ends the connection with a DISCONNECT (a Will is then not published) */
+  /** ends the connection at once (MQTT.js' forced end: no DISCONNECT is sent, so a Will set on it is published) */
   end(): Promise<void>;
   /** drops the TCP connection without a DISCONNECT, as a crash would (the Will is published) */
   drop(): void;

@@ -63,6 +63,8 @@ export class SuiteDevice {
   readonly id: string;
   readonly caps: Caps;
   boot = randomBytes(8);
+  /** the boot sequence its HELLOs carry, when set ([LM-STATE-3]) */
+  bd: number | undefined;
   readonly inbound: Inbound[] = [];
   /** ALARMs on the fleet's alarm topic that name this device ([LM-ALARM-6]), and those that name none */
   readonly fleetAlarms: { at: number; body: AlarmBody }[] = [];
@@ -110,7 +112,7 @@ export class SuiteDevice {
    * those fields (a replay, a restart).
    */
   async hello(o: { signer?: Uint8Array; idpk?: Uint8Array; boot?: Uint8Array; time?: number; caps?: Caps; retain?: boolean } = {}): Promise<HelloBody> {
-    const body: HelloBody = { device: this.id, idpk: o.idpk ?? this.identity.publicKey, caps: o.caps ?? this.caps, time: o.time ?? Date.now(), software: 'livematrix-conformance', online: true, boot: o.boot ?? this.boot };
+    const body: HelloBody = { device: this.id, idpk: o.idpk ?? this.identity.publicKey, caps: o.caps ?? this.caps, time: o.time ?? Date.now(), software: 'livematrix-conformance', online: true, boot: o.boot ?? this.boot, ...(this.bd !== undefined ? { bd: this.bd } : {}) };
     const frame = encodeFrame(FrameType.HELLO, body, { kind: 'sig', secretKey: o.signer ?? this.identity.secretKey });
     await this.link.send(topics.deviceState(this.o.fleet, this.id), frame, FrameType.HELLO, { retain: o.retain ?? true });
     this.helloPublished = true;

@@ -17,6 +17,7 @@ import { congestion, control, keyBackoff, liveness, nackResend, rateAlarm } from
 import { advisory, tamper } from './tests/hostile.js';
 import { ledger } from './tests/ledger.js';
 import { acceptForged, helloRestart, refusals, reoffer } from './tests/setup.js';
+import { lateWill } from './tests/state.js';
 
 export { type GatewayTarget, type GatewayTest, GwCtx, DEFAULT_CAPS, REFERENCE_LIVENESS } from './context.js';
 export { type LedgerReader, type LedgerWhere, type StreamExit, type StreamJob, type StreamLauncher, type StreamRun, LEDGER_PLACEHOLDERS, PLACEHOLDERS, fillTemplate, parseLedgerOutput, shellLauncher, shellLedgerReader, unknownPlaceholders } from './launcher.js';
@@ -28,7 +29,7 @@ export { DeviceSession, type Behaviour } from './session.js';
  * to start; the ledger's test comes last, to read the ledger after every stream of the run.
  */
 export const GATEWAY_TESTS: readonly GatewayTest[] = [
-  deliver, negotiation, helloRestart, acceptForged, refusals, reoffer, resumePoint, prints, nackResend, rateAlarm, tamper, advisory, control, congestion, keyBackoff, liveness, ledger,
+  deliver, negotiation, helloRestart, acceptForged, refusals, reoffer, resumePoint, prints, nackResend, rateAlarm, tamper, advisory, control, congestion, keyBackoff, liveness, lateWill, ledger,
 ];
 
 /**

@@ -24,6 +24,8 @@ export interface Ctx {
   checks: Checks;
   /** restarts the device under test (--restart-cmd); scenarios that need it declare `needs: 'restart'` */
   restart?: () => Promise<void>;
+  /** ms between the device under test's STATUS frames when nothing changes (--status-interval; SPEC §10.2, [LM-STATE-1]) */
+  statusInterval: number;
 }
 
 export interface Scenario {

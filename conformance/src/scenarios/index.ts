@@ -10,6 +10,7 @@ import { licenceSealedElsewhere, offerFlood, zeroEphemeral, paramsOutOfRange, re
 import { offerReplay, resumeNeedsTicket, resumeWithoutInterruption, revokedTx, setupCountsNothing, ticketResumesOnce } from './licences.js';
 import { protectedJob } from './protected.js';
 import { restartKeepsLicence, unauthenticatedAdvisory } from './restart.js';
+import { bootSequence, deviceStatus } from './state.js';
 import { expiredKey, expiredRevision, futureRevision } from './revisions.js';
 import { duplicateReorder, silentGateway, unknownSession, garbageIn, liveness, lossResend, padding, reconnect, tamperedChunk, tamperedFrame } from './resilience.js';
 import { abort, alarm, backPressure, endDigestMismatch, pauseResume, rateAlarm, skewBeyondGrace, skewInGrace, skewMidSession, slowTimeSync, telemetry, timeSyncFirst } from './flow.js';
@@ -73,4 +74,6 @@ export const DEVICE_SCENARIOS: readonly Scenario[] = [
   reconnect,
   silentGateway,
   restartKeepsLicence,
+  deviceStatus,
+  bootSequence,
 ];

@@ -91,7 +91,7 @@ export const garbageIn: Scenario = {
     const t = ctx.tester;
     const topic = `lm/1/${t.o.fleet}/d/${t.o.deviceId}/in`;
     const s = await open(ctx, 16);
-    const hellos = t.hellos;
+    const announced = t.hello;
     const from = Date.now();
     const junk = [Uint8Array.of(0xff), randomBytes(300), Uint8Array.of(0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), encodeCbor([2, 6, new Map(), new Uint8Array(16)]), new Uint8Array(0)];
     for (const j of junk) await t.link.send(topic, j, FrameType.HINTS);
@@ -102,7 +102,8 @@ export const garbageIn: Scenario = {
     check(ctx, R.LM_ROLE_2, !s.received.has(c.frames[0]!.seq), 'the device took a version-2 HINTS frame as received');
     // the device dropped them all: no crash, no reconnect (no new HELLO, no Will), the session streams on ([LM-MQTT-4], [LM-CBOR-6])
     await deliverExact(ctx, s, [R.LM_MQTT_4, R.LM_CBOR_6]);
-    const restarted = t.hellos > hellos || t.inbound.some((x) => x.at >= from && x.f.type === FrameType.BYE);
+    // a reconnect is a HELLO of another connection (bd, [LM-STATE-3]) or boot, not the same HELLO again ([LM-STATE-4])
+    const restarted = t.hello?.bd !== announced?.bd || t.hello?.boot?.join() !== announced?.boot?.join() || t.inbound.some((x) => x.at >= from && x.f.type === FrameType.BYE);
     for (const id of [R.LM_MQTT_4, R.LM_CBOR_6]) check(ctx, id, !restarted, 'the device reconnected (a new HELLO or its Will) after malformed payloads');
   },
 };

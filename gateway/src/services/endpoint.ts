@@ -16,7 +16,7 @@ import {
   type SvcOpId, type SvcReqBody, type SvcRespBody, decodeFrame, encodeFrame, equalBytes, isReasonCode, isSvcOp, randomBytes, reasonName, svcKey,
   svcOpenValue, svcSealValue, svcShared, toHex, toLmError, topics, verifyFrame, wipe,
 } from '@livematrix/spec';
-import { type BrokerAuth, FrameLink, authOptions } from '@livematrix/spec/transport';
+import { type BrokerAuth, FrameLink, type TlsOptions, authOptions } from '@livematrix/spec/transport';
 import { Fields, cmap } from './codec.js';
 
 /** Another party: its id (its inbox) and the Ed25519 key its messages must be signed with. */
@@ -44,6 +44,8 @@ export interface ConnectOptions extends EndpointOptions {
   /** 'token' for a broker with the Live Matrix plugin, or a user name and password */
   auth?: BrokerAuth;
   protocolVersion?: 4 | 5;
+  /** TLS and mutual TLS to the broker (an `mqtts://` URL) */
+  tls?: TlsOptions;
 }
 
 export interface CallOptions {
@@ -154,7 +156,7 @@ export class ServiceEndpoint {
   static async connect(o: ConnectOptions): Promise<ServiceEndpoint> {
     const link = await FrameLink.connect({
       url: o.url, clientId: `lm-${CLIENT_ID_PREFIX[o.role]}-${o.id}-svc${toHex(randomBytes(3))}`, ...(o.protocolVersion ? { protocolVersion: o.protocolVersion } : {}),
-      ...authOptions(o.auth, o.id, Role[o.role], o.identity.secretKey),
+      ...authOptions(o.auth, o.id, Role[o.role], o.identity.secretKey), ...(o.tls ? { tls: o.tls } : {}),
     });
     const ep = new ServiceEndpoint(link, o, true);
     try {

@@ -1,21 +1,35 @@
 /**
  * @module engine/engine
- * The live matrix engine: builds revision tables ([LM-HINT-2]) and scans batches of hints
- * ([LM-HINT-5]) with the WebAssembly SIMD kernels in worker threads over shared memory, and
- * measures this host's hash rate for the capability report ([LM-CAP-1]).
+ * The live matrix engine: builds revision tables ([LM-HINT-2]) in their own memory (engine/build),
+ * resolves hints over its workers, scans batches of hints ([LM-HINT-5]) with the WebAssembly SIMD
+ * kernels in worker threads over shared memory (or on the caller's thread), and measures this
+ * host's hash and build rates for the capability report ([LM-CAP-1]).
  */
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { LmError, Reason } from '../errors.js';
 import { SUITES, type SuiteId, minHintLength } from '../params.js';
-import { Kernel, packageRoot } from './kernel.js';
-import type { Envelope, Reply, Task } from './protocol.js';
-import { ABSENT, AMBIGUOUS, RevisionTable, type TableMemory, allocTable, fineBits, tableLayout } from './table.js';
+import { Kernel, kernelVerifier } from './kernel.js';
+import { type EngineWorker, startWorkers } from './pool.js';
+import { GROUPS, blocksOf, planBuild, splitCandidates } from './build.js';
+import { ABSENT, AMBIGUOUS, COMPACT_FROM, RevisionTable, type TableMemory, type Verifier, allocTable, tableLayout } from './table.js';
 
 export interface EngineOptions {
-  /** worker threads; default one per core */
+  /**
+   * worker threads; default one per core. 0: no thread, every task runs on the caller's thread
+   * (the smallest footprint, for scan mode on small hosts; a task blocks the event loop)
+   */
   workers?: number;
+  /**
+   * Headroom of each partition region of a build, in standard deviations of its count (default
+   * 8: an overflow, which costs a second pass, is then rarer than 1 in 10^14 per region). Small
+   * values only serve to exercise that second pass.
+   */
+  slack?: number;
+  /**
+   * Width from which buildTable without `into` makes compact tables (engine/table); default 24,
+   * as allocTable does. Lower values serve tests of the compact layout on small tables.
+   */
+  compactFrom?: number;
 }
 
 /** Timing of one table build. */
@@ -25,35 +39,10 @@ export interface BuildReport {
   hashSeconds: number;
   sortSeconds: number;
   totalSeconds: number;
-}
-
-class PoolWorker {
-  private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-  private next = 1;
-  readonly worker: Worker;
-  constructor(file: string) {
-    this.worker = new Worker(file);
-    this.worker.on('message', (env: Envelope<Reply>) => {
-      const p = this.pending.get(env.id);
-      if (!p) return;
-      this.pending.delete(env.id);
-      p.resolve(env.msg);
-    });
-    this.worker.on('error', (e) => {
-      for (const p of this.pending.values()) p.reject(e);
-      this.pending.clear();
-    });
-  }
-  run(msg: Task): Promise<Extract<Reply, { ok: true }>> {
-    const id = this.next++;
-    return new Promise<Reply>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, msg } satisfies Envelope<Task>);
-    }).then((r) => {
-      if (!r.ok) throw new LmError(Reason.internal, `engine worker: ${r.error}`);
-      return r;
-    });
-  }
+  /** bytes of scratch the build used beyond the table's own memory */
+  scratchBytes: number;
+  /** hashing passes: 1, or more when a partition region overflowed (see EngineOptions.slack) */
+  attempts: number;
 }
 
 /** Splits [0, n) into k nearly equal ranges whose bounds are multiples of 8. */
@@ -73,33 +62,43 @@ function split(n: number, k: number): [number, number][] {
  * await engine.stop();
  */
 export class MatrixEngine {
+  /** worker threads (0: tasks run on the caller's thread) */
   readonly workers: number;
-  private pool: PoolWorker[] = [];
-  private kernel: Kernel | undefined;
-  /** scratch for keys, one u32 per candidate, reused across builds and wiped after each */
-  private scratch: SharedArrayBuffer | undefined;
+  private pool: EngineWorker[] = [];
+  private readonly slack: number;
+  private readonly compactFrom: number;
+  /** the verifiers of the tables this engine built, for lookups in workers */
+  private readonly verifiers = new WeakMap<RevisionTable, Verifier>();
+  /** kernels of wiped tables, for the next verifier */
+  private readonly kernels: Kernel[] = [];
+  /** shared buffers of builds (see shared()) */
+  private readonly buffers = new Map<string, SharedArrayBuffer>();
+  /** a frame-sized pair of buffers for lookups in workers */
+  private io: { hints: SharedArrayBuffer; out: SharedArrayBuffer } | undefined;
+  /** the build under way: builds take turns */
+  private building: Promise<void> = Promise.resolve();
   constructor(opts: EngineOptions = {}) {
-    this.workers = Math.max(1, Math.floor(opts.workers ?? availableParallelism()));
+    this.workers = Math.max(0, Math.floor(opts.workers ?? availableParallelism()));
+    this.slack = opts.slack ?? 8;
+    this.compactFrom = opts.compactFrom ?? COMPACT_FROM;
   }
 
   async start(): Promise<void> {
     if (this.pool.length) return;
-    const file = join(packageRoot(), 'dist', 'src', 'engine', 'worker.js');
-    this.kernel = new Kernel();
-    this.pool = Array.from({ length: this.workers }, () => new PoolWorker(file));
+    this.pool = startWorkers(this.workers);
     await Promise.all(this.pool.map((p) => p.run({ op: 'wipe', buffer: new SharedArrayBuffer(8), start: 0, end: 8 })));
   }
 
   async stop(): Promise<void> {
     const pool = this.pool;
     this.pool = [];
-    await Promise.all(pool.map((p) => p.worker.terminate()));
-    if (this.scratch) new Uint8Array(this.scratch).fill(0);
-    this.scratch = undefined;
-    this.kernel?.wipe();
+    await Promise.all(pool.map((p) => p.stop()));
+    for (const b of this.buffers.values()) new Uint8Array(b).fill(0);
+    this.buffers.clear();
+    this.io = undefined;
   }
 
-  private need(): PoolWorker[] {
+  private need(): EngineWorker[] {
     if (!this.pool.length) throw new LmError(Reason.internal, 'engine not started: call start() first');
     return this.pool;
   }
@@ -113,64 +112,170 @@ export class MatrixEngine {
 
   /**
    * Builds the table of a revision into `into` (or new memory): hashes all 2^w candidates in
-   * parallel, then counting-sorts them by key. The caller owns and later wipes the table.
+   * parallel while partitioning them by key into the table's own memory, then sorts each
+   * partition in place (engine/build). The caller owns and later wipes the table.
    */
   async buildTable(suite: SuiteId, w: number, L: number, hk: Uint8Array, into?: TableMemory): Promise<{ table: RevisionTable; report: BuildReport }> {
-    // One build at a time: builds share the key scratch and all the cores.
+    // One build at a time: builds share the scratch and all the cores.
     const prev = this.building;
     let release!: () => void;
     this.building = new Promise<void>((r) => (release = r));
     await prev;
     try {
-      return await this.buildTableNow(suite, w, L, hk.slice(), into);
+      return await this.buildTableNow(suite, w, L, new Uint8Array(hk), into); // a copy (a Buffer's slice() would be a view)
     } finally {
       release();
     }
   }
-  private building: Promise<void> = Promise.resolve();
-
   private async buildTableNow(suite: SuiteId, w: number, L: number, hk: Uint8Array, into?: TableMemory): Promise<{ table: RevisionTable; report: BuildReport }> {
     const pool = this.need();
-    const layout = tableLayout(w);
-    const mem = into && into.w === w ? into : allocTable(w);
+    const mem = into && into.w === w ? into : allocTable(w, w >= this.compactFrom);
+    const compact = mem.compact === true;
+    const layout = tableLayout(w, compact);
+    if (compact && L < 4) throw new LmError(Reason.params, `a compact table (w=${w}) serves hints of L >= 4 only, got L=${L}`);
     const n = layout.entries;
-    if (!this.scratch || this.scratch.byteLength < n * 4) this.scratch = new SharedArrayBuffer(n * 4);
-    const keys = this.scratch;
     const t0 = performance.now();
-    const ranges = split(n, pool.length);
-    // Counting sort by fine bucket (w - 4 key bits, 16 entries on average), then insertion sort
-    // of each fine bucket; the table keeps only the coarse bucket index.
-    const fine = fineBits(w);
-    const nf = 2 ** fine;
-    const hist = new SharedArrayBuffer(ranges.length * nf * 4);
-    await Promise.all(ranges.map(([s, e], i) => pool[i]!.run({ op: 'hash', suite, w, hk: hk.slice(), start: s, end: e, keys, hist, histOffset: i * nf * 4, b: fine })));
-    const t1 = performance.now();
-    // Fine bucket starts and per-worker cursors (in place of the histograms).
-    const fineOffsets = new SharedArrayBuffer((nf + 1) * 4);
-    const fo = new Uint32Array(fineOffsets);
-    const h = new Uint32Array(hist);
-    let acc = 0;
-    for (let bk = 0; bk < nf; bk++) {
-      fo[bk] = acc;
-      for (let i = 0; i < ranges.length; i++) {
-        const idx = i * nf + bk;
-        const c = h[idx] as number;
-        h[idx] = acc;
-        acc += c;
+    const ranges = splitCandidates(n, pool.length);
+    let slack = this.slack;
+    let plan = planBuild(w, ranges, slack, compact);
+    let marks!: SharedArrayBuffer;
+    let scratch!: SharedArrayBuffer;
+    let attempts = 0;
+    try {
+      // Phase 1: hash and partition by the key's top 8 bits into the table's own memory.
+      for (;;) {
+        attempts++;
+        scratch = this.shared('scratch', plan.scratchBytes, ranges.length);
+        marks = this.shared('marks', ranges.length * plan.marksPerWorker * 4, ranges.length);
+        const replies = await Promise.all(ranges.map((_, wi) => {
+          const key = new Uint8Array(hk);
+          const done = pool[wi]!.run({ op: 'partition', suite, hk: key, plan, wi, entries: mem.entries, scratch, marks });
+          key.fill(0); // posted (copied) already
+          return done;
+        }));
+        if (!replies.some((r) => r.overflow)) break;
+        // A region overflowed (more than `slack` deviations above its mean): more room, again.
+        if (attempts >= 4) throw new LmError(Reason.internal, `engine: partition regions overflow at w=${w} after ${attempts} attempts`);
+        slack = slack * 2 + 8;
+        plan = planBuild(w, ranges, slack, compact);
       }
+      const t1 = performance.now();
+      // Phase 2: each group's place in the table, then sort and write the groups in workers.
+      const m = new Uint32Array(marks);
+      const starts = this.shared('starts', (GROUPS + 1) * 4, 0);
+      const st = new Uint32Array(starts);
+      let acc = 0;
+      for (let G = 0; G < GROUPS; G++) {
+        st[G] = acc;
+        ranges.forEach(([s, e], wi) => {
+          acc += m[wi * plan.marksPerWorker + blocksOf(s, e, plan.block) * GROUPS + G] as number;
+        });
+      }
+      st[GROUPS] = acc;
+      if (acc !== n) throw new LmError(Reason.internal, `engine: partition holds ${acc} of ${n} candidates`);
+      const offsets = new Uint32Array(mem.offsets);
+      offsets[layout.buckets] = n;
+      const ctl = this.shared('ctl', (GROUPS + 2) * 4, 0);
+      new Int32Array(ctl).fill(0);
+      await Promise.all(pool.map((p) => p.run({ op: 'finish', plan, entries: mem.entries, scratch, offsets: mem.offsets, marks, starts, ctl })));
+      const t2 = performance.now();
+      let verifier: Verifier | undefined;
+      if (L > 4 || compact) verifier = this.verifierOf(suite, w, hk);
+      const table = new RevisionTable(mem, suite, L, undefined, verifier);
+      if (verifier) this.verifiers.set(table, verifier);
+      return { table, report: { suite, w, hashSeconds: (t1 - t0) / 1000, sortSeconds: (t2 - t1) / 1000, totalSeconds: (t2 - t0) / 1000, scratchBytes: plan.scratchBytes, attempts } };
+    } finally {
+      // The records are the revision's hint prefixes: erase what is not the table ([LM-REV-3]).
+      if (scratch) new Uint8Array(scratch).fill(0, 0, plan.scratchBytes);
+      if (marks) new Uint8Array(marks).fill(0, 0, ranges.length * plan.marksPerWorker * 4);
+      hk.fill(0);
     }
-    fo[nf] = acc;
-    const offsets = new Uint32Array(mem.offsets);
-    const ratio = 2 ** (fine - layout.b);
-    for (let bk = 0; bk <= layout.buckets; bk++) offsets[bk] = fo[Math.min(nf, bk * ratio)] as number;
-    await Promise.all(ranges.map(([s, e], i) => pool[i]!.run({ op: 'scatter', w, fine, start: s, end: e, keys, cursor: hist, cursorOffset: i * nf * 4, entries: mem.entries })));
-    await Promise.all(split(nf, pool.length).map(([a, b], i) => pool[i % pool.length]!.run({ op: 'sort', entries: mem.entries, offsets: fineOffsets, bStart: a, bEnd: Math.min(b, nf) })));
-    // The keys are the revision's hint prefixes: erase them ([LM-REV-3]).
-    await Promise.all(split(n * 4, pool.length).map(([s, e], i) => pool[i]!.run({ op: 'wipe', buffer: keys, start: s, end: e })));
-    const t2 = performance.now();
-    const table = new RevisionTable(mem, suite, L, L > 4 ? this.digestFn(suite, w, hk) : undefined);
-    hk.fill(0);
-    return { table, report: { suite, w, hashSeconds: (t1 - t0) / 1000, sortSeconds: (t2 - t1) / 1000, totalSeconds: (t2 - t0) / 1000 } };
+  }
+
+  /**
+   * A verifier holding hk on a kernel of this thread; its wipe() erases the key and returns the
+   * kernel for the next table (a revision per period would otherwise leave a kernel's memory each).
+   */
+  private verifierOf(suite: SuiteId, w: number, hk: Uint8Array): Verifier {
+    const k = this.kernels.pop() ?? new Kernel();
+    k.setKey(hk);
+    const v = kernelVerifier(k, suite, w);
+    let held = true;
+    // once wiped, the kernel may serve another revision: this table's verifier answers nothing
+    return {
+      digest: (g) => (held ? v.digest(g) : new Uint8Array(32)),
+      keys: (symbols, n, out) => {
+        if (held) v.keys(symbols, n, out);
+        else out.fill(0, 0, n);
+      },
+      key: () => (held ? v.key() : new Uint8Array(32)),
+      wipe: () => {
+        k.wipe();
+        if (held && this.kernels.length < 4) this.kernels.push(k);
+        held = false;
+      },
+    };
+  }
+
+  /**
+   * The engine's shared buffers of builds, kept across builds (zero between them) so that no
+   * build leaves one behind: workers hold what they were sent until their own heap is collected,
+   * which an idle thread may not do for long. Sized at first for the widest table (w = 24; pages
+   * that a narrower build does not touch cost no memory).
+   */
+  private shared(name: 'scratch' | 'marks' | 'starts' | 'ctl', bytes: number, workers: number): SharedArrayBuffer {
+    const have = this.buffers.get(name);
+    if (have && have.byteLength >= bytes) return have;
+    let size = bytes;
+    if (workers > 0) {
+      const widest = [true, false].map((c) => planBuild(24, splitCandidates(2 ** 24, workers), this.slack, c));
+      size = Math.max(bytes, ...widest.map((p) => (name === 'scratch' ? p.scratchBytes : workers * p.marksPerWorker * 4)));
+    }
+    const buf = new SharedArrayBuffer(Math.max(size, 8));
+    this.buffers.set(name, buf);
+    return buf;
+  }
+
+  /**
+   * Resolves n concatenated hints of `table` into `out` as {@link RevisionTable.lookupMany} does,
+   * with every worker taking a slice (the table's memory is shared; the hints and results go
+   * through shared buffers of this engine, wiped after each call). Pays off for batches of
+   * thousands of hints; hints longer than 4 bytes, and an engine without threads, resolve on
+   * this thread. `workers` caps the workers taking part (default all).
+   */
+  async lookupMany(table: RevisionTable, hints: Uint8Array, out: Int32Array = new Int32Array(Math.floor(hints.length / table.L)), workers = Infinity): Promise<Int32Array> {
+    const pool = this.need().slice(0, Math.max(1, workers));
+    const L = table.L;
+    const n = Math.floor(hints.length / L);
+    const compact = table.layout.compact;
+    const verifier = this.verifiers.get(table);
+    if (L > 4 || this.workers === 0 || n < 2 * pool.length || (compact && !verifier)) return table.lookupMany(hints, out);
+    const io = this.ioOf(n * L, n * 4);
+    const h = new Uint8Array(io.hints, 0, n * L);
+    h.set(hints.subarray(0, n * L));
+    let done = false;
+    try {
+      await Promise.all(split(n, pool.length).map(([s, e], i) => {
+        const hk = compact ? verifier?.key() : undefined;
+        const done = pool[i]!.run({ op: 'lookup', suite: table.suite, w: table.layout.w, L, compact, hk, entries: table.mem.entries, offsets: table.mem.offsets, hints: io.hints, out: io.out, start: s, end: e });
+        hk?.fill(0); // posted (copied) already
+        return done;
+      }));
+      out.set(new Int32Array(io.out, 0, n));
+      done = true;
+      return out;
+    } finally {
+      if (!done) h.fill(0); // the workers erase their slices of the hints when they finish
+      new Int32Array(io.out, 0, n).fill(0);
+      if (done && io.hints.byteLength <= 2 ** 20) this.io = io; // keep a frame-sized pair, not a benchmark's
+    }
+  }
+  /** Shared buffers for lookups in workers; each call takes them (concurrent calls get their own). */
+  private ioOf(hintBytes: number, outBytes: number): { hints: SharedArrayBuffer; out: SharedArrayBuffer } {
+    const io = this.io;
+    this.io = undefined;
+    if (io && io.hints.byteLength >= hintBytes && io.out.byteLength >= outBytes) return io;
+    return { hints: new SharedArrayBuffer(hintBytes), out: new SharedArrayBuffer(outBytes) };
   }
 
   /**
@@ -189,7 +294,12 @@ export class MatrixEngine {
     };
     const wanted = new Uint32Array(n);
     for (let i = 0; i < n; i++) wanted[i] = keyOf(i);
-    const replies = await Promise.all(split(2 ** w, pool.length).map(([s, e], i) => pool[i]!.run({ op: 'scan', suite, w, hk: hk.slice(), start: s, end: e, wanted, mask })));
+    const replies = await Promise.all(split(2 ** w, pool.length).map(([s, e], i) => {
+      const key = new Uint8Array(hk);
+      const done = pool[i]!.run({ op: 'scan', suite, w, hk: key, start: s, end: e, wanted, mask });
+      key.fill(0); // posted (copied) already
+      return done;
+    }));
     // key -> candidates with that key
     const byKey = new Map<number, number[]>();
     for (const r of replies) {
@@ -223,10 +333,11 @@ export class MatrixEngine {
     const out = new Map<SuiteId, number>();
     const hk = new Uint8Array(32);
     crypto.getRandomValues(hk);
+    const mem = allocTable(w); // one table's memory for every build, as a device reuses it
     for (const suite of suites) {
       let best = Infinity;
       for (let i = 0; i < 2; i++) {
-        const { table, report } = await this.buildTable(suite, w, minHintLength(w), hk);
+        const { table, report } = await this.buildTable(suite, w, minHintLength(w), hk, mem);
         table.wipe();
         best = Math.min(best, report.totalSeconds);
       }

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LmError, Reason } from '../errors.js';
 import type { SuiteId } from '../params.js';
+import type { Verifier } from './table.js';
 
 /** The part of the WebAssembly JS API used here (TypeScript's node lib does not declare it). */
 interface WasmModule {
@@ -82,6 +83,14 @@ export class Kernel {
     if (hk.length !== 32) throw new LmError(Reason.schema, `"hint key" expected Uint8Array of length 32, got length=${hk.length}`);
     this.mem.set(hk, KEY_PTR);
   }
+  /** A copy of the loaded hint key (the caller erases it). */
+  keyCopy(): Uint8Array {
+    return this.mem.slice(KEY_PTR, KEY_PTR + 32);
+  }
+  /** Overwrites the key (and the last digest) with zeros; the scratch area is left as it is ([LM-KEY-4]). */
+  wipeKey(): void {
+    this.mem.fill(0, KEY_PTR, DIGEST_PTR + 32);
+  }
   /** Overwrites the key and scratch areas with zeros ([LM-KEY-4]). */
   wipe(): void {
     this.mem.fill(0, KEY_PTR, DIGEST_PTR + 32); // [256, 1024) holds Keccak's round constants
@@ -138,10 +147,41 @@ export class Kernel {
     return out;
   }
 
+  /**
+   * Keys (first 4 digest bytes as a big-endian number) of symbols[0, n) into out[0, n), in
+   * batches in the kernel: what a compact table confirms its candidates with.
+   */
+  keyList(suite: SuiteId, w: number, symbols: Uint32Array, n: number, out: Uint32Array): void {
+    const half = KERNEL_BATCH / 2; // inputs in the first half of the output area, keys in the second
+    const inView = new Uint32Array(this.x.memory.buffer, OUT_PTR, half);
+    const keyView = new Uint32Array(this.x.memory.buffer, OUT_PTR + half * 4, half);
+    for (let done = 0; done < n; done += half) {
+      const m = Math.min(half, n - done);
+      inView.set(symbols.subarray(done, done + m));
+      const padded = (m + 7) & ~7;
+      inView.fill(0, m, padded);
+      if (suite === 3) this.x.blake3List(w, OUT_PTR, padded, OUT_PTR + half * 4);
+      else this.x.keccakList(w, OUT_PTR, padded, OUT_PTR + half * 4, PAD[suite]);
+      out.set(keyView.subarray(0, m), done);
+      inView.fill(0, 0, padded);
+      keyView.fill(0, 0, padded);
+    }
+  }
+
   /** The full 32-byte digest D(HK, w, g) of SPEC.md §5.1. */
   digest(suite: SuiteId, w: number, g: number): Uint8Array {
     if (suite === 3) this.x.blake3Digest(w, g);
     else this.x.keccakDigest(w, g, PAD[suite]);
     return this.mem.slice(DIGEST_PTR, DIGEST_PTR + 32);
   }
+}
+
+/** A table's verifier on `kernel`, which holds the revision's hint key; wipe() erases the key. */
+export function kernelVerifier(kernel: Kernel, suite: SuiteId, w: number): Verifier {
+  return {
+    digest: (g) => kernel.digest(suite, w, g),
+    keys: (symbols, n, out) => kernel.keyList(suite, w, symbols, n, out),
+    key: () => kernel.keyCopy(),
+    wipe: () => kernel.wipe(),
+  };
 }

@@ -1,20 +1,32 @@
 /**
  * @module engine/table
- * The compact revision table of [LM-HINT-2]: every candidate's 32-bit hint prefix, sorted,
- * packed as 5 bytes per entry, plus a bucket index of 4 bytes per 256 entries.
+ * The revision table of [LM-HINT-2]: every candidate sorted by its key (the first 4 hint bytes
+ * as a big-endian number), in buckets by the key's top bits, in one of two layouts.
  *
- * Entry j (bytes 5j..5j+4, big-endian) holds `rem · 2^w + g`: `g` the symbol (w bits) and `rem`
- * the low 40 − w bits of the key k = the first 4 hint bytes as a big-endian number. The key's
- * top b = w − 8 bits select the bucket; entries are sorted by key, so a bucket is a sorted run
- * and the table as a whole is sorted. Hints of L ≤ 4 bytes are decided by the table alone;
- * longer hints are confirmed by recomputing the candidates' digests.
+ * Exact (w < 24): entry j (bytes 5j..5j+4, big-endian) holds `rem · 2^w + g`, `g` the symbol and
+ * `rem` the key's low 40 − w bits; the top b = w − 8 bits select the bucket (4 bytes of index
+ * per 256 entries). The table alone decides hints of L ≤ 4 bytes.
+ *
+ * Compact (w = 24, where two exact tables take 160 MiB): entry j is a 32-bit word `s · 2^w + g`,
+ * `s` the key's bits 6 to 31 − b (32 − w bits) below the top b = w − 6 bits that select the
+ * bucket (4 bytes of index per 64 entries): 4.06 bytes per entry, 65 MiB at w = 24. The table
+ * knows 26 of a key's 32 bits, so every candidate it finds (the symbol, and 2^(w−26) others per
+ * lookup on average) is confirmed by recomputing its key in the kernel, a batch per call.
+ *
+ * Longer hints (L > 4) are confirmed on the full digest in both layouts.
  */
 import { LmError, Reason } from '../errors.js';
 import type { SuiteId } from '../params.js';
+import { lookupChunkCompact, lookupChunkExact, CHUNK } from './lookup.js';
 
+/** Bytes per entry of the exact layout. */
 export const ENTRY_BYTES = 5;
 export const ABSENT = -1;
 export const AMBIGUOUS = -2;
+/** Tables of this width and wider are compact unless the caller says otherwise. */
+export const COMPACT_FROM = 24;
+/** Key bits a compact table knows (bucket and stored bits). */
+export const COMPACT_KNOWN = 26;
 
 export interface TableLayout {
   w: number;
@@ -22,18 +34,23 @@ export interface TableLayout {
   b: number;
   buckets: number;
   entries: number;
+  compact: boolean;
+  entryBytes: number;
+  /** key bits stored in an entry below the bucket's */
+  q: number;
 }
 
-export function tableLayout(w: number): TableLayout {
+export function tableLayout(w: number, compact = false): TableLayout {
   if (!Number.isInteger(w) || w < 8 || w > 24) throw new LmError(Reason.params, `table width w=${w} outside 8..24 ([LM-PARAM-2])`);
-  const b = w - 8;
-  return { w, b, buckets: 2 ** b, entries: 2 ** w };
+  if (compact && w < 14) throw new LmError(Reason.params, `a compact table needs w >= 14, got w=${w}`);
+  const b = compact ? w - 6 : w - 8;
+  return { w, b, buckets: 2 ** b, entries: 2 ** w, compact, entryBytes: compact ? 4 : ENTRY_BYTES, q: compact ? 32 - w : 40 - w };
 }
 
 /** Bytes of memory a table of width w takes (entries + bucket index). */
-export function tableBytes(w: number): number {
-  const l = tableLayout(w);
-  return l.entries * ENTRY_BYTES + (l.buckets + 1) * 4;
+export function tableBytes(w: number, compact = w >= COMPACT_FROM): number {
+  const l = tableLayout(w, compact);
+  return l.entries * l.entryBytes + (l.buckets + 1) * 4;
 }
 
 /** Shared memory of one table; transferable to workers as plain SharedArrayBuffers. */
@@ -41,11 +58,14 @@ export interface TableMemory {
   w: number;
   entries: SharedArrayBuffer;
   offsets: SharedArrayBuffer;
+  /** the compact layout (absent: exact) */
+  compact?: boolean;
 }
 
-export function allocTable(w: number): TableMemory {
-  const l = tableLayout(w);
-  return { w, entries: new SharedArrayBuffer(l.entries * ENTRY_BYTES), offsets: new SharedArrayBuffer((l.buckets + 1) * 4) };
+/** Memory for a table of width w (compact from w = {@link COMPACT_FROM} on, unless told). */
+export function allocTable(w: number, compact = w >= COMPACT_FROM): TableMemory {
+  const l = tableLayout(w, compact);
+  return { w, entries: new SharedArrayBuffer(l.entries * l.entryBytes), offsets: new SharedArrayBuffer((l.buckets + 1) * 4), compact };
 }
 
 /** Bucket of a key (top b bits). */
@@ -56,6 +76,18 @@ export function bucketOf(key: number, b: number): number {
 /** Digest function for confirming hints longer than 4 bytes. */
 export type DigestFn = (g: number) => Uint8Array;
 
+/** The revision's hint function on this thread, for confirming candidates. */
+export interface Verifier {
+  /** D(HK, w, g) ([LM-HINT-1]) */
+  digest: DigestFn;
+  /** keys of symbols[0, n) (first 4 digest bytes, big-endian) into out */
+  keys(symbols: Uint32Array, n: number, out: Uint32Array): void;
+  /** a copy of the hint key, for lookups in other threads (the caller erases it) */
+  key(): Uint8Array;
+  /** erases the hint key it holds ([LM-REV-3]) */
+  wipe(): void;
+}
+
 /**
  * Read side of a built table. Lookup results: a symbol (≥ 0), {@link AMBIGUOUS} or {@link ABSENT},
  * with exactly the semantics of [LM-HINT-2].
@@ -63,21 +95,27 @@ export type DigestFn = (g: number) => Uint8Array;
 export class RevisionTable {
   readonly layout: TableLayout;
   private readonly e: Uint8Array;
+  private readonly e32: Uint32Array;
   private readonly off: Uint32Array;
-  private readonly remBits: number;
-  private readonly pow: number;
+  private readonly dv: DataView;
+  private readonly digest: DigestFn | undefined;
   /** keeps the prefetch loads of lookupMany observable */
   sink = 0;
-  constructor(readonly mem: TableMemory, readonly suite: SuiteId, readonly L: number, private readonly digest?: DigestFn) {
-    this.layout = tableLayout(mem.w);
+  /**
+   * `digest` confirms hints longer than 4 bytes; a compact table needs `verifier` (which also
+   * gives the digest) for every lookup.
+   */
+  constructor(readonly mem: TableMemory, readonly suite: SuiteId, readonly L: number, digest?: DigestFn, private readonly verifier?: Verifier) {
+    this.layout = tableLayout(mem.w, mem.compact === true);
+    if (this.layout.compact && (L < 4 || !verifier)) throw new LmError(Reason.internal, `a compact table needs L >= 4 (got ${L}) and a verifier`);
     this.e = new Uint8Array(mem.entries);
+    this.e32 = new Uint32Array(mem.entries, 0, this.layout.compact ? this.layout.entries : 0);
     this.off = new Uint32Array(mem.offsets);
-    this.remBits = 40 - mem.w;
-    this.pow = 2 ** mem.w;
     this.dv = new DataView(mem.entries);
+    this.digest = digest ?? verifier?.digest;
   }
-  private readonly dv: DataView;
 
+  /** 40-bit value of exact entry j: rem · 2^w + g. */
   private entry(j: number): number {
     const e = this.e;
     const p = j * 5;
@@ -91,18 +129,20 @@ export class RevisionTable {
     let k = 0;
     for (let i = 0; i < Lc; i++) k = (k << 8) | (h[at + i] as number);
     k = (k << (8 * (4 - Lc))) >>> 0;
+    if (this.layout.compact) return this.lookupCompact(k, h, at);
     if (Lc === 4) return this.lookupKey(k, 0xffffffff, h, at);
     const low = 2 ** (32 - 8 * Lc) - 1; // bits of the key the hint does not fix
     return this.lookupKey(k, (0xffffffff - low) >>> 0, h, at);
   }
 
   private lookupKey(k: number, mask: number, h: Uint8Array, at: number): number {
-    const { b } = this.layout;
+    const { b, q, w } = this.layout;
+    const pow = 2 ** w;
     const loKey = (k & mask) >>> 0;
     const hiKey = (loKey | ~mask) >>> 0;
     const bLo = bucketOf(loKey, b);
     const bHi = bucketOf(hiKey, b);
-    const remMask = this.remBits >= 32 ? 0xffffffff : 2 ** this.remBits - 1;
+    const remMask = q >= 32 ? 0xffffffff : 2 ** q - 1;
     let found = ABSENT;
     let count = 0;
     for (let bk = bLo; bk <= bHi; bk++) {
@@ -111,19 +151,19 @@ export class RevisionTable {
       const remLo = bk === bLo ? (loKey & remMask) >>> 0 : 0;
       const remHi = bk === bHi ? (hiKey & remMask) >>> 0 : remMask;
       // lower bound of remLo in [lo, hi)
-      const vLo = remLo * this.pow;
+      const vLo = remLo * pow;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
         if (this.entry(mid) < vLo) lo = mid + 1;
         else hi = mid;
       }
       const end = this.off[bk + 1] as number;
-      const vHi = (remHi + 1) * this.pow; // exclusive
+      const vHi = (remHi + 1) * pow; // exclusive
       for (let j = lo; j < end; j++) {
         const v = this.entry(j);
         if (v >= vHi) break;
-        const g = v % this.pow;
-        if (this.L > 4 && !this.confirms(g, h, at)) continue;
+        const g = v % pow;
+        if (this.L > 4 && !this.confirms(g, h, at, 4)) continue;
         count++;
         if (count > 1) return AMBIGUOUS; // [LM-HINT-3]
         found = g;
@@ -132,17 +172,37 @@ export class RevisionTable {
     return found;
   }
 
-  private confirms(g: number, h: Uint8Array, at: number): boolean {
+  /** A compact table's candidates for key k are the bucket's entries with the key's stored bits; each is confirmed. */
+  private lookupCompact(k: number, h: Uint8Array, at: number): number {
+    const { b, q, w } = this.layout;
+    const bk = k >>> (32 - b);
+    const s = (k >>> 6) & (2 ** q - 1);
+    const gMask = 2 ** w - 1;
+    let found = ABSENT;
+    let count = 0;
+    for (let j = this.off[bk] as number; j < (this.off[bk + 1] as number); j++) {
+      const v = this.e32[j] as number;
+      if (v >>> w !== s) continue;
+      const g = v & gMask;
+      if (!this.confirms(g, h, at, 0)) continue;
+      count++;
+      if (count > 1) return AMBIGUOUS; // [LM-HINT-3]
+      found = g;
+    }
+    return found;
+  }
+
+  /** Whether g's hint equals h from byte `from` on. */
+  private confirms(g: number, h: Uint8Array, at: number, from: number): boolean {
     if (!this.digest) throw new LmError(Reason.internal, `hints of L=${this.L} > 4 need a digest function to confirm candidates`);
     const d = this.digest(g);
-    for (let i = 4; i < this.L; i++) if (d[i] !== h[at + i]) return false;
+    for (let i = from; i < this.L; i++) if (d[i] !== h[at + i]) return false;
     return true;
   }
 
   /**
-   * Resolves n concatenated hints into out (symbols, AMBIGUOUS or ABSENT). The fast path, for
-   * L = 4 (every w from 17 to 24 at the minimum L): interpolation search in the bucket (keys are
-   * uniform), then a short linear walk.
+   * Resolves n concatenated hints into out (symbols, AMBIGUOUS or ABSENT). The fast paths, for
+   * L = 4 (every w from 17 to 24 at the minimum L), work in chunks of hints (engine/lookup).
    */
   lookupMany(hints: Uint8Array, out: Int32Array): Int32Array {
     const L = this.L;
@@ -151,217 +211,20 @@ export class RevisionTable {
       for (let i = 0; i < n; i++) out[i] = this.lookup(hints, i * L);
       return out;
     }
-    const e = this.e;
-    const off = this.off;
-    const sh = 32 - this.layout.b;
-    const remBits = this.remBits; // 40 - w, 16..32
-    const remMask = remBits >= 32 ? 0xffffffff : 2 ** remBits - 1;
-    const remScale = 2 ** remBits;
-    const dv = this.dv;
-    const shw = this.layout.w - 8;
-    const gMask = 2 ** shw - 1;
-    // Blocks of B hints: first touch every bucket bound and guessed entry (independent loads,
-    // so the cache misses overlap), then resolve them from cache.
-    const B = 32;
-    const los = new Uint32Array(B);
-    const his = new Uint32Array(B);
-    const rems = new Float64Array(B);
-    const js = new Uint32Array(B);
     let sink = 0;
-    for (let base = 0; base < n; base += B) {
-      const m = Math.min(B, n - base);
-      for (let t = 0; t < m; t++) {
-        const p = (base + t) * 4;
-        const k = (((hints[p] as number) << 24) | ((hints[p + 1] as number) << 16) | ((hints[p + 2] as number) << 8) | (hints[p + 3] as number)) >>> 0;
-        const bk = k >>> sh;
-        los[t] = bk;
-        rems[t] = (k & remMask) >>> 0;
-        sink ^= off[bk] as number;
-      }
-      for (let t = 0; t < m; t++) {
-        const bk = los[t] as number;
-        const lo = off[bk] as number;
-        const hi = off[bk + 1] as number;
-        let j = lo + Math.floor(((hi - lo) * (rems[t] as number)) / remScale);
-        if (j >= hi) j = hi > lo ? hi - 1 : lo;
-        los[t] = lo;
-        his[t] = hi;
-        js[t] = j;
-        sink ^= e[j * 5] as number;
-      }
-      for (let t = 0; t < m; t++) {
-        const lo = los[t] as number;
-        const hi = his[t] as number;
-        const r = rems[t] as number;
-        // an entry's top 32 bits are its key remainder (40 - w bits) and the symbol's high w - 8
-        // bits: one unaligned 32-bit read compares the key, the symbol is read only on a match
-        let j = js[t] as number;
-        while (j > lo && dv.getUint32((j - 1) * 5) >>> shw >= r) j--;
-        while (j < hi && dv.getUint32(j * 5) >>> shw < r) j++;
-        let found = ABSENT;
-        if (j < hi) {
-          const top = dv.getUint32(j * 5);
-          if (top >>> shw === r) {
-            found = (((top & gMask) << 8) | (e[j * 5 + 4] as number)) >>> 0;
-            if (j + 1 < hi && dv.getUint32((j + 1) * 5) >>> shw === r) found = AMBIGUOUS; // [LM-HINT-3]
-          }
-        }
-        out[base + t] = found;
-      }
-    }
+    const w = this.layout.w;
+    if (this.layout.compact) {
+      const v = this.verifier as Verifier;
+      for (let base = 0; base < n; base += CHUNK) sink ^= lookupChunkCompact(hints, out, base, Math.min(CHUNK, n - base), this.e32, this.off, w, v);
+    } else for (let base = 0; base < n; base += CHUNK) sink ^= lookupChunkExact(hints, out, base, Math.min(CHUNK, n - base), this.e, this.off, this.dv, w);
     this.sink = sink;
     return out;
   }
 
-  /** Overwrites the table with zeros ([LM-REV-3]). */
+  /** Overwrites the table, and the key its verifier holds, with zeros ([LM-REV-3]). */
   wipe(): void {
     this.e.fill(0);
     this.off.fill(0);
+    this.verifier?.wipe();
   }
-}
-
-// ---- build phases (run in workers over shared memory) ----------------------------------------
-
-/** Phase 1 tail: histogram of keys[start, end) by bucket, added into hist. */
-export function histogram(keys: Uint32Array, start: number, end: number, b: number, hist: Uint32Array): void {
-  if (b === 0) {
-    hist[0] = (hist[0] as number) + (end - start);
-    return;
-  }
-  const sh = 32 - b;
-  for (let g = start; g < end; g++) {
-    const bk = (keys[g] as number) >>> sh;
-    hist[bk] = (hist[bk] as number) + 1;
-  }
-}
-
-/** Bits of the fine buckets the build sorts by (16 entries each on average). */
-export function fineBits(w: number): number {
-  return w - 4;
-}
-
-/**
- * Phase 2: writes entries of candidates [start, end) at the cursors of their fine bucket (the
- * top `fine` key bits; advanced in place).
- */
-export function scatter(keys: Uint32Array, start: number, end: number, w: number, cursor: Uint32Array, entries: Uint8Array, fine = fineBits(w)): void {
-  const sh = 32 - fine;
-  const remBits = 40 - w;
-  if (w >= 8 && fine > 0) {
-    // integer path: the entry's top 32 bits are rem << (w - 8) | g >>> 8, its last byte g & 0xff
-    const dv = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
-    const s = w - 8;
-    const remMask32 = remBits >= 32 ? 0xffffffff : (1 << remBits) - 1;
-    for (let g = start; g < end; g++) {
-      const k = keys[g] as number;
-      const bk = k >>> sh;
-      const pos = cursor[bk] as number;
-      cursor[bk] = pos + 1;
-      const p = pos * 5;
-      dv.setUint32(p, ((((k & remMask32) >>> 0) << s) | (g >>> 8)) >>> 0);
-      entries[p + 4] = g & 0xff;
-    }
-    return;
-  }
-  const remMask = remBits >= 32 ? 0xffffffff : 2 ** remBits - 1;
-  const pow = 2 ** w;
-  for (let g = start; g < end; g++) {
-    const k = keys[g] as number;
-    const bk = fine === 0 ? 0 : k >>> sh;
-    const pos = cursor[bk] as number;
-    cursor[bk] = pos + 1;
-    const v = ((k & remMask) >>> 0) * pow + g;
-    const p = pos * 5;
-    const hi = Math.floor(v / 0x100000000);
-    const lo = v >>> 0;
-    entries[p] = hi;
-    entries[p + 1] = lo >>> 24;
-    entries[p + 2] = (lo >>> 16) & 0xff;
-    entries[p + 3] = (lo >>> 8) & 0xff;
-    entries[p + 4] = lo & 0xff;
-  }
-}
-
-/**
- * Phase 3: sorts each run [offsets[i], offsets[i + 1]) for i in [bStart, bEnd) by entry value:
- * insertion sort for the short runs of fine buckets, a typed-array sort for long ones.
- */
-export function sortBuckets(entries: Uint8Array, offsets: Uint32Array, bStart: number, bEnd: number): void {
-  // Entries compare as (top 32 bits, last byte): integer compares, no 40-bit floats. The order
-  // is exactly that of the 40-bit values.
-  const dv = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
-  let his = new Uint32Array(64);
-  let los = new Uint8Array(64);
-  for (let bk = bStart; bk < bEnd; bk++) {
-    const lo = offsets[bk] as number;
-    const hi = offsets[bk + 1] as number;
-    const n = hi - lo;
-    if (n < 2 || n > 48) continue;
-    if (his.length < n) {
-      his = new Uint32Array(n * 2);
-      los = new Uint8Array(n * 2);
-    }
-    let sorted = true;
-    for (let j = 0; j < n; j++) {
-      const p = (lo + j) * 5;
-      const h = dv.getUint32(p);
-      const l = entries[p + 4] as number;
-      let i = j - 1;
-      if (i >= 0 && ((his[i] as number) > h || ((his[i] as number) === h && (los[i] as number) > l))) sorted = false;
-      while (i >= 0 && ((his[i] as number) > h || ((his[i] as number) === h && (los[i] as number) > l))) {
-        his[i + 1] = his[i] as number;
-        los[i + 1] = los[i] as number;
-        i--;
-      }
-      his[i + 1] = h;
-      los[i + 1] = l;
-    }
-    if (sorted) continue;
-    for (let j = 0; j < n; j++) {
-      const p = (lo + j) * 5;
-      dv.setUint32(p, his[j] as number);
-      entries[p + 4] = los[j] as number;
-    }
-  }
-  his.fill(0);
-  los.fill(0);
-  sortLongBuckets(entries, offsets, bStart, bEnd);
-}
-
-/** Runs longer than 48 entries (rare with 16 per fine bucket on average): a typed-array sort. */
-function sortLongBuckets(entries: Uint8Array, offsets: Uint32Array, bStart: number, bEnd: number): void {
-  let tmp = new Float64Array(256);
-  for (let bk = bStart; bk < bEnd; bk++) {
-    const lo = offsets[bk] as number;
-    const hi = offsets[bk + 1] as number;
-    const n = hi - lo;
-    if (n <= 48) continue;
-    if (tmp.length < n) tmp = new Float64Array(n * 2);
-    for (let j = 0; j < n; j++) {
-      const p = (lo + j) * 5;
-      tmp[j] = (entries[p] as number) * 0x100000000 + ((((entries[p + 1] as number) << 24) | ((entries[p + 2] as number) << 16) | ((entries[p + 3] as number) << 8) | (entries[p + 4] as number)) >>> 0);
-    }
-    if (n <= 48) {
-      for (let i = 1; i < n; i++) {
-        const v = tmp[i] as number;
-        let j = i - 1;
-        while (j >= 0 && (tmp[j] as number) > v) {
-          tmp[j + 1] = tmp[j] as number;
-          j--;
-        }
-        tmp[j + 1] = v;
-      }
-    } else tmp.subarray(0, n).sort();
-    for (let j = 0; j < n; j++) {
-      const v = tmp[j] as number;
-      const p = (lo + j) * 5;
-      const lo32 = v >>> 0;
-      entries[p] = Math.floor(v / 0x100000000);
-      entries[p + 1] = lo32 >>> 24;
-      entries[p + 2] = (lo32 >>> 16) & 0xff;
-      entries[p + 3] = (lo32 >>> 8) & 0xff;
-      entries[p + 4] = lo32 & 0xff;
-    }
-  }
-  tmp.fill(0);
 }
