@@ -49,6 +49,8 @@ export const SMALL_HOST_NODE_OPTIONS = '--v8-pool-size=0 --max-semi-space-size=1
 const PROFILES: Profile[] = [
   { name: 'default, tables', args: [], w: 20, budget: 120 },
   { name: 'default, tables', args: [], w: 24, budget: 250 },
+  { name: 'default, small-host Node flags', args: [], w: 20, budget: 120, nodeOptions: SMALL_HOST_NODE_OPTIONS },
+  { name: 'default, small-host Node flags', args: [], w: 24, budget: 250, nodeOptions: SMALL_HOST_NODE_OPTIONS },
   { name: '--lite (main thread, w <= 16)', args: ['--lite'], w: 16, budget: 64 },
   { name: '--lite, small-host Node flags', args: ['--lite'], w: 16, budget: 64, nodeOptions: SMALL_HOST_NODE_OPTIONS },
 ];
@@ -106,12 +108,12 @@ interface Row {
 }
 
 async function measure(p: Profile, dir: string, file: string, url: string, keys: { op: string; gw: string; dev: string }): Promise<Row> {
-  const tx = join(dir, `tx-${p.w}-${p.nodeOptions ? 'flags' : 'plain'}.json`);
+  const tx = join(dir, `tx-${PROFILES.indexOf(p)}.json`);
   run(['sign', '--operator', join(dir, 'op.json'), '--job', file, '--device', 'printer-1', '--device-key', keys.dev, '--gateway-key', keys.gw,
     '--rate', '1000000000', '--burst', '1000000000', '--out', tx]);
-  const out = join(dir, `out-${p.w}-${p.nodeOptions ? 'flags' : 'plain'}.gcode`);
+  const out = join(dir, `out-${PROFILES.indexOf(p)}.gcode`);
   const dev = await start(['device', '--identity', join(dir, 'dev.json'), '--operator-key', keys.op, '--out', out, '--url', url,
-    '--state', join(dir, `state-${p.w}-${p.nodeOptions ? 'flags' : 'plain'}`), ...p.args], /device printer-1 online/, p.nodeOptions);
+    '--state', join(dir, `state-${PROFILES.indexOf(p)}`), ...p.args], /device printer-1 online/, p.nodeOptions);
   try {
     const idle = vm(dev.child.pid as number, 'VmRSS');
     const t0 = Date.now();

@@ -6,6 +6,11 @@
  *   with the form shows up in the queue, goes IN_PROGRESS with its progress, then SUCCEEDED; the
  *   fleet table shows the device streaming it, the ledger gets its receipt, and the device's
  *   output equals the file byte for byte. No console error or warning, no uncaught page error.
+ * - Each machine's signed status (SPEC §10.2) shows, outside sessions too: printer-2, a device of
+ *   the SDK whose host reports it paused, shows `paused`, how long ago, why, and its readings in
+ *   their units (°C from _mC, % from _ppm, the rest as it is), in the live events and GET
+ *   /api/devices as in the page; printer-1 (`--simulate-telemetry`) shows `streaming` with its
+ *   temperatures and progress while the job runs, `idle` after.
  * - On a phone (390x844) the page does not overflow sideways and the fleet table shows.
  * - Without a token the page asks to sign in and the API refuses it (401); a wrong token is
  *   refused with the service's message, a right one signs in.
@@ -17,10 +22,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobView } from '@livematrix/gateway/fleet';
+import { fromHex } from '@livematrix/spec';
+import { readIdentityFile } from '@livematrix/spec/keyfile';
+import { Device } from '@livematrix/device-sdk';
+import { testEngine } from '@livematrix/testkit';
+import type { DeviceView, JobView } from '@livematrix/gateway/fleet';
 import { type Running, STATE } from './cli-harness.js';
-import { type Fleet, dashboardLink, device, fleet, serve } from './fleet-kit.js';
-import { GCODE } from './harness.js';
+import { Api, type Fleet, dashboardLink, device, fleet, serve } from './fleet-kit.js';
+import { CAPS, GCODE } from './harness.js';
 
 const cylinder = readFileSync(join(GCODE, 'cylinder_annular.gcode'));
 const step = (s: string) => console.log(`${new Date().toISOString().slice(11, 23)} ${s}`);
@@ -59,10 +68,19 @@ function problems(context: BrowserContext): string[] {
 const text = (page: Page, id: string, want: string) =>
   page.waitForFunction(([id, want]) => document.querySelector(`[data-testid="${id}"]`)?.textContent === want, [id, want] as const, { timeout: WAIT });
 
+/** What printer-2's host reports: paused, why, and its readings (SPEC §10.2). */
+const PAUSED = { machine: 'paused', detail: 'filament runout', readings: { nozzle_mC: 180_500, bed_mC: 60_000, progress_ppm: 420_000, filament: 'out' } } as const;
+
+/** Resolves once the element with test id `id` has text that contains every one of `parts`. */
+const contains = (page: Page, id: string, parts: string[]) =>
+  page.waitForFunction(([id, parts]) => parts.every((p) => document.querySelector(`[data-testid="${id}"]`)?.textContent?.includes(p)), [id, parts] as const, { timeout: WAIT });
+
 describe.runIf(chromiumHere())('the dashboard in a real browser', () => {
+  const engine = testEngine(0); // printer-2 only reports its status: no hashing workers
   let launching: Promise<Browser> | undefined;
   let browser: Browser | undefined;
   let f: Fleet | undefined;
+  let paused: Device | undefined;
   const procs: Running[] = [];
   let link = '';
   let base = '';
@@ -76,10 +94,17 @@ describe.runIf(chromiumHere())('the dashboard in a real browser', () => {
     launching.catch(() => undefined); // (awaited below: no unhandled rejection meanwhile)
     f = await fleet(['printer-1', 'printer-2']);
     procs.push(f.broker);
-    // printer-1 consumes 600 kB/s: the 2 MB job streams for a few seconds, its progress visible
-    const ds = [device(f, 'printer-1', 600_000, ['--simulate-telemetry']), device(f, 'printer-2')];
-    procs.push(...ds);
-    await Promise.all(ds.map((d) => d.waitFor(/online/)));
+    // printer-1 consumes 600 kB/s: the 2 MB job streams for a few seconds, its progress visible,
+    // and its readings in a STATUS every 2 s; printer-2 is a machine its host paused: a device of
+    // the SDK as a vendor's host runs it, which says so in its signed status (SPEC §10.2)
+    const p1 = device(f, 'printer-1', 600_000, ['--simulate-telemetry', '--status-interval', '2000']);
+    procs.push(p1);
+    paused = await Device.start({
+      url: f.url, fleet: 'default', id: 'printer-2', identity: readIdentityFile(join(f.dir, 'printer-2.json')), trustedOperators: [fromHex(f.keys.get('operator')!)],
+      brokerAuth: 'token', caps: CAPS,
+    }, engine());
+    await paused.setStatus(PAUSED);
+    await p1.waitFor(/online/);
     const s = await serve(f);
     procs.push(s.proc);
     link = await dashboardLink(s.proc);
@@ -91,6 +116,7 @@ describe.runIf(chromiumHere())('the dashboard in a real browser', () => {
 
   afterAll(async () => {
     await (await launching?.catch(() => undefined))?.close(); // launched even when the fleet did not start
+    await paused?.stop();
     for (const p of procs) p.kill();
     await Promise.all(procs.map((p) => p.catch(() => undefined)));
     if (f) rmSync(f.dir, { recursive: true, force: true });
@@ -106,6 +132,20 @@ describe.runIf(chromiumHere())('the dashboard in a real browser', () => {
       await text(page, 'conn-status', 'live');
       expect(new URL(page.url()).hash, 'the token leaves the address bar').toBe('');
       step('live');
+
+      // printer-2's signed status: paused, reported just now, why, its readings in their units;
+      // the same in the live events and in GET /api/devices
+      const api = new Api(base, f!.token);
+      const reported = await api.device('printer-2', (d) => d.status?.state === 'paused');
+      expect(reported.status).toMatchObject({ detail: PAUSED.detail, readings: PAUSED.readings });
+      const listed = (await api.call<DeviceView[]>('GET', '/api/devices')).body.find((d) => d.id === 'printer-2');
+      expect(listed?.status).toMatchObject({ state: 'paused', detail: PAUSED.detail, readings: PAUSED.readings, seq: reported.status!.seq });
+      await text(page, 'device-status-printer-2', 'paused');
+      await text(page, 'device-status-detail-printer-2', 'filament runout');
+      await contains(page, 'device-readings-printer-2', ['nozzle: 180.5 °C', 'bed: 60.0 °C', 'progress: 42.0 %', 'filament: out']);
+      expect(await page.getByTestId('device-status-age-printer-2').textContent()).toMatch(/^(just now|\d+ s ago)$/);
+      expect(await page.getByTestId('device-state-printer-2').textContent(), 'the fleet\'s own view: online, no job').toBe('idle');
+      step('printer-2 paused');
 
       // submit with the form; the POST's answer names the job
       await page.getByTestId('submit-device').selectOption('printer-1', { timeout: WAIT });
@@ -126,6 +166,10 @@ describe.runIf(chromiumHere())('the dashboard in a real browser', () => {
       await text(page, 'device-state-printer-1', 'streaming');
       // its telemetry drawn: nozzle and bed sparklines of at least two samples ([LM-FLEET-6])
       await page.waitForFunction(() => ['nozzle_mC', 'bed_mC'].every((f) => (document.querySelector(`[data-testid="device-row-printer-1"] svg.spark.${f} polyline`)?.getAttribute('points') ?? '').trim().split(/\s+/).length >= 2), undefined, { timeout: WAIT });
+      // and its signed status: streaming, with the simulated readings in °C and %
+      await text(page, 'device-status-printer-1', 'streaming');
+      await page.waitForFunction(() => /nozzle: 2\d\d\.\d °C/.test(document.querySelector('[data-testid="device-readings-printer-1"]')?.textContent ?? '')
+        && /progress: \d+\.\d %/.test(document.querySelector('[data-testid="device-readings-printer-1"]')?.textContent ?? ''), undefined, { timeout: WAIT });
       const shot = process.env['LIVEMATRIX_SCREENSHOT'];
       if (shot) {
         mkdirSync(dirname(shot), { recursive: true });
@@ -140,6 +184,7 @@ describe.runIf(chromiumHere())('the dashboard in a real browser', () => {
       await text(page, `job-state-${job.id}`, 'SUCCEEDED');
       step('succeeded');
       await text(page, 'device-state-printer-1', 'idle'); // the ended job leaves the device row at once
+      await text(page, 'device-status-printer-1', 'idle'); // and the device says so
       expect(await page.getByTestId(`job-progress-${job.id}`).getAttribute('aria-valuenow')).toBe('100');
       expect(await page.getByTestId('device-row-printer-1').textContent()).toContain('printer-1');
       // its receipt in the ledger table

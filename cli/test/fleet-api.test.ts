@@ -3,29 +3,36 @@
  * every /api route refuses a request without credentials and changes nothing ([LM-FLEET-5]);
  * bad bodies get 400 with a message, unknown jobs 404, forbidden moves 409 ([LM-FLEET-1]); the
  * OpenAPI description lists every route with named schemas; the metrics are Prometheus text;
- * uploads are checked and kept whole.
+ * uploads are checked and kept whole; a device's signed status (SPEC §10.2), paused with its
+ * detail and readings, shows in its view and the metrics, and a STATUS signed by another key does
+ * not ([LM-STATE-6]).
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { identityKeyPair } from '@livematrix/spec';
+import mqtt from 'mqtt';
+import { DeviceState, FrameType, type StatusBody, encodeFrame, frameSigner, identityKeyPair, topics } from '@livematrix/spec';
+import { Device } from '@livematrix/device-sdk';
+import { testEngine } from '@livematrix/testkit';
 import { Gateway } from '@livematrix/gateway';
-import { FileStore, FleetService, buildApi, createApiKey, openFleetDb, type JobView } from '@livematrix/gateway/fleet';
+import { type DeviceView, FileStore, FleetService, buildApi, createApiKey, openFleetDb, type JobView } from '@livematrix/gateway/fleet';
 import type { FastifyInstance } from 'fastify';
-import { aedes } from './harness.js';
+import { CAPS, aedes } from './harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lm-fleet-api-'));
 let broker: Awaited<ReturnType<typeof aedes>>;
+let gw: Gateway;
 let service: FleetService;
 let app: FastifyInstance;
 let auth: { authorization: string };
 const op = identityKeyPair();
 const dev = identityKeyPair();
+const engine = testEngine(0); // the device here only reports its status: no hashing workers
 
 beforeAll(async () => {
   broker = await aedes();
-  const gw = await Gateway.start({ url: broker.url, fleet: 'f', id: 'gw', identity: identityKeyPair(), trustedOperators: [op.publicKey], workers: 1 });
+  gw = await Gateway.start({ url: broker.url, fleet: 'f', id: 'gw', identity: identityKeyPair(), trustedOperators: [op.publicKey], workers: 1 });
   const db = await openFleetDb(':memory:');
   service = await FleetService.start({ id: 'api-test', gateway: gw, db, files: new FileStore(join(dir, 'files'), 1024), trustedOperators: [op.publicKey], operator: op, deviceKeys: new Map([['p1', dev.publicKey]]) });
   ({ app } = await buildApi(service, { maxUpload: 1024 }));
@@ -96,10 +103,58 @@ describe('fleet API', () => {
     const o = (await app.inject({ url: '/openapi.json' })).json<{ openapi: string; paths: Record<string, object>; components: { schemas: Record<string, object> } }>();
     expect(o.openapi).toMatch(/^3\./);
     for (const p of ['/api/devices', '/api/jobs', '/api/jobs/{id}', '/api/jobs/{id}/cancel', '/api/files/{name}', '/api/alarms', '/api/ledger', '/api/events']) expect(Object.keys(o.paths)).toContain(p);
-    expect(Object.keys(o.components.schemas)).toEqual(expect.arrayContaining(['JobView', 'DeviceView', 'SubmitJob', 'AlarmView', 'LedgerView']));
+    expect(Object.keys(o.components.schemas)).toEqual(expect.arrayContaining(['JobView', 'DeviceView', 'DeviceStatus', 'SubmitJob', 'AlarmView', 'LedgerView']));
     const m = (await app.inject({ url: '/metrics' })).body;
     expect(m).toMatch(/^# TYPE livematrix_fleet_jobs gauge$/m);
     expect(m).toMatch(/^livematrix_fleet_jobs\{state="CANCELED"\} 1$/m);
     expect(m).toMatch(/^livematrix_fleet_queue_depth 0$/m);
+  });
+
+  it('shows a device\'s signed status: paused, why, when and its readings, in GET /api/devices and the metrics; a STATUS signed by another key is not shown [LM-STATE-6]', async () => {
+    const devices = async () => (await app.inject({ url: '/api/devices', headers: auth })).json<DeviceView[]>().find((d) => d.id === 'p1');
+    /** Resolves once the service's view of p1 has a status that `pred` accepts (on its 'device' events, no polling). */
+    const status = (pred: (s: StatusBody) => boolean) => new Promise<void>((resolve) => {
+      const check = () => {
+        const st = service.presence.get('p1').status?.body;
+        if (!st || !pred(st)) return;
+        service.off('device', check);
+        resolve();
+      };
+      service.on('device', check);
+      check();
+    });
+    const before = await devices();
+    expect(before?.status ?? null, 'no status before the device reported one').toBeNull();
+    const d = await Device.start({ url: broker.url, fleet: 'f', id: 'p1', identity: dev, trustedOperators: [op.publicKey], caps: CAPS, statusInterval: 60_000 }, engine());
+    try {
+      await status((s) => s.state === DeviceState.idle); // [LM-STATE-1]: one after the HELLO
+      const t0 = Date.now();
+      await d.setStatus({ machine: 'paused', detail: 'filament runout', readings: { nozzle_mC: 180_500, bed_mC: 60_000, progress_ppm: 420_000, filament: 'out' } });
+      await status((s) => s.state === DeviceState.paused);
+      const v = await devices();
+      expect(v?.online).toBe(true);
+      expect(v?.status).toMatchObject({ state: 'paused', detail: 'filament runout', readings: { nozzle_mC: 180_500, bed_mC: 60_000, progress_ppm: 420_000, filament: 'out' } });
+      expect(v!.status!.seq).toBeGreaterThan(0);
+      expect(v!.status!.time).toBeGreaterThanOrEqual(t0 - 1000);
+      expect(v!.status!.received).toBeGreaterThanOrEqual(v!.status!.time - 1000);
+      const m = (await app.inject({ url: '/metrics' })).body;
+      expect(m).toMatch(/^livematrix_fleet_devices_reported\{state="paused"\} 1$/m);
+      expect(m).toMatch(/^livematrix_fleet_devices_reported\{state="error"\} 0$/m);
+      expect(m).toMatch(/^livematrix_fleet_device_reading\{device="p1",reading="nozzle_mC"\} 180500$/m);
+
+      // [LM-STATE-6]: a later STATUS in error, of the device's current connection, but signed by another key: the gateway drops it, the view does not change
+      const forged = encodeFrame(FrameType.STATUS, { device: 'p1', state: DeviceState.error, seq: v!.status!.seq + 1, time: Date.now(), bd: v!.status!.bd, detail: 'forged' }, frameSigner(identityKeyPair()));
+      const dropped = new Promise<string>((resolve) => gw.on('reject', (r) => void (/STATUS of "p1" ignored/.test(r.detail) && resolve(r.detail))));
+      const c = await mqtt.connectAsync(broker.url, { protocolVersion: 4, reconnectPeriod: 0 });
+      try {
+        await c.publishAsync(topics.deviceStatus('f', 'p1'), Buffer.from(forged), { qos: 1 });
+        expect(await dropped).toMatch(/LM-STATE-6/);
+      } finally {
+        await c.endAsync();
+      }
+      expect((await devices())?.status).toMatchObject({ state: 'paused', detail: 'filament runout', seq: v!.status!.seq });
+    } finally {
+      await d.stop();
+    }
   });
 });

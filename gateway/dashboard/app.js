@@ -15,6 +15,8 @@
  * @typedef {Node | string | null | undefined | false} Kid
  */
 
+import { ago, badge, bytes, dash, h, machine, progressBar, readings, temperature, timeEl } from './view.js';
+
 const TOKEN_KEY = 'livematrix.fleet.token';
 /** Job actions, their labels and the states that allow them (the service has the last word: 409). @type {[string, string, string[]][]} */
 const JOB_ACTIONS = [['pause', 'Pause', ['QUEUED', 'IN_PROGRESS']], ['resume', 'Resume', ['PAUSED']], ['cancel', 'Cancel', ['QUEUED', 'IN_PROGRESS', 'PAUSED']]];
@@ -34,24 +36,6 @@ const state = {
 
 /** @param {string} id @returns {any} */
 const $ = (id) => document.getElementById(id);
-
-/**
- * An element with attributes and children; strings become text nodes (never parsed as HTML).
- * @param {string} tag @param {Record<string, unknown>} [attrs] @param {...Kid} kids
- */
-function h(tag, attrs = {}, ...kids) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) if (v !== null && v !== undefined && v !== false) el.setAttribute(k, String(v));
-  for (const kid of kids) if (kid !== null && kid !== undefined && kid !== false) el.append(kid);
-  return el;
-}
-
-/** @param {string} tag @param {Record<string, string | number>} attrs */
-function svg(tag, attrs) {
-  const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  return el;
-}
 
 /** A table row; each cell is labelled with its column's heading (the cards layout of narrow screens shows it). @param {HTMLTableElement} table @param {Record<string, unknown>} attrs @param {Kid[]} cells */
 function row(table, attrs, cells) {
@@ -81,57 +65,6 @@ function sync(parent, items, key, build) {
     if (parent.children[i] !== el) parent.insertBefore(el, parent.children[i] ?? null);
   });
   for (const el of old.values()) el.remove();
-}
-
-// ---------------------------------------------------------------- formatting
-
-/** @param {number | null} ts */
-function ago(ts) {
-  if (!ts) return 'never';
-  const s = Math.max(0, Math.round((Date.now() - ts) / 1000)), m = Math.floor(s / 60), hr = Math.floor(m / 60);
-  if (s < 5) return 'just now';
-  return s < 60 ? `${s} s ago` : m < 60 ? `${m} min ago` : hr < 48 ? `${hr} h ago` : `${Math.floor(hr / 24)} d ago`;
-}
-
-/** A relative time, kept fresh by the ticker; the exact time is in its tooltip. @param {number | null} ts */
-const timeEl = (ts) =>
-  h('time', { 'data-ts': ts ?? 0, datetime: ts ? new Date(ts).toISOString() : null, title: ts ? new Date(ts).toLocaleString() : null }, ago(ts));
-
-/** @param {number} n */
-function bytes(n) {
-  const i = n >= 1024 ? Math.min(3, Math.floor(Math.log2(n) / 10)) : 0;
-  return i ? `${(n / 1024 ** i).toFixed(1)} ${['', 'KiB', 'MiB', 'GiB'][i]}` : `${n} B`;
-}
-
-/** @param {string} text @param {string} [testid] */
-const badge = (text, testid) => h('span', { class: `badge s-${text}`, 'data-testid': testid }, text);
-const dash = () => h('span', { class: 'muted' }, '—');
-
-/** @param {number} progress @param {number} size @param {string} st @param {string} [testid] */
-function progressBar(progress, size, st, testid) {
-  const pct = size > 0 ? Math.min(100, (progress / size) * 100) : st === 'SUCCEEDED' ? 100 : 0;
-  const fill = h('span', { class: 'fill' });
-  fill.style.width = `${pct}%`;
-  return h('div', {
-    class: `progress s-${st}`, role: 'progressbar', 'aria-label': 'Progress', 'aria-valuemin': 0, 'aria-valuemax': 100,
-    'aria-valuenow': Math.floor(pct), title: `${bytes(progress)} of ${bytes(size)}`, 'data-testid': testid,
-  }, h('span', { class: 'bar' }, fill), h('span', { class: 'pct' }, `${Math.floor(pct)}%`));
-}
-
-/** A sparkline of one milli-degree telemetry field, with its latest value in °C. @param {DeviceView} d @param {string} field */
-function temperature(d, field) {
-  const vals = d.history.map((s) => s.values[field]).filter((v) => Number.isFinite(v)).map((v) => v / 1000);
-  const now = d.telemetry?.[field];
-  const last = typeof now === 'number' && Number.isFinite(now) ? now / 1000 : vals.at(-1);
-  if (last === undefined) return dash();
-  const W = 80, H = 24, lo = Math.min(...vals), hi = Math.max(...vals);
-  const line = svg('svg', { class: `spark ${field}`, viewBox: `0 0 ${W} ${H}`, width: W, height: H, 'aria-hidden': 'true' });
-  if (vals.length > 1) {
-    const y = (/** @type {number} */ v) => (hi === lo ? H / 2 : H - 2 - ((v - lo) / (hi - lo)) * (H - 4));
-    const points = vals.map((v, i) => `${((i / (vals.length - 1)) * W).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
-    line.append(svg('polyline', { points }));
-  }
-  return h('span', { class: 'temp' }, line, h('span', { class: 'temp-val' }, `${last.toFixed(1)} °C`));
 }
 
 // ---------------------------------------------------------------- API
@@ -301,9 +234,11 @@ function renderFleet() {
   sync(table.tBodies[0], devices, (d) => d.id, (d) => row(table, { 'data-testid': `device-row-${d.id}` }, [
     h('span', { class: 'device' }, h('span', { class: `dot ${d.online ? 'on' : 'off'}`, role: 'img', 'aria-label': d.online ? 'online' : 'offline', title: d.online ? 'online' : 'offline' }), h('span', { class: 'mono' }, d.id)),
     badge(d.state, `device-state-${d.id}`),
+    machine(d),
     d.job ? h('div', { class: 'job-cell' }, h('span', { class: 'name', title: d.job.name }, d.job.name), progressBar(d.job.progress, d.job.size, d.job.state)) : dash(),
     temperature(d, 'nozzle_mC'),
     temperature(d, 'bed_mC'),
+    readings(d),
     timeEl(d.lastSeen),
     d.quarantined && h('div', { class: 'quarantine' }, h('span', { class: 'reason' }, d.quarantineReason || 'quarantined'),
       h('button', { class: 'btn small', type: 'button', 'data-action': 'clear', 'data-id': d.id }, 'Clear quarantine')),

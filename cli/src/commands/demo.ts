@@ -101,7 +101,9 @@ async function startDemo(port: number): Promise<DemoSetup> {
   console.log(`           ${[...rates.entries()].map(([s, r]) => `${SUITE_NAMES[s]} ${(r / 1e6).toFixed(1)} M/s`).join(', ')} (each printer reports half)`);
   const printers = ['printer-a', 'printer-b'];
   const devKeys = new Map<string, IdentityKeyPair>(printers.map((p) => [p, identityKeyPair()]));
-  const devices = await Promise.all(printers.map((id) => Device.start({ url: broker.url, fleet, id, identity: devKeys.get(id)!, trustedOperators: [operator.publicKey], caps }, engine)));
+  const devices = await Promise.all(printers.map((id) => Device.start({ url: broker.url, fleet, id, identity: devKeys.get(id)!, trustedOperators: [operator.publicKey], caps,
+    // a status every 2 s, so that the dashboard's machine readings move while a job runs ([LM-STATE-1])
+    statusInterval: 2000 }, engine)));
   console.log(`devices    ${printers.join(', ')} online`);
   const deviceKeys = new Map([...devKeys].map(([id, k]) => [id, k.publicKey]));
   const gw = await Gateway.start({ url: broker.url, fleet, id: 'gateway-1', identity: gwKeys, trustedOperators: [operator.publicKey], protected: { keys, store }, deviceKeys });
@@ -149,7 +151,11 @@ async function submit(s: DemoSetup, job: DemoJob, up: { jid: Uint8Array; upload:
 /** The printer's telemetry every 500 ms: temperatures and how far it is. */
 function sendTelemetry(dev: Device, sent: { n: number }, size: number): NodeJS.Timeout {
   return setInterval(() => {
-    void dev.telemetry({ nozzle_mC: 215000 + Math.round(Math.random() * 800), bed_mC: 60000, progress_ppm: Math.round((sent.n / size) * 1e6), bytes_done: sent.n }).catch(() => undefined);
+    const readings = { nozzle_mC: 215000 + Math.round(Math.random() * 800), bed_mC: 60000, progress_ppm: Math.round((sent.n / size) * 1e6) };
+    // to the session's gateway under the session's keys ([LM-TEL-1]), the byte count included
+    void dev.telemetry({ ...readings, bytes_done: sent.n }).catch(() => undefined);
+    // and, in clear but signed, to the fleet's view of the machine ([LM-STATE-1]): no job content
+    void dev.setStatus({ readings }).catch(() => undefined);
   }, 500);
 }
 

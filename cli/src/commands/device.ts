@@ -236,6 +236,9 @@ export async function device(argv: string[]): Promise<number> {
   if (values['help']) return help('device');
   const serial = await openSerial(values); // before the broker: a wrong port fails at once
   const d = await startDevice(values);
+  if (values['lite'] === true && !`${process.env['NODE_OPTIONS'] ?? ''} ${process.execArgv.join(' ')}`.includes('max-semi-space-size')) {
+    console.error('--lite: for the smallest footprint also start Node with NODE_OPTIONS="--v8-pool-size=0 --max-semi-space-size=1" (about 50 MiB less at a printer\'s rate; BENCHMARKS.md, bench:footprint)');
+  }
   const refusals = logRefusals(d.dev);
   console.error(`device ${d.identity.id} online; capabilities ${JSON.stringify(d.dev.caps.suites.map(([s, r]) => `${SUITE_NAMES[s]} ${(r / 1e6).toFixed(1)} M/s`))}`);
   const run = handleSignals();

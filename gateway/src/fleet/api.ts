@@ -8,7 +8,7 @@
  *
  * Routes (JSON in and out; errors are `{ error, message }` with 400, 401, 404, 409 or 503):
  * - GET  /api/health                      -> { ok: true, id }
- * - GET  /api/devices                     -> DeviceView[]
+ * - GET  /api/devices                     -> DeviceView[] (with each device's signed status, SPEC §10.2)
  * - POST /api/devices/:id/clear           -> DeviceView (lifts a quarantine)
  * - GET  /api/jobs?state=&device=&limit=  -> JobView[] (newest first)
  * - POST /api/jobs  SubmitJob             -> JobView (201)
@@ -24,7 +24,7 @@
  *                                            and a `ping` comment every 15 s
  * - GET  /openapi.json                    -> the OpenAPI 3 description, generated from the route schemas
  * - GET  /metrics                         -> Prometheus text
- * - GET  /                                -> the dashboard (index.html, app.js, style.css)
+ * - GET  /                                -> the dashboard (index.html, app.js, view.js, style.css)
  */
 import type { JobState } from './types.js';
 
@@ -32,6 +32,34 @@ import type { JobState } from './types.js';
 export interface TelemetrySample {
   time: number;
   values: Record<string, number>;
+}
+
+/** A reading of a device's status as JSON: CBOR byte strings become lower-case hex, map keys text. */
+export type Reading = number | string | boolean | null | Reading[] | { [key: string]: Reading };
+
+/** The state a device reports in its STATUS ([LM-STATE-2]). */
+export type ReportedState = 'idle' | 'streaming' | 'paused' | 'error' | 'offline';
+
+/**
+ * The latest signed STATUS the gateway took of a device (SPEC §10.2, [LM-STATE-6]): signed by the
+ * device's key, of its current connection, newer than the one before. Retained on the broker, so a
+ * service that starts again has it at once. It is what the device said: a device that crashed
+ * leaves its last status (`streaming`, say) while `online` is false.
+ */
+export interface DeviceStatusView {
+  state: ReportedState;
+  /** ms since the epoch by the device's clock: when it published this status (one at least every status interval, [LM-STATE-1]) */
+  time: number;
+  /** ms since the epoch by the service's clock: when the service took it */
+  received: number;
+  /** the boot sequence of the connection it belongs to ([LM-STATE-3]) */
+  bd: number;
+  /** its number within that connection */
+  seq: number;
+  /** why the machine is paused or in error, as the device says it; null when it says nothing */
+  detail: string | null;
+  /** the readings it shows in clear: integers in the unit their names state (nozzle_mC in thousandths of a degree Celsius, progress_ppm in millionths), text, ... */
+  readings: Record<string, Reading>;
 }
 
 export interface DeviceView {
@@ -50,6 +78,8 @@ export interface DeviceView {
   telemetry: Record<string, unknown> | null;
   /** the last 60 numeric telemetry samples, oldest first (sparklines) */
   history: TelemetrySample[];
+  /** the device's latest signed status, outside sessions too (SPEC §10.2); null until one was taken */
+  status: DeviceStatusView | null;
 }
 
 export interface JobView {

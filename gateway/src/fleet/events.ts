@@ -1,7 +1,8 @@
 /**
  * @module fleet/events
  * Live events for the dashboard and other clients (server-sent events, GET /api/events): a
- * `snapshot` first, then `device`, `job`, `alarm` and `ledger` records as they change. Progress
+ * `snapshot` first, then `device`, `job`, `alarm` and `ledger` records as they change (a device's
+ * signed status, SPEC §10.2, comes as a `device` record with its `status`). Progress
  * moves many times a second, so device and job updates are coalesced: each client gets the
  * latest of each at most every 250 ms. A comment every 15 s keeps proxies from closing the line.
  */

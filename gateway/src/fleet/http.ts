@@ -17,7 +17,7 @@ import { BadRequestError, JobTransitionError, NotFoundError, TooLargeError } fro
 import { recentLedger } from './ledger-view.js';
 import type { FleetService } from './service.js';
 import { JOB_STATES, type JobState } from './types.js';
-import { DEVICE_STATES, SCHEMAS, alarmView, deviceState, deviceView, eventView, jobView } from './views.js';
+import { DEVICE_STATES, REPORTED_STATES, SCHEMAS, alarmView, deviceState, deviceView, eventView, jobView, machineState } from './views.js';
 import { EventHub } from './events.js';
 
 export interface HttpOptions {
@@ -40,7 +40,7 @@ function dashboardDir(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'dashboard');
 }
 
-const STATIC: Record<string, string> = { '/': 'index.html', '/app.js': 'app.js', '/style.css': 'style.css' };
+const STATIC: Record<string, string> = { '/': 'index.html', '/app.js': 'app.js', '/view.js': 'view.js', '/style.css': 'style.css' };
 const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
 
 function statusOf(e: unknown): { status: number; error: string; message: string } {
@@ -85,6 +85,19 @@ function serviceMetrics(s: FleetService, hub: EventHub): { m: Metrics; refresh: 
     }
     return DEVICE_STATES.map((k) => [{ state: k }, by.get(k) ?? 0] as [Record<string, string>, number]);
   });
+  // what the devices say of themselves in their signed status (SPEC §10.2)
+  m.gauge('livematrix_fleet_devices_reported', 'devices by the state of their latest signed status; offline once their Last Will came, unknown before any status', () => {
+    const by = new Map<string, number>();
+    for (const id of s.knownDevices()) {
+      const st = machineState(s, id);
+      by.set(st, (by.get(st) ?? 0) + 1);
+    }
+    return [...REPORTED_STATES, 'unknown'].map((k) => [{ state: k }, by.get(k) ?? 0] as [Record<string, string>, number]);
+  });
+  m.gauge('livematrix_fleet_device_reading', 'integer readings of each device\'s latest signed status, in the unit their names state (nozzle_mC: thousandths of a degree Celsius)', () => s.knownDevices().flatMap((id) => {
+    const st = s.presence.get(id).status;
+    return [...(st?.body.tel ?? [])].filter((e): e is [string, number] => typeof e[1] === 'number').map(([k, v]) => [{ device: id, reading: k }, v] as [Record<string, string>, number]);
+  }));
   return { m, refresh };
 }
 
@@ -123,7 +136,7 @@ export async function buildApi(s: FleetService, o: HttpOptions = {}): Promise<{ 
   const idParam = { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] } as const;
 
   app.get('/api/health', { schema: { security: [], response: { 200: { type: 'object', properties: { ok: { type: 'boolean' }, id: { type: 'string' } } } } } }, async () => ({ ok: true, id: s.id }));
-  app.get('/api/devices', { schema: { summary: 'devices with presence, state, open job and telemetry', response: { 200: { type: 'array', items: { $ref: 'DeviceView#' } } } } }, async () => s.knownDevices().map((id) => deviceView(s, id)));
+  app.get('/api/devices', { schema: { summary: 'devices with presence, state, open job, telemetry and their signed status (SPEC section 10.2)', response: { 200: { type: 'array', items: { $ref: 'DeviceView#' } } } } }, async () => s.knownDevices().map((id) => deviceView(s, id)));
   app.post<{ Params: { id: string } }>('/api/devices/:id/clear', { schema: { summary: 'lift a device\'s quarantine', params: idParam, response: { 200: { $ref: 'DeviceView#' }, ...err } } }, async (req) => {
     await s.clear(req.params.id, who(req));
     return deviceView(s, req.params.id);

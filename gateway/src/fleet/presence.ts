@@ -2,9 +2,11 @@
  * @module fleet/presence
  * What the fleet service knows of each device right now ([LM-FLEET-6]): online from an accepted
  * HELLO until its Last Will, the last time it was heard, its latest telemetry and the last 60
- * numeric samples for the dashboard's sparklines. Not stored: after a restart the broker's
- * retained HELLOs and Wills tell it again.
+ * numeric samples for the dashboard's sparklines, and the latest signed STATUS the gateway took
+ * (SPEC §10.2, [LM-STATE-6]). Not stored: after a restart the broker's retained HELLOs, Wills and
+ * STATUS frames tell it again.
  */
+import type { StatusBody } from '@livematrix/spec';
 import type { TelemetrySample } from './api.js';
 
 /** Samples kept per device. */
@@ -15,7 +17,11 @@ export interface Presence {
   lastSeen: number | null;
   telemetry: Record<string, unknown> | null;
   history: TelemetrySample[];
+  /** the latest STATUS the gateway took of the device, and when (the service's clock) */
+  status: { body: StatusBody; received: number } | null;
 }
+
+const none = (): Presence => ({ online: false, lastSeen: null, telemetry: null, history: [], status: null });
 
 export class PresenceBook {
   private readonly devices = new Map<string, Presence>();
@@ -25,7 +31,7 @@ export class PresenceBook {
   private entry(device: string): Presence {
     let p = this.devices.get(device);
     if (!p) {
-      p = { online: false, lastSeen: null, telemetry: null, history: [] };
+      p = none();
       this.devices.set(device, p);
     }
     return p;
@@ -59,8 +65,17 @@ export class PresenceBook {
     this.changed(device);
   }
 
+  /**
+   * A STATUS the gateway took ([LM-STATE-6]: it verified it and found it current). Its state is
+   * the device's word; whether the device is online stays the HELLO's and the Will's ([LM-STATE-5]).
+   */
+  status(device: string, body: StatusBody, time: number): void {
+    this.entry(device).status = { body, received: time };
+    this.changed(device);
+  }
+
   get(device: string): Presence {
-    return this.devices.get(device) ?? { online: false, lastSeen: null, telemetry: null, history: [] };
+    return this.devices.get(device) ?? none();
   }
 
   /** Devices heard of, online or not. */

@@ -113,8 +113,14 @@ export class FleetService extends EventEmitter<FleetServiceEvents> {
       s.schedule();
     });
     gw.on('offline', (device) => s.presence.offline(device, s.clock.now()));
+    // the devices' signed status, as the gateway takes it ([LM-STATE-6], SPEC §10.2)
+    gw.on('status', (device, body) => s.presence.status(device, body, s.clock.now()));
     gw.on('alarm', (a) => void s.onFleetAlarm(a).catch((e: unknown) => s.log(`alarm: ${toLmError(e).message}`)));
     for (const d of gw.online()) s.presence.hello(d, s.clock.now()); // HELLOs retained before the service listened
+    for (const d of s.knownDevices()) {
+      const st = gw.status(d); // and the STATUS frames the gateway took meanwhile
+      if (st) s.presence.status(d, st, s.clock.now());
+    }
     s.timer = s.clock.every(o.tickMs ?? 1000, () => void s.housekeeping().catch((e: unknown) => s.log(`housekeeping: ${toLmError(e).message}`)));
     s.schedule();
     return s;

@@ -4,8 +4,8 @@
  * from which fastify checks requests, writes responses and @fastify/swagger writes the OpenAPI
  * description ([LM-FLEET-5]).
  */
-import { reasonName } from '@livematrix/spec';
-import type { AlarmView, DeviceView, JobEventView, JobView } from './api.js';
+import { type CborValue, DEVICE_STATE_NAMES, type DeviceStateId, type StatusBody, reasonName, toHex } from '@livematrix/spec';
+import type { AlarmView, DeviceStatusView, DeviceView, JobEventView, JobView, Reading, ReportedState } from './api.js';
 import type { FleetService } from './service.js';
 import type { AlarmRecord, DeviceRecord, JobEvent, JobRecord } from './types.js';
 import { JOB_STATES } from './types.js';
@@ -37,6 +37,35 @@ export function deviceState(s: FleetService, id: string): DeviceView['state'] {
   return j?.state === 'PAUSED' ? 'paused' : j ? 'streaming' : 'idle';
 }
 
+/** Every state a device reports in its STATUS ([LM-STATE-2]). */
+export const REPORTED_STATES: readonly ReportedState[] = ['idle', 'streaming', 'paused', 'error', 'offline'];
+
+/** A status reading as JSON: byte strings in hex, map keys as text (the CBOR profile has no floats, [LM-CBOR-2]). */
+function reading(v: CborValue): Reading {
+  if (v instanceof Uint8Array) return toHex(v);
+  if (v instanceof Map) return Object.fromEntries([...(v as ReadonlyMap<number | string, CborValue>)].map(([k, x]) => [String(k), reading(x)]));
+  if (Array.isArray(v)) return (v as readonly CborValue[]).map(reading);
+  return v as number | string | boolean | null;
+}
+
+/** A STATUS the gateway took (SPEC §10.2), as the API shows it. */
+export function statusView(body: StatusBody, received: number): DeviceStatusView {
+  return {
+    state: DEVICE_STATE_NAMES[body.state as DeviceStateId], time: body.time, received, bd: body.bd, seq: body.seq, detail: body.detail ?? null,
+    readings: Object.fromEntries([...(body.tel ?? new Map<string, CborValue>())].map(([k, v]) => [k, reading(v)])),
+  };
+}
+
+/**
+ * The machine's state as an operator reads it: what its latest STATUS says, but `offline` once its
+ * Last Will came ([LM-STATE-5]: a crashed device leaves its last status retained), `unknown` with none.
+ */
+export function machineState(s: FleetService, id: string): ReportedState | 'unknown' {
+  const p = s.presence.get(id);
+  if (!p.status) return p.online ? 'unknown' : 'offline';
+  return p.online ? DEVICE_STATE_NAMES[p.status.body.state as DeviceStateId] : 'offline';
+}
+
 /** A device as the service sees it now ([LM-FLEET-6]). */
 export function deviceView(s: FleetService, id: string): DeviceView {
   const p = s.presence.get(id);
@@ -46,7 +75,7 @@ export function deviceView(s: FleetService, id: string): DeviceView {
   return {
     id, online: p.online, lastSeen: p.lastSeen, state, quarantined: q.quarantined, quarantineReason: q.quarantined ? q.reason ?? '' : null,
     job: j ? { id: j.id, state: j.state, name: jobView(j).name, progress: j.progress, size: j.size } : null,
-    telemetry: p.telemetry, history: p.history,
+    telemetry: p.telemetry, history: p.history, status: p.status ? statusView(p.status.body, p.status.received) : null,
   };
 }
 
@@ -86,6 +115,15 @@ export const SCHEMAS = [
     required: ['events'],
   },
   {
+    $id: 'DeviceStatus', type: 'object',
+    description: 'the latest signed STATUS the gateway took of the device (SPEC section 10.2, [LM-STATE-6]): time by the device\'s clock, received by the service\'s (ms since the epoch); readings are integers in the unit their names state (nozzle_mC: thousandths of a degree Celsius, progress_ppm: millionths), text, booleans, hex for byte strings',
+    properties: {
+      state: { type: 'string', enum: REPORTED_STATES }, time: int, received: int, bd: int, seq: int, detail: nullable(str),
+      readings: { type: 'object', additionalProperties: true },
+    },
+    required: ['state', 'time', 'received', 'bd', 'seq', 'detail', 'readings'],
+  },
+  {
     $id: 'DeviceView', type: 'object',
     properties: {
       id: str, online: { type: 'boolean' }, lastSeen: nullable(int), state: { type: 'string', enum: DEVICE_STATES },
@@ -93,8 +131,9 @@ export const SCHEMAS = [
       job: nullable({ type: 'object', properties: { id: str, state, name: str, progress: int, size: int }, required: ['id', 'state', 'name', 'progress', 'size'] }),
       telemetry: nullable({ type: 'object', additionalProperties: true }),
       history: { type: 'array', items: { type: 'object', properties: { time: int, values: { type: 'object', additionalProperties: { type: 'number' } } }, required: ['time', 'values'] } },
+      status: nullable({ $ref: 'DeviceStatus#' }),
     },
-    required: ['id', 'online', 'lastSeen', 'state', 'quarantined', 'quarantineReason', 'job', 'telemetry', 'history'],
+    required: ['id', 'online', 'lastSeen', 'state', 'quarantined', 'quarantineReason', 'job', 'telemetry', 'history', 'status'],
   },
   {
     $id: 'AlarmView', type: 'object',
