@@ -9,8 +9,8 @@
  * (from /proc), the broker's CPU, wall time, time to first byte per job, and whether every device
  * consumed exactly the file. Prints the table and writes it to BENCHMARKS.md.
  */
-import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -19,7 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { toHex } from '@livematrix/spec';
 import { createIdentityFile } from '@livematrix/spec/keyfile';
-import { type DeviceView, type JobView, type Snapshot, fleetEvents } from '@livematrix/gateway/fleet';
+import { Api, Events } from './fleet-api.js';
+import { cpuSeconds, cpuTimes, machineJiffies, vm } from './proc.js';
 import type { FarmDevice, FarmStart, FromFarm, ToFarm } from './fleet-devices.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -112,51 +113,7 @@ function options(argv: string[]): Options {
   };
 }
 
-// ---- processes and what /proc says of them ----
-
-const CLK_TCK = ((): number => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU seconds in user and in system mode (every thread) a process used so far. */
-function cpuTimes(pid: number): { user: number; system: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
-  return { user: Number(f[11]) / CLK_TCK, system: Number(f[12]) / CLK_TCK }; // fields 14 (utime) and 15 (stime)
-}
-
-/** CPU seconds (user + system, every thread) a process used so far; NaN once it is gone. */
-function cpuSeconds(pid: number): number {
-  try {
-    const t = cpuTimes(pid);
-    return t.user + t.system;
-  } catch {
-    return NaN;
-  }
-}
-
-/** A VmXXX line of /proc/PID/status, in bytes; NaN once the process is gone. */
-function vm(pid: number, key: 'VmHWM' | 'VmRSS'): number {
-  try {
-    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/** Busy and total jiffies of the whole machine (/proc/stat), for how loaded it was. */
-function machineJiffies(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
-  const v = line.trim().split(/\s+/).slice(1).map(Number);
-  const total = v.reduce((a, b) => a + b, 0);
-  const idle = (v[3] ?? 0) + (v[4] ?? 0); // idle + iowait
-  return { busy: total - idle, total };
-}
+// ---- processes ----
 
 /** Every child this benchmark started and has not seen exit, for the cleanup. */
 const children = new Set<ChildProcess>();
@@ -234,96 +191,6 @@ function cleanup(keep: boolean): Promise<void> {
     tempDirs.clear();
   })();
   return cleaning;
-}
-
-// ---- the service's HTTP API and live events ----
-
-class Api {
-  constructor(readonly base: string, readonly token: string) {}
-
-  async submit(device: string, file: string): Promise<JobView> {
-    const r = await fetch(new URL('/api/jobs', this.base), {
-      method: 'POST', headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ device, file }),
-    });
-    const text = await r.text();
-    if (r.status !== 201) throw new Error(`submit for ${device}: ${r.status} ${text.slice(0, 300)}`);
-    return JSON.parse(text) as JobView;
-  }
-}
-
-/**
- * Follows GET /api/events (server-sent events: a snapshot, then device and job views as they
- * change, coalesced by the service to one per 250 ms) and keeps the latest view of each.
- */
-class Events {
-  readonly jobs = new Map<string, JobView>();
-  readonly devices = new Map<string, DeviceView>();
-  private readonly ctl = new AbortController();
-  private readonly waiters = new Set<() => void>();
-  private failure: Error | undefined;
-
-  constructor(private readonly api: Api) {}
-
-  /** Connects and reads in the background; resolves once the snapshot is in. */
-  async start(): Promise<void> {
-    const events = fleetEvents(this.api.base, this.api.token, this.ctl.signal);
-    let snapshot: () => void = () => undefined;
-    const gotSnapshot = new Promise<void>((res) => (snapshot = res));
-    void (async () => {
-      for await (const { event, data } of events) {
-        this.take(event, data);
-        if (event === 'snapshot') snapshot();
-      }
-    })().catch((e: unknown) => {
-      if (this.ctl.signal.aborted) return;
-      this.failure = e instanceof Error ? e : new Error(String(e));
-      this.wake();
-    });
-    await gotSnapshot;
-  }
-
-  private take(event: string, data: unknown): void {
-    if (event === 'snapshot') {
-      const s = data as Snapshot;
-      for (const d of s.devices) this.devices.set(d.id, d);
-      for (const j of s.jobs) this.jobs.set(j.id, j);
-    } else if (event === 'device') {
-      const d = data as DeviceView;
-      this.devices.set(d.id, d);
-    } else if (event === 'job') {
-      const j = data as JobView;
-      this.jobs.set(j.id, j);
-    } else return;
-    this.wake();
-  }
-
-  /** Wakes every waiter to look again (an event, or a message from a farm). */
-  wake(): void {
-    for (const w of [...this.waiters]) w();
-  }
-
-  /** Resolves once `done()` holds, looking after each event and each wake(); rejects at the deadline or when the stream ends. */
-  until(done: () => boolean, deadline: number, what: string): Promise<void> {
-    return new Promise((res, rej) => {
-      const check = (): void => {
-        if (this.failure) finish(this.failure);
-        else if (done()) finish();
-      };
-      const t = setTimeout(() => finish(new Error(`timed out waiting for ${what}`)), Math.max(0, deadline - Date.now()));
-      const finish = (e?: Error): void => {
-        clearTimeout(t);
-        this.waiters.delete(check);
-        if (e) rej(e);
-        else res();
-      };
-      this.waiters.add(check);
-      check();
-    });
-  }
-
-  close(): void {
-    this.ctl.abort();
-  }
 }
 
 // ---- one run ----

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { vm } from './proc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..', '..');
@@ -56,14 +57,7 @@ const PROFILES: Profile[] = [
 ];
 
 /** A VmXXX line of /proc/PID/status, in MiB; NaN once the process is gone. */
-function vm(pid: number, key: 'VmHWM' | 'VmRSS'): number {
-  try {
-    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
+const vmMiB = (pid: number, key: 'VmHWM' | 'VmRSS'): number => vm(pid, key) / 2 ** 20;
 
 /** `livematrix ARGS` to the end; throws with its stderr unless it exits 0. */
 function run(args: string[]): string {
@@ -115,13 +109,13 @@ async function measure(p: Profile, dir: string, file: string, url: string, keys:
   const dev = await start(['device', '--identity', join(dir, 'dev.json'), '--operator-key', keys.op, '--out', out, '--url', url,
     '--state', join(dir, `state-${PROFILES.indexOf(p)}`), ...p.args], /device printer-1 online/, p.nodeOptions);
   try {
-    const idle = vm(dev.child.pid as number, 'VmRSS');
+    const idle = vmMiB(dev.child.pid as number, 'VmRSS');
     const t0 = Date.now();
     const report = run(['stream', file, '--device', 'printer-1', '--tx', tx, '--identity', join(dir, 'gw.json'), '--operator-key', keys.op, '--url', url, '--w', String(p.w)]);
     const secs = (Date.now() - t0) / 1000;
     // the device renames FILE.part to FILE once its digest verified, just after the receipt
     for (let i = 0; i < 200 && !existsSync(out); i++) await new Promise((r) => setTimeout(r, 25));
-    const peak = vm(dev.child.pid as number, 'VmHWM');
+    const peak = vmMiB(dev.child.pid as number, 'VmHWM');
     const r = JSON.parse(report.trim().split('\n').pop() ?? '{}') as { params?: { w: number; L: number; period: number; chunk: number } };
     const equal = existsSync(out) && createHash('sha256').update(readFileSync(out)).digest('hex') === createHash('sha256').update(readFileSync(file)).digest('hex');
     const q = r.params;

@@ -15,6 +15,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { type Running, cli, keys, memory, report, signJob } from './cli-harness.js';
 import { CAPS, GCODE, aedes } from './harness.js';
+import { mulberry32 } from '@livematrix/testkit';
 
 const FLEET = 'default';
 const JOB = join(GCODE, 'calib_cube.gcode');
@@ -51,18 +52,6 @@ function templates(offer: Uint8Array): Uint8Array[] {
     encodeFrame(FrameType.CONTROL, { sid, op: ControlOp.abort, reason: Reason.aborted }, mac),
     encodeFrame(FrameType.END, { sid, bytes: 1000, chunks: 1, frames: 3, digest: randomBytes(32) }, mac),
   ];
-}
-
-/** mulberry32: a seeded PRNG, so that a failing run can be repeated. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -167,7 +156,7 @@ describe('livematrix device against hostile frames', () => {
       const pid = device.child.pid!;
       const before = memory(pid);
       const t = templates(genuineOffer(dir, k.dev));
-      const rnd = prng(seed);
+      const rnd = mulberry32(seed);
       const topic = topics.deviceIn(FLEET, 'printer-1');
       const t0 = Date.now();
       for (let sent = 0; sent < N; sent += BATCH) {

@@ -13,4 +13,4 @@ export { startPostgres, postgresBinDir, type RunningPostgres } from './postgres.
 export { makeTestCa, opensslPath, type CertFiles, type TestCa } from './tls-ca.js';
 export { countingKeyStore, type CountingKeyStore } from './keystore.js';
 export { socatPath, ptyPair, openPty, type PtyPair, type PtyEnd } from './pty.js';
-export { MarlinSim, expectedProgram, programLineEnds, type MarlinSimOptions, type MarlinFaults, type MarlinSimStats, type MarlinSimEvents } from './marlin-sim.js';
+export { MarlinSim, mulberry32, expectedProgram, programLineEnds, type MarlinSimOptions, type MarlinFaults, type MarlinSimStats, type MarlinSimEvents } from './marlin-sim.js';

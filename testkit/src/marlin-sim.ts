@@ -329,8 +329,8 @@ function strtol(s: string): number {
   return m?.[1] ? Number(m[1]) : 0;
 }
 
-/** A small seeded generator (mulberry32), for repeatable faults. */
-function mulberry32(seed: number): () => number {
+/** A small seeded generator (mulberry32), for repeatable faults and inputs: a failing run can be repeated. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
