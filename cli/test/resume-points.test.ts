@@ -55,8 +55,11 @@ function tamper(dir: string): number {
   return n;
 }
 
-/** The machine: makes each piece, at RATE, until it has more than `cut` bytes (then its host dies). */
-async function print(s: IncomingStream, out: Uint8Array[], cut = Infinity, skip = 0): Promise<number> {
+/**
+ * The machine: makes each piece, at `rate` bytes/s (RATE: slow enough for the SDK to keep points,
+ * at most one a second), until it has more than `cut` bytes (then its host dies).
+ */
+async function print(s: IncomingStream, out: Uint8Array[], cut = Infinity, skip = 0, rate = RATE): Promise<number> {
   const t0 = Date.now();
   let took = 0;
   for await (const b of s.bytes()) {
@@ -65,7 +68,7 @@ async function print(s: IncomingStream, out: Uint8Array[], cut = Infinity, skip 
     skip -= b.length - keep.length;
     if (keep.length) out.push(keep.slice());
     took += b.length;
-    const ahead = (took / RATE) * 1000 - (Date.now() - t0);
+    const ahead = (took / rate) * 1000 - (Date.now() - t0);
     if (ahead > 2) await new Promise((res) => setTimeout(res, ahead));
     if (took > cut) break;
   }
@@ -93,7 +96,7 @@ async function resume(url: string, ids: { deviceKeys: ReturnType<typeof identity
     },
   }, engine());
   const stream = await second.nextStream();
-  const reading = print(stream, c.made, Infinity, c.took - stream.offset).then(() => undefined, (e: unknown) => e);
+  const reading = print(stream, c.made, Infinity, c.took - stream.offset, Infinity).then(() => undefined, (e: unknown) => e);
   return { second, stream, reading };
 }
 
