@@ -24,7 +24,11 @@ import { ClientCertificates, type TlsListenerConfig, tlsServerOptions } from './
 export interface BrokerConfig {
   host?: string;
   port?: number;
-  /** plain MQTT over TCP on `port`; default true; false (with `tls`) for a broker that speaks TLS only */
+  /**
+   * plain MQTT over TCP on `port`; default true; false (with `tls`) for a broker that speaks TLS
+   * only. With `tls.requireClientCert` every CONNECT on it (and on `ws`) is refused: neither
+   * carries a client certificate (the broker logs so at start)
+   */
   tcp?: boolean;
   /**
    * a TLS listener; with `ca`, client certificates (mutual TLS with `requireClientCert`). With a
@@ -132,8 +136,15 @@ export async function runBroker(c: BrokerConfig, log: (l: string) => void = () =
   }
   if (c.tls && tlsOptions) {
     const certs = new ClientCertificates();
-    // with a registry, a client certificate names the identity it may connect as
-    if (plugin && c.tls.ca !== undefined) certs.bindIdentities(aedes, { log, metrics });
+    // with a registry, a client certificate names the identity it may connect as; required
+    // client certificates refuse a CONNECT without one on every listener (SPEC §10.1)
+    const required = c.tls.requireClientCert === true;
+    if (c.tls.ca !== undefined && (plugin || required)) certs.bindIdentities(aedes, { log, metrics, required, identities: plugin !== undefined });
+    if (required && (c.tcp !== false || c.ws)) {
+      log(`WARNING: client certificates are required (tls.requireClientCert), and the ${[c.tcp !== false ? 'plain mqtt' : '', c.ws ? 'WebSocket' : ''].filter(Boolean).join(' and ')} listener carries none: every CONNECT on it is refused (certificate-required). Set tcp: false${c.ws ? ' and drop ws' : ''} to close it`);
+    } else if (!required && c.tls.ca !== undefined && plugin) {
+      log('client certificates are optional (a tls.ca, no requireClientCert): a client without one authenticates by its connect token alone');
+    }
     const tls = createTlsServer({ ...tlsOptions, noDelay: true }, (s: TLSSocket) => {
       const conn = guard(s, peer(s));
       if (certs.admit(s, conn, log)) aedes.handle(conn);

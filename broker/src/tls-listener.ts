@@ -5,6 +5,10 @@
  * certificate that does not verify ends the connection in the handshake. With a registry, a
  * verified client certificate names the identity it was issued to: its subject CN must be the id
  * the client authenticates as (SPEC §10.1); the connect token stays the proof of the identity key.
+ * With requireClientCert, a CONNECT on a connection without a verified client certificate is
+ * refused whatever listener it came in on (plain TCP and WebSocket carry none), so a stolen
+ * identity key is not enough without the certificate's key. With optional client certificates,
+ * a client that presents none authenticates by its connect token alone.
  */
 import type { Duplex } from 'node:stream';
 import { type TLSSocket, type TlsOptions as NodeTlsServerOptions } from 'node:tls';
@@ -21,7 +25,10 @@ export interface TlsListenerConfig {
   key: string;
   /** CA certificate(s) (PEM file) that issue client certificates: with it, clients may present one */
   ca?: string;
-  /** refuse, in the handshake, a client without a certificate of `ca` (mutual TLS); needs `ca` */
+  /**
+   * refuse, in the handshake, a client without a certificate of `ca` (mutual TLS), and on every
+   * listener a CONNECT without a verified client certificate; needs `ca`
+   */
   requireClientCert?: boolean;
 }
 
@@ -77,22 +84,34 @@ export class ClientCertificates {
   }
 
   /**
-   * Binds certificates to identities: a client that presented a verified certificate is refused
-   * (CONNACK 5, not authorized) unless the certificate's CN equals the user name it connects with,
-   * which the registry's authentication then checks against its token's id. Runs before the
-   * authentication installed so far (the plugin's), so that a refused CONNECT changes nothing.
+   * Binds certificates to identities, before the authentication installed so far (the plugin's),
+   * so that a refused CONNECT changes nothing; a refusal is CONNACK 5 (not authorized), logged and
+   * counted in livematrix_connections_refused_total by its reason:
+   * - `required` (default false): a connection without a verified client certificate, whatever its listener
+   *   (plain TCP and WebSocket carry none): `certificate-required`;
+   * - `identities` (default true; with a registry): a certificate whose CN is not the user name the client
+   *   connects with (which the registry's authentication checks against its token's id):
+   *   `certificate-identity`.
    */
-  bindIdentities(aedes: Aedes, o: { log: (l: string) => void; metrics?: Metrics }): void {
+  bindIdentities(aedes: Aedes, o: { log: (l: string) => void; metrics?: Metrics; required?: boolean; identities?: boolean }): void {
+    const required = o.required === true;
+    const identities = o.identities !== false;
     const inner = aedes.authenticate;
+    const refuse = (reason: string, detail: string, done: (e: AuthenticateError | null, ok: boolean | null) => void) => {
+      o.metrics?.inc('livematrix_connections_refused_total', 'CONNECTs refused, by reason', { reason });
+      o.log(`refused CONNECT: ${detail}`);
+      const e = new Error(detail) as AuthenticateError;
+      e.returnCode = NOT_AUTHORIZED;
+      done(e, null);
+    };
     aedes.authenticate = (client, username, password, done) => {
       const cert = this.byConn.get(client.conn as unknown as Duplex);
-      if (cert && cert.cn !== username) {
-        const detail = `client certificate CN "${cert.cn ?? ''}" is not the identity "${username ?? ''}" it connects as`;
-        o.metrics?.inc('livematrix_connections_refused_total', 'CONNECTs refused, by reason', { reason: 'certificate-identity' });
-        o.log(`refused CONNECT: ${detail}`);
-        const e = new Error(detail) as AuthenticateError;
-        e.returnCode = NOT_AUTHORIZED;
-        done(e, null);
+      if (!cert && required) {
+        refuse('certificate-required', `"${username ?? ''}" (client ${client.id}) connects without a verified client certificate, which this broker requires (tls.requireClientCert): only its TLS listener with a certificate of its CA is open to clients`, done);
+        return;
+      }
+      if (cert && identities && cert.cn !== username) {
+        refuse('certificate-identity', `client certificate CN "${cert.cn ?? ''}" is not the identity "${username ?? ''}" it connects as`, done);
         return;
       }
       inner.call(aedes, client, username, password, done);

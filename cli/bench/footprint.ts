@@ -42,6 +42,8 @@ interface Profile {
   budget: number;
   /** NODE_OPTIONS of the device process, as device-sdk/README.md recommends for small hosts */
   nodeOptions?: string;
+  /** a job of its own (a small file for a device that consumes at a printer's pace) */
+  file?: string;
 }
 
 /** Node's own flags for a small host: no V8 compiler thread pool, a 1 MiB young generation. */
@@ -54,6 +56,8 @@ const PROFILES: Profile[] = [
   { name: 'default, small-host Node flags', args: [], w: 24, budget: 250, nodeOptions: SMALL_HOST_NODE_OPTIONS },
   { name: '--lite (main thread, w <= 16)', args: ['--lite'], w: 16, budget: 64 },
   { name: '--lite, small-host Node flags', args: ['--lite'], w: 16, budget: 64, nodeOptions: SMALL_HOST_NODE_OPTIONS },
+  // a printer's pace: 20 kB/s, the 205 KB calibration cube (about 10 s)
+  { name: '--lite, small-host Node flags, at a printer\'s pace', args: ['--lite', '--rate', '20000'], w: 16, budget: 64, nodeOptions: SMALL_HOST_NODE_OPTIONS, file: join(root, 'examples', 'calib_cube.gcode') },
 ];
 
 /** A VmXXX line of /proc/PID/status, in MiB; NaN once the process is gone. */
@@ -98,10 +102,13 @@ interface Row {
   peak: number;
   mbps: number;
   equal: boolean;
+  /** the job's size, bytes */
+  size: number;
   params: string;
 }
 
-async function measure(p: Profile, dir: string, file: string, url: string, keys: { op: string; gw: string; dev: string }): Promise<Row> {
+async function measure(p: Profile, dir: string, bigFile: string, url: string, keys: { op: string; gw: string; dev: string }): Promise<Row> {
+  const file = p.file ?? bigFile;
   const tx = join(dir, `tx-${PROFILES.indexOf(p)}.json`);
   run(['sign', '--operator', join(dir, 'op.json'), '--job', file, '--device', 'printer-1', '--device-key', keys.dev, '--gateway-key', keys.gw,
     '--rate', '1000000000', '--burst', '1000000000', '--out', tx]);
@@ -119,7 +126,7 @@ async function measure(p: Profile, dir: string, file: string, url: string, keys:
     const r = JSON.parse(report.trim().split('\n').pop() ?? '{}') as { params?: { w: number; L: number; period: number; chunk: number } };
     const equal = existsSync(out) && createHash('sha256').update(readFileSync(out)).digest('hex') === createHash('sha256').update(readFileSync(file)).digest('hex');
     const q = r.params;
-    return { p, idle, peak, mbps: statSync(file).size / secs / 1e6, equal, params: q ? `w ${q.w}, L ${q.L}, P ${q.period} ms, C ${q.chunk}` : 'n/a' };
+    return { p, idle, peak, size: statSync(file).size, mbps: statSync(file).size / secs / 1e6, equal, params: q ? `w ${q.w}, L ${q.L}, P ${q.period} ms, C ${q.chunk}` : 'n/a' };
   } finally {
     await stop(dev.child);
   }
@@ -155,11 +162,11 @@ async function main(): Promise<number> {
     const { machine, writeSection } = await import('@livematrix/spec/bench');
     const body = `## bench:footprint
 
-${new Date().toISOString().slice(0, 10)}; ${machine()}; file ${basename(file)} (${statSync(file).size} bytes); \`livematrix device\` and \`livematrix stream --w W\` as processes behind \`livematrix broker\` on loopback; the device's memory from /proc/PID/status.
+${new Date().toISOString().slice(0, 10)}; ${machine()}; file ${basename(file)} (${statSync(file).size} bytes) unless the row names a smaller job; \`livematrix device\` and \`livematrix stream --w W\` as processes behind \`livematrix broker\` on loopback; the device's memory from /proc/PID/status.
 
-| profile | device options | negotiated | idle RSS (online, before the job) MiB | peak RSS (VmHWM) MiB | budget (issue 16) MiB | peak / budget | peak / idle | throughput MB/s | byte-identical |
-|---|---|---|---|---|---|---|---|---|---|
-${rows.map((r) => `| ${r.p.name} | ${[r.p.nodeOptions ? `NODE_OPTIONS="${r.p.nodeOptions}"` : '', ...r.p.args].join(' ').trim() || '(none)'} | ${r.params} | ${r.idle.toFixed(0)} | ${r.peak.toFixed(0)} | ${r.p.budget} | ${(r.peak / r.p.budget).toFixed(2)} | ${(r.peak / r.idle).toFixed(2)} | ${r.mbps.toFixed(2)} | ${r.equal ? 'yes' : 'NO'} |`).join('\n')}
+| profile | device options | negotiated | idle RSS (online, before the job) MiB | peak RSS (VmHWM) MiB | budget (issue 16) MiB | peak / budget | peak / idle | job | throughput MB/s | byte-identical |
+|---|---|---|---|---|---|---|---|---|---|---|
+${rows.map((r) => `| ${r.p.name} | ${[r.p.nodeOptions ? `NODE_OPTIONS="${r.p.nodeOptions}"` : '', ...r.p.args].join(' ').trim() || '(none)'} | ${r.params} | ${r.idle.toFixed(0)} | ${r.peak.toFixed(0)} | ${r.p.budget} | ${(r.peak / r.p.budget).toFixed(2)} | ${(r.peak / r.idle).toFixed(2)} | ${(r.size / 1e6).toFixed(2)} MB | ${r.mbps.toFixed(2)} | ${r.equal ? 'yes' : 'NO'} |`).join('\n')}
 
 - Peak RSS is VmHWM, the kernel's high-water mark of the device process alone (threads included; \`process.resourceUsage().maxRSS\` is not used: Linux carries it over from the parent across exec). Idle is VmRSS once the device is online: Node, the SDK, the hashing workers and the capability measurement ([LM-CAP-1]).
 - Throughput: file size over the \`livematrix stream\` process's wall time (its start, negotiation and time sync included), with broker, gateway and device sharing this machine's cores.

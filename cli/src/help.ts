@@ -136,8 +136,12 @@ registry reloads on SIGHUP or when the file changes. Without it: no authenticati
 TLS: --tls-cert and --tls-key (PEM; --cert and --key are older names) open an mqtts listener on
 --tls-port beside the plain one (--tls-only: no plain listener). --tls-ca lets clients present
 certificates of that CA; --require-client-cert refuses, in the handshake, a client without one
-(mutual TLS). With a registry, a client certificate's CN must be the identity the client
-connects as: a certificate of printer-1 cannot carry another identity's token.
+(mutual TLS), and refuses any CONNECT without a verified certificate: it needs --tls-only and no
+--ws-port (plain listeners carry no certificate, and would refuse every client), else the broker
+does not start (exit 2). Without --require-client-cert, client certificates are optional: a
+client without one authenticates by its connect token alone. With a registry, a client
+certificate's CN must be the identity the client connects as: a certificate of printer-1 cannot
+carry another identity's token.
 --config reads the same settings from JSON:
   { "host", "port", "tcp", "registry", "maxPacketSize", "tls": { "port", "cert", "key", "ca", "requireClientCert" },
     "ws": { "port" }, "metrics": { "port" } }`,

@@ -1,8 +1,9 @@
 /**
  * TLS and mutual TLS against the Live Matrix broker (`livematrix broker`'s runBroker, in this
  * process) with its registry, over a test PKI made with openssl (SPEC §10.1): a device and a
- * gateway stream a job over mutual TLS while plain TCP still serves beside it; a client
- * certificate of another CA, a missing one and an untrusted broker certificate end the first
+ * gateway stream a job over mutual TLS; under requireClientCert a valid token without a certificate
+ * is refused on the plain TCP and WebSocket listeners (SPEC §10.1: the identity key alone is not
+ * enough); a client certificate of another CA, a missing one and an untrusted broker certificate end the first
  * connect with a typed TlsHandshakeError, not a silent reconnect loop; a certificate whose CN is
  * not the identity connecting is refused; unusable PEM files are TlsConfigErrors naming the file.
  * Every refusal has its accepted case beside it.
@@ -42,14 +43,15 @@ describe.runIf(haveOpenssl || inCI)('mutual TLS to the Live Matrix broker (SPEC 
 
   beforeAll(async () => {
     p = makePki();
-    b = await runBroker({ port: 0, registry: p.registry, tls: { port: 0, cert: p.server.cert, key: p.server.key, ca: p.ca.cert, requireClientCert: true } }, (l) => logged.push(l));
+    // the plain and WebSocket listeners stay open here to show that they refuse every CONNECT (the CLI refuses to open them)
+    b = await runBroker({ port: 0, ws: { port: 0 }, registry: p.registry, tls: { port: 0, cert: p.server.cert, key: p.server.key, ca: p.ca.cert, requireClientCert: true } }, (l) => logged.push(l));
     tlsUrl = `mqtts://127.0.0.1:${b.ports.tls}`;
   });
   afterAll(async () => {
     await b?.close();
   });
 
-  it('a device and a gateway stream a job over mutual TLS with connect tokens; plain TCP still serves beside the TLS listener', async () => {
+  it('a device and a gateway stream a job over mutual TLS with connect tokens', async () => {
     const r = await tlsRig(p, tlsUrl, engine(), { device: clientTls(p, p.client.p1), gateway: clientTls(p, p.client.gw1), auth: 'token' });
     try {
       const data = new Uint8Array(readFileSync(join(GCODE, 'calib_cube.gcode')));
@@ -63,9 +65,21 @@ describe.runIf(haveOpenssl || inCI)('mutual TLS to the Live Matrix broker (SPEC 
     } finally {
       await r.close();
     }
-    const plain = await link(p, `mqtt://127.0.0.1:${b.ports.tcp}`, undefined);
-    expect(plain.connected).toBe(true);
-    await plain.close();
+  });
+
+  it('under requireClientCert a valid connect token without a certificate is refused (not authorized, certificate-required) on the plain TCP and WebSocket listeners; with its certificate on TLS it connects', async () => {
+    expect(logged.join('\n')).toMatch(/WARNING: client certificates are required \(tls\.requireClientCert\), and the plain mqtt and WebSocket listener carries none: every CONNECT on it is refused/);
+    for (const url of [`mqtt://127.0.0.1:${b.ports.tcp}`, `ws://127.0.0.1:${b.ports.ws ?? 0}`]) {
+      const e = await refusal(link(p, url, undefined));
+      expect(e, url).not.toBeInstanceOf(TlsHandshakeError);
+      expect(String((e as Error).message), url).toMatch(/Not authorized/i);
+    }
+    expect(logged.join('\n')).toMatch(/refused CONNECT: "p1" \(client lm-dev-p1-[0-9a-f]+\) connects without a verified client certificate, which this broker requires/);
+    expect(b.plugin?.metrics.render()).toMatch(/livematrix_connections_refused_total\{reason="certificate-required"\} 2/);
+    const ok = await link(p, tlsUrl, clientTls(p, p.client.p1));
+    expect(ok.connected).toBe(true);
+    await ok.close();
+    expect(b.plugin?.metrics.render()).toMatch(/livematrix_connections_refused_total\{reason="certificate-required"\} 2/);
   });
 
   it('a client certificate of another CA is refused with client-certificate-refused, at the first connect; the same identity with the broker CA\'s certificate connects', async () => {
@@ -80,7 +94,7 @@ describe.runIf(haveOpenssl || inCI)('mutual TLS to the Live Matrix broker (SPEC 
     await ok.close();
   });
 
-  it('under requireClientCert a client without a certificate is refused with client-certificate-required', async () => {
+  it('under requireClientCert a client without a certificate is refused on TLS with client-certificate-required (in the handshake: MQTT never sees its token)', async () => {
     const e = await refusal(link(p, tlsUrl, clientTls(p)));
     expect(e).toBeInstanceOf(TlsHandshakeError);
     expect((e as TlsHandshakeError).failure).toBe('client-certificate-required');
@@ -153,6 +167,9 @@ describe.runIf(haveOpenssl || inCI)('optional client certificates and a TLS-only
       const e = await refusal(link(p, url, clientTls(p, p.stranger)));
       expect((e as TlsHandshakeError).failure).toBe('client-certificate-refused');
       expect(logged.join('\n')).toMatch(/refused TLS client .*its certificate does not verify/);
+      // optional certificates bind no client that presents none, and the broker says so at start
+      expect(logged.join('\n')).toMatch(/client certificates are optional .*: a client without one authenticates by its connect token alone/);
+      expect(logged.join('\n')).not.toMatch(/certificate-required|WARNING/);
     } finally {
       await b.close();
     }

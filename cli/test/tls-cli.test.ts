@@ -3,7 +3,8 @@
  * `livematrix broker --tls-only` with client certificates required and a registry; `device` and
  * `stream` with --ca, --cert and --key stream a job byte-identical; a device with a certificate
  * of another CA exits 1 with what to check; options that cannot work are refused before
- * connecting (exit 2 for usage, 1 for a file that is not there).
+ * connecting (exit 2 for usage, 1 for a file that is not there), and so is a broker that requires
+ * client certificates with a plain listener beside TLS.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -75,6 +76,21 @@ describe.runIf(haveOpenssl || inCI)('livematrix over mutual TLS', () => {
     const b = await cli(['broker', '--port', '0', '--tls-cert', join(dir, 's.crt'), '--tls-key', join(dir, 's.key'), '--require-client-cert']);
     expect(b.code).toBe(2);
     expect(b.err).toMatch(/--require-client-cert needs the CA that issues the client certificates: --tls-ca FILE/);
+    // required client certificates with a plain listener beside TLS (which would refuse every client): a usage error, not a broker
+    const tls = ['broker', '--port', '0', '--tls-port', '0', '--tls-cert', join(dir, 's.crt'), '--tls-key', join(dir, 's.key'), '--tls-ca', join(dir, 'ca.crt'), '--require-client-cert'];
+    const plainBeside = await cli(tls);
+    expect(plainBeside.code).toBe(2);
+    expect(plainBeside.err).toMatch(/--require-client-cert refuses every client without a certificate, and the plain mqtt listener carries none: add --tls-only/);
+    const wsBeside = await cli([...tls, '--tls-only', '--ws-port', '0']);
+    expect(wsBeside.code).toBe(2);
+    expect(wsBeside.err).toMatch(/the WebSocket listener \(--ws-port, ws in a --config file\) carries none: drop it/);
+    const cfg = join(dir, 'broker.json');
+    writeFileSync(cfg, JSON.stringify({ tls: { port: 0, cert: join(dir, 's.crt'), key: join(dir, 's.key'), ca: join(dir, 'ca.crt'), requireClientCert: true } }));
+    const fromFile = await cli(['broker', '--config', cfg]);
+    expect(fromFile.code).toBe(2);
+    expect(fromFile.err).toMatch(/add --tls-only \(tcp: false in a --config file\)/);
+    // (the accepted case, --require-client-cert --tls-only, is the first test)
+    expect((await cli(['broker', '--help'])).out).toMatch(/it needs --tls-only and no\n--ws-port/);
     const h = await cli(['device', '--help']);
     expect(h.out).toContain('--cert FILE --key FILE');
     expect(h.out).toContain('--ca FILE');

@@ -88,8 +88,19 @@ export interface DeviceOptions {
    * the bytes it took of the transaction (by its hash, hex). The device kept points of the job's
    * digest beside its ticket ([LM-DLV-20]), so `{ bytes }` is enough: the resumed stream starts at
    * its `offset` (at or below `bytes`) and the consumer skips the `bytes - offset` it already has.
+   * The host must record the consumer's count durably at least once every 100 ×
+   * `resumePointInterval` (about 16 min at the default): the device keeps points spread over the
+   * last 2^9 writes, so one taken before the last record exists, and the resume repeats at most
+   * about 3 × the time since that record. With no qualifying point it resumes from 0.
    */
   resume?: (txh: string) => Promise<ResumePoint | undefined> | ResumePoint | undefined;
+  /**
+   * ms of the device's clock between two durable writes of a resume point ([LM-DLV-20]); default
+   * 10000 (POINT_SAVE_MS). Each write replaces the licence record with two fsyncs, so a short
+   * interval wears an SD card and blocks the event loop for the whole print; 10 s of a printer's
+   * work is little to repeat after a crash. Tests set it short.
+   */
+  resumePointInterval?: number;
   /**
    * Advanced: phase implementations that replace the SDK's own in every session
    * (`@livematrix/device-sdk/phases`), for instrumentation and for test kits. A phase that
@@ -161,7 +172,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     }
     this.offers = new OfferDesk({
       clock: this.clock, identity: this.keys, deviceId: o.id, trustedOperators: o.trustedOperators, window: this.window,
-      licences: this.licences, revocations: this.revocations, resume: o.resume,
+      licences: this.licences, revocations: this.revocations, resume: o.resume, pointInterval: o.resumePointInterval,
       caps: () => this.caps, running: () => this.running(),
       send: (frame, type) => this.link.send(topics.deviceOut(o.fleet, o.id), frame, type),
       reject: (ev) => this.emit('reject', ev), open: (init, accept) => this.open(init, accept),

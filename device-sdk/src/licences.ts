@@ -13,7 +13,7 @@ import {
   type IdentityKey, LmError, Reason, type SignedTicket, decodeTicket, fromHex, randomBytes, signTicket, signingKey, toHex,
 } from '@livematrix/spec';
 import type { Clock } from './clock.js';
-import { type HashPoint, POINTS_KEPT, type PointStore, checkPoint } from './resume.js';
+import { type PointStore, type SealedPoint, checkSealed, retainPoints } from './resume.js';
 
 /** A ticket as the store keeps it. */
 export interface StoredTicket {
@@ -48,11 +48,12 @@ export interface LicenceRecord {
    */
   receipts?: Record<string, { rc: string; exp: number }>;
   /**
-   * per transaction hash (hex), the newest points of its digest, masked ([LM-DLV-20],
-   * [LM-DLV-22]): `n` bytes of the job, `h` its masked intermediate hash value (hex); kept while
-   * a ticket of the transaction resumes something, erased with it ([LM-DLV-21])
+   * per transaction hash (hex), points of its digest spread over time, sealed ([LM-DLV-20],
+   * [LM-DLV-22]): `n` bytes of the job, `h` its masked intermediate hash value (hex), `t` its tag
+   * (hex), `s` the save's sequence number; kept while a ticket of the transaction resumes
+   * something, erased with it ([LM-DLV-21])
    */
-  points?: Record<string, { n: number; h: string }[]>;
+  points?: Record<string, { n: number; h: string; t?: string; s?: number }[]>;
   /** the highest boot sequence number reserved: connections use numbers up to it, a restart starts above it ([LM-STATE-3]) */
   bd?: number;
 }
@@ -216,28 +217,29 @@ export class Licences implements PointStore {
   }
 
   /**
-   * Keeps a masked point of a transaction's digest, durably ([LM-DLV-20]): the newest
-   * POINTS_KEPT by byte count, one per count. Kept only while a ticket of the transaction is
-   * running or held ([LM-DLV-21]).
+   * Keeps a sealed point of a transaction's digest, durably ([LM-DLV-20], [LM-DLV-22]): numbered
+   * in the order of the saves, one per count, and thinned to POINTS_KEPT spread over time
+   * ({@link retainPoints}). Kept only while a ticket of the transaction is running or held
+   * ([LM-DLV-21]).
    */
-  keepPoint(txh: string, p: HashPoint): void {
-    checkPoint(p);
-    const h = toHex(p.h);
+  keepPoint(txh: string, p: SealedPoint): void {
+    checkSealed(p);
+    const [h, t] = [toHex(p.h), toHex(p.t)];
     this.change((r) => {
       const all = r.points ?? (r.points = {});
-      const list = (all[txh] ?? []).filter((q) => q.n !== p.n);
-      list.push({ n: p.n, h });
-      list.sort((a, b) => a.n - b.n);
-      all[txh] = list.slice(-POINTS_KEPT);
+      const old = all[txh] ?? [];
+      const s = old.reduce((m, q) => Math.max(m, q.s ?? 0), 0) + 1;
+      const list = retainPoints([...old.filter((q) => q.n !== p.n).map((q) => ({ ...q, s: q.s ?? 0 })), { n: p.n, h, t, s }]);
+      all[txh] = list.sort((a, b) => a.n - b.n);
     });
   }
 
-  /** The kept (masked) points of a transaction's digest, fewest bytes first ([LM-DLV-20]). */
-  points(txh: string): HashPoint[] {
-    const out: HashPoint[] = [];
+  /** The kept (sealed) points of a transaction's digest, fewest bytes first ([LM-DLV-20]); their tags are checked where they are opened. */
+  points(txh: string): SealedPoint[] {
+    const out: SealedPoint[] = [];
     for (const q of this.r.points?.[txh] ?? []) {
       try {
-        out.push(checkPoint({ n: q.n, h: fromHex(q.h) }));
+        out.push(checkSealed({ n: q.n, h: fromHex(q.h), t: fromHex(q.t ?? '') }));
       } catch {
         // a point of the wrong shape resumes nothing; the others still may
       }

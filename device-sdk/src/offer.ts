@@ -15,7 +15,7 @@ import type { Licences } from './licences.js';
 import type { Clock } from './clock.js';
 import type { OfferFrame } from './frames.js';
 import type { RejectEvent } from './stream.js';
-import { type DigestCheckpoints, type HashPoint, digestCheckpoints, maskPoint, pickPoint, pointMaskKey } from './resume.js';
+import { type DigestCheckpoints, type HashPoint, digestCheckpoints, pickPoint, pointKeys } from './resume.js';
 
 /** a busy device takes a verified OFFER when its session's gateway was silent this long ([LM-DLV-13]) */
 export const TAKEOVER_SILENCE_MS = 2500;
@@ -135,6 +135,8 @@ export interface OfferHost {
   /** the newest revocation list verified ([LM-REVOKE-3]) */
   readonly revocations: Revocations;
   readonly resume: ((txh: string) => Promise<ResumePoint | undefined> | ResumePoint | undefined) | undefined;
+  /** ms between two durable writes of a resume point ([LM-DLV-20]); undefined: POINT_SAVE_MS */
+  readonly pointInterval?: number | undefined;
   caps(): Caps;
   running(): RunningSession | undefined;
   /** publishes on the device's out topic */
@@ -228,7 +230,7 @@ export class OfferDesk {
     let start: HashPoint | undefined;
     try {
       const point = resume ? await h.resume?.(txh) : undefined;
-      if (resume) ({ from, prefix, start } = await this.resumePoint(point, txh, tx.body.size, b.params.chunk));
+      if (resume) ({ from, prefix, start } = await this.resumePoint(point, txh, tx.body.size, b.params.chunk, licence));
     } catch (e) {
       wipe(licence);
       return this.refuse(b, offerBytes, new LmError(Reason.internal, `the consumer's resume point could not be read: ${toLmError(e).message}`));
@@ -240,7 +242,7 @@ export class OfferDesk {
     }
     const session = { sid, off: from, exp: tx.body.naf };
     const digestKey = tx.body.jid ? jobDigestKey(licence) : undefined; // [LM-PROT-4], before the licence is erased
-    const mask = pointMaskKey(licence); // [LM-DLV-22], before the licence is erased
+    const mask = pointKeys(licence); // [LM-DLV-22], before the licence is erased
     let made: ReturnType<typeof sessionKeys>;
     try {
       // [LM-KEY-1]: an ephemeral key that gives an all-zero shared secret is refused as auth, before any ticket is spent
@@ -258,7 +260,7 @@ export class OfferDesk {
       return this.refuse(b, offerBytes, toLmError(e));
     }
     // [LM-DLV-20]: the digest goes on from the kept point, and keeps points for the next resume
-    const checkpoints = digestCheckpoints({ txh, chunk: b.params.chunk, start: start && maskPoint(mask, start), mask, clock: h.clock, store: h.licences });
+    const checkpoints = digestCheckpoints({ txh, chunk: b.params.chunk, start, keys: mask, clock: h.clock, store: h.licences, interval: h.pointInterval });
     const limit = tx.body.prints;
     const lic: SessionLicence = {
       start: () => (resume ? undefined : h.licences.count(txh, limit, session)), // [LM-LIC-1]
@@ -315,13 +317,19 @@ export class OfferDesk {
    * kept at or below the consumer's progress and on a chunk ([LM-DLV-20]); or, for a consumer that
    * still reads its bytes back (deprecated), at its progress rounded down to a chunk; else at 0.
    */
-  private async resumePoint(point: ResumePoint | undefined, txh: string, size: number, chunk: number): Promise<{ from: number; prefix: Uint8Array[] | undefined; start: HashPoint | undefined }> {
+  private async resumePoint(point: ResumePoint | undefined, txh: string, size: number, chunk: number, licence: Uint8Array): Promise<{ from: number; prefix: Uint8Array[] | undefined; start: HashPoint | undefined }> {
     const none = { from: 0, prefix: undefined, start: undefined };
     if (!point) return none;
     if (!Number.isSafeInteger(point.bytes) || point.bytes < 0) throw new LmError(Reason.internal, `the consumer reported ${point.bytes} bytes taken: not a count`);
     const took = Math.min(point.bytes, size);
     if (!point.read) {
-      const kept = pickPoint(this.host.licences.points(txh), took, chunk); // [LM-DLV-20]
+      const keys = pointKeys(licence);
+      // [LM-DLV-20]; [LM-DLV-22]: a point whose tag fails is skipped for an older one, and reported
+      const kept = pickPoint(this.host.licences.points(txh), took, chunk, keys, (n) => this.host.reject({
+        code: Reason.internal, reason: reasonName(Reason.internal), type: FrameType.OFFER,
+        detail: `resume point at ${n} bytes of transaction ${txh.slice(0, 8)} failed its tag (storage altered it): skipped, the job resumes from an older point ([LM-DLV-22])`,
+      }));
+      wipe(keys);
       return kept ? { from: kept.n, prefix: undefined, start: kept } : none;
     }
     const from = Math.floor(took / chunk) * chunk;

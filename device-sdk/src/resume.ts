@@ -6,10 +6,10 @@
  * bytes back from its consumer (a printer cannot give back what it printed), the device keeps
  * that state: SHA-256's intermediate hash value (FIPS 180-4 §6.2.2, the eight 32-bit words H(i)
  * after the last complete 64-byte block) and the byte count, at points that are multiples of
- * lcm(C, 64), written durably beside its resume ticket at a bounded rate, masked under a key of
- * the licence. A resumed session continues the digest from the newest kept point at or below what
- * the consumer reports having taken; the consumer skips what it took beyond that point (the
- * stream's `offset`). Nothing on the wire changes: END's digest and `jd` stay SHA-256 of the job.
+ * lcm(C, 64), written durably beside its resume ticket at a bounded rate, spread over time,
+ * masked and tagged under keys of the licence. A resumed session continues the digest from the
+ * newest kept point whose tag verifies at or below what the consumer reports having taken; the
+ * consumer skips what it took beyond that point (the stream's `offset`). Nothing on the wire changes: END's digest and `jd` stay SHA-256 of the job.
  *
  * The SHA-256 is @noble/hashes' own, subclassed to read and set its state: no SHA-256 of ours.
  */
@@ -21,10 +21,22 @@ import type { Clock } from './clock.js';
 
 /** SHA-256's block: a point can only fall between two blocks (FIPS 180-4 §6.2.2). */
 export const POINT_BLOCK = 64;
-/** points kept per transaction: the newest, so that one at or below a lagging consumer's count exists */
-export const POINTS_KEPT = 8;
-/** at most one durable write of a point per this many ms of the device's clock */
-export const POINT_SAVE_MS = 1000;
+/**
+ * Points kept per transaction ([LM-DLV-20]): the newest, and one in each age band
+ * [2^k, 2^(k+1)) saves for k = 0..8 (see {@link retainPoints}), so that one taken before a
+ * lagging consumer recorded its count is kept for lags of up to 2^8 saves.
+ */
+export const POINTS_KEPT = 10;
+/**
+ * Default ms of the device's clock between two durable writes of a point (`resumePointInterval`).
+ * Each write replaces the licence record durably (two fsyncs): on an SD card, once every 10 s
+ * over a long print is negligible wear and blocks the event loop for a few ms, where once a
+ * second would not be; a printer makes little in 10 s, and a resume repeats at most that much
+ * beyond the consumer's own lag.
+ */
+export const POINT_SAVE_MS = 10_000;
+/** bytes of a point's tag ([LM-DLV-22]): HMAC-SHA-256, whole */
+export const POINT_TAG_BYTES = 32;
 
 /** A point of a job's digest: the intermediate hash value `h` (32 bytes) after its first `n` bytes, `n` a multiple of 64. */
 export interface HashPoint {
@@ -32,13 +44,22 @@ export interface HashPoint {
   readonly h: Uint8Array;
 }
 
-/**
- * Checks a point's shape; throws RangeError. (Its value cannot be checked: a point that was
- * altered shows only as an end digest that fails, [LM-DLV-6].)
- */
-export function checkPoint(p: HashPoint): HashPoint {
+/** A point as it is stored ([LM-DLV-22]): `h` masked, and `t` the tag over `n` and the masked `h`. */
+export interface SealedPoint extends HashPoint {
+  readonly t: Uint8Array;
+}
+
+/** Checks a point's shape; throws RangeError. (Its value is checked by its tag, {@link openPoint}.) */
+export function checkPoint<P extends HashPoint>(p: P): P {
   if (!Number.isSafeInteger(p.n) || p.n < 0 || p.n % POINT_BLOCK !== 0) throw new RangeError(`"n" expected a multiple of ${POINT_BLOCK} bytes, got ${p.n}`);
   if (!(p.h instanceof Uint8Array) || p.h.length !== 32) throw new RangeError(`"h" expected Uint8Array of length 32, got length=${(p.h as Uint8Array | undefined)?.length}`);
+  return p;
+}
+
+/** Checks a stored point's shape, its tag's length included; throws RangeError. */
+export function checkSealed(p: SealedPoint): SealedPoint {
+  checkPoint(p);
+  if (!(p.t instanceof Uint8Array) || p.t.length !== POINT_TAG_BYTES) throw new RangeError(`"t" expected Uint8Array of length ${POINT_TAG_BYTES}, got length=${(p.t as Uint8Array | undefined)?.length}`);
   return p;
 }
 
@@ -77,29 +98,103 @@ export function pointMaskKey(licence: Uint8Array): Uint8Array {
   return hkdf(sha256, licence, new Uint8Array(0), ascii('lm1 resume ihv'), 32);
 }
 
+/** [LM-DLV-22]: the key that tags a transaction's kept points, `HKDF(K_lic, "lm1 resume tag")`, apart from the mask key. */
+export function pointTagKey(licence: Uint8Array): Uint8Array {
+  return hkdf(sha256, licence, new Uint8Array(0), ascii('lm1 resume tag'), 32);
+}
+
+/** The keys of a transaction's points ([LM-DLV-22]): mask ‖ tag key, 64 bytes, erased with one wipe(). */
+export function pointKeys(licence: Uint8Array): Uint8Array {
+  const mk = pointMaskKey(licence);
+  const tk = pointTagKey(licence);
+  const k = new Uint8Array(64);
+  k.set(mk);
+  k.set(tk, 32);
+  wipe(mk, tk);
+  return k;
+}
+
+function u64(n: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n), false);
+  return b;
+}
+
 /**
  * [LM-DLV-22]: `h ⊕ HMAC-SHA-256(mk, u64be(n))`. Masks a point for storage and unmasks a stored
- * one: without the licence, a device's storage cannot confirm a candidate file. There is no tag:
- * an altered point is caught by the end digest ([LM-DLV-6]).
+ * one: without the licence, a device's storage cannot confirm a candidate file.
  */
 export function maskPoint(mk: Uint8Array, p: HashPoint): HashPoint {
   checkPoint(p);
-  const n = new Uint8Array(8);
-  new DataView(n.buffer).setBigUint64(0, BigInt(p.n), false);
-  const pad = hmac(sha256, mk, n);
+  const pad = hmac(sha256, mk.subarray(0, 32), u64(p.n));
   const h = p.h.map((b, i) => b ^ (pad[i] as number));
   wipe(pad);
   return { n: p.n, h };
 }
 
+/** [LM-DLV-22]: `HMAC-SHA-256(tk, u64be(n) ‖ masked h)`, the tag of a stored point. */
+export function pointTag(tk: Uint8Array, masked: HashPoint): Uint8Array {
+  const m = new Uint8Array(40);
+  m.set(u64(masked.n));
+  m.set(masked.h, 8);
+  return hmac(sha256, tk, m);
+}
+
+/** A point as it is stored ([LM-DLV-22]): masked, then tagged; `keys` from {@link pointKeys}. */
+export function sealPoint(keys: Uint8Array, p: HashPoint): SealedPoint {
+  const m = maskPoint(keys.subarray(0, 32), p);
+  return { ...m, t: pointTag(keys.subarray(32, 64), m) };
+}
+
+/** A stored point's value ([LM-DLV-22]), or undefined when its tag is wrong (storage that flipped a bit, or an edit). */
+export function openPoint(keys: Uint8Array, s: SealedPoint): HashPoint | undefined {
+  checkSealed(s);
+  const want = pointTag(keys.subarray(32, 64), s);
+  let diff = 0;
+  for (let i = 0; i < POINT_TAG_BYTES; i++) diff |= (want[i] as number) ^ (s.t[i] as number);
+  return diff === 0 ? maskPoint(keys.subarray(0, 32), s) : undefined;
+}
+
 /**
- * [LM-DLV-20]: the point a resume starts from: the largest kept `n` at most `took` (what the
- * consumer reports) and a multiple of the new session's C (and of 64, as every point is).
+ * [LM-DLV-20]: the point a resume starts from, unmasked: the largest kept `n` at most `took`
+ * (what the consumer reports), a multiple of the new session's C (and of 64, as every point is),
+ * whose tag verifies ([LM-DLV-22]). A point whose tag is wrong is skipped for the next older one
+ * and reported through `bad`.
  */
-export function pickPoint(kept: readonly HashPoint[], took: number, chunk: number): HashPoint | undefined {
-  let best: HashPoint | undefined;
-  for (const p of kept) if (p.n > 0 && p.n <= took && p.n % chunk === 0 && (!best || p.n > best.n)) best = p;
-  return best;
+export function pickPoint(kept: readonly SealedPoint[], took: number, chunk: number, keys: Uint8Array, bad?: (n: number) => void): HashPoint | undefined {
+  const fit = kept.filter((p) => p.n > 0 && p.n <= took && p.n % chunk === 0).sort((a, b) => b.n - a.n);
+  for (const p of fit) {
+    const open = openPoint(keys, p);
+    if (open) return open;
+    bad?.(p.n);
+  }
+  return undefined;
+}
+
+/**
+ * [LM-DLV-20]: which of a transaction's points to keep, by their save sequence numbers `s`
+ * (one per durable write): the newest, and in each band of ages [2^k, 2^(k+1)) saves before it,
+ * k = 0..POINTS_KEPT-2, the oldest. A point enters a band when it ages out of the one below and
+ * stays until it ages out of its own, so once the saves have filled the bands every age A up to
+ * 2^(POINTS_KEPT-2) has a kept point between A and 4A saves old: a consumer whose last record of
+ * its count is A saves old finds a point at or below it.
+ */
+export function retainPoints<P extends { readonly s: number }>(points: readonly P[]): P[] {
+  if (points.length === 0) return [];
+  const newest = Math.max(...points.map((p) => p.s));
+  const keep: P[] = [];
+  const top = 2 ** (POINTS_KEPT - 1);
+  const bands = new Map<number, P>();
+  for (const p of points) {
+    const age = newest - p.s;
+    if (age === 0) keep.push(p);
+    else if (age > 0 && age < top) {
+      const k = Math.floor(Math.log2(age));
+      const held = bands.get(k);
+      if (!held || p.s < held.s) bands.set(k, p);
+    }
+  }
+  return [...keep, ...bands.values()];
 }
 
 /** lcm(C, 64): the points of a session whose chunks are C bytes. */
@@ -112,8 +207,8 @@ export function pointStep(chunk: number): number {
 
 /** Where a device keeps its points: durably, beside the transaction's ticket ([LM-LIC-2]). */
 export interface PointStore {
-  /** keeps a masked point of the transaction; throws when it could not be written */
-  keepPoint(txh: string, p: HashPoint): void;
+  /** keeps a sealed point of the transaction ([LM-DLV-22]); throws when it could not be written */
+  keepPoint(txh: string, p: SealedPoint): void;
 }
 
 /** What the delivery phase needs to carry the end digest across a restart. */
@@ -122,11 +217,11 @@ export interface DigestCheckpoints {
   readonly start: HashPoint | undefined;
   /** points fall on multiples of this (lcm(C, 64)) */
   readonly step: number;
-  /** the digest passed a point (the consumer took `p.n` bytes): kept in memory, written at most once per POINT_SAVE_MS */
+  /** the digest passed a point (the consumer took `p.n` bytes): kept in memory, written at most once per `interval` */
   passed(p: HashPoint): void;
   /** writes the newest point not written yet (the session is cut off, [LM-LIC-3]) */
   flush(): void;
-  /** erases the mask key and the point in memory; nothing is written after */
+  /** erases the point keys and the point in memory; nothing is written after */
   destroy(): void;
 }
 
@@ -136,19 +231,19 @@ export interface CheckpointOptions {
   chunk: number;
   /** the point the session starts from, unmasked */
   start: HashPoint | undefined;
-  /** the key of {@link pointMaskKey}; the checkpoints keep it, and erase it in destroy() */
-  mask: Uint8Array;
+  /** the keys of {@link pointKeys}; the checkpoints keep them, and erase them in destroy() */
+  keys: Uint8Array;
   clock: Clock;
   store: PointStore;
-  /** default POINT_SAVE_MS */
-  interval?: number;
+  /** ms between two durable writes at most; default POINT_SAVE_MS */
+  interval?: number | undefined;
 }
 
 /**
- * A session's points ([LM-DLV-20]): the newest is held in memory and written through `store`
- * at most once per `interval` ms, and once more when the session is cut off. A write that fails
- * is dropped (the previous points stay, so a resume starts a little earlier) and tried again at
- * the next point.
+ * A session's points ([LM-DLV-20]): the newest is held in memory and written through `store`,
+ * sealed ([LM-DLV-22]), at most once per `interval` ms, and once more when the session is cut
+ * off. A write that fails is dropped (the previous points stay, so a resume starts a little
+ * earlier) and tried again at the next point.
  */
 export function digestCheckpoints(o: CheckpointOptions): DigestCheckpoints {
   const interval = o.interval ?? POINT_SAVE_MS;
@@ -160,7 +255,7 @@ export function digestCheckpoints(o: CheckpointOptions): DigestCheckpoints {
     const p = latest;
     if (!p || closed || p.n <= savedN) return;
     try {
-      o.store.keepPoint(o.txh, maskPoint(o.mask, p)); // [LM-DLV-22]
+      o.store.keepPoint(o.txh, sealPoint(o.keys, p)); // [LM-DLV-22]
       savedN = p.n;
     } catch {
       // the licence store refused the write: the points before this one still resume the job
@@ -179,7 +274,7 @@ export function digestCheckpoints(o: CheckpointOptions): DigestCheckpoints {
     destroy() {
       closed = true;
       latest = undefined;
-      wipe(o.mask);
+      wipe(o.keys);
     },
   };
 }

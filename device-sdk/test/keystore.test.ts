@@ -4,7 +4,8 @@
  * SDK never holds the secret: ACCEPT, the sealed licence ([LM-TX-1]), the resume ticket at the
  * counting point and when cut off ([LM-LIC-1], [LM-LIC-3]) and signed refusals ([LM-FRAME-9])
  * all go through it and verify under its public key. A store that fails, or answers wrongly,
- * fails with its name; the file-backed store signs as the key file does and shows no secret.
+ * fails with its name; the file-backed store signs as the key file does and shows no secret. A
+ * store (or a key pair) whose signing key is not its public key fails when the device starts.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,8 @@ import {
   createTx, decodeFrame, digest, ecdh, edPublicToX25519, encodeFrame, equalBytes, identityKeyPair, randomBytes, sign, signWith, toHex, verify, verifyFrame, verifyTicket, x25519KeyPair,
 } from '@livematrix/spec';
 import { createIdentityFile, fileKeyStore } from '@livematrix/spec/keyfile';
+import { KeyStoreMismatchError, keyStoreOf } from '@livematrix/spec/keystore';
+import { Device } from '../src/device.js';
 import { type CountingKeyStore, countingKeyStore } from '@livematrix/testkit';
 import { Licences, memoryLicenceStore } from '../src/licences.js';
 import { OfferDesk, type OfferHost, type RunningSession, type SessionInit, offerChecks } from '../src/offer.js';
@@ -163,5 +166,30 @@ describe('a device on a key store never needs its secret key', () => {
     const shown = JSON.stringify(store, (_k, v: unknown) => (v instanceof Uint8Array ? toHex(v) : v));
     expect(shown).not.toContain(toHex(pair.secretKey));
     expect(Object.keys(store).sort()).toEqual(['id', 'publicKey', 'sign', 'x25519']);
+  });
+
+  it('a store whose signing key is not its publicKey, and such a key pair, fail with KeyStoreMismatchError when taken (at Device.start, before connecting); matching ones are taken', async () => {
+    const a = countingKeyStore();
+    const b = countingKeyStore();
+    const crossed: IdentityKeyStore = { publicKey: b.publicKey, sign: (m) => a.sign(m), x25519: (p) => a.x25519(p) };
+    expect(() => keyStoreOf(crossed)).toThrow(KeyStoreMismatchError);
+    expect(() => keyStoreOf(crossed)).toThrow(new RegExp(`signs with another key than its publicKey ${toHex(b.publicKey)}: every frame it signed would be refused by its peers`));
+    const [p1, p2] = [identityKeyPair(), identityKeyPair()];
+    expect(() => keyStoreOf({ secretKey: p1.secretKey, publicKey: p2.publicKey })).toThrow(KeyStoreMismatchError);
+    expect(() => keyStoreOf({ ...a, publicKey: new Uint8Array(31) } as IdentityKeyStore)).toThrow(/publicKey must be a 32-byte Ed25519 public key, got 31 bytes/);
+    // a store that cannot sign is named as before (signWith), not as a mismatch
+    const broken = countingKeyStore();
+    broken.failWith(new Error('token removed'));
+    expect(() => keyStoreOf(broken)).toThrow(/the identity key store failed to sign: token removed/);
+    // the device refuses to start with it: nothing connects (no broker listens at this URL)
+    const start = Device.start({ url: 'mqtt://127.0.0.1:1', fleet: 'default', id: DEVICE, identity: crossed, trustedOperators: [operator.publicKey] });
+    await expect(start).rejects.toBeInstanceOf(KeyStoreMismatchError);
+    // accepted: the store itself, and a key pair wrapped, each signing what verifies under its key
+    const good = countingKeyStore();
+    expect(keyStoreOf(good)).toBe(good);
+    expect(good.signed).toEqual(['self-test']); // the self-test's one signature
+    const wrapped = keyStoreOf(p1);
+    const m = randomBytes(40);
+    expect(verify(p1.publicKey, m, wrapped.sign(m))).toBe(true);
   });
 });

@@ -3,9 +3,11 @@
  * socat pty pair) against the testkit's firmware simulator on the other: the firmware's
  * accepted program equals the job line for line, also with flipped bits, lost oks and slow moves,
  * with one command in flight or with advanced ok; silence, a halt, a reboot and an overlong line
- * fail with their typed errors.
+ * fail with their typed errors, and so do bytes without a line break (a wrong baud rate).
  */
 import { describe, expect, it } from 'vitest';
+import { openPty, ptyPair } from '@livematrix/testkit';
+import { MAX_FIRMWARE_LINE, openMarlinSerial } from '../src/machine/serial.js';
 import { MachineHaltedError, MachineLineError, MachineProtocolError, MachineResetError, MachineTimeoutError, type MarlinHost, cleanLine } from '../src/machine/index.js';
 import { bench, gcodeJob, haveSocat, inCI, program } from './machine-kit.js';
 
@@ -131,5 +133,29 @@ describe.runIf(haveSocat || inCI)('machine link over a pty pair (socat) against 
     await link.host.send(fits);
     await link.host.drain();
     expect(sim.program).toEqual([fits]);
+  });
+
+  it('fails with MachineProtocolError when the firmware sends more than 4096 bytes without a line break (a wrong baud rate?); a 4000-byte line passes', async () => {
+    const pair = await ptyPair();
+    const fw = openPty(pair.b);
+    const link = await openMarlinSerial({ path: pair.a, baudRate: 115200 });
+    try {
+      // accepted: a long line, split across writes, arrives whole
+      const long = 'echo:' + 'y'.repeat(3995);
+      const echoed = new Promise<string>((r) => link.host.once('echo', r));
+      fw.output.write(long.slice(0, 1500));
+      fw.output.write(long.slice(1500) + '\n');
+      expect(await echoed).toBe('y'.repeat(3995));
+      // refused: noise of a wrong baud rate, never a line break
+      const waiting = link.host.reset().catch((e: unknown) => e);
+      fw.output.write(Buffer.alloc(MAX_FIRMWARE_LINE + 1, 0xf3));
+      const e = await waiting;
+      expect(e).toBeInstanceOf(MachineProtocolError);
+      expect((e as Error).message).toMatch(/the firmware sent \d+ bytes without a line break \(at most 4096 in a line\): is 115200 the baud rate the firmware was built with\?/);
+    } finally {
+      await link.close();
+      fw.close();
+      await pair.close();
+    }
   });
 });

@@ -1,10 +1,12 @@
 /**
  * Resume without the plaintext ([LM-DLV-20], [LM-DLV-21], [LM-DLV-22]), without a broker: the
  * SHA-256 state taken out and put back (FIPS 180-4 known answers, and equality with OpenSSL's
- * SHA-256 over every split), masked points, the choice of a resume point, the licence store that
+ * SHA-256 over every split), masked and tagged points, the choice of a resume point (a point whose
+ * tag fails is skipped), points kept spread over time, the licence store that
  * keeps points beside the tickets and erases them with the print, the bounded write rate, and
  * the delivery phase carrying the end digest across a crash ([LM-DLV-6]): it verifies from a kept
- * point, and fails with `digest` from one that was altered, for plain and protected jobs.
+ * point, skips one that was altered for an older one (or 0), and fails with `digest` should a
+ * wrong state ever get past the tags, for plain and protected jobs.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,8 +21,12 @@ import { Delivery, contentLayer } from '../src/delivery.js';
 import { type LicenceRecord, Licences, type LicenceStore, fileLicenceStore, memoryLicenceStore } from '../src/licences.js';
 import type { ChunkState } from '../src/receive.js';
 import {
-  type HashPoint, POINTS_KEPT, POINT_SAVE_MS, ResumableSha256, digestCheckpoints, maskPoint, pickPoint, pointMaskKey, pointStep,
+  type HashPoint, POINTS_KEPT, type SealedPoint, ResumableSha256, digestCheckpoints, maskPoint, openPoint, pickPoint, pointKeys, pointMaskKey, pointStep, pointTag,
+  retainPoints, sealPoint,
 } from '../src/resume.js';
+
+/** the write interval the tests run with (a device's default is POINT_SAVE_MS, 10 s) */
+const POINT_SAVE_MS = 1000;
 import { revisionPolicy } from '../src/revisions.js';
 
 const sha256 = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest());
@@ -84,19 +90,65 @@ describe('masked points and the resume point [LM-DLV-20] [LM-DLV-22]', () => {
 
   it('steps by lcm(C, 64) and picks the largest kept point at most the consumer\'s count and a multiple of C', () => {
     expect([pointStep(256), pointStep(96), pointStep(8176), pointStep(3069)]).toEqual([256, 192, 32704, 196416]);
-    const at = (n: number): HashPoint => ({ n, h: new Uint8Array(32) });
+    const keys = pointKeys(randomBytes(32));
+    const at = (n: number): SealedPoint => sealPoint(keys, { n, h: new Uint8Array(32) });
     const kept = [at(192), at(384), at(576), at(768)];
-    expect(pickPoint(kept, 700, 96)?.n).toBe(576);
-    expect(pickPoint(kept, 768, 96)?.n).toBe(768);
-    expect(pickPoint(kept, 700, 128)?.n).toBe(384); // a session of another C: only points on its chunks
-    expect(pickPoint(kept, 191, 96)).toBeUndefined();
-    expect(pickPoint([], 10_000, 96)).toBeUndefined();
+    expect(pickPoint(kept, 700, 96, keys)).toEqual({ n: 576, h: new Uint8Array(32) }); // unmasked
+    expect(pickPoint(kept, 768, 96, keys)?.n).toBe(768);
+    expect(pickPoint(kept, 700, 128, keys)?.n).toBe(384); // a session of another C: only points on its chunks
+    expect(pickPoint(kept, 191, 96, keys)).toBeUndefined();
+    expect(pickPoint([], 10_000, 96, keys)).toBeUndefined();
+  });
+
+  it('tags each point: one whose n, masked h or tag changed is skipped for the next older one, and reported [LM-DLV-22]', () => {
+    const licence = randomBytes(32);
+    const keys = pointKeys(licence);
+    const real = (n: number) => new ResumableSha256().update(new Uint8Array(n).fill(7)).point()!;
+    const sealed = [192, 384, 576].map((n) => sealPoint(keys, real(n)));
+    expect(openPoint(keys, sealed[2]!)).toEqual(real(576));
+    const flip = (b: Uint8Array, i: number) => b.map((x, j) => (j === i ? x ^ 1 : x));
+    const bad: number[] = [];
+    // one bit of the masked state (an SD card's flip)
+    expect(pickPoint([sealed[0]!, sealed[1]!, { ...sealed[2]!, h: flip(sealed[2]!.h, 31) }], 600, 192, keys, (n) => bad.push(n))).toEqual(real(384));
+    expect(bad).toEqual([576]);
+    // a bit of the tag; a point moved to another n
+    expect(pickPoint([sealed[0]!, { ...sealed[1]!, t: flip(sealed[1]!.t, 0) }], 600, 192, keys, (n) => bad.push(n))).toEqual(real(192));
+    expect(pickPoint([{ ...sealed[0]!, n: 384 }], 600, 192, keys, (n) => bad.push(n))).toBeUndefined();
+    expect(bad).toEqual([576, 384, 384]);
+    // altered with its tag recomputed: without the licence's tag key the tag is wrong. The mask
+    // key alone does not make a tag; the keys of another licence do not either
+    const forged = maskPoint(pointMaskKey(licence), { n: 576, h: randomBytes(32) });
+    expect(openPoint(keys, { ...forged, t: pointTag(pointMaskKey(licence), forged) })).toBeUndefined();
+    expect(openPoint(keys, { ...forged, t: pointTag(pointKeys(randomBytes(32)).subarray(32), forged) })).toBeUndefined();
+    // the tag key of this licence would make it pass: it is the key that keeps it out
+    expect(openPoint(keys, { ...forged, t: pointTag(keys.subarray(32), forged) })).toBeDefined();
+  });
+
+  it('keeps at most POINTS_KEPT points spread over time: for every lag of A saves up to 2^8 a point between A and 3A saves old [LM-DLV-20]', () => {
+    let list: { s: number }[] = [];
+    let worst = 0;
+    let longest = 0;
+    for (let s = 1; s <= 2000; s++) {
+      list = retainPoints([...list, { s }]);
+      longest = Math.max(longest, list.length);
+      expect(list.some((p) => p.s === s)).toBe(true); // the newest always
+      if (s <= 2 * 256) continue; // the bands are filled
+      for (let a = 1; a <= 256; a++) {
+        const older = list.map((p) => s - p.s).filter((age) => age >= a);
+        expect(older.length).toBeGreaterThan(0);
+        worst = Math.max(worst, Math.min(...older) / a);
+      }
+    }
+    expect(longest).toBe(POINTS_KEPT);
+    expect(worst).toBeLessThan(3);
+    // (the newest POINTS_KEPT alone would leave a lag of POINTS_KEPT saves with none.) Of 40 saves: the newest, the oldest of each band
+    expect(retainPoints(Array.from({ length: 40 }, (_, i) => ({ s: i + 1 }))).map((p) => 40 - p.s).sort((x, y) => x - y)).toEqual([0, 1, 3, 7, 15, 31, 39]);
   });
 });
 
 describe('points beside the tickets [LM-DLV-20] [LM-DLV-21] [LM-LIC-2]', () => {
   const txh = toHex(randomBytes(32));
-  const point = (n: number): HashPoint => ({ n, h: randomBytes(32) });
+  const point = (n: number): SealedPoint => ({ n, h: randomBytes(32), t: randomBytes(32) });
 
   it('keeps the newest points of a running or held print, one per count, across a restart of the file store', () => {
     const dir = tempDir();
@@ -111,7 +163,9 @@ describe('points beside the tickets [LM-DLV-20] [LM-DLV-21] [LM-LIC-2]', () => {
     l.keepPoint(txh, again);
     const reloaded = new Licences(fileLicenceStore(dir), identity, 'p1', clock.clock); // the process restarted
     const kept = reloaded.points(txh);
-    expect(kept.map((p) => p.n)).toEqual(Array.from({ length: POINTS_KEPT }, (_, i) => 64 * (i + 4)));
+    // 14 saves (the last again at 832, now the newest): it, and the oldest of each band of ages
+    // [2,4) 704, [4,8) 576, [8,16) 64; the band [1,2) held 832 before its second save
+    expect(kept.map((p) => p.n)).toEqual([64, 576, 704, 832]);
     expect(kept.at(-1)).toEqual(again);
     expect(reloaded.held(txh)).toBeDefined(); // its running ticket is held now, and the points with it
   });
@@ -139,8 +193,8 @@ describe('writes at a bounded rate [LM-DLV-20]', () => {
   it('writes a point at most once per second, the newest on flush, nothing after destroy, and erases its key', () => {
     const clock = new ManualClock(T0);
     const written: number[] = [];
-    const mask = pointMaskKey(randomBytes(32));
-    const cp = digestCheckpoints({ txh: 'x', chunk: 256, start: undefined, mask, clock: clock.clock, store: { keepPoint: (_t, p) => void written.push(p.n) } });
+    const mask = pointKeys(randomBytes(32));
+    const cp = digestCheckpoints({ txh: 'x', chunk: 256, start: undefined, keys: mask, clock: clock.clock, store: { keepPoint: (_t, p) => void written.push(p.n) }, interval: POINT_SAVE_MS });
     expect(cp.step).toBe(256);
     const p = (n: number): HashPoint => ({ n, h: new Uint8Array(32) });
     cp.passed(p(256)); // the first point goes at once
@@ -169,7 +223,7 @@ describe('writes at a bounded rate [LM-DLV-20]', () => {
     let failing = true;
     const written: number[] = [];
     const cp = digestCheckpoints({
-      txh: 'x', chunk: 256, start: undefined, mask: randomBytes(32), clock: clock.clock,
+      txh: 'x', chunk: 256, start: undefined, keys: randomBytes(64), clock: clock.clock, interval: POINT_SAVE_MS,
       store: { keepPoint: (_t, p) => (failing ? (() => { throw new Error('disk full'); })() : void written.push(p.n)) },
     });
     cp.passed({ n: 256, h: new Uint8Array(32) });
@@ -214,8 +268,7 @@ function session(j: Job, licences: Licences, clock: ManualClock, from: number, s
     chunks.set(i, { ctlen: ct.length, m: symbols.length, symbols, have: new Uint8Array(symbols.length).fill(1), missing: 0 });
     keys.set(i, k);
   }
-  const mask = pointMaskKey(j.licence);
-  const checkpoints = digestCheckpoints({ txh: j.txh, chunk: C, start: start && maskPoint(mask, start), mask, clock: clock.clock, store: licences });
+  const checkpoints = digestCheckpoints({ txh: j.txh, chunk: C, start, keys: pointKeys(j.licence), clock: clock.clock, store: licences, interval: POINT_SAVE_MS });
   const pushed: Uint8Array[] = [];
   const d = new Delivery({
     sid, params, tx: j.tx, from, clock: () => NOW, revisions: revisionPolicy(), content: contentLayer(), checkpoints,
@@ -251,9 +304,10 @@ function crashAndResume(j: Job, store: LicenceStore, tamper?: (r: LicenceRecord)
     store.save(r);
   }
   const second = new Licences(store, identity, 'p1', clock.clock);
-  const kept = pickPoint(second.points(j.txh), took, C);
-  expect(kept?.n).toBe(6 * C); // 672 = 7·96 is no multiple of 64; 576 = 3·192 is the newest point
-  const s2 = session(j, second, clock, kept!.n, kept);
+  const bad: number[] = [];
+  const kept = pickPoint(second.points(j.txh), took, C, pointKeys(j.licence), (n) => bad.push(n));
+  const from = kept?.n ?? 0;
+  const s2 = session(j, second, clock, from, kept);
   let d: Uint8Array | undefined;
   let err: unknown;
   try {
@@ -264,7 +318,7 @@ function crashAndResume(j: Job, store: LicenceStore, tamper?: (r: LicenceRecord)
   } catch (e) {
     err = e;
   }
-  return { digest: d, err, kept: kept! };
+  return { digest: d, err, from, bad };
 }
 
 describe('the end digest across a crash, from a kept point [LM-DLV-20] [LM-DLV-6]', () => {
@@ -272,19 +326,56 @@ describe('the end digest across a crash, from a kept point [LM-DLV-20] [LM-DLV-6
     const kind = protectedJob ? 'a protected job (keyed digest, [LM-PROT-4])' : 'a job';
     it(`${kind}: verifies from the kept point with nothing of the first ${6 * C} bytes read back`, () => {
       const j = job(12, protectedJob);
-      const { digest, err } = crashAndResume(j, memoryLicenceStore());
+      const { digest, err, from, bad } = crashAndResume(j, memoryLicenceStore());
+      expect(from).toBe(6 * C); // 672 = 7·96 is no multiple of 64; 576 = 3·192 is the newest point
+      expect(bad).toEqual([]);
       expect(err).toBeUndefined();
       expect(digest && equalBytes(digest, j.jd)).toBe(true);
     });
 
-    it(`${kind}: fails with digest from a kept point that was altered, instead of completing [LM-DLV-22]`, () => {
+    it(`${kind}: skips a kept point that was altered (its tag fails) and resumes from an older one to the right digest [LM-DLV-22]`, () => {
       const j = job(12, protectedJob);
-      const { digest, err } = crashAndResume(j, memoryLicenceStore(), (r) => {
-        for (const p of r.points![j.txh]!) p.h = toHex(fromHex(p.h).map((x, i) => (i === 31 ? x ^ 1 : x))); // one bit of H(i)
+      const { digest, err, from, bad } = crashAndResume(j, memoryLicenceStore(), (r) => {
+        const newest = r.points![j.txh]!.find((p) => p.n === 6 * C)!;
+        newest.h = toHex(fromHex(newest.h).map((x, i) => (i === 31 ? x ^ 1 : x))); // one bit of H(i)
       });
-      expect(digest).toBeUndefined();
-      expect(err).toBeInstanceOf(LmError);
-      expect((err as LmError).code).toBe(Reason.digest);
+      expect(bad).toEqual([6 * C]);
+      expect(from).toBe(4 * C);
+      expect(err).toBeUndefined();
+      expect(digest && equalBytes(digest, j.jd)).toBe(true);
+    });
+
+    it(`${kind}: with every point altered, resumes from 0 to the right digest [LM-DLV-22]`, () => {
+      const j = job(12, protectedJob);
+      const { digest, err, from, bad } = crashAndResume(j, memoryLicenceStore(), (r) => {
+        for (const p of r.points![j.txh]!) p.t = toHex(fromHex(p.t!).map((x, i) => (i === 0 ? x ^ 0x80 : x)));
+      });
+      expect(bad).toEqual([6 * C, 4 * C, 2 * C]);
+      expect(from).toBe(0);
+      expect(err).toBeUndefined();
+      expect(digest && equalBytes(digest, j.jd)).toBe(true);
+    });
+
+    it(`${kind}: a wrong state that got past the tags still fails the end digest with digest, never completes [LM-DLV-6]`, () => {
+      const j = job(12, protectedJob);
+      const licences = new Licences(memoryLicenceStore(), identity, 'p1', new ManualClock(T0).clock);
+      licences.count(j.txh, 1, { sid: toHex(randomBytes(16)), off: 0, exp: T0 + HOUR });
+      const real = new ResumableSha256().update(j.plain.subarray(0, 6 * C)).point()!;
+      const wrong = { n: real.n, h: real.h.map((x, i) => (i === 31 ? x ^ 1 : x)) };
+      const s2 = session(j, licences, new ManualClock(T0), 6 * C, wrong);
+      const e = (() => {
+        try {
+          for (const b of s2.pushed) {
+            s2.d.consume(b);
+            s2.d.finish();
+          }
+        } catch (x) {
+          return x;
+        }
+        return undefined;
+      })();
+      expect(e).toBeInstanceOf(LmError);
+      expect((e as LmError).code).toBe(Reason.digest);
     });
   }
 
@@ -295,11 +386,12 @@ describe('the end digest across a crash, from a kept point [LM-DLV-20] [LM-DLV-6
     const text = readFileSync(join(dir, 'licences.json'), 'utf8');
     const stored = (JSON.parse(text) as LicenceRecord).points![j.txh]!;
     expect(stored.length).toBeGreaterThan(0);
-    const mk = pointMaskKey(j.licence);
+    const keys = pointKeys(j.licence);
     for (const s of stored) {
       const real = new ResumableSha256().update(j.plain.subarray(0, s.n)).point()!;
       expect(text.includes(toHex(real.h))).toBe(false);
-      expect(maskPoint(mk, { n: s.n, h: fromHex(s.h) })).toEqual(real);
+      expect(maskPoint(pointMaskKey(j.licence), { n: s.n, h: fromHex(s.h) })).toEqual(real);
+      expect(openPoint(keys, { n: s.n, h: fromHex(s.h), t: fromHex(s.t!) })).toEqual(real);
     }
   });
 });

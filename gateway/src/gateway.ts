@@ -168,7 +168,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     if (parts[5] === 'state') {
       if (f.type === FrameType.HELLO) this.onHello(device, f);
       else if (f.type === FrameType.BYE) {
-        const late = lateByeReason(f.body, this.hellos.latestOf(device));
+        const late = lateByeReason(f.body, this.hellos.latestOf(device, this.deviceKeyOf(device)));
         if (late) return void this.emit('reject', { code: Reason.offline, detail: `BYE of "${device}" ignored: ${late}` });
         this.hellos.offline(device);
         this.emit('offline', device);
@@ -178,8 +178,9 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     if (parts[5] === 'status') {
       if (f.type !== FrameType.STATUS) return;
-      const hello = this.hellos.latestOf(device);
-      const why = this.statuses.take(device, f, this.o.deviceKeys?.get(device) ?? hello?.idpk, hello);
+      const key = this.deviceKeyOf(device);
+      const hello = this.hellos.latestOf(device, key);
+      const why = this.statuses.take(device, f, key, hello);
       if (why) this.emit('reject', { code: Reason.auth, detail: `STATUS of "${device}" ignored: ${why} ([LM-STATE-6])` });
       else this.emit('status', device, f.body);
       return;
@@ -189,6 +190,16 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     const sid = 'sid' in f.body ? f.body.sid : undefined;
     if (sid && !equalBytes(sid, s.sid)) return; // [LM-FRAME-8]
     void s.onFrame(f, payload).catch((e: unknown) => s.fail(toLmError(e)));
+  }
+
+  /**
+   * The identity key this gateway knows the device by ([LM-STATE-5], [LM-STATE-6]): the registered
+   * one; without a registry that of the transaction it streams to the device now, else that of the
+   * first HELLO it accepted of the device; undefined when it has none (then a BYE counts as it is,
+   * [LM-DLV-13], and no STATUS is taken).
+   */
+  private deviceKeyOf(device: string): Uint8Array | undefined {
+    return this.o.deviceKeys?.get(device) ?? this.streams.get(device)?.tx.body.dpk ?? this.hellos.firstKeyOf(device);
   }
 
   /**

@@ -124,9 +124,19 @@ export class HelloBook {
     else this.waiters.delete(device);
   }
 
-  /** The latest HELLO accepted of `device`, of any key ([LM-STATE-5], [LM-STATE-6]). */
-  latestOf(device: string): HelloBody | undefined {
-    return [...(this.latest.get(device)?.values() ?? [])].pop();
+  /**
+   * The latest HELLO accepted of `device` under the identity key `key` ([LM-STATE-5], [LM-STATE-6]);
+   * undefined without a key: a HELLO of any key must not decide what a device's Will or status
+   * means, or whoever announces a device under a key of their own would hide its Will.
+   */
+  latestOf(device: string, key: Uint8Array | undefined): HelloBody | undefined {
+    return key ? this.latest.get(device)?.get(toHex(key)) : undefined;
+  }
+
+  /** The identity key of the first HELLO this gateway accepted of `device` (trust on first use, for a gateway without a registry). */
+  firstKeyOf(device: string): Uint8Array | undefined {
+    const first = this.latest.get(device)?.values().next();
+    return first && !first.done ? first.value.idpk : undefined;
   }
 
   /** Devices with an accepted HELLO and no BYE since. */

@@ -47,5 +47,5 @@ export class StatusBook {
  */
 export function lateByeReason(bye: ByeBody, hello: HelloBody | undefined): string | undefined {
   if (!isStaleBye(bye, hello)) return undefined;
-  return `its bd ${String(bye.bd)} is not that of the device's current connection (${String(hello?.bd)}): the late Last Will of an earlier connection ([LM-STATE-5])`;
+  return `its bd ${String(bye.bd)} is below that of the device's current connection (${String(hello?.bd)}): the late Last Will of an earlier connection ([LM-STATE-5])`;
 }

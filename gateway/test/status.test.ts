@@ -1,5 +1,5 @@
 /**
- * Device state on the gateway side without a broker (SPEC.md §10.2): a BYE of another boot
+ * Device state on the gateway side without a broker (SPEC.md §10.2): a BYE of an earlier boot
  * sequence than the current HELLO's is the late Will of an earlier connection and changes nothing
  * ([LM-STATE-5]); a STATUS is taken only when it is the device's, of its current connection and
  * newer than the last ([LM-STATE-6]).
@@ -22,26 +22,32 @@ function status(o: Partial<StatusBody> = {}, signer = dev): StatusFrame {
 }
 
 describe('late Last Wills [LM-STATE-5]', () => {
-  it('[LM-STATE-5] a BYE of another bd than the latest HELLO is ignored; of the same bd, without bd, or against a HELLO without bd, it counts', () => {
-    expect(lateByeReason(bye(4), hello(5))).toMatch(/bd 4 is not that of the device's current connection \(5\).*LM-STATE-5/);
-    expect(lateByeReason(bye(6), hello(5))).toMatch(/late Last Will/); // the Will of a connection whose HELLO never came: the current one is up
+  it('[LM-STATE-5] a BYE of a bd below the latest HELLO\'s is ignored; of the same or a greater bd, without bd, or against a HELLO without bd, it counts', () => {
+    expect(lateByeReason(bye(4), hello(5))).toMatch(/bd 4 is below that of the device's current connection \(5\).*LM-STATE-5/);
+    // the Will of a later connection whose HELLO this gateway never took (it was away, or refused
+    // it): that connection is gone, and so is the device
+    expect(lateByeReason(bye(6), hello(5))).toBeUndefined();
     expect(lateByeReason(bye(5), hello(5))).toBeUndefined();
     expect(lateByeReason(bye(), hello(5))).toBeUndefined();
     expect(lateByeReason(bye(4), hello())).toBeUndefined();
     expect(lateByeReason(bye(4), undefined)).toBeUndefined();
   });
 
-  it('[LM-STATE-5] the latest HELLO is the one accepted last, of any key, kept across a BYE', () => {
+  it('[LM-STATE-5] the latest HELLO is the one accepted last under the device\'s key, kept across a BYE; another key\'s HELLO decides nothing', () => {
     const book = new HelloBook(new ManualClock());
-    expect(book.latestOf('p1')).toBeUndefined();
+    expect(book.latestOf('p1', dev.publicKey)).toBeUndefined();
     book.accept('p1', hello(5));
     const other = identityKeyPair();
+    // whoever announces the device under a key of their own cannot make its Will look late
     book.accept('p1', { ...hello(9), idpk: other.publicKey });
-    expect(book.latestOf('p1')?.bd).toBe(9);
+    expect(book.latestOf('p1', dev.publicKey)?.bd).toBe(5);
+    expect(book.latestOf('p1', other.publicKey)?.bd).toBe(9);
+    expect(book.latestOf('p1', undefined)).toBeUndefined(); // no key known: nothing decides
+    expect(book.firstKeyOf('p1')).toEqual(dev.publicKey); // without a registry: the first key it took
     book.accept('p1', hello(6));
-    expect(book.latestOf('p1')?.bd).toBe(6);
+    expect(book.latestOf('p1', dev.publicKey)?.bd).toBe(6);
     book.offline('p1');
-    expect(book.latestOf('p1')?.bd).toBe(6);
+    expect(book.latestOf('p1', dev.publicKey)?.bd).toBe(6);
     expect(book.onlineDevices()).toEqual([]);
   });
 });

@@ -42,7 +42,7 @@ export { ID_RE, RECEIPT_MAX, SCHEMAS, SVC_MAX, TICKET_MAX, type SvcReqBody, type
 // Ed25519 identities
 export { edPublicToX25519, edSecretToX25519, identityKeyPair, sign, verify, type IdentityKeyPair } from './identity.js';
 // identity keys behind a key store (a secure element); also `@livematrix/spec/keystore`
-export { agreeWith, frameSigner, isKeyStore, keyStoreOf, memoryKeyStore, signWith, signingKey, type IdentityKey, type IdentityKeyStore, type IdentitySigner, type SigningKey } from './keystore.js';
+export { KeyStoreMismatchError, agreeWith, checkKeyStore, frameSigner, isKeyStore, keyStoreOf, memoryKeyStore, signWith, signingKey, type IdentityKey, type IdentityKeyStore, type IdentitySigner, type SigningKey } from './keystore.js';
 
 // signed streaming transactions and sealed licences (SPEC §11)
 export { TX_MAX_VALIDITY_MS, createTx, decodeTx, openLicence, sealLicence, signTx, verifyTx, type SealedLicence, type SignedTx, type TxBody, type TxContext, type TxRequest } from './tx.js';

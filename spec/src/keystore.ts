@@ -22,9 +22,9 @@
  * await Device.start({ ..., identity: store });
  */
 import { x25519 } from '@noble/curves/ed25519.js';
-import { abytes, wipe } from './bytes.js';
-import { LmError, Reason, errorMessage } from './errors.js';
-import { type IdentityKeyPair, edSecretToX25519, sign } from './identity.js';
+import { abytes, concatBytes, randomBytes, toHex, wipe } from './bytes.js';
+import { ConfigError, LmError, Reason, errorMessage } from './errors.js';
+import { type IdentityKeyPair, edSecretToX25519, sign, verify } from './identity.js';
 
 /** Length of an Ed25519 signature. */
 const SIGNATURE_LENGTH = 64;
@@ -75,9 +75,46 @@ export function memoryKeyStore(pair: IdentityKeyPair): IdentityKeyStore {
   };
 }
 
-/** The identity as a key store: a store as it is, a key pair wrapped by {@link memoryKeyStore}. */
+/**
+ * An identity whose signing key is not the key of its `publicKey` (a key store pointed at the
+ * wrong slot of a token, a key file whose public half was edited): every frame it signed would
+ * fail at its peers, so it fails where the identity is first taken instead.
+ */
+export class KeyStoreMismatchError extends ConfigError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KeyStoreMismatchError';
+  }
+}
+
+/** What the self-test signs: a prefix no protocol message starts with, and 16 random bytes. */
+const SELF_TEST = new TextEncoder().encode('livematrix identity key self-test\0');
+
+/**
+ * Signs one test message with `store` and verifies it under its `publicKey`; a
+ * {@link KeyStoreMismatchError} when it does not verify, the errors of {@link signWith} when the
+ * store fails or answers with no signature.
+ */
+export function checkKeyStore(store: IdentityKeyStore): void {
+  const publicKey = store.publicKey as unknown;
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) {
+    throw new KeyStoreMismatchError(`the identity key store's publicKey must be a 32-byte Ed25519 public key, got ${publicKey instanceof Uint8Array ? `${publicKey.length} bytes` : typeof publicKey}`);
+  }
+  const message = concatBytes(SELF_TEST, randomBytes(16));
+  if (!verify(publicKey, message, signWith(store, message))) {
+    throw new KeyStoreMismatchError(`the identity key store signs with another key than its publicKey ${toHex(publicKey)}: every frame it signed would be refused by its peers (is the store's key the one registered for this identity?)`);
+  }
+}
+
+/**
+ * The identity as a key store: a store as it is, a key pair wrapped by {@link memoryKeyStore};
+ * checked once by {@link checkKeyStore} (a sign and a verify), so that a signing key that does
+ * not match the public key fails here with a KeyStoreMismatchError.
+ */
 export function keyStoreOf(k: IdentityKey): IdentityKeyStore {
-  return isKeyStore(k) ? k : memoryKeyStore(k);
+  const store = isKeyStore(k) ? k : memoryKeyStore(k);
+  checkKeyStore(store);
+  return store;
 }
 
 /**

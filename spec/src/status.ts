@@ -31,7 +31,9 @@ export type StatusFrame = Frame<typeof FrameType.STATUS>;
  * if (isStaleBye(bye.body, hellos.latest(device))) return; // the device is still online
  */
 export function isStaleBye(bye: Pick<ByeBody, 'bd'>, current: Pick<HelloBody, 'bd'> | undefined): boolean {
-  return bye.bd !== undefined && current?.bd !== undefined && bye.bd !== current.bd;
+  // less than, not other than: a greater bd is the Will of a connection whose HELLO this receiver
+  // did not take (it was away, or refused it), and that connection is gone ([LM-STATE-5])
+  return bye.bd !== undefined && current?.bd !== undefined && bye.bd < current.bd;
 }
 
 /** What a receiver knows when it judges a STATUS ([LM-STATE-6]). */

@@ -8,7 +8,7 @@
 import { FRAME_TYPE_NAMES, type FrameTypeId, type IdentityKeyStore, decodeCbor, identityKeyPair, memoryKeyStore } from '@livematrix/spec';
 
 export interface CountingKeyStore extends IdentityKeyStore {
-  /** what was signed, in order: a frame type name (HELLO, ACCEPT, ERROR, RECEIPT...), 'ticket', 'token', or 'other' */
+  /** what was signed, in order: a frame type name (HELLO, ACCEPT, ERROR, RECEIPT...), 'ticket', 'token', 'self-test' (keyStoreOf), or 'other' */
   readonly signed: string[];
   /** X25519 agreements done (a sealed licence opened per accepted OFFER, [LM-TX-1]) */
   readonly agreements: number;
@@ -24,6 +24,7 @@ const PREFIXES: [string, (rest: Uint8Array) => string][] = [
   }],
   ['livematrix/1 ticket\0', () => 'ticket'],
   ['livematrix/1 connect\0', () => 'token'],
+  ['livematrix identity key self-test\0', () => 'self-test'], // keyStoreOf's check of the store (spec/src/keystore.ts)
 ];
 
 function whatIsSigned(m: Uint8Array): string {

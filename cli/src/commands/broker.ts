@@ -23,6 +23,12 @@ function brokerConfig(values: Values): BrokerConfig {
   if (values['ws-port'] !== undefined) c.ws = { port: num(values, 'ws-port', 8080, 0, 65535) };
   if (values['metrics-port'] !== undefined) c.metrics = { port: num(values, 'metrics-port', 9464, 0, 65535) };
   if (values['max-packet-size'] !== undefined) c.maxPacketSize = num(values, 'max-packet-size', 262_144, 64, 268_435_455);
+  // required client certificates refuse every CONNECT without one, on every listener: a plain
+  // listener would only refuse everyone, so the broker does not open one (SPEC §10.1)
+  if (c.tls?.requireClientCert) {
+    if (c.tcp !== false) throw new UsageError('--require-client-cert refuses every client without a certificate, and the plain mqtt listener carries none: add --tls-only (tcp: false in a --config file) so that only the TLS listener is open');
+    if (c.ws) throw new UsageError('--require-client-cert refuses every client without a certificate, and the WebSocket listener (--ws-port, ws in a --config file) carries none: drop it');
+  }
   return c;
 }
 
