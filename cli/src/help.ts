@@ -254,6 +254,7 @@ ${CONNECT_HELP}`,
                   [--url ${DEFAULT_URL}] [--credentials FILE] [--fleet default] [--once]
                   [--state DIR] [--simulate-telemetry] [--status-interval MS]
                   [--lite] [--workers N] [--wmax W] [--memory MIB] [--window KIB]
+                  [--resume-point-interval MS]
        livematrix device --identity FILE --operator-key HEX --serial PATH [--baud 115200]
                   [--serial-timeout MS] [--advanced-ok N] [...the options above but --out and --rate]
 
@@ -273,6 +274,9 @@ MS without an ok or busy: sends the oldest line again (twice), then fails the st
 (ok N.. P.. B..); N at most its BUFSIZE. A halted, silent or rebooted firmware fails the stream
 (exit code 1 at the end) and aborts it; the next stream starts again with M110.
 
+--resume-point-interval MS: how often, while a job streams, the device writes beside its ticket a
+point of the job's SHA-256 (no plaintext) that a restart resumes from (default 10000; each write
+replaces licences.json with two fsyncs, which an SD card wears under; SPEC.md [LM-DLV-20]).
 --state DIR holds what the device must never forget (default .livematrix/device-ID, or
 $LIVEMATRIX_STATE/device-ID): the prints it counted per transaction, its resume tickets, the
 OFFERs it saw and the newest revocation list, in licences.json, replaced atomically on every

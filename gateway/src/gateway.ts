@@ -178,6 +178,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     if (parts[5] === 'status') {
       if (f.type !== FrameType.STATUS) return;
+      if (this.statuses.isRepeat(device, f)) return;
       const key = this.deviceKeyOf(device);
       const hello = this.hellos.latestOf(device, key);
       const why = this.statuses.take(device, f, key, hello);
@@ -222,6 +223,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     }
     this.hellos.notify(device, h);
     this.emit('hello', device, h);
+    // a STATUS of this connection that came before its HELLO ([LM-STATE-6])
+    const key = this.deviceKeyOf(device);
+    const taken = this.statuses.takePending(device, key, this.hellos.latestOf(device, key));
+    if (taken) this.emit('status', device, taken);
   }
 
   /** An ALARM on the fleet's alarm topic, from this or another gateway or the broker ([LM-ALARM-6], [LM-FLEET-4]). */

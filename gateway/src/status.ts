@@ -13,6 +13,12 @@ const MAX_DEVICES = 10_000;
 /** The latest STATUS taken of each device. */
 export class StatusBook {
   private readonly latest = new Map<string, StatusBody>();
+  /**
+   * A STATUS of a connection newer than the device's latest accepted HELLO, kept (one per device,
+   * the newest) until that connection's HELLO is accepted: MQTT orders messages within one topic
+   * only, so a gateway that subscribes late may get the retained STATUS before the retained HELLO.
+   */
+  private readonly pending = new Map<string, StatusFrame>();
 
   /**
    * Takes `f`, on `device`'s status topic, as the device's state when [LM-STATE-6] allows: `key` is
@@ -24,7 +30,21 @@ export class StatusBook {
    */
   take(device: string, f: StatusFrame, key: Uint8Array | undefined, hello: HelloBody | undefined): string | undefined {
     const why = statusRefusal(device, f, { key, hello, last: this.latest.get(device) });
-    if (why !== undefined) return why;
+    if (why !== undefined) {
+      // of a connection whose HELLO has not been taken yet: kept for it ([LM-STATE-6] still decides)
+      if (f.body.device === device && (hello?.bd === undefined || f.body.bd > hello.bd)) {
+        const held = this.pending.get(device);
+        if (!held || held.body.bd < f.body.bd || (held.body.bd === f.body.bd && held.body.seq < f.body.seq)) {
+          this.pending.delete(device);
+          this.pending.set(device, f);
+          for (const old of this.pending.keys()) {
+            if (this.pending.size <= MAX_DEVICES) break;
+            this.pending.delete(old);
+          }
+        }
+      }
+      return why;
+    }
     this.latest.delete(device);
     this.latest.set(device, f.body);
     for (const old of this.latest.keys()) {
@@ -32,6 +52,23 @@ export class StatusBook {
       this.latest.delete(old);
     }
     return undefined;
+  }
+
+  /**
+   * After a HELLO of `device` was accepted: the STATUS kept for its connection, taken now if
+   * [LM-STATE-6] allows; returns it when taken.
+   */
+  takePending(device: string, key: Uint8Array | undefined, hello: HelloBody | undefined): StatusBody | undefined {
+    const f = this.pending.get(device);
+    if (!f || hello?.bd === undefined || f.body.bd > hello.bd) return undefined;
+    this.pending.delete(device);
+    return this.take(device, f, key, hello) === undefined ? f.body : undefined;
+  }
+
+  /** A STATUS already taken, delivered again (a retained message after a resubscription): nothing to say. */
+  isRepeat(device: string, f: StatusFrame): boolean {
+    const last = this.latest.get(device);
+    return last !== undefined && last.bd === f.body.bd && last.seq === f.body.seq && last.time === f.body.time;
   }
 
   /** The latest STATUS taken of `device`, if any. */

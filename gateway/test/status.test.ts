@@ -72,4 +72,22 @@ describe('taking a STATUS [LM-STATE-6]', () => {
     expect(book.take('p1', status({ seq: 0, bd: 6 }), dev.publicKey, hello(6))).toBeUndefined();
     expect(book.get('p1')).toMatchObject({ seq: 0, bd: 6 });
   });
+  it('[LM-STATE-6] a STATUS that comes before its connection\'s HELLO (another topic: MQTT does not order them) is kept and taken once that HELLO is; a forged one never is', () => {
+    const book = new StatusBook();
+    expect(book.take('p1', status({ seq: 0, bd: 5 }), dev.publicKey, hello(5))).toBeUndefined();
+    const early = status({ seq: 3, bd: 6, state: 4 });
+    expect(book.take('p1', early, dev.publicKey, hello(5))).toMatch(/bd 6 is not that of the device's current connection \(5\)/);
+    expect(book.takePending('p1', dev.publicKey, hello(5))).toBeUndefined(); // its HELLO has not come yet
+    expect(book.get('p1')).toMatchObject({ bd: 5, seq: 0 });
+    expect(book.takePending('p1', dev.publicKey, hello(6))).toMatchObject({ bd: 6, seq: 3, state: 4 });
+    expect(book.get('p1')).toMatchObject({ bd: 6, seq: 3 });
+    expect(book.takePending('p1', dev.publicKey, hello(6))).toBeUndefined(); // taken once
+    expect(book.isRepeat('p1', early)).toBe(true); // a retained copy delivered again: nothing to report
+    expect(book.isRepeat('p1', status({ seq: 4, bd: 6 }))).toBe(false);
+    // signed by another key: kept like any early STATUS, but its HELLO does not make it the device's
+    const forged = status({ seq: 0, bd: 7, state: 4 }, identityKeyPair());
+    book.take('p1', forged, dev.publicKey, hello(6));
+    expect(book.takePending('p1', dev.publicKey, hello(7))).toBeUndefined();
+    expect(book.get('p1')).toMatchObject({ bd: 6, seq: 3 });
+  });
 });

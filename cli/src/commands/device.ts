@@ -70,15 +70,17 @@ function resumeFrom({ out, part, progressFile }: Output): (txh: string) => Resum
  * so gateways offer it only widths it keeps up with.
  */
 export const LITE = { workers: 0, wmax: 16, memoryMiB: 16, windowKiB: 1024 } as const;
-function footprint(values: Values): { workers?: number; wmax?: number; memory?: number; window?: number } {
+function footprint(values: Values): { workers?: number; wmax?: number; memory?: number; window?: number; resumePointInterval?: number } {
   const lite = values['lite'] === true;
-  const o: { workers?: number; wmax?: number; memory?: number; window?: number } = lite
+  const o: { workers?: number; wmax?: number; memory?: number; window?: number; resumePointInterval?: number } = lite
     ? { workers: LITE.workers, wmax: LITE.wmax, memory: LITE.memoryMiB * 2 ** 20, window: LITE.windowKiB * 1024 }
     : {};
   if (values['workers'] !== undefined) o.workers = num(values, 'workers', 0, 0, 64);
   if (values['wmax'] !== undefined) o.wmax = num(values, 'wmax', 24, 8, 24); // [LM-PARAM-2]
   if (values['memory'] !== undefined) o.memory = num(values, 'memory', 512, 1, 65_536) * 2 ** 20;
   if (values['window'] !== undefined) o.window = num(values, 'window', 4096, 16, 1_048_576) * 1024;
+  // [LM-DLV-20]: how often the device writes a resume point beside its ticket (each write replaces licences.json)
+  if (values['resume-point-interval'] !== undefined) o.resumePointInterval = num(values, 'resume-point-interval', 10_000, 100, 3_600_000);
   for (const k of ['workers', 'wmax'] as const) {
     const v = o[k];
     if (v !== undefined && !Number.isInteger(v)) throw new UsageError(`--${k} must be an integer, got ${v}`);
@@ -230,7 +232,7 @@ export async function device(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     identity: { type: 'string' }, 'operator-key': { type: 'string' }, out: { type: 'string' }, rate: { type: 'string' }, url: { type: 'string' }, ...TLS_OPTIONS,
     credentials: { type: 'string' }, mqtt: { type: 'string' }, fleet: { type: 'string' }, once: { type: 'boolean' }, state: { type: 'string' }, 'simulate-telemetry': { type: 'boolean' },
-    'status-interval': { type: 'string' }, lite: { type: 'boolean' }, workers: { type: 'string' }, wmax: { type: 'string' }, memory: { type: 'string' }, window: { type: 'string' },
+    'status-interval': { type: 'string' }, lite: { type: 'boolean' }, workers: { type: 'string' }, wmax: { type: 'string' }, memory: { type: 'string' }, window: { type: 'string' }, 'resume-point-interval': { type: 'string' },
     ...SERIAL_OPTIONS, // --serial PATH: to a Marlin-style firmware instead of --out (machine-link.ts)
   });
   if (values['help']) return help('device');
