@@ -120,7 +120,7 @@ describe('a print cut off by a device crash resumes once and counts once [LM-LIC
     const state = join(s.dir, 'device-state');
     const db = join(s.dir, 'gateway.db');
     const out = join(s.dir, 'out.gcode');
-    let dev = device(s, state, out, '40000');
+    let dev = device(s, state, out, '80000');
     await dev.waitFor(/online/);
     const run = stream(s, db);
     // past the counting point, and past the first point of the job's digest the device keeps
@@ -129,7 +129,7 @@ describe('a print cut off by a device crash resumes once and counts once [LM-LIC
     dev.kill('SIGKILL');
     await dev;
     expect(printsOnDisk(state, s.txh)).toBe(1);
-    dev = device(s, state, out, '40000');
+    dev = device(s, state, out, '80000');
     const done = await run;
     expect(done.code, done.err).toBe(0);
     expect(done.err).toMatch(/holds a resume ticket/);
@@ -153,7 +153,7 @@ describe('crashes at any point of one print [LM-LIC-1] [LM-LIC-2] [LM-LIC-4] [LM
     const state = join(s.dir, 'device-state');
     const db = join(s.dir, 'gateway.db');
     const out = join(s.dir, 'out.gcode');
-    let dev = device(s, state, out, '40000');
+    let dev = device(s, state, out, '80000');
     await dev.waitFor(/online/);
     let run = stream(s, db);
     // each device process is killed after its consumer took about a fifth of the job (its third
@@ -169,7 +169,7 @@ describe('crashes at any point of one print [LM-LIC-1] [LM-LIC-2] [LM-LIC-4] [LM
         await run;
         run = stream(s, db);
       }
-      dev = device(s, state, out, '40000');
+      dev = device(s, state, out, '80000');
     }
     const done = await run;
     expect(done.code, done.err).toBe(0);
