@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { Device } from '@livematrix/device-sdk';
 import { fromHex, identityKeyPair } from '@livematrix/spec';
+import { vm } from './proc.js';
 
 interface Settings {
   url: string;
@@ -60,7 +61,9 @@ if (cfg.streams !== undefined) {
     h.update(b);
     n += b.length;
   }
-  const rss = process.resourceUsage().maxRSS * 1024;
+  // this process's own high-water mark: resourceUsage().maxRSS is not, Linux carries it over from
+  // the parent across exec (bench:footprint reads the same)
+  const rss = vm(process.pid, 'VmHWM');
   const cpuUsed = process.cpuUsage(c0);
   const cpu = (cpuUsed.user + cpuUsed.system) / 1e6;
   const up = device.link.stats.bytesOut; // ACKs, time sync, receipt: the device's share of the wire
